@@ -1,0 +1,171 @@
+// CPUDevice: the reference implementation of `ComputeDevice`, on OpenBLAS and plain loops.
+//
+// Every GEMM goes to `cblas_sgemm` (row-major). OpenBLAS is pinned to one thread and this type
+// does the threading itself (split the larger of M/N, or the batch, across the cores), so the
+// non-BLAS ops and the BLAS calls share one thread pool and results never depend on how
+// OpenBLAS would have split the work. Every reduction runs in a fixed order: a run is
+// reproducible bit for bit on a given machine.
+//
+// Not here: the op implementations beyond memory and GEMM (see CPUDevice+*.swift).
+
+import CShim
+import Dispatch
+import Foundation
+
+public final class CPUDevice: ComputeDevice {
+    public let name: String
+    public let kind = DeviceKind.cpu
+    /// Worker threads used for every op (OpenBLAS itself runs single-threaded inside them).
+    public let threads: Int
+    /// Per-worker scratch (attention score tiles), grown on demand, never shrunk.
+    var scratch: [UnsafeMutablePointer<Float>] = []
+    var scratchCount = 0
+
+    public init(threads: Int? = nil) {
+        let n = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.threads = n
+        openblas_set_num_threads(1)
+        self.name = "CPU (OpenBLAS, \(n) thread\(n == 1 ? "" : "s"))"
+    }
+
+    deinit { for p in scratch { p.deallocate() } }
+
+    // MARK: - Memory
+
+    public func makeBuffer(count: Int, label: String) throws -> DeviceBuffer {
+        guard count >= 0 else { throw DeviceError("cannot allocate '\(label)' with \(count) elements") }
+        let bytes = max(count, 1) * 4
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        return DeviceBuffer(count: count, label: label, owner: ObjectIdentifier(self), handle: raw) { $0.deallocate() }
+    }
+
+    @inline(__always) func ptr(_ v: TensorView) -> UnsafeMutablePointer<Float> {
+        precondition(v.buffer.owner == ObjectIdentifier(self), "buffer '\(v.buffer.label)' belongs to another device")
+        return v.buffer.handle.assumingMemoryBound(to: Float.self) + v.offset
+    }
+
+    @inline(__always) func intPtr(_ v: TensorView) -> UnsafeMutablePointer<Int32> {
+        precondition(v.buffer.owner == ObjectIdentifier(self), "buffer '\(v.buffer.label)' belongs to another device")
+        return v.buffer.handle.assumingMemoryBound(to: Int32.self) + v.offset
+    }
+
+    public func upload(_ source: UnsafeBufferPointer<Float>, to view: TensorView) throws {
+        guard source.count == view.count else {
+            throw DeviceError("upload of \(source.count) values into '\(view.buffer.label)' view of \(view.count)")
+        }
+        if let base = source.baseAddress { ptr(view).update(from: base, count: source.count) }
+    }
+
+    public func upload(_ source: UnsafeBufferPointer<Int32>, to view: TensorView) throws {
+        guard source.count == view.count else {
+            throw DeviceError("upload of \(source.count) values into '\(view.buffer.label)' view of \(view.count)")
+        }
+        if let base = source.baseAddress { intPtr(view).update(from: base, count: source.count) }
+    }
+
+    public func download(_ view: TensorView, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        guard destination.count == view.count else {
+            throw DeviceError("download of '\(view.buffer.label)' view of \(view.count) into \(destination.count) values")
+        }
+        if let base = destination.baseAddress { base.update(from: ptr(view), count: view.count) }
+    }
+
+    public func synchronize() throws {}
+
+    public func fill(_ view: TensorView, value: Float) {
+        let p = ptr(view)
+        parallelFor(view.count, grain: 1 << 16) { r in
+            (p + r.lowerBound).update(repeating: value, count: r.count)
+        }
+    }
+
+    public func copy(_ source: TensorView, to destination: TensorView) {
+        precondition(source.count == destination.count, "copy of \(source.count) into \(destination.count)")
+        ptr(destination).update(from: ptr(source), count: source.count)
+    }
+
+    // MARK: - Threading
+
+    /// Splits 0..<n into at most `threads` contiguous chunks of at least `grain` items and runs
+    /// them concurrently (inline when there is only one chunk). Chunk boundaries depend only on
+    /// n, grain and the thread count, so results are deterministic.
+    @inline(__always)
+    func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        let chunks = min(threads, max(1, n / max(grain, 1)))
+        if chunks <= 1 { if n > 0 { body(0..<n) }; return }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = n * c / chunks, hi = n * (c + 1) / chunks
+                if hi > lo { body(lo..<hi) }
+            }
+        }
+    }
+
+    /// Runs `body(worker)` on every worker concurrently.
+    func onEveryWorker(_ body: (Int) -> Void) {
+        if threads == 1 { body(0); return }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: threads, execute: body)
+        }
+    }
+
+    /// Per-worker scratch of at least `count` floats.
+    func ensureScratch(_ count: Int) {
+        guard count > scratchCount || scratch.count != threads else { return }
+        for p in scratch { p.deallocate() }
+        scratch = (0..<threads).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: count) }
+        scratchCount = count
+    }
+
+    // MARK: - GEMM
+
+    /// One single-threaded cblas_sgemm on raw pointers.
+    @inline(__always)
+    static func sgemm(_ tA: Bool, _ tB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        guard m > 0 && n > 0 else { return }
+        if k == 0 {  // C = beta·C
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    public func gemm(_ s: GemmShape, a: TensorView, b: TensorView, c: TensorView) {
+        precondition(s.batch >= 1 && s.m >= 0 && s.n >= 0 && s.k >= 0, "bad \(s)")
+        precondition(s.m == 0 || s.n == 0 || (s.extentC <= c.count && (s.k == 0 || (s.extentA <= a.count && s.extentB <= b.count))),
+                     "\(s): operands too small (A \(a.count)/\(s.extentA), B \(b.count)/\(s.extentB), C \(c.count)/\(s.extentC))")
+        let pa = UnsafePointer(ptr(a)), pb = UnsafePointer(ptr(b)), pc = ptr(c)
+        if s.batch >= threads && threads > 1 {
+            parallelFor(s.batch, grain: 1) { r in
+                for i in r {
+                    Self.sgemm(s.transposeA, s.transposeB, s.m, s.n, s.k, s.alpha, pa + i * s.strideA, s.lda,
+                               pb + i * s.strideB, s.ldb, s.beta, pc + i * s.strideC, s.ldc)
+                }
+            }
+            return
+        }
+        for i in 0..<s.batch {
+            let a0 = pa + i * s.strideA, b0 = pb + i * s.strideB, c0 = pc + i * s.strideC
+            let work = Double(s.m) * Double(s.n) * Double(s.k)
+            if threads == 1 || work < 4e5 {
+                Self.sgemm(s.transposeA, s.transposeB, s.m, s.n, s.k, s.alpha, a0, s.lda, b0, s.ldb, s.beta, c0, s.ldc)
+            } else if s.m >= s.n {  // split rows of C (and of op(A))
+                parallelFor(s.m, grain: 8) { r in
+                    let ar = s.transposeA ? a0 + r.lowerBound : a0 + r.lowerBound * s.lda
+                    Self.sgemm(s.transposeA, s.transposeB, r.count, s.n, s.k, s.alpha, ar, s.lda, b0, s.ldb,
+                               s.beta, c0 + r.lowerBound * s.ldc, s.ldc)
+                }
+            } else {  // split columns of C (and of op(B))
+                parallelFor(s.n, grain: 8) { r in
+                    let br = s.transposeB ? b0 + r.lowerBound * s.ldb : b0 + r.lowerBound
+                    Self.sgemm(s.transposeA, s.transposeB, s.m, r.count, s.k, s.alpha, a0, s.lda, br, s.ldb,
+                               s.beta, c0 + r.lowerBound, s.ldc)
+                }
+            }
+        }
+    }
+}

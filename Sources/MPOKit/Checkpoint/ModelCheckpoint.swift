@@ -1,0 +1,155 @@
+// Model checkpoints in safetensors with PyTorch parameter names (SPEC §8).
+//
+// Reading infers the model (dense or MPO, χ and factorisation per layer) from tensor names and
+// shapes, so PyTorch `state_dict` files and ours load the same way; our files also carry the
+// config in `__metadata__["config"]` (for fields shapes cannot tell, like the head count).
+// The PyTorch buffers `pos_enc` and `blocks.{i}.attn.causal_mask` are accepted and checked,
+// never required. Every problem is a `ModelError` naming the tensor and what to do.
+
+import Foundation
+import SafeTensors
+import TensorTrain
+
+public enum ModelCheckpoint {
+    /// Tensor names that are not model parameters but may appear in checkpoints.
+    static func isBuffer(_ name: String) -> Bool {
+        name == "pos_enc" || (name.hasPrefix("blocks.") && name.hasSuffix(".attn.causal_mask"))
+    }
+
+    /// Opens a checkpoint file with a message that names the path on failure.
+    public static func open(_ url: URL) throws -> SafeTensorsFile {
+        do { return try SafeTensorsFile(contentsOf: url) } catch {
+            throw ModelError("cannot read checkpoint \(url.path): \(error)")
+        }
+    }
+
+    /// The model configuration a checkpoint describes.
+    public static func inferConfig(_ file: SafeTensorsFile) throws -> ModelConfig {
+        if let json = file.metadata["config"] {
+            do { return try JSONDecoder().decode(ModelConfig.self, from: Data(json.utf8)) } catch {
+                throw ModelError("checkpoint metadata 'config' is not a valid model config: \(error)")
+            }
+        }
+        guard let emb = file.info("tok_emb.weight"), emb.shape.count == 2 else {
+            throw ModelError("checkpoint has no 'tok_emb.weight' of shape (vocab, d_model): not a PicoGPT checkpoint")
+        }
+        var layers = 0
+        while file.info("blocks.\(layers).ln1.weight") != nil { layers += 1 }
+        var c = ModelConfig(vocabularySize: emb.shape[0], channels: emb.shape[1], layers: layers)
+        c.heads = c.channels % 32 == 0 ? c.channels / 32 : 1
+        if let pe = file.info("pos_enc"), pe.shape.count == 2 { c.context = pe.shape[0] }
+        // d_ff from W1 (dense weight or the product of its cores' output factors).
+        if let w1 = file.info("blocks.0.ffn.W1.weight"), w1.shape.count == 2 {
+            c.ffn = w1.shape[0]
+        } else if file.info("blocks.0.ffn.W1.cores.0") != nil {
+            c.ffn = try coreLayout(file, "blocks.0.ffn.W1").0.outFeatures
+        }
+        for l in c.linearLayers where file.info("\(l.name).weight") == nil {
+            guard file.info("\(l.name).cores.0") != nil else {
+                throw ModelError("checkpoint has neither '\(l.name).weight' nor '\(l.name).cores.0'")
+            }
+            let (f, bonds) = try coreLayout(file, l.name)
+            guard f.outFeatures == l.out, f.inFeatures == l.in else {
+                throw ModelError("cores of \(l.name) multiply out to \(f.outFeatures)×\(f.inFeatures), expected \(l.out)×\(l.in)")
+            }
+            c.bonds[l.name] = bonds
+            if f != MPOFactorization.standard(out: l.out, in: l.in) { c.factorizations[l.name] = f }
+        }
+        try c.validate()
+        return c
+    }
+
+    /// Factorisation and bonds of an MPO layer from its core shapes (b_l, o_l, i_l, b_{l+1}).
+    static func coreLayout(_ file: SafeTensorsFile, _ name: String) throws -> (MPOFactorization, [Int]) {
+        var outs: [Int] = [], ins: [Int] = [], bonds: [Int] = [1]
+        var k = 0
+        while let info = file.info("\(name).cores.\(k)") {
+            let s = info.shape
+            guard s.count == 4, s[0] == bonds.last! else {
+                throw ModelError("core '\(name).cores.\(k)' has shape \(s); expected (\(bonds.last!), d_out, d_in, bond)")
+            }
+            outs.append(s[1]); ins.append(s[2]); bonds.append(s[3])
+            k += 1
+        }
+        guard bonds.last == 1 else { throw ModelError("last core of \(name) must end in bond 1, got \(bonds.last!)") }
+        return (try MPOFactorization(outFactors: outs, inFactors: ins), bonds)
+    }
+
+    /// Loads every parameter of `model` from `file`, checking names, shapes and values.
+    public static func load(_ file: SafeTensorsFile, into model: PicoGPT, extraTensors: (String) -> Bool = { _ in false }) throws {
+        var host = [Float](repeating: 0, count: model.layout.count)
+        for spec in model.layout.specs {
+            guard let info = file.info(spec.name) else {
+                throw ModelError("checkpoint is missing parameter '\(spec.name)' (shape \(spec.shape)); it was saved from a different model")
+            }
+            guard info.shape == spec.shape else {
+                throw ModelError("parameter '\(spec.name)' has shape \(info.shape) in the checkpoint, the model expects \(spec.shape)")
+            }
+            let values = try file.floats(spec.name)
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError("parameter '\(spec.name)' holds a non-finite value (\(values[bad])) at index \(bad)")
+            }
+            host.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: values)
+        }
+        for name in file.names where model.layout[name] == nil && !extraTensors(name) {
+            guard isBuffer(name) else {
+                throw ModelError("checkpoint has tensor '\(name)' that is not a parameter of this model")
+            }
+            try checkBuffer(name, file, config: model.config)
+        }
+        try model.device.write(host, to: model.params.all)
+    }
+
+    static func checkBuffer(_ name: String, _ file: SafeTensorsFile, config: ModelConfig) throws {
+        if name == "pos_enc" {
+            let info = file.info(name)!
+            guard info.shape.count == 2, info.shape[1] == config.channels, info.shape[0] >= 1 else {
+                throw ModelError("'pos_enc' has shape \(info.shape); expected (positions, \(config.channels))")
+            }
+            let theirs = try file.floats(name)
+            let ours = PositionalEncoding.table(positions: info.shape[0], channels: config.channels)
+            let diff = zip(theirs, ours).map { abs($0 - $1) }.max() ?? 0
+            guard diff <= 1e-4 else {
+                throw ModelError("'pos_enc' differs from the fixed interleaved sinusoidal table by \(diff): the checkpoint uses another positional scheme")
+            }
+        } else {
+            let info = file.info(name)!
+            let t = info.shape.last ?? 0
+            guard info.shape.count >= 2, info.shape[info.shape.count - 2] == t else {
+                throw ModelError("'\(name)' has shape \(info.shape); expected (1, 1, T, T)")
+            }
+            let mask = try file.bools(name)
+            for i in 0..<t { for j in 0..<t where mask[i * t + j] != (j <= i) {
+                throw ModelError("'\(name)' is not a causal (lower-triangular) mask at (\(i), \(j))")
+            } }
+        }
+    }
+
+    /// Builds a model on `device` from a checkpoint file.
+    public static func loadModel(_ url: URL, device: any ComputeDevice) throws -> PicoGPT {
+        let file = try open(url)
+        let model = try PicoGPT(config: try inferConfig(file), device: device)
+        try load(file, into: model, extraTensors: { $0.hasPrefix("optimizer.") })
+        return model
+    }
+
+    /// A writer holding every parameter under its PyTorch name and the config in metadata.
+    public static func writer(for model: PicoGPT, metadata: [String: String] = [:]) throws -> SafeTensorsWriter {
+        var meta = metadata
+        meta["format"] = "pt"
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        meta["config"] = String(decoding: try enc.encode(model.config), as: UTF8.self)
+        var w = SafeTensorsWriter(metadata: meta)
+        let host = try model.device.read(model.params.all)
+        for spec in model.layout.specs {
+            try w.add(spec.name, shape: spec.shape, floats: Array(host[spec.offset..<(spec.offset + spec.count)]))
+        }
+        return w
+    }
+
+    /// Saves the model's parameters atomically (temporary file + rename).
+    public static func save(_ model: PicoGPT, to url: URL, metadata: [String: String] = [:]) throws {
+        try writer(for: model, metadata: metadata).write(to: url)
+    }
+}

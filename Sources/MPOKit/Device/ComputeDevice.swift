@@ -1,0 +1,127 @@
+// ComputeDevice: the one interface between the model/trainer and the hardware.
+//
+// The model's data flow (layer loop forward, reverse loop backward, optimiser) is written once,
+// above this line, in Model/ and Train/. A device implements memory and primitive ops only.
+// Ops are enqueued in order and may run asynchronously; `download` and the scalar-returning
+// reductions synchronise.
+//
+// Shapes: B batch, T time, C channels, V vocabulary, N = B·T tokens, H heads, hd head dim.
+//
+// Gradient contract (after llm.c):
+//  - an argument named d<parameter> (dWeight, dBias, dTable) ACCUMULATES (+=);
+//  - an argument named d<activation> is OVERWRITTEN, except layerNormBackward's dInput, which
+//    accumulates because it feeds the residual stream;
+//  - the trainer zeroes the gradient arena once per step with `fill`.
+
+public enum DeviceKind: String, CaseIterable, Sendable, Codable {
+    case cpu, opencl
+}
+
+public protocol ComputeDevice: AnyObject {
+    var name: String { get }
+    var kind: DeviceKind { get }
+
+    // MARK: - Memory
+    /// A buffer of `count` 4-byte elements (Float32 or Int32), zero-filled.
+    func makeBuffer(count: Int, label: String) throws -> DeviceBuffer
+    func upload(_ source: UnsafeBufferPointer<Float>, to view: TensorView) throws
+    func upload(_ source: UnsafeBufferPointer<Int32>, to view: TensorView) throws
+    /// Waits for queued work, then copies `view` into `destination` (sizes must match).
+    func download(_ view: TensorView, into destination: UnsafeMutableBufferPointer<Float>) throws
+    /// Waits for all queued work.
+    func synchronize() throws
+    func fill(_ view: TensorView, value: Float)
+    func copy(_ source: TensorView, to destination: TensorView)
+
+    // MARK: - Dense linear algebra
+    /// Batched, strided, row-major sgemm (see `GemmShape`).
+    func gemm(_ shape: GemmShape, a: TensorView, b: TensorView, c: TensorView)
+    /// out[r, c] += bias[c] for a (rows, columns) matrix.
+    func addBias(_ bias: TensorView, to out: TensorView, rows: Int, columns: Int)
+    /// dBias[c] += Σ_r dOut[r, c] (bias gradient).
+    func biasBackward(_ dOut: TensorView, dBias: TensorView, rows: Int, columns: Int)
+
+    // MARK: - Elementwise
+    /// out = a + b (out may alias a or b).
+    func add(_ a: TensorView, _ b: TensorView, out: TensorView)
+    /// destination += source.
+    func accumulate(_ source: TensorView, into destination: TensorView)
+    /// view *= factor.
+    func scale(_ view: TensorView, by factor: Float)
+    /// out = max(x, 0) (may alias).
+    func reluForward(_ x: TensorView, out: TensorView)
+    /// dX = dOut · [out > 0], overwrite (dX may alias dOut).
+    func reluBackward(_ dOut: TensorView, out: TensorView, dX: TensorView)
+
+    // MARK: - Embedding
+    /// out (B,T,C) = table[tokens[b,t]] + positions[t]; tokens (B,T) Int32, table (V,C), positions (≥T, C).
+    func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView, out: TensorView,
+                          batch: Int, time: Int, channels: Int)
+    /// dTable[tokens[b,t]] += dOut[b,t] (scatter-add; deterministic order).
+    func embeddingBackward(dOut: TensorView, tokens: TensorView, dTable: TensorView,
+                           batch: Int, time: Int, channels: Int)
+
+    // MARK: - LayerNorm (eps 1e-5, biased variance)
+    /// out (N,C) = (x − mean)·rstd·weight + bias; saves mean (N) and rstd (N).
+    func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
+                          mean: TensorView, rstd: TensorView, rows: Int, columns: Int)
+    /// dInput += …, dWeight += …, dBias += … (all accumulate).
+    func layerNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, mean: TensorView,
+                           rstd: TensorView, dInput: TensorView, dWeight: TensorView, dBias: TensorView,
+                           rows: Int, columns: Int)
+
+    // MARK: - Causal multi-head attention (scale 1/√hd)
+    /// out (B,T,C) = softmax(mask(q·kᵀ/√hd))·v per (b, h); saves the log-sum-exp lse (B,H,T).
+    func attentionForward(_ shape: AttentionShape, q: TensorView, k: TensorView, v: TensorView,
+                          out: TensorView, lse: TensorView)
+    /// dq, dk, dv (B,T,C) overwritten; recomputes the probabilities from q, k and lse.
+    func attentionBackward(_ shape: AttentionShape, dOut: TensorView, q: TensorView, k: TensorView,
+                           v: TensorView, out: TensorView, lse: TensorView,
+                           dq: TensorView, dk: TensorView, dv: TensorView)
+
+    // MARK: - Loss
+    /// Softmax cross-entropy per row of logits (N,V) with Int32 targets (N):
+    /// losses[r] = logsumexp − logit[target], correct[r] = 1 if argmax == target else 0;
+    /// if dLogits is given, dLogits = (softmax − onehot)·gradScale (overwrite; may alias logits).
+    func crossEntropy(logits: TensorView, targets: TensorView, losses: TensorView, correct: TensorView,
+                      dLogits: TensorView?, gradScale: Float, rows: Int, vocabulary: Int)
+
+    // MARK: - Optimiser
+    /// Σ x² in double precision (synchronises; the one scalar a step reads back besides the loss).
+    func sumOfSquares(_ view: TensorView) throws -> Double
+    /// Decoupled AdamW over a flat range: p −= lr·wd·p; m, v updated; p −= lr·m̂/(√v̂ + eps).
+    func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper)
+
+    // MARK: - MPO core contraction (see MPO/): implemented in the MPO layer's issue.
+}
+
+extension ComputeDevice {
+    /// Downloads a whole view into a new array.
+    public func read(_ view: TensorView) throws -> [Float] {
+        var out = [Float](repeating: 0, count: view.count)
+        try out.withUnsafeMutableBufferPointer { try download(view, into: $0) }
+        return out
+    }
+
+    /// Uploads an array into a view (sizes must match).
+    public func write(_ values: [Float], to view: TensorView) throws {
+        try values.withUnsafeBufferPointer { try upload($0, to: view) }
+    }
+
+    public func write(_ values: [Int32], to view: TensorView) throws {
+        try values.withUnsafeBufferPointer { try upload($0, to: view) }
+    }
+
+    /// A new buffer holding `values`.
+    public func makeBuffer(_ values: [Float], label: String) throws -> DeviceBuffer {
+        let b = try makeBuffer(count: values.count, label: label)
+        try write(values, to: b.all)
+        return b
+    }
+
+    public func makeBuffer(_ values: [Int32], label: String) throws -> DeviceBuffer {
+        let b = try makeBuffer(count: values.count, label: label)
+        try write(values, to: b.all)
+        return b
+    }
+}

@@ -1,0 +1,64 @@
+// Small value types that describe the shape of one op call. Ops take these instead of long
+// argument lists, and tests/benchmarks use them to describe cases and count FLOPs.
+
+/// C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b], row-major, for b in 0..<batch.
+/// op(X) is X or Xᵀ; A is (m,k) after op, B is (k,n) after op, C is (m,n).
+/// Leading dimensions are row strides in elements; strides step between batch items.
+public struct GemmShape: Sendable, Equatable, CustomStringConvertible {
+    public var m: Int, n: Int, k: Int
+    public var transposeA: Bool, transposeB: Bool
+    public var lda: Int, ldb: Int, ldc: Int
+    public var alpha: Float, beta: Float
+    public var batch: Int, strideA: Int, strideB: Int, strideC: Int
+
+    public init(m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false,
+                lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, alpha: Float = 1, beta: Float = 0,
+                batch: Int = 1, strideA: Int = 0, strideB: Int = 0, strideC: Int = 0) {
+        self.m = m; self.n = n; self.k = k
+        self.transposeA = transposeA; self.transposeB = transposeB
+        self.lda = lda ?? (transposeA ? m : k)
+        self.ldb = ldb ?? (transposeB ? k : n)
+        self.ldc = ldc ?? n
+        self.alpha = alpha; self.beta = beta
+        self.batch = batch; self.strideA = strideA; self.strideB = strideB; self.strideC = strideC
+    }
+
+    /// Elements of A, B, C that the call touches (for bounds checks).
+    public var extentA: Int { (batch - 1) * strideA + (transposeA ? (k - 1) * lda + m : (m - 1) * lda + k) }
+    public var extentB: Int { (batch - 1) * strideB + (transposeB ? (n - 1) * ldb + k : (k - 1) * ldb + n) }
+    public var extentC: Int { (batch - 1) * strideC + (m - 1) * ldc + n }
+    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) * Double(batch) }
+    public var description: String {
+        "gemm \(transposeA ? "T" : "N")\(transposeB ? "T" : "N") m=\(m) n=\(n) k=\(k) batch=\(batch)"
+    }
+}
+
+/// Causal multi-head attention over q, k, v laid out (B, T, C) with C = heads · headDim;
+/// head h owns features [h·headDim, (h+1)·headDim).
+public struct AttentionShape: Sendable, Equatable, CustomStringConvertible {
+    public var batch: Int, time: Int, heads: Int, headDim: Int
+    public init(batch: Int, time: Int, heads: Int, headDim: Int) {
+        self.batch = batch; self.time = time; self.heads = heads; self.headDim = headDim
+    }
+    public var channels: Int { heads * headDim }
+    public var tokens: Int { batch * time }
+    /// Forward FLOPs with the masked half skipped (QKᵀ and PV).
+    public var forwardFlops: Double { 2 * 2 * Double(batch * heads) * Double(time * (time + 1) / 2) * Double(headDim) }
+    public var description: String { "attention B=\(batch) T=\(time) H=\(heads) hd=\(headDim)" }
+}
+
+/// AdamW hyper-parameters for one update (decoupled weight decay, bias-corrected moments).
+public struct AdamWHyper: Sendable, Equatable, Codable {
+    public var learningRate: Float
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.95
+    public var epsilon: Float = 1e-8
+    public var weightDecay: Float = 0.1
+    /// 1-based step count used for bias correction.
+    public var step: Int
+    public init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.95, epsilon: Float = 1e-8,
+                weightDecay: Float = 0.1, step: Int) {
+        self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2
+        self.epsilon = epsilon; self.weightDecay = weightDecay; self.step = step
+    }
+}

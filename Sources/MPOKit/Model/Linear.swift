@@ -1,0 +1,60 @@
+// Linear: y = x·Wᵀ + b for one layer, dense or MPO, forward and backward side by side.
+//
+// x (N, in), y (N, out), W (out, in). Dense layers are one GEMM each way; MPO layers (see
+// MPO/MPOLinear.swift) either rebuild W and run the same GEMMs, or contract site by site.
+// Gradient contract: dW/dBias accumulate; dX is overwritten unless `accumulateInput`.
+
+public final class Linear {
+    public let name: String
+    public let outFeatures: Int
+    public let inFeatures: Int
+    public let kind: LinearKind
+    let bias: TensorView?
+    let dBias: TensorView?
+    /// Dense: the weight and its gradient in the arenas.
+    let weight: TensorView?
+    let dWeight: TensorView?
+    /// MPO: the cores, their gradients and the contraction machinery.
+    let mpo: MPOLinear?
+
+    init(name: String, out: Int, in inF: Int, kind: LinearKind, layout: ParameterLayout,
+         params: DeviceBuffer, grads: DeviceBuffer, device: any ComputeDevice) throws {
+        self.name = name; self.outFeatures = out; self.inFeatures = inF; self.kind = kind
+        func view(_ b: DeviceBuffer, _ n: String) -> TensorView? { layout[n].map { b.view($0.offset, $0.count) } }
+        bias = view(params, "\(name).bias"); dBias = view(grads, "\(name).bias")
+        switch kind {
+        case .dense:
+            weight = view(params, "\(name).weight"); dWeight = view(grads, "\(name).weight"); mpo = nil
+        case .mpo(let f, let bonds):
+            weight = nil; dWeight = nil
+            let cores = (0..<f.sites).map { view(params, "\(name).cores.\($0)")! }
+            let dCores = (0..<f.sites).map { view(grads, "\(name).cores.\($0)")! }
+            mpo = try MPOLinear(factorization: f, bonds: bonds, cores: cores, dCores: dCores, device: device, label: name)
+        }
+    }
+
+    /// y = x·Wᵀ + b (or y += … when `accumulate`), for `rows` rows.
+    func forward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int, accumulate: Bool = false) {
+        if let mpo {
+            mpo.forward(dev, x: x, y: y, rows: rows, accumulate: accumulate)
+        } else {
+            dev.gemm(GemmShape(m: rows, n: outFeatures, k: inFeatures, transposeB: true, beta: accumulate ? 1 : 0),
+                     a: x, b: weight!, c: y)
+        }
+        if let bias { dev.addBias(bias, to: y, rows: rows, columns: outFeatures) }
+    }
+
+    /// dX = dY·W (overwrite, or += when `accumulateInput`), dW += dYᵀ·x, dBias += Σ dY.
+    func backward(_ dev: any ComputeDevice, dY: TensorView, x: TensorView, dX: TensorView?, rows: Int,
+                  accumulateInput: Bool = false) {
+        if let dBias { dev.biasBackward(dY, dBias: dBias, rows: rows, columns: outFeatures) }
+        if let mpo {
+            mpo.backward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: accumulateInput)
+            return
+        }
+        dev.gemm(GemmShape(m: outFeatures, n: inFeatures, k: rows, transposeA: true, beta: 1), a: dY, b: x, c: dWeight!)
+        if let dX {
+            dev.gemm(GemmShape(m: rows, n: inFeatures, k: outFeatures, beta: accumulateInput ? 1 : 0), a: dY, b: weight!, c: dX)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+// PicoGPT forward and backward passes: the layer loop and the reverse loop, llm.c style.
+// Pre-norm blocks: x ← x + W_o·Attn(LN1(x)) + b_o;  x ← x + W2·relu(W1·LN2(x) + b1) + b2.
+
+import Foundation
+
+/// Mean loss and token accuracy of one forward pass.
+public struct PassResult: Sendable, Equatable {
+    public var loss: Double
+    public var accuracy: Double
+}
+
+extension PicoGPT {
+    /// Runs the model on `tokens` (B·T ids, row-major). With `targets`, also computes the mean
+    /// cross-entropy and accuracy, and (if `needsGradients`) the logits' gradient for `backward`.
+    @discardableResult
+    public func forward(tokens: [Int32], targets: [Int32]? = nil, batch: Int, time: Int,
+                        needsGradients: Bool = true) throws -> PassResult? {
+        let c = config, N = batch * time, C = c.channels
+        guard batch >= 1, time >= 1, time <= c.context else {
+            throw ModelError("batch \(batch) × time \(time) is not a valid input; time must be 1…\(c.context) (the model's context)")
+        }
+        guard tokens.count == N, targets.map({ $0.count == N }) ?? true else {
+            throw ModelError("expected \(N) token ids (and targets) for batch \(batch) × time \(time), got \(tokens.count)")
+        }
+        for t in tokens + (targets ?? []) where t < 0 || Int(t) >= c.vocabularySize {
+            throw ModelError("token id \(t) outside the vocabulary 0..<\(c.vocabularySize)")
+        }
+        let a = try activations(batch: batch, time: time)
+        let dev = device
+        try dev.write(tokens, to: a.tokens)
+        if let targets { try dev.write(targets, to: a.targets) }
+
+        dev.embeddingForward(tokens: a.tokens, table: param("tok_emb.weight"), positions: positions.all,
+                             out: c.layers > 0 ? a.blocks[0].input : a.output, batch: batch, time: time, channels: C)
+        let shape = AttentionShape(batch: batch, time: time, heads: c.heads, headDim: c.headDim)
+        for l in 0..<c.layers {
+            let b = a.blocks[l], p = "blocks.\(l)"
+            let next = l + 1 < c.layers ? a.blocks[l + 1].input : a.output
+            dev.layerNormForward(b.input, weight: param("\(p).ln1.weight"), bias: param("\(p).ln1.bias"), out: b.ln1,
+                                 mean: b.ln1Mean, rstd: b.ln1Rstd, rows: N, columns: C)
+            linears["\(p).attn.W_q"]!.forward(dev, x: b.ln1, y: b.q, rows: N)
+            linears["\(p).attn.W_k"]!.forward(dev, x: b.ln1, y: b.k, rows: N)
+            linears["\(p).attn.W_v"]!.forward(dev, x: b.ln1, y: b.v, rows: N)
+            dev.attentionForward(shape, q: b.q, k: b.k, v: b.v, out: b.att, lse: b.lse)
+            dev.copy(b.input, to: b.mid)
+            linears["\(p).attn.W_o"]!.forward(dev, x: b.att, y: b.mid, rows: N, accumulate: true)
+            dev.layerNormForward(b.mid, weight: param("\(p).ln2.weight"), bias: param("\(p).ln2.bias"), out: b.ln2,
+                                 mean: b.ln2Mean, rstd: b.ln2Rstd, rows: N, columns: C)
+            linears["\(p).ffn.W1"]!.forward(dev, x: b.ln2, y: b.hidden, rows: N)
+            dev.reluForward(b.hidden, out: b.hidden)
+            dev.copy(b.mid, to: next)
+            linears["\(p).ffn.W2"]!.forward(dev, x: b.hidden, y: next, rows: N, accumulate: true)
+        }
+        dev.layerNormForward(a.output, weight: param("ln_f.weight"), bias: param("ln_f.bias"), out: a.lnf,
+                             mean: a.lnfMean, rstd: a.lnfRstd, rows: N, columns: C)
+        linears["lm_head"]!.forward(dev, x: a.lnf, y: a.logits, rows: N)
+        guard targets != nil else { return nil }
+        dev.crossEntropy(logits: a.logits, targets: a.targets, losses: a.losses, correct: a.correct,
+                         dLogits: needsGradients ? a.dLogits : nil, gradScale: 1 / Float(N),
+                         rows: N, vocabulary: c.vocabularySize)
+        let losses = try dev.read(a.losses), correct = try dev.read(a.correct)
+        var sl = 0.0, sc = 0.0
+        for i in 0..<N { sl += Double(losses[i]); sc += Double(correct[i]) }
+        return PassResult(loss: sl / Double(N), accuracy: sc / Double(N))
+    }
+
+    /// Logits (B, T, V) of the last forward pass.
+    public func logits() throws -> [Float] {
+        guard let a = acts else { throw ModelError("no forward pass has run yet") }
+        return try device.read(a.logits)
+    }
+
+    /// Accumulates the gradient of the last forward pass's mean loss into `grads`
+    /// (call `zeroGradients()` first). Requires `forward(…, targets:, needsGradients: true)`.
+    public func backward() throws {
+        guard let a = acts else { throw ModelError("backward() needs a forward pass with targets first") }
+        let c = config, N = a.batch * a.time, C = c.channels, dev = device
+        let dx = a.dResidual
+        dev.fill(dx, value: 0)
+        linears["lm_head"]!.backward(dev, dY: a.dLogits, x: a.lnf, dX: a.dLn, rows: N)
+        dev.layerNormBackward(dOut: a.dLn, input: a.output, weight: param("ln_f.weight"), mean: a.lnfMean,
+                              rstd: a.lnfRstd, dInput: dx, dWeight: grad("ln_f.weight"), dBias: grad("ln_f.bias"),
+                              rows: N, columns: C)
+        let shape = AttentionShape(batch: a.batch, time: a.time, heads: c.heads, headDim: c.headDim)
+        for l in stride(from: c.layers - 1, through: 0, by: -1) {
+            let b = a.blocks[l], p = "blocks.\(l)"
+            // FFN branch: dx is d(next); the residual passes it to d(mid) unchanged.
+            linears["\(p).ffn.W2"]!.backward(dev, dY: dx, x: b.hidden, dX: a.dHidden, rows: N)
+            dev.reluBackward(a.dHidden, out: b.hidden, dX: a.dHidden)
+            linears["\(p).ffn.W1"]!.backward(dev, dY: a.dHidden, x: b.ln2, dX: a.dLn, rows: N)
+            dev.layerNormBackward(dOut: a.dLn, input: b.mid, weight: param("\(p).ln2.weight"), mean: b.ln2Mean,
+                                  rstd: b.ln2Rstd, dInput: dx, dWeight: grad("\(p).ln2.weight"),
+                                  dBias: grad("\(p).ln2.bias"), rows: N, columns: C)
+            // Attention branch.
+            linears["\(p).attn.W_o"]!.backward(dev, dY: dx, x: b.att, dX: a.dAtt, rows: N)
+            dev.attentionBackward(shape, dOut: a.dAtt, q: b.q, k: b.k, v: b.v, out: b.att, lse: b.lse,
+                                  dq: a.dq, dk: a.dk, dv: a.dv)
+            linears["\(p).attn.W_q"]!.backward(dev, dY: a.dq, x: b.ln1, dX: a.dLn, rows: N)
+            linears["\(p).attn.W_k"]!.backward(dev, dY: a.dk, x: b.ln1, dX: a.dLn, rows: N, accumulateInput: true)
+            linears["\(p).attn.W_v"]!.backward(dev, dY: a.dv, x: b.ln1, dX: a.dLn, rows: N, accumulateInput: true)
+            dev.layerNormBackward(dOut: a.dLn, input: b.input, weight: param("\(p).ln1.weight"), mean: b.ln1Mean,
+                                  rstd: b.ln1Rstd, dInput: dx, dWeight: grad("\(p).ln1.weight"),
+                                  dBias: grad("\(p).ln1.bias"), rows: N, columns: C)
+        }
+        dev.embeddingBackward(dOut: dx, tokens: a.tokens, dTable: grad("tok_emb.weight"),
+                              batch: a.batch, time: a.time, channels: C)
+    }
+
+    /// Global L2 norm of the gradient arena.
+    public func gradientNorm() throws -> Double { try device.sumOfSquares(grads.all).squareRoot() }
+}

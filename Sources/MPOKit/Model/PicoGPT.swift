@@ -1,0 +1,111 @@
+// PicoGPT: the model (SPEC §1), its parameter arenas and its forward/backward data flow.
+//
+// Parameters, gradients and the two AdamW moments are four flat device arenas sharing one
+// `ParameterLayout`. The data flow is written once here, above the device line: forward is
+// the layer loop, backward the reverse loop, each layer's backward next to its forward in the
+// layer types (`Linear`, the ops of `ComputeDevice`). No autograd.
+
+import Foundation
+import TensorTrain
+
+public final class PicoGPT {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    public let device: any ComputeDevice
+    public let params: DeviceBuffer
+    public let grads: DeviceBuffer
+    public let positions: DeviceBuffer
+    let linears: [String: Linear]
+    var acts: Activations?
+
+    /// A model with zeroed parameters (use `initialize(seed:)` or `load(_:)`).
+    public init(config: ModelConfig, device: any ComputeDevice) throws {
+        try config.validate()
+        self.config = config
+        self.device = device
+        layout = config.parameterLayout()
+        params = try device.makeBuffer(count: layout.count, label: "parameters")
+        grads = try device.makeBuffer(count: layout.count, label: "gradients")
+        positions = try device.makeBuffer(PositionalEncoding.table(positions: config.context, channels: config.channels),
+                                          label: "positional encoding")
+        var ls: [String: Linear] = [:]
+        for l in config.linearLayers {
+            ls[l.name] = try Linear(name: l.name, out: l.out, in: l.in, kind: config.linearKind(l.name, out: l.out, in: l.in),
+                                    layout: layout, params: params, grads: grads, device: device)
+        }
+        linears = ls
+    }
+
+    /// Number of trainable parameters (808,448 for the dense PicoGPT).
+    public var parameterCount: Int { layout.parameterCount }
+
+    func param(_ name: String) -> TensorView {
+        guard let s = layout[name] else { preconditionFailure("no parameter \(name)") }
+        return params.view(s.offset, s.count)
+    }
+
+    func grad(_ name: String) -> TensorView {
+        guard let s = layout[name] else { preconditionFailure("no parameter \(name)") }
+        return grads.view(s.offset, s.count)
+    }
+
+    // MARK: - Initialisation (SPEC §1 dense, §2 MPO)
+
+    /// Fresh weights from `seed`: linear weights and embedding ~ N(0, 0.02); MPO cores
+    /// ~ N(0,1)·in^(−1/4)/χ^((L−1)/(2L)); biases 0; LayerNorm weight 1, bias 0.
+    public func initialize(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        var host = [Float](repeating: 0, count: layout.count)
+        for spec in layout.specs {
+            let n = spec.name
+            var std: Double? = nil
+            if n.hasSuffix(".weight") && (n.contains(".ln") || n.hasPrefix("ln_f")) {
+                for i in 0..<spec.count { host[spec.offset + i] = 1 }
+            } else if n.hasSuffix(".weight") {
+                std = 0.02
+            } else if let r = n.range(of: ".cores.") {
+                let layer = String(n[..<r.lowerBound])
+                let l = config.linearLayers.first { $0.name == layer }!
+                if case .mpo(let f, let bonds) = config.linearKind(layer, out: l.out, in: l.in) {
+                    let chi = Double(bonds.dropFirst().dropLast().max() ?? 1)
+                    let L = Double(f.sites)
+                    std = pow(Double(l.in), -0.25) / pow(chi, (L - 1) / (2 * L))
+                }
+            }
+            if let std { for i in 0..<spec.count { host[spec.offset + i] = Float(rng.normal() * std) } }
+        }
+        try device.write(host, to: params.all)
+    }
+
+    // MARK: - Parameters by name
+
+    /// A copy of the named parameter's values.
+    public func parameter(_ name: String) throws -> [Float] {
+        guard let s = layout[name] else { throw ModelError("the model has no parameter '\(name)'") }
+        return try device.read(params.view(s.offset, s.count))
+    }
+
+    /// A copy of the named parameter's gradient.
+    public func gradient(_ name: String) throws -> [Float] {
+        guard let s = layout[name] else { throw ModelError("the model has no parameter '\(name)'") }
+        return try device.read(grads.view(s.offset, s.count))
+    }
+
+    public func setParameter(_ name: String, _ values: [Float]) throws {
+        guard let s = layout[name] else { throw ModelError("the model has no parameter '\(name)'") }
+        guard values.count == s.count else {
+            throw ModelError("parameter '\(name)' has \(s.count) values (shape \(s.shape)), got \(values.count)")
+        }
+        try device.write(values, to: params.view(s.offset, s.count))
+    }
+
+    public func zeroGradients() { device.fill(grads.all, value: 0) }
+
+    func activations(batch: Int, time: Int) throws -> Activations {
+        if let a = acts, a.batch == batch, a.time == time { return a }
+        acts = nil
+        let a = try Activations(config: config, batch: batch, time: time, device: device)
+        acts = a
+        return a
+    }
+}

@@ -1,0 +1,64 @@
+// AdamW over the flat parameter arena (SPEC §6): global-norm clipping, decoupled weight decay
+// on every parameter, bias-corrected moments. The moments are two more arenas with the
+// parameters' layout, so a checkpoint stores them by parameter name.
+
+public struct TrainingHyper: Codable, Equatable, Sendable {
+    public var learningRate: Double = 3e-4
+    public var warmupSteps = 100
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.95
+    public var epsilon: Double = 1e-8
+    public var weightDecay: Double = 0.1
+    public var clipNorm: Double = 1.0
+    public init() {}
+}
+
+public final class AdamW {
+    public let model: PicoGPT
+    public var hyper: TrainingHyper
+    public let m: DeviceBuffer
+    public let v: DeviceBuffer
+    /// Updates applied so far (the bias-correction step of the next update is `step + 1`).
+    public private(set) var step = 0
+
+    public init(model: PicoGPT, hyper: TrainingHyper = TrainingHyper()) throws {
+        self.model = model
+        self.hyper = hyper
+        m = try model.device.makeBuffer(count: model.layout.count, label: "adam m")
+        v = try model.device.makeBuffer(count: model.layout.count, label: "adam v")
+    }
+
+    /// Clips the gradient arena to `clipNorm` (scale = min(1, clip/(norm + 1e-6))) and returns
+    /// the norm before clipping.
+    @discardableResult
+    public func clipGradients() throws -> Double {
+        let norm = try model.gradientNorm()
+        let scale = min(1, hyper.clipNorm / (norm + 1e-6))
+        if scale < 1 { model.device.scale(model.grads.all, by: Float(scale)) }
+        return norm
+    }
+
+    /// One AdamW update with learning rate `lr`.
+    public func update(learningRate lr: Double) {
+        step += 1
+        let h = AdamWHyper(learningRate: Float(lr), beta1: Float(hyper.beta1), beta2: Float(hyper.beta2),
+                           epsilon: Float(hyper.epsilon), weightDecay: Float(hyper.weightDecay), step: step)
+        model.device.adamW(parameters: model.params.all, gradients: model.grads.all, m: m.all, v: v.all, hyper: h)
+    }
+
+    /// Restores the optimiser state (moments and step count) from host arrays in arena layout.
+    public func restore(m mHost: [Float], v vHost: [Float], step: Int) throws {
+        try model.device.write(mHost, to: m.all)
+        try model.device.write(vHost, to: v.all)
+        self.step = step
+    }
+}
+
+/// The paper's schedule: linear warmup for `warmup` steps, then cosine decay to 0 at `total`.
+public func learningRate(step s: Int, total: Int, peak: Double = 3e-4, warmup: Int = 100) -> Double {
+    if s < warmup { return peak * Double(s + 1) / Double(warmup) }
+    let span = max(total - warmup, 1)
+    return peak * 0.5 * (1 + cos(Double.pi * Double(s - warmup) / Double(span)))
+}
+
+import Foundation

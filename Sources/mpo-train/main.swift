@@ -1,0 +1,2 @@
+import MPOKit
+print("mpo-train")
