@@ -134,11 +134,43 @@ public final class CPUDevice: ComputeDevice {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// Batched GEMM whose items all write the same C (strideC 0): C = beta·C + Σ_b alpha·A_b·B_b.
+    private func reduceBatch(_ s: GemmShape, _ pa: UnsafePointer<Float>, _ pb: UnsafePointer<Float>,
+                             _ pc: UnsafeMutablePointer<Float>) {
+        let chunks = min(threads, s.batch)
+        let size = s.m * s.n
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: chunks * size)
+        defer { partial.deallocate() }
+        parallelFor(chunks, grain: 1) { cr in
+            for chunk in cr {
+                let lo = s.batch * chunk / chunks, hi = s.batch * (chunk + 1) / chunks
+                let out = partial + chunk * size
+                out.update(repeating: 0, count: size)
+                for i in lo..<hi {
+                    Self.sgemm(s.transposeA, s.transposeB, s.m, s.n, s.k, s.alpha, pa + i * s.strideA, s.lda,
+                               pb + i * s.strideB, s.ldb, 1, out, s.n)
+                }
+            }
+        }
+        for i in 0..<s.m {
+            for j in 0..<s.n {
+                var acc: Float = 0
+                for chunk in 0..<chunks { acc += partial[chunk * size + i * s.n + j] }
+                let c = pc + i * s.ldc + j
+                c.pointee = (s.beta == 0 ? 0 : s.beta * c.pointee) + acc
+            }
+        }
+    }
+
     public func gemm(_ s: GemmShape, a: TensorView, b: TensorView, c: TensorView) {
         precondition(s.batch >= 1 && s.m >= 0 && s.n >= 0 && s.k >= 0, "bad \(s)")
         precondition(s.m == 0 || s.n == 0 || (s.extentC <= c.count && (s.k == 0 || (s.extentA <= a.count && s.extentB <= b.count))),
                      "\(s): operands too small (A \(a.count)/\(s.extentA), B \(b.count)/\(s.extentB), C \(c.count)/\(s.extentC))")
         let pa = UnsafePointer(ptr(a)), pb = UnsafePointer(ptr(b)), pc = ptr(c)
+        if s.batch > 1 && s.strideC == 0 {  // C += Σ_b A_b·B_b: per-worker partial sums, reduced in order
+            reduceBatch(s, pa, pb, pc)
+            return
+        }
         if s.batch >= threads && threads > 1 {
             parallelFor(s.batch, grain: 1) { r in
                 for i in r {
@@ -164,6 +196,38 @@ public final class CPUDevice: ComputeDevice {
                     let br = s.transposeB ? b0 + r.lowerBound * s.ldb : b0 + r.lowerBound
                     Self.sgemm(s.transposeA, s.transposeB, s.m, r.count, s.k, s.alpha, a0, s.lda, br, s.ldb,
                                s.beta, c0 + r.lowerBound, s.ldc)
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Permute
+
+extension CPUDevice {
+    public func permute(_ source: TensorView, shape: [Int], order: [Int], into destination: TensorView, accumulate: Bool) {
+        let n = shape.reduce(1, *)
+        precondition(shape.count == order.count && shape.count <= 8 && Set(order) == Set(0..<shape.count),
+                     "permute: order \(order) is not a permutation of \(shape.count) axes")
+        precondition(source.count >= n && destination.count >= n, "permute: views smaller than \(shape)")
+        // Source strides, then visit the destination in row-major order.
+        var srcStride = [Int](repeating: 1, count: shape.count)
+        for d in stride(from: shape.count - 2, through: 0, by: -1) { srcStride[d] = srcStride[d + 1] * shape[d + 1] }
+        let dShape = order.map { shape[$0] }, dStride = order.map { srcStride[$0] }
+        let s = ptr(source), d = ptr(destination)
+        let inner = dShape.last ?? 1, innerStride = dStride.last ?? 1
+        let outer = n / max(inner, 1)
+        parallelFor(outer, grain: 256) { r in
+            for o in r {
+                var rem = o, off = 0
+                for k in stride(from: dShape.count - 2, through: 0, by: -1) {
+                    off += (rem % dShape[k]) * dStride[k]; rem /= dShape[k]
+                }
+                let dst = d + o * inner, src = s + off
+                if accumulate {
+                    for j in 0..<inner { dst[j] += src[j * innerStride] }
+                } else {
+                    for j in 0..<inner { dst[j] = src[j * innerStride] }
                 }
             }
         }

@@ -32,6 +32,10 @@ public protocol ComputeDevice: AnyObject {
     func synchronize() throws
     func fill(_ view: TensorView, value: Float)
     func copy(_ source: TensorView, to destination: TensorView)
+    /// Tensor transpose: `source` is row-major with `shape`; destination has shape
+    /// order.map { shape[$0] } and dst[j_0, j_1, …] = src[i] with i[order[k]] = j_k.
+    /// Overwrites, or adds when `accumulate` (for gradients). At most 8 dimensions.
+    func permute(_ source: TensorView, shape: [Int], order: [Int], into destination: TensorView, accumulate: Bool)
 
     // MARK: - Dense linear algebra
     /// Batched, strided, row-major sgemm (see `GemmShape`).
@@ -92,7 +96,8 @@ public protocol ComputeDevice: AnyObject {
     /// Decoupled AdamW over a flat range: p −= lr·wd·p; m, v updated; p −= lr·m̂/(√v̂ + eps).
     func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper)
 
-    // MARK: - MPO core contraction (see MPO/): implemented in the MPO layer's issue.
+    // MPO layers need no ops of their own: both contraction strategies are sequences of
+    // `gemm` (batched, strided, with a shared core) and `permute` (see MPO/MPOLinear.swift).
 }
 
 extension ComputeDevice {

@@ -17,6 +17,15 @@ public final class PicoGPT {
     public let positions: DeviceBuffer
     let linears: [String: Linear]
     var acts: Activations?
+    /// How MPO layers contract (automatic: the cheaper in FLOPs per layer and call).
+    public var mpoStrategy = MPOStrategy.automatic {
+        didSet { for l in linears.values { l.mpo?.strategy = mpoStrategy } }
+    }
+
+    /// The strategy each MPO layer used in the last forward pass (layer name → strategy).
+    public var lastMPOStrategies: [String: MPOStrategy] {
+        linears.compactMapValues { $0.mpo?.lastStrategy }
+    }
 
     /// A model with zeroed parameters (use `initialize(seed:)` or `load(_:)`).
     public init(config: ModelConfig, device: any ComputeDevice) throws {
