@@ -1,0 +1,76 @@
+// ProfilingDevice: wraps another device and accumulates wall time per op (synchronising after
+// each op, so it slows asynchronous devices down — use it to find hot spots, not to time runs).
+// `mpo-train bench --profile` prints its table.
+
+import Dispatch
+
+public final class ProfilingDevice: ComputeDevice {
+    public let base: any ComputeDevice
+    public private(set) var seconds: [String: Double] = [:]
+    public private(set) var calls: [String: Int] = [:]
+    public private(set) var flops: [String: Double] = [:]
+
+    public init(_ base: any ComputeDevice) { self.base = base }
+    public var name: String { "profiled " + base.name }
+    public var kind: DeviceKind { base.kind }
+    public func reset() { seconds = [:]; calls = [:]; flops = [:] }
+
+    private func time<T>(_ op: String, flops f: Double = 0, _ body: () throws -> T) rethrows -> T {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let r = try body()
+        try? base.synchronize()
+        seconds[op, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        calls[op, default: 0] += 1
+        flops[op, default: 0] += f
+        return r
+    }
+
+    public func makeBuffer(count: Int, label: String) throws -> DeviceBuffer { try base.makeBuffer(count: count, label: label) }
+    public func upload(_ s: UnsafeBufferPointer<Float>, to v: TensorView) throws { try time("upload") { try base.upload(s, to: v) } }
+    public func upload(_ s: UnsafeBufferPointer<Int32>, to v: TensorView) throws { try time("upload") { try base.upload(s, to: v) } }
+    public func download(_ v: TensorView, into d: UnsafeMutableBufferPointer<Float>) throws { try time("download") { try base.download(v, into: d) } }
+    public func synchronize() throws { try base.synchronize() }
+    public func fill(_ v: TensorView, value: Float) { time("fill") { base.fill(v, value: value) } }
+    public func copy(_ s: TensorView, to d: TensorView) { time("copy") { base.copy(s, to: d) } }
+    public func permute(_ s: TensorView, shape: [Int], order: [Int], into d: TensorView, accumulate: Bool) {
+        time("permute") { base.permute(s, shape: shape, order: order, into: d, accumulate: accumulate) }
+    }
+    public func gemm(_ s: GemmShape, a: TensorView, b: TensorView, c: TensorView) {
+        let key = s.batch > 1 ? (s.strideC == 0 ? "gemm (batched, reduce)" : "gemm (batched)") : "gemm"
+        time(key, flops: s.flops) { base.gemm(s, a: a, b: b, c: c) }
+    }
+    public func addBias(_ b: TensorView, to o: TensorView, rows: Int, columns: Int) { time("addBias") { base.addBias(b, to: o, rows: rows, columns: columns) } }
+    public func biasBackward(_ d: TensorView, dBias: TensorView, rows: Int, columns: Int) {
+        time("biasBackward") { base.biasBackward(d, dBias: dBias, rows: rows, columns: columns) }
+    }
+    public func add(_ a: TensorView, _ b: TensorView, out: TensorView) { time("add") { base.add(a, b, out: out) } }
+    public func accumulate(_ s: TensorView, into d: TensorView) { time("accumulate") { base.accumulate(s, into: d) } }
+    public func scale(_ v: TensorView, by f: Float) { time("scale") { base.scale(v, by: f) } }
+    public func reluForward(_ x: TensorView, out: TensorView) { time("relu") { base.reluForward(x, out: out) } }
+    public func reluBackward(_ d: TensorView, out: TensorView, dX: TensorView) { time("reluBackward") { base.reluBackward(d, out: out, dX: dX) } }
+    public func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView, out: TensorView, batch: Int, time t: Int, channels: Int) {
+        time("embedding") { base.embeddingForward(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: t, channels: channels) }
+    }
+    public func embeddingBackward(dOut: TensorView, tokens: TensorView, dTable: TensorView, batch: Int, time t: Int, channels: Int) {
+        time("embeddingBackward") { base.embeddingBackward(dOut: dOut, tokens: tokens, dTable: dTable, batch: batch, time: t, channels: channels) }
+    }
+    public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView, mean: TensorView, rstd: TensorView, rows: Int, columns: Int) {
+        time("layerNorm") { base.layerNormForward(x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: columns) }
+    }
+    public func layerNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, mean: TensorView, rstd: TensorView, dInput: TensorView, dWeight: TensorView, dBias: TensorView, rows: Int, columns: Int) {
+        time("layerNormBackward") { base.layerNormBackward(dOut: dOut, input: x, weight: weight, mean: mean, rstd: rstd, dInput: dInput, dWeight: dWeight, dBias: dBias, rows: rows, columns: columns) }
+    }
+    public func attentionForward(_ s: AttentionShape, q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView) {
+        time("attention", flops: s.forwardFlops) { base.attentionForward(s, q: q, k: k, v: v, out: out, lse: lse) }
+    }
+    public func attentionBackward(_ s: AttentionShape, dOut: TensorView, q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView, dq: TensorView, dk: TensorView, dv: TensorView) {
+        time("attentionBackward", flops: 2.5 * s.forwardFlops) { base.attentionBackward(s, dOut: dOut, q: q, k: k, v: v, out: out, lse: lse, dq: dq, dk: dk, dv: dv) }
+    }
+    public func crossEntropy(logits: TensorView, targets: TensorView, losses: TensorView, correct: TensorView, dLogits: TensorView?, gradScale: Float, rows: Int, vocabulary: Int) {
+        time("crossEntropy") { base.crossEntropy(logits: logits, targets: targets, losses: losses, correct: correct, dLogits: dLogits, gradScale: gradScale, rows: rows, vocabulary: vocabulary) }
+    }
+    public func sumOfSquares(_ v: TensorView) throws -> Double { try time("sumOfSquares") { try base.sumOfSquares(v) } }
+    public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper) {
+        time("adamW") { base.adamW(parameters: parameters, gradients: gradients, m: m, v: v, hyper: hyper) }
+    }
+}

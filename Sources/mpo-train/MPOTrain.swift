@@ -1,0 +1,22 @@
+// mpo-train: the command-line face of MPOKit. Subcommands are thin: parse, validate, call the
+// library. Errors print one line naming the problem and the fix; usage errors exit 64.
+
+import ArgumentParser
+import Foundation
+import MPOKit
+
+@main
+struct MPOTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mpo-train",
+        abstract: "Train, compress and sample PicoGPT language models whose linear layers are Matrix Product Operators.",
+        discussion: """
+        Examples:
+          mpo-train train --model mpo --chi 8 --steps 200
+          mpo-train report --checkpoint runs/dense/checkpoint.safetensors --chi 4,8,16,32
+          mpo-train dump --checkpoint model.safetensors --batch batch.json --out out.safetensors
+          mpo-train bench
+        """,
+        subcommands: [Report.self, Bench.self, Dump.self]
+    )
+}

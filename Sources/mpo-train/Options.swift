@@ -1,0 +1,50 @@
+// Options shared by several subcommands, and the device factory (the one place that knows
+// which devices exist).
+
+import ArgumentParser
+import Foundation
+import MPOKit
+
+/// `--device cpu | opencl | opencl:N`.
+struct DeviceSpec: ExpressibleByArgument, CustomStringConvertible {
+    var kind: DeviceKind
+    var index: Int?
+
+    init?(argument: String) {
+        let parts = argument.lowercased().split(separator: ":", maxSplits: 1).map(String.init)
+        guard let k = DeviceKind(rawValue: parts[0]) else { return nil }
+        kind = k
+        if parts.count == 2 {
+            guard k == .opencl, let i = Int(parts[1]), i >= 0 else { return nil }
+            index = i
+        }
+    }
+
+    init(kind: DeviceKind) { self.kind = kind }
+    var description: String { index.map { "\(kind.rawValue):\($0)" } ?? kind.rawValue }
+    static var allValueStrings: [String] { ["cpu", "opencl", "opencl:N"] }
+
+    func make() throws -> any ComputeDevice {
+        switch kind {
+        case .cpu: return CPUDevice()
+        case .opencl: throw ValidationError("the OpenCL device is not available in this build; use --device cpu")
+        }
+    }
+}
+
+struct DeviceOptions: ParsableArguments {
+    @Option(help: "Compute device: cpu (OpenBLAS), opencl (first GPU, else first device) or opencl:N (see `mpo-train devices`).")
+    var device = DeviceSpec(kind: .cpu)
+}
+
+/// Parses "4,8,16,32" into bond dimensions ≥ 1.
+func parseChiList(_ s: String) throws -> [Int] {
+    let values = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+        throw ValidationError("--chi expects a comma-separated list of bond dimensions ≥ 1, like 4,8,16,32 (got '\(s)')")
+    }
+    return values.map { $0! }
+}
+
+/// Writes to stderr.
+func printError(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

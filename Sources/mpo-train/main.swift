@@ -1,2 +1,0 @@
-import MPOKit
-print("mpo-train")
