@@ -17,6 +17,6 @@ struct MPOTrain: ParsableCommand {
           mpo-train dump --checkpoint model.safetensors --batch batch.json --out out.safetensors
           mpo-train bench
         """,
-        subcommands: [Report.self, Bench.self, Dump.self]
+        subcommands: [Train.self, Sample.self, Compress.self, Report.self, Bench.self, Dump.self]
     )
 }

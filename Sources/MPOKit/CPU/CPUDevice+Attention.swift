@@ -14,27 +14,27 @@ extension CPUDevice {
 
     public func attentionForward(_ s: AttentionShape, q: TensorView, k: TensorView, v: TensorView,
                                  out: TensorView, lse: TensorView) {
-        let T = s.time, C = s.channels, hd = s.headDim, H = s.heads
-        precondition(q.count >= s.tokens * C && k.count >= s.tokens * C && v.count >= s.tokens * C
+        let T = s.time, C = s.channels, hd = s.headDim, H = s.heads, off = s.queryOffset, TK = s.keys
+        precondition(q.count >= s.tokens * C && k.count >= s.batch * TK * C && v.count >= s.batch * TK * C
                      && out.count >= s.tokens * C && lse.count >= s.batch * H * T, "attention shape mismatch")
         let pq = ptr(q), pk = ptr(k), pv = ptr(v), po = ptr(out), pl = ptr(lse)
         let tile = Self.attentionTile, scale = 1 / Float(hd).squareRoot()
-        ensureScratch(tile * T)
+        ensureScratch(tile * TK)
         let pairs = s.batch * H
         onEveryWorker { w in
             let S = self.scratch[w]
             var pair = w
             while pair < pairs {
                 let b = pair / H, h = pair % H
-                let base = b * T * C + h * hd
-                let Q = pq + base, K = pk + base, V = pv + base, O = po + base, L = pl + pair * T
+                let base = b * T * C + h * hd, kvBase = b * TK * C + h * hd
+                let Q = pq + base, K = pk + kvBase, V = pv + kvBase, O = po + base, L = pl + pair * T
                 var t0 = 0
                 while t0 < T {
-                    let rows = min(tile, T - t0), keys = t0 + rows
+                    let rows = min(tile, T - t0), keys = off + t0 + rows
                     // S[r, j] = scale · q[t0+r] · k[j], j < keys
                     Self.sgemm(false, true, rows, keys, hd, scale, Q + t0 * C, C, K, C, 0, S, keys)
                     for r in 0..<rows {
-                        let t = t0 + r, row = S + r * keys
+                        let t = off + t0 + r, row = S + r * keys
                         var mx = -Float.infinity
                         for j in 0...t where row[j] > mx { mx = row[j] }
                         var sum: Float = 0
@@ -42,7 +42,7 @@ extension CPUDevice {
                         let inv = 1 / sum
                         for j in 0...t { row[j] *= inv }
                         if t + 1 < keys { for j in (t + 1)..<keys { row[j] = 0 } }
-                        L[t] = mx + logf(sum)
+                        L[t0 + r] = mx + logf(sum)
                     }
                     // out[t0..] = P · v[0..<keys]
                     Self.sgemm(false, false, rows, hd, keys, 1, S, keys, V, C, 0, O + t0 * C, C)
@@ -57,6 +57,7 @@ extension CPUDevice {
                                   v: TensorView, out: TensorView, lse: TensorView,
                                   dq: TensorView, dk: TensorView, dv: TensorView) {
         let T = s.time, C = s.channels, hd = s.headDim, H = s.heads
+        precondition(s.queryOffset == 0, "attention backward supports queryOffset 0 only (training)")
         let pq = ptr(q), pk = ptr(k), pv = ptr(v), po = ptr(out), pl = ptr(lse), pdo = ptr(dOut)
         let pdq = ptr(dq), pdk = ptr(dk), pdv = ptr(dv)
         let tile = Self.attentionTile, scale = 1 / Float(hd).squareRoot()

@@ -33,18 +33,25 @@ public struct GemmShape: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Causal multi-head attention over q, k, v laid out (B, T, C) with C = heads · headDim;
-/// head h owns features [h·headDim, (h+1)·headDim).
+/// Causal multi-head attention over q laid out (B, T, C) and k, v laid out (B, queryOffset + T, C),
+/// C = heads · headDim; head h owns features [h·headDim, (h+1)·headDim). Query t sits at absolute
+/// position queryOffset + t and sees keys 0…queryOffset + t. `queryOffset` > 0 is the KV-cache
+/// decode case (forward only); training uses 0.
 public struct AttentionShape: Sendable, Equatable, CustomStringConvertible {
     public var batch: Int, time: Int, heads: Int, headDim: Int
-    public init(batch: Int, time: Int, heads: Int, headDim: Int) {
-        self.batch = batch; self.time = time; self.heads = heads; self.headDim = headDim
+    public var queryOffset: Int
+    public init(batch: Int, time: Int, heads: Int, headDim: Int, queryOffset: Int = 0) {
+        self.batch = batch; self.time = time; self.heads = heads; self.headDim = headDim; self.queryOffset = queryOffset
     }
+    /// Key/value rows per batch item.
+    public var keys: Int { queryOffset + time }
     public var channels: Int { heads * headDim }
     public var tokens: Int { batch * time }
     /// Forward FLOPs with the masked half skipped (QKᵀ and PV).
     public var forwardFlops: Double { 2 * 2 * Double(batch * heads) * Double(time * (time + 1) / 2) * Double(headDim) }
-    public var description: String { "attention B=\(batch) T=\(time) H=\(heads) hd=\(headDim)" }
+    public var description: String {
+        "attention B=\(batch) T=\(time) H=\(heads) hd=\(headDim)" + (queryOffset > 0 ? " offset=\(queryOffset)" : "")
+    }
 }
 
 /// AdamW hyper-parameters for one update (decoupled weight decay, bias-corrected moments).

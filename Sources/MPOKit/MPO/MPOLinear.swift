@@ -38,6 +38,8 @@ final class MPOLinear {
 
     // Rebuild workspace (independent of the row count).
     private let w: DeviceBuffer        // W (out, in)
+    /// The weight as last rebuilt by `rebuildW`.
+    var weightView: TensorView { w.all }
     private let chain: [DeviceBuffer]  // chain[l] = A_0⋯A_l as (∏_{k≤l} o_k i_k, b_{l+1}); l ≥ 1
     private let dW: DeviceBuffer       // dW (out, in), then reused
     private let g: DeviceBuffer        // dW in interleaved order

@@ -17,6 +17,7 @@ public final class PicoGPT {
     public let positions: DeviceBuffer
     let linears: [String: Linear]
     var acts: Activations?
+    var arenas: [Activations] = []
     /// How MPO layers contract (automatic: the cheaper in FLOPs per layer and call).
     public var mpoStrategy = MPOStrategy.automatic {
         didSet { for l in linears.values { l.mpo?.strategy = mpoStrategy } }
@@ -110,10 +111,14 @@ public final class PicoGPT {
 
     public func zeroGradients() { device.fill(grads.all, value: 0) }
 
+    /// Activation arenas for the (B, T) shapes in use (training and evaluation batches differ),
+    /// kept so no step allocates; `acts` is the one the last forward pass used.
     func activations(batch: Int, time: Int) throws -> Activations {
-        if let a = acts, a.batch == batch, a.time == time { return a }
+        if let a = arenas.first(where: { $0.batch == batch && $0.time == time }) { acts = a; return a }
+        if arenas.count >= 3 { arenas.removeFirst() }
         acts = nil
         let a = try Activations(config: config, batch: batch, time: time, device: device)
+        arenas.append(a)
         acts = a
         return a
     }

@@ -1,0 +1,142 @@
+// Trainer: the paper's training loop (SPEC §6) with evaluation, metrics, checkpoints and resume.
+//
+// Order per step s of S: set lr; evaluate if s % evalInterval == 0 (then checkpoint); forward;
+// backward; clip; AdamW. A final evaluation and checkpoint follow the last step. Batches come
+// from a train RNG stream and evaluation batches from a separate eval stream, both derived
+// from the seed and stored in checkpoints, so a resumed run continues bit for bit.
+
+import Foundation
+
+public struct StepRecord: Sendable {
+    public var step: Int, total: Int
+    public var loss: Double, accuracy: Double, learningRate: Double, gradNorm: Double
+    public var tokensPerSecond: Double, elapsed: Double
+}
+
+public struct EvalRecord: Sendable, Equatable {
+    public var step: Int
+    public var trainLoss: Double, trainAccuracy: Double
+    public var valLoss: Double, valAccuracy: Double
+    public var elapsed: Double
+}
+
+public final class Trainer {
+    public let model: PicoGPT
+    public let optimizer: AdamW
+    public let data: TextDataset
+    public let options: TrainOptions
+    public let directory: URL
+    public var runInfo: [String: Any] = [:]
+    /// Callbacks; a throwing callback stops the run (the last checkpoint stays).
+    public var onStep: (StepRecord) throws -> Void = { _ in }
+    public var onEval: (EvalRecord) throws -> Void = { _ in }
+    public var onCheckpoint: (URL, Int) throws -> Void = { _, _ in }
+    public private(set) var evals: [EvalRecord] = []
+    public private(set) var losses: [Double] = []
+    public private(set) var wallSeconds = 0.0
+
+    public var checkpointURL: URL { directory.appendingPathComponent("checkpoint.safetensors") }
+    public var metricsURL: URL { directory.appendingPathComponent("metrics.jsonl") }
+
+    public init(model: PicoGPT, data: TextDataset, options: TrainOptions, directory: URL) throws {
+        try options.validate()
+        guard options.time <= model.config.context else {
+            throw ModelError("--context \(options.time) exceeds the model's context \(model.config.context)")
+        }
+        guard data.vocabulary.count == model.config.vocabularySize else {
+            throw ModelError("the data has \(data.vocabulary.count) distinct characters but the model's vocabulary has \(model.config.vocabularySize)")
+        }
+        try data.validate(time: options.time)
+        self.model = model
+        self.data = data
+        self.options = options
+        self.directory = directory
+        optimizer = try AdamW(model: model, hyper: options.hyper)
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw ModelError("cannot create output directory \(directory.path): \(error.localizedDescription)")
+        }
+        guard FileManager.default.isWritableFile(atPath: directory.path) else {
+            throw ModelError("output directory \(directory.path) is not writable; choose another with --out")
+        }
+    }
+
+    /// Mean loss and accuracy over `batches` random (evalBatchSize, time) windows of `split`.
+    public func evaluate(_ split: [Int32], batches: Int, rng: inout SplitMix64) throws -> (Double, Double) {
+        var l = 0.0, a = 0.0
+        for _ in 0..<batches {
+            let (tok, tgt) = TextDataset.sample(split, batch: options.evalBatchSize, time: options.time, rng: &rng)
+            let r = try model.forward(tokens: tok, targets: tgt, batch: options.evalBatchSize, time: options.time,
+                                      needsGradients: false)!
+            l += r.loss; a += r.accuracy
+        }
+        return (l / Double(max(batches, 1)), a / Double(max(batches, 1)))
+    }
+
+    /// Trains to `options.steps`. With `resume`, continues from the run directory's checkpoint.
+    @discardableResult
+    public func run(resume: Bool = false) throws -> [EvalRecord] {
+        var state = TrainingState(step: 0, optimizerStep: 0, trainRNG: SplitMix64(seed: options.trainStreamSeed),
+                                  evalRNG: SplitMix64(seed: options.evalStreamSeed), options: options)
+        var skipEvalAt: Int? = nil
+        if resume {
+            guard FileManager.default.fileExists(atPath: checkpointURL.path) else {
+                throw ModelError("--resume: no checkpoint at \(checkpointURL.path); start without --resume")
+            }
+            let file = try ModelCheckpoint.open(checkpointURL)
+            try ModelCheckpoint.load(file, into: model, extraTensors: { $0.hasPrefix("optimizer.") })
+            state = try TrainingCheckpoint.restore(file, optimizer: optimizer)
+            guard state.options == options else {
+                throw ModelError("--resume: the checkpoint was trained with different options (steps, batch, lr, seed, …); resume with the same options")
+            }
+            skipEvalAt = state.step
+        }
+        let log = try MetricsLog(url: metricsURL, keepThrough: resume ? state.step : nil)
+        if !resume {
+            var info = runInfo
+            info["type"] = "run"; info["parameters"] = model.parameterCount; info["device"] = model.device.name
+            info["seed"] = Int(truncatingIfNeeded: options.seed); info["steps"] = options.steps
+            log.append(info)
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        let tokensPerStep = Double(options.batch * options.time)
+        var s = state.step
+        while true {
+            if s % options.evalInterval == 0 || s == options.steps, skipEvalAt != s {
+                let (tl, ta) = try evaluate(data.train, batches: options.trainEvalBatches, rng: &state.evalRNG)
+                let (vl, va) = try evaluate(data.validation, batches: options.evalBatches, rng: &state.evalRNG)
+                let e = EvalRecord(step: s, trainLoss: tl, trainAccuracy: ta, valLoss: vl, valAccuracy: va, elapsed: elapsed())
+                evals.append(e)
+                log.append(["type": "eval", "step": s, "train_loss": tl, "train_accuracy": ta, "val_loss": vl,
+                            "val_accuracy": va, "elapsed": e.elapsed])
+                try onEval(e)
+            }
+            let due = options.checkpointInterval == 0 ? s % options.evalInterval == 0 : s % options.checkpointInterval == 0
+            if (due || s == options.steps) && skipEvalAt != s {
+                state.step = s
+                state.optimizerStep = optimizer.step
+                try TrainingCheckpoint.save(model: model, optimizer: optimizer, state: state, vocabulary: data.vocabulary,
+                                            to: checkpointURL)
+                try onCheckpoint(checkpointURL, s)
+            }
+            if s >= options.steps { break }
+            let lr = options.learningRate(at: s)
+            let (tok, tgt) = TextDataset.sample(data.train, batch: options.batch, time: options.time, rng: &state.trainRNG)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let st = try optimizer.trainStep(tokens: tok, targets: tgt, batch: options.batch, time: options.time, learningRate: lr)
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            guard st.loss.isFinite, st.gradNorm.isFinite else {
+                throw ModelError("step \(s): the loss or gradient is not finite (loss \(st.loss), gradient norm \(st.gradNorm)); the last good checkpoint is \(checkpointURL.path). Try a lower --lr")
+            }
+            losses.append(st.loss)
+            let rec = StepRecord(step: s, total: options.steps, loss: st.loss, accuracy: st.accuracy, learningRate: lr,
+                                 gradNorm: st.gradNorm, tokensPerSecond: tokensPerStep / dt, elapsed: elapsed())
+            log.append(["type": "step", "step": s, "loss": st.loss, "accuracy": st.accuracy, "lr": lr,
+                        "grad_norm": st.gradNorm, "tokens_per_second": rec.tokensPerSecond, "elapsed": rec.elapsed])
+            try onStep(rec)
+            s += 1
+        }
+        wallSeconds = elapsed()
+        return evals
+    }
+}
