@@ -17,6 +17,11 @@ struct MPOTrain: ParsableCommand {
           mpo-train dump --checkpoint model.safetensors --batch batch.json --out out.safetensors
           mpo-train bench
         """,
-        subcommands: [Train.self, Sample.self, Compress.self, Report.self, Bench.self, Dump.self]
+        subcommands: [Train.self, Sample.self, Compress.self, Report.self, Sweep.self, Bench.self, Dump.self]
     )
+
+    static func main() {
+        setvbuf(stdout, nil, _IOLBF, 0)  // progress and logs appear line by line when piped
+        main(nil)
+    }
 }

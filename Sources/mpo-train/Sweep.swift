@@ -1,0 +1,99 @@
+// `mpo-train sweep`: dense plus every χ with the same seed and batch sequence (or compressed
+// from one dense checkpoint and fine-tuned), then one results table and overlaid plots.
+
+import ArgumentParser
+import Foundation
+import MPOKit
+
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train dense and MPO models at several χ with one recipe and tabulate the results.",
+        discussion: """
+        Writes into --out one run directory per model, results.md, results.json and the plots
+        (all runs overlaid). With --finetune-from, each χ starts from the TT-SVD of that dense
+        checkpoint (embedding, LayerNorms and biases kept) instead of from scratch, and the dense
+        row is that checkpoint evaluated as is.
+
+        Examples:
+          mpo-train sweep --chi 4,8,16,32 --steps 2000
+          mpo-train sweep --chi 8,16,32 --steps 500 --lr 1e-4 --finetune-from runs/sweep/dense/checkpoint.safetensors --out runs/finetune
+        """)
+
+    @Option(help: "Comma-separated bond dimensions.") var chi = "4,8,16,32"
+    @Option(help: "Dense checkpoint to compress and fine-tune instead of training from scratch.") var finetuneFrom: String?
+    @Option(help: "Output directory.") var out = "runs/sweep"
+    @Option(help: "MPO contraction: automatic, rebuild or site.") var strategy = "automatic"
+    @OptionGroup var recipe: RecipeOptions
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    func run() throws {
+        let chis = try parseChiList(chi)
+        guard let strat = MPOStrategy(rawValue: strategy) else { throw ValidationError("--strategy must be automatic, rebuild or site") }
+        let device = try deviceOptions.device.make()
+        let root = URL(fileURLWithPath: out)
+        var denseFile: URL? = nil
+        var vocab: Vocabulary? = nil
+        if let finetuneFrom {
+            denseFile = URL(fileURLWithPath: finetuneFrom)
+            vocab = try ModelCheckpoint.open(denseFile!).metadata["vocab"].map(Vocabulary.init(string:))
+        }
+        let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab)
+        var rows: [[String: Any]] = []
+        var runs: [(URL, String)] = []
+        for c in [nil] + chis.map(Optional.some) {
+            let name = c.map { "mpo-chi\($0)" } ?? "dense"
+            let dir = root.appendingPathComponent(name)
+            let model: PicoGPT
+            var options = recipe.options(context: 256)
+            if let denseFile {
+                let dense = try ModelCheckpoint.loadModel(denseFile, device: device)
+                options.time = dense.config.context
+                if let c { model = try Compression.compress(dense, chi: c).0 } else { model = dense; options.steps = 0 }
+            } else {
+                model = try PicoGPT(config: c.map { .mpo(chi: $0) } ?? .picoGPT, device: device)
+                try model.initialize(seed: recipe.seed)
+            }
+            model.mpoStrategy = strat
+            let trainer = try Trainer(model: model, data: data, options: options, directory: dir)
+            trainer.runInfo = ["name": name, "model": c == nil ? "dense" : "mpo", "chi": c ?? 0]
+            print("== \(name): \(model.parameterCount) parameters, \(options.steps) steps")
+            let progress = Progress(quiet: false)
+            trainer.onStep = progress.step
+            trainer.onEval = progress.eval
+            try trainer.run()
+            progress.finish()
+            let e = trainer.evals.last!
+            let tps = trainer.losses.isEmpty ? 0 : Double(options.steps * options.batch * options.time) / trainer.wallSeconds
+            rows.append(["name": name, "chi": c ?? 0, "parameters": model.parameterCount, "val_loss": e.valLoss,
+                         "val_accuracy": e.valAccuracy, "train_loss": e.trainLoss, "wall_seconds": trainer.wallSeconds,
+                         "tokens_per_second": tps, "steps": options.steps])
+            runs.append((trainer.metricsURL, name))
+        }
+        let denseParams = rows[0]["parameters"] as! Int, denseAcc = rows[0]["val_accuracy"] as! Double
+        for i in rows.indices {
+            rows[i]["compression_ratio"] = Double(denseParams) / Double(rows[i]["parameters"] as! Int)
+            rows[i]["accuracy_gap"] = (rows[i]["val_accuracy"] as! Double) - denseAcc
+        }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let json = try JSONSerialization.data(withJSONObject: ["device": device.name, "seed": Int(truncatingIfNeeded: recipe.seed),
+                                                               "finetune_from": finetuneFrom ?? "", "runs": rows],
+                                              options: [.prettyPrinted, .sortedKeys])
+        try json.write(to: root.appendingPathComponent("results.json"))
+        let table = markdownTable(rows)
+        try Data(table.utf8).write(to: root.appendingPathComponent("results.md"))
+        print("\n" + table)
+        try writePlots(runs: runs, to: root)
+    }
+
+    func markdownTable(_ rows: [[String: Any]]) -> String {
+        var s = "| model | parameters | ratio | val loss | val acc | gap to dense | wall time | tokens/s |\n"
+        s += "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        for r in rows {
+            s += String(format: "| %@ | %d | %.1f× | %.4f | %.2f %% | %+.2f pp | %@ | %.0f |\n",
+                        r["name"] as! String, r["parameters"] as! Int, r["compression_ratio"] as! Double,
+                        r["val_loss"] as! Double, 100 * (r["val_accuracy"] as! Double), 100 * (r["accuracy_gap"] as! Double),
+                        duration(r["wall_seconds"] as! Double), r["tokens_per_second"] as! Double)
+        }
+        return s
+    }
+}
