@@ -4,6 +4,9 @@
 /// C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b], row-major, for b in 0..<batch.
 /// op(X) is X or Xᵀ; A is (m,k) after op, B is (k,n) after op, C is (m,n).
 /// Leading dimensions are row strides in elements; strides step between batch items.
+/// strideA or strideB 0 shares one operand across the batch (an MPO core); strideC 0 with
+/// batch > 1 is a reduction: C = beta · C + Σ_b alpha · op(A[b]) · op(B[b]), beta applied once.
+/// beta 0 never reads C (BLAS convention); k 0 gives C = beta · C.
 public struct GemmShape: Sendable, Equatable, CustomStringConvertible {
     public var m: Int, n: Int, k: Int
     public var transposeA: Bool, transposeB: Bool
