@@ -97,13 +97,15 @@ struct Train: ParsableCommand {
     @OptionGroup var recipe: RecipeOptions
     @OptionGroup var deviceOptions: DeviceOptions
     @Option(help: "Run directory (default runs/<model>[-chi<χ>]).") var out: String?
-    @Option(help: "Start from this checkpoint's weights (its shape wins over the model options).") var initFrom: String?
+    @Option(name: .customLong("init"), help: "Start from this checkpoint's weights (its shape wins over the model options).") var initFrom: String?
     @Flag(help: "Continue the run in --out from its checkpoint.") var resume = false
     @Flag(help: "Print only evaluations and the summary.") var quiet = false
 
     func run() throws {
         let device = try deviceOptions.device.make()
-        let data = try TextDataset(url: try recipe.dataURL())
+        // A checkpoint's vocabulary wins: the data must be written in it.
+        let vocab = try initFrom.flatMap { try ModelCheckpoint.open(URL(fileURLWithPath: $0)).metadata["vocab"] }
+        let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab.map(Vocabulary.init(string:)))
         let model: PicoGPT
         var name: String
         if let initFrom {

@@ -38,14 +38,18 @@ public enum Compression {
         return (cores.converted(to: Float.self), report)
     }
 
-    /// The dense weights of every linear layer of `model` (which must be dense), by layer name.
+    /// The weight matrix of every linear layer of `model`, by layer name: dense weights as they
+    /// are, MPO layers contracted from their cores (so an MPO model can be re-compressed).
     public static func denseWeights(_ model: PicoGPT) throws -> [String: [Float]] {
         var out: [String: [Float]] = [:]
         for l in model.config.linearLayers {
-            guard model.layout["\(l.name).weight"] != nil else {
-                throw ModelError("layer \(l.name) is already an MPO; compression needs a dense checkpoint")
+            switch model.config.linearKind(l.name, out: l.out, in: l.in) {
+            case .dense:
+                out[l.name] = try model.parameter("\(l.name).weight")
+            case .mpo(let f, let bonds):
+                let cores = try (0..<f.sites).map { try model.parameter("\(l.name).cores.\($0)") }
+                out[l.name] = contractMPO(MPOCores<Float>(factorization: f, bonds: bonds, cores: cores))
             }
-            out[l.name] = try model.parameter("\(l.name).weight")
         }
         return out
     }
@@ -55,7 +59,7 @@ public enum Compression {
                                relativeTolerance: Double? = nil) throws -> [LayerCompression] {
         let weights = try denseWeights(model)
         return try model.config.linearLayers.map { l in
-            let f = factorizations[l.name] ?? MPOFactorization.standard(out: l.out, in: l.in)
+            let f = factorizations[l.name] ?? model.config.factorizations[l.name] ?? MPOFactorization.standard(out: l.out, in: l.in)
             return try compressWeight(weights[l.name]!, layer: l.name, factorization: f, chi: chi,
                                       relativeTolerance: relativeTolerance).1
         }
@@ -69,10 +73,11 @@ public enum Compression {
         guard chi >= 1 else { throw ModelError("bond dimension χ must be ≥ 1 (got \(chi))") }
         let weights = try denseWeights(dense)
         var config = dense.config
+        config.factorizations = [:]
         var cores: [String: MPOCores<Float>] = [:]
         var reports: [LayerCompression] = []
         for l in config.linearLayers {
-            let f = factorizations[l.name] ?? MPOFactorization.standard(out: l.out, in: l.in)
+            let f = factorizations[l.name] ?? dense.config.factorizations[l.name] ?? MPOFactorization.standard(out: l.out, in: l.in)
             try f.validate(out: l.out, in: l.in)
             let (c, r) = try compressWeight(weights[l.name]!, layer: l.name, factorization: f,
                                             chi: chiOverrides[l.name] ?? chi, relativeTolerance: relativeTolerance)
