@@ -1,0 +1,134 @@
+// RunMetrics: one training run's curves, read from the trainer's metrics.jsonl (one JSON object a line).
+//
+// Records understood (every other field and record type is ignored):
+//   {"type":"run","name":"mpo-chi8","parameters":79168,"model":"mpo",...}   (optional, usually first)
+//   {"type":"step","step":12,"loss":2.31,...}
+//   {"type":"eval","step":100,"train_loss":2.1,"val_loss":2.2,"val_accuracy":0.38,...}
+// Lines that are not JSON objects, and step/eval records without their step or any usable value, are
+// skipped and counted in `malformedLines`. Non-finite values written as null, "NaN" or "Infinity" are
+// kept as NaN/±inf (the plots skip them), so a diverged run still shows where it diverged.
+
+import Foundation
+
+public struct RunMetrics: Sendable {
+    /// The run's name: the run record's "name", else the caller's, else derived from the file path.
+    public var name: String
+    /// Trainable parameter count from the run record, if any (needed for the Pareto plot).
+    public var parameters: Int?
+    /// Per-step training loss, in file order.
+    public var steps: [(step: Int, loss: Double)]
+    /// Evaluation records, in file order; a missing value is NaN.
+    public var evals: [(step: Int, trainLoss: Double, valLoss: Double, valAccuracy: Double)]
+    /// The run record's "model" ("dense", "mpo", ...), if any.
+    public var model: String?
+    /// Non-empty lines that could not be used.
+    public var malformedLines: Int
+
+    public init(
+        name: String,
+        parameters: Int? = nil,
+        steps: [(step: Int, loss: Double)] = [],
+        evals: [(step: Int, trainLoss: Double, valLoss: Double, valAccuracy: Double)] = [],
+        model: String? = nil,
+        malformedLines: Int = 0
+    ) {
+        self.name = name
+        self.parameters = parameters
+        self.steps = steps
+        self.evals = evals
+        self.model = model
+        self.malformedLines = malformedLines
+    }
+
+    /// Reads a metrics.jsonl file. `name` is used when the file has no run record with a name; without
+    /// either, the name is the file's stem (or its folder's name when the file is called metrics.*).
+    public static func load(_ url: URL, name: String? = nil) throws -> RunMetrics {
+        let data = try Data(contentsOf: url)
+        return parse(data, name: name ?? defaultName(for: url))
+    }
+
+    /// Parses metrics.jsonl content; `name` is the fallback when there is no named run record.
+    public static func parse(_ data: Data, name: String) -> RunMetrics {
+        var run = RunMetrics(name: name)
+        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
+                run.malformedLines += 1
+                continue
+            }
+            switch object["type"] as? String {
+            case "run":
+                if let n = object["name"] as? String, !n.isEmpty { run.name = n }
+                if let p = integer(object["parameters"]) { run.parameters = p }
+                if let m = object["model"] as? String { run.model = m }
+            case "step":
+                guard let step = integer(object["step"]), let loss = number(object["loss"]) else {
+                    run.malformedLines += 1
+                    continue
+                }
+                run.steps.append((step, loss))
+            case "eval":
+                let values = [object["train_loss"], object["val_loss"], object["val_accuracy"]].map(number)
+                guard let step = integer(object["step"]), values.contains(where: { $0 != nil }) else {
+                    run.malformedLines += 1
+                    continue
+                }
+                run.evals.append((step, values[0] ?? .nan, values[1] ?? .nan, values[2] ?? .nan))
+            default:
+                continue  // unknown or missing type: not ours to judge
+            }
+        }
+        return run
+    }
+
+    /// The last finite validation accuracy, if any.
+    public var finalValAccuracy: Double? {
+        evals.last(where: { $0.valAccuracy.isFinite })?.valAccuracy
+    }
+
+    /// The last finite validation loss, if any.
+    public var finalValLoss: Double? {
+        evals.last(where: { $0.valLoss.isFinite })?.valLoss
+    }
+
+    // MARK: - helpers
+
+    static func defaultName(for url: URL) -> String {
+        let stem = url.deletingPathExtension().lastPathComponent
+        if stem.lowercased() == "metrics" {
+            let folder = url.deletingLastPathComponent().lastPathComponent
+            if !folder.isEmpty, folder != "/", folder != "." { return folder }
+        }
+        return stem.isEmpty ? "run" : stem
+    }
+
+    private static func isBoolean(_ value: Any) -> Bool {
+        // JSONSerialization gives booleans as NSNumber subclasses that also cast to Double.
+        String(describing: type(of: value)).contains("Boolean")
+    }
+
+    /// A JSON number, or null / "NaN" / "Infinity" style strings as non-finite values.
+    static func number(_ value: Any?) -> Double? {
+        guard let value else { return nil }
+        if value is NSNull { return .nan }
+        if let s = value as? String {
+            switch s.lowercased() {
+            case "nan", "-nan": return .nan
+            case "inf", "+inf", "infinity", "+infinity": return .infinity
+            case "-inf", "-infinity": return -.infinity
+            default: return Double(s)
+            }
+        }
+        if isBoolean(value) { return nil }
+        if let n = value as? NSNumber { return n.doubleValue }
+        return nil
+    }
+
+    /// A JSON number with an integral value.
+    static func integer(_ value: Any?) -> Int? {
+        guard let value, !(value is NSNull), !(value is String), !isBoolean(value),
+              let d = (value as? NSNumber)?.doubleValue, d.isFinite, d.rounded() == d,
+              abs(d) < 9e15 else { return nil }
+        return Int(d)
+    }
+}
