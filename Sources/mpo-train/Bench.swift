@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import MPOKit
+import OpCases
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,6 +23,8 @@ struct Bench: ParsableCommand {
     @Option(help: "MPO contraction: automatic, rebuild or site.") var strategy = "automatic"
     @Flag(help: "Also print where the time of one training step goes, per op (synchronises after every op).")
     var profile = false
+    @Option(help: "Instead of whole steps, time the op cases (the perf table shared with the parity tests) whose name matches this text ('' = all).")
+    var ops: String?
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
@@ -32,6 +35,7 @@ struct Bench: ParsableCommand {
             throw ValidationError("--batch and --repeats must be ≥ 1 and --time in 1…256")
         }
         let device = try deviceOptions.device.make()
+        if let ops { return try benchOps(filter: ops, device: device) }
         let env = ProcessInfo.processInfo.environment
         print("device: \(device.name)")
         print("OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)") OPENBLAS_L2_SIZE=\(env["OPENBLAS_L2_SIZE"] ?? "(unset)")")
@@ -92,6 +96,30 @@ extension Bench {
             let f = prof.flops[op] ?? 0
             print("    " + pad(op, 24) + lpad(String(format: "%.1f ms", s * 1000), 11) + lpad(String(format: "%.0f%%", 100 * s / total), 6)
                   + lpad("\(prof.calls[op] ?? 0) calls", 11) + (f > 0 ? lpad(String(format: "%.1f GFLOP/s", f / s / 1e9), 16) : ""))
+        }
+    }
+}
+
+extension Bench {
+    /// Times every perf op case matching `filter`: one warm-up, then repeats until ≥ 0.3 s.
+    func benchOps(filter: String, device: any ComputeDevice) throws {
+        print("device: \(device.name)")
+        print(pad("op case", 64) + lpad("µs/call", 11) + lpad("GFLOP/s", 9) + lpad("GB/s", 8))
+        for c in OpCases.perf where filter.isEmpty || c.description.contains(filter) {
+            let inst = try c.prepare(device, OpCases.defaultSeed)
+            try inst.execute(); try device.synchronize()
+            var n = 0
+            let start = DispatchTime.now().uptimeNanoseconds
+            var t = 0.0
+            repeat {
+                try inst.execute(); n += 1
+                try device.synchronize()
+                t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            } while t < 0.3 && n < 1000
+            let per = t / Double(n)
+            print(pad(c.description, 64) + lpad(String(format: "%.1f", per * 1e6), 11)
+                  + lpad(c.flops > 0 ? String(format: "%.1f", c.flops / per / 1e9) : "-", 9)
+                  + lpad(c.bytes > 0 ? String(format: "%.1f", c.bytes / per / 1e9) : "-", 8))
         }
     }
 }

@@ -37,8 +37,7 @@ extension CPUDevice {
                         let t = off + t0 + r, row = S + r * keys
                         var mx = -Float.infinity
                         for j in 0...t where row[j] > mx { mx = row[j] }
-                        var sum: Float = 0
-                        for j in 0...t { let e = expf(row[j] - mx); row[j] = e; sum += e }
+                        let sum = expInPlace(row, t + 1, minus: mx)
                         let inv = 1 / sum
                         for j in 0...t { row[j] *= inv }
                         if t + 1 < keys { for j in (t + 1)..<keys { row[j] = 0 } }
@@ -88,11 +87,8 @@ extension CPUDevice {
                         let o = O + t * C, g = dO + t * C
                         for c in 0..<hd { dsum += o[c] * g[c] }
                         D[r] = dsum
-                        for j in 0...t {
-                            let p = expf(prow[j] - l)
-                            prow[j] = p
-                            drow[j] = p * (drow[j] - dsum)
-                        }
+                        _ = expInPlace(prow, t + 1, minus: l)
+                        for j in 0...t { drow[j] = prow[j] * (drow[j] - dsum) }
                         if t + 1 < keys { for j in (t + 1)..<keys { prow[j] = 0; drow[j] = 0 } }
                     }
                     // dV[0..<keys] += Pᵀ · dO_tile ; dQ_tile = scale · dS · K ; dK += scale · dSᵀ · Q_tile

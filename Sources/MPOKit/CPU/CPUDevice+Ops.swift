@@ -56,13 +56,22 @@ extension CPUDevice {
     public func reluForward(_ x: TensorView, out: TensorView) {
         precondition(x.count == out.count, "relu size mismatch")
         let px = ptr(x), po = ptr(out)
-        parallelFor(x.count, grain: 1 << 15) { r in for i in r { po[i] = max(px[i], 0) } }
+        parallelFor(x.count, grain: 1 << 15) { r in for i in r { po[i] = px[i] > 0 ? px[i] : 0 } }
     }
 
     public func reluBackward(_ dOut: TensorView, out: TensorView, dX: TensorView) {
         precondition(dOut.count == out.count && dX.count == out.count, "relu backward size mismatch")
         let d = ptr(dOut), o = ptr(out), dx = ptr(dX)
-        parallelFor(out.count, grain: 1 << 15) { r in for i in r { dx[i] = o[i] > 0 ? d[i] : 0 } }
+        parallelFor(out.count, grain: 1 << 15) { r in   // branch-free: the sign pattern is random
+            var i = r.lowerBound
+            while i + 8 <= r.upperBound {
+                let ov = UnsafeRawPointer(o + i).loadUnaligned(as: SIMD8<Float>.self)
+                let dv = UnsafeRawPointer(d + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(dx + i).storeBytes(of: dv.replacing(with: 0, where: ov .<= 0), as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < r.upperBound { dx[i] = o[i] > 0 ? d[i] : 0; i += 1 }
+        }
     }
 
     // MARK: - Embedding
@@ -169,20 +178,27 @@ extension CPUDevice {
                 let row = lg + i * V
                 var mx = row[0], arg = 0
                 for j in 1..<V where row[j] > mx { mx = row[j]; arg = j }
-                var s = 0.0
-                for j in 0..<V { s += Double(expf(row[j] - mx)) }
                 let t = Int(tg[i])
                 precondition(t >= 0 && t < V, "target \(t) outside vocabulary 0..<\(V)")
-                let lse = Double(mx) + log(s)
-                ls[i] = Float(lse - Double(row[t]))
-                cr[i] = arg == t ? 1 : 0
+                let targetLogit = Double(row[t])   // read before dLogits (which may alias) is written
+                // exp(x − max) once per logit, kept in dLogits when it is wanted.
+                var s = 0.0
                 if let dl {
-                    let drow = dl + i * V
-                    for j in 0..<V {
-                        let p = Float(exp(Double(row[j]) - lse))
-                        drow[j] = (p - (j == t ? 1 : 0)) * gradScale
-                    }
+                    let e = dl + i * V
+                    if e != row { e.update(from: row, count: V) }
+                    s = Double(expInPlace(e, V, minus: mx))
+                    let k = Float(1 / s) * gradScale
+                    for j in 0..<V { e[j] *= k }
+                    e[t] -= gradScale
+                } else {
+                    s = Double(withUnsafeTemporaryAllocation(of: Float.self, capacity: V) { tmp -> Float in
+                        tmp.baseAddress!.update(from: row, count: V)
+                        return expInPlace(tmp.baseAddress!, V, minus: mx)
+                    })
                 }
+                let lse = Double(mx) + log(s)
+                ls[i] = Float(lse - targetLogit)
+                cr[i] = arg == t ? 1 : 0
             }
         }
     }
