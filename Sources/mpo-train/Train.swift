@@ -100,6 +100,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("init"), help: "Start from this checkpoint's weights (its shape wins over the model options).") var initFrom: String?
     @Flag(help: "Continue the run in --out from its checkpoint.") var resume = false
     @Flag(help: "Print only evaluations and the summary.") var quiet = false
+    @Option(name: .customLong("skip-nonfinite"), help: "Skip up to N steps whose loss or gradient is NaN/inf instead of stopping.")
+    var skipNonFinite = 0
 
     func run() throws {
         let device = try deviceOptions.device.make()
@@ -123,6 +125,7 @@ struct Train: ParsableCommand {
         trainer.runInfo = ["name": name, "model": model.config.isMPO ? "mpo" : "dense", "chi": model.config.chi ?? 0,
                            "init": initFrom ?? ""]
         print("\(name): \(model.parameterCount) parameters on \(device.name); \(data.train.count) train / \(data.validation.count) val tokens; writing \(dir.path)")
+        trainer.skipNonFinite = skipNonFinite
         let progress = Progress(quiet: quiet)
         trainer.onStep = progress.step
         trainer.onEval = progress.eval

@@ -143,7 +143,12 @@ public enum ModelCheckpoint {
         var w = SafeTensorsWriter(metadata: meta)
         let host = try model.device.read(model.params.all)
         for spec in model.layout.specs {
-            try w.add(spec.name, shape: spec.shape, floats: Array(host[spec.offset..<(spec.offset + spec.count)]))
+            let values = Array(host[spec.offset..<(spec.offset + spec.count)])
+            // Never replace a good checkpoint with a broken model.
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError("not saving: parameter '\(spec.name)' holds \(values[bad]) at index \(bad)")
+            }
+            try w.add(spec.name, shape: spec.shape, floats: values)
         }
         return w
     }

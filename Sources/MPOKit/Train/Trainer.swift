@@ -34,6 +34,9 @@ public final class Trainer {
     public private(set) var evals: [EvalRecord] = []
     public private(set) var losses: [Double] = []
     public private(set) var wallSeconds = 0.0
+    /// Steps with a non-finite loss or gradient that may be skipped (not applied) before the run stops.
+    public var skipNonFinite = 0
+    public private(set) var skippedSteps = 0
 
     public var checkpointURL: URL { directory.appendingPathComponent("checkpoint.safetensors") }
     public var metricsURL: URL { directory.appendingPathComponent("metrics.jsonl") }
@@ -58,6 +61,12 @@ public final class Trainer {
         guard FileManager.default.isWritableFile(atPath: directory.path) else {
             throw ModelError("output directory \(directory.path) is not writable; choose another with --out")
         }
+    }
+
+    /// The name of the first parameter whose gradient holds a NaN or infinity.
+    func firstNonFiniteGradient() throws -> String? {
+        let g = try model.device.read(model.grads.all)
+        return model.layout.specs.first { spec in g[spec.offset..<(spec.offset + spec.count)].contains { !$0.isFinite } }?.name
     }
 
     /// Mean loss and accuracy over `batches` random (evalBatchSize, time) windows of `split`.
@@ -123,11 +132,21 @@ public final class Trainer {
             let lr = options.learningRate(at: s)
             let (tok, tgt) = TextDataset.sample(data.train, batch: options.batch, time: options.time, rng: &state.trainRNG)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let st = try optimizer.trainStep(tokens: tok, targets: tgt, batch: options.batch, time: options.time, learningRate: lr)
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            guard st.loss.isFinite, st.gradNorm.isFinite else {
-                throw ModelError("step \(s): the loss or gradient is not finite (loss \(st.loss), gradient norm \(st.gradNorm)); the last good checkpoint is \(checkpointURL.path). Try a lower --lr")
+            model.zeroGradients()
+            let r = try model.forward(tokens: tok, targets: tgt, batch: options.batch, time: options.time)!
+            try model.backward()
+            let norm = try optimizer.clipGradients()
+            guard r.loss.isFinite, norm.isFinite else {
+                // Never apply a non-finite update: skip the step (if allowed) or stop.
+                let culprit = try firstNonFiniteGradient() ?? "the loss"
+                skippedSteps += 1
+                log.append(["type": "nonfinite", "step": s, "loss": r.loss.isFinite ? r.loss : -1, "tensor": culprit])
+                if skippedSteps <= skipNonFinite { s += 1; continue }
+                throw ModelError("step \(s): non-finite \(r.loss.isFinite ? "gradient" : "loss") (first in \(culprit)); the last good checkpoint is \(checkpointURL.path). Try a lower --lr, or --skip-nonfinite N to skip such steps")
             }
+            optimizer.update(learningRate: lr)
+            let st = StepStats(loss: r.loss, accuracy: r.accuracy, gradNorm: norm)
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             losses.append(st.loss)
             let rec = StepRecord(step: s, total: options.steps, loss: st.loss, accuracy: st.accuracy, learningRate: lr,
                                  gradNorm: st.gradNorm, tokensPerSecond: tokensPerStep / dt, elapsed: elapsed())
