@@ -28,15 +28,23 @@ let package = Package(
             dependencies: ["CShim", "SafeTensors", "TensorTrain"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // MARK: - the OpenCL device (kernels in Kernels/*.cl).
+        .target(name: "MPOOpenCL", dependencies: ["MPOKit", "CShim"], plugins: [.plugin(name: "EmbedKernels")]),
+        // MARK: - build tool: Kernels/*.cl -> EmbeddedKernels.swift (raw string literals) for MPOOpenCL.
+        .executableTarget(name: "embed-kernels"),
+        .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"]),
+        // MARK: - the op-case table shared by parity tests and benchmarks (ggml test-backend-ops style).
+        .target(name: "OpCases", dependencies: ["MPOKit"]),
         // MARK: - the command-line tool.
         .executableTarget(
             name: "mpo-train",
-            dependencies: ["MPOKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["MPOKit", "MPOOpenCL", "OpCases", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // MARK: - tests
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TensorTrainTests", dependencies: ["TensorTrain", "SafeTensors"]),
-        .testTarget(name: "MPOKitTests", dependencies: ["MPOKit"]),
+        .testTarget(name: "MPOKitTests", dependencies: ["MPOKit", "OpCases"]),
+        .testTarget(name: "OpenCLTests", dependencies: ["MPOOpenCL", "OpCases", "SafeTensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

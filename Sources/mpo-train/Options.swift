@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import MPOKit
+import MPOOpenCL
 
 /// `--device cpu | opencl | opencl:N`.
 struct DeviceSpec: ExpressibleByArgument, CustomStringConvertible {
@@ -27,7 +28,7 @@ struct DeviceSpec: ExpressibleByArgument, CustomStringConvertible {
     func make() throws -> any ComputeDevice {
         switch kind {
         case .cpu: return CPUDevice()
-        case .opencl: throw ValidationError("the OpenCL device is not available in this build; use --device cpu")
+        case .opencl: return try OpenCLDevice(index: index)
         }
     }
 }

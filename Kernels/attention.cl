@@ -1,0 +1,194 @@
+//------------------------------------------------------------------------------------------------
+// attention.cl — causal multi-head attention, flash style (DESIGN §3). No (T,T) buffer.
+//
+// Legend: B batch, T time, H heads, HD = ATT_HD head dim (a -D option: the host builds this
+// file once per head dim it meets), C = H·HD row stride of q/k/v/out (B,T,C); head h owns
+// columns [h·HD, (h+1)·HD). lse (B,H,T) is the log-sum-exp of each query's scaled scores.
+// Forward also serves KV-cache decoding: k, v are (B, TK, C) with TK = OFF + T, and query t
+// sits at absolute position OFF + t (sees keys 0…OFF + t). Backward is training-only (OFF = 0).
+// Work-group grid: (tiles of T, B·H).
+//
+// forward      one work-item per query: online softmax over key tiles staged in local memory,
+//              tiles above the diagonal skipped; saves lse = m + log ℓ.
+// backward_dkv one work-item per key: walks the query tiles at or below it, recomputes
+//              P = exp(S − lse), accumulates dV += P·dO and dK += dS·Q (D = rowsum(dO∘O)
+//              computed while staging each query tile).
+// backward_dq  one work-item per query: walks the key tiles again for dQ += dS·K.
+// Splitting dK/dV from dQ recomputes S twice but needs no atomics: deterministic.
+//------------------------------------------------------------------------------------------------
+
+#ifndef ATT_HD
+#define ATT_HD 32       // head dim (set by the host)
+#endif
+#ifndef ATT_BQ
+#define ATT_BQ 32       // queries per work-group (forward, dq); query tile of backward_dkv
+#endif
+#ifndef ATT_BK
+#define ATT_BK 32       // keys per work-group (dkv); key tile of forward and dq
+#endif
+
+inline float att_dot(const float *a, __local const float *b) {
+    float s = 0.0f;
+    for (int d = 0; d < ATT_HD; d++) s = fma(a[d], b[d], s);
+    return s;
+}
+
+// MARK: - Forward
+
+// Global (ceil(T/BQ)·BQ, B·H), local (BQ, 1).
+__kernel __attribute__((reqd_work_group_size(ATT_BQ, 1, 1)))
+void kernel_attention_forward(__global const float *q, int qo, __global const float *k, int ko,
+                              __global const float *v, int vo, __global float *out, int oo,
+                              __global float *lse, int lo, int T, int TK, int OFF, float scale, int H) {
+    __local float Ks[ATT_BK][ATT_HD], Vs[ATT_BK][ATT_HD];
+    const int lid = get_local_id(0), tile = get_group_id(0), pair = get_group_id(1);
+    const int C = H * ATT_HD;
+    const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;      // q, out
+    const long kvBase = (long)(pair / H) * TK * C + (pair % H) * ATT_HD;   // k, v
+    const int t = tile * ATT_BQ + lid, pos = OFF + t;
+    const bool active = t < T;
+
+    float qr[ATT_HD], acc[ATT_HD];
+    for (int d = 0; d < ATT_HD; d++) { qr[d] = active ? q[qo + base + (long)t * C + d] : 0.0f; acc[d] = 0.0f; }
+    float m = -INFINITY, l = 0.0f;
+
+    const int keys = min(TK, OFF + (tile + 1) * ATT_BQ);
+    for (int k0 = 0; k0 < keys; k0 += ATT_BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int e = lid; e < ATT_BK * ATT_HD; e += ATT_BQ) {
+            const int j = e / ATT_HD, d = e % ATT_HD, key = k0 + j;
+            Ks[j][d] = key < TK ? k[ko + kvBase + (long)key * C + d] : 0.0f;
+            Vs[j][d] = key < TK ? v[vo + kvBase + (long)key * C + d] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (active && k0 <= pos) {
+            const int n = min(ATT_BK, pos - k0 + 1);
+            float s[ATT_BK];
+            float mt = m;
+            for (int j = 0; j < n; j++) { s[j] = att_dot(qr, Ks[j]) * scale; mt = fmax(mt, s[j]); }
+            const float corr = exp(m - mt);
+            l *= corr;
+            for (int d = 0; d < ATT_HD; d++) acc[d] *= corr;
+            for (int j = 0; j < n; j++) {
+                const float p = exp(s[j] - mt);
+                l += p;
+                for (int d = 0; d < ATT_HD; d++) acc[d] = fma(p, Vs[j][d], acc[d]);
+            }
+            m = mt;
+        }
+    }
+    if (active) {
+        const float inv = 1.0f / l;
+        for (int d = 0; d < ATT_HD; d++) out[oo + base + (long)t * C + d] = acc[d] * inv;
+        lse[lo + (long)pair * T + t] = m + log(l);
+    }
+}
+
+// MARK: - Backward: dK, dV
+
+// Global (ceil(T/BK)·BK, B·H), local (BK, 1).
+__kernel __attribute__((reqd_work_group_size(ATT_BK, 1, 1)))
+void kernel_attention_backward_dkv(__global const float *q, int qo, __global const float *k, int ko,
+                                   __global const float *v, int vo, __global const float *out, int oo,
+                                   __global const float *dout, int dso, __global const float *lse, int lo,
+                                   __global float *dk, int dko, __global float *dv, int dvo,
+                                   int T, int H, float scale) {
+    __local float Qs[ATT_BQ][ATT_HD], dOs[ATT_BQ][ATT_HD], Ls[ATT_BQ], Ds[ATT_BQ];
+    const int lid = get_local_id(0), tile = get_group_id(0), pair = get_group_id(1);
+    const int C = H * ATT_HD;
+    const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;
+    const int j = tile * ATT_BK + lid;
+    const bool active = j < T;
+
+    float kr[ATT_HD], vr[ATT_HD], dkr[ATT_HD], dvr[ATT_HD];
+    for (int d = 0; d < ATT_HD; d++) {
+        kr[d] = active ? k[ko + base + (long)j * C + d] : 0.0f;
+        vr[d] = active ? v[vo + base + (long)j * C + d] : 0.0f;
+        dkr[d] = 0.0f; dvr[d] = 0.0f;
+    }
+
+    for (int i0 = tile * ATT_BK; i0 < T; i0 += ATT_BQ) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int e = lid; e < ATT_BQ * ATT_HD; e += ATT_BK) {
+            const int r = e / ATT_HD, d = e % ATT_HD, i = i0 + r;
+            Qs[r][d] = i < T ? q[qo + base + (long)i * C + d] : 0.0f;
+            dOs[r][d] = i < T ? dout[dso + base + (long)i * C + d] : 0.0f;
+        }
+        for (int r = lid; r < ATT_BQ; r += ATT_BK) {
+            const int i = i0 + r;
+            float dsum = 0.0f;
+            if (i < T) {
+                for (int d = 0; d < ATT_HD; d++)
+                    dsum = fma(out[oo + base + (long)i * C + d], dout[dso + base + (long)i * C + d], dsum);
+            }
+            Ds[r] = dsum;
+            Ls[r] = i < T ? lse[lo + (long)pair * T + i] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (active) {
+            const int n = min(ATT_BQ, T - i0);
+            for (int r = max(0, j - i0); r < n; r++) {      // queries i = i0 + r ≥ j
+                float s = 0.0f, dp = 0.0f;
+                for (int d = 0; d < ATT_HD; d++) { s = fma(Qs[r][d], kr[d], s); dp = fma(dOs[r][d], vr[d], dp); }
+                const float p = exp(s * scale - Ls[r]);
+                const float ds = p * (dp - Ds[r]);
+                for (int d = 0; d < ATT_HD; d++) {
+                    dvr[d] = fma(p, dOs[r][d], dvr[d]);
+                    dkr[d] = fma(ds, Qs[r][d], dkr[d]);
+                }
+            }
+        }
+    }
+    if (active) {
+        for (int d = 0; d < ATT_HD; d++) {
+            dk[dko + base + (long)j * C + d] = dkr[d] * scale;
+            dv[dvo + base + (long)j * C + d] = dvr[d];
+        }
+    }
+}
+
+// MARK: - Backward: dQ
+
+// Global (ceil(T/BQ)·BQ, B·H), local (BQ, 1).
+__kernel __attribute__((reqd_work_group_size(ATT_BQ, 1, 1)))
+void kernel_attention_backward_dq(__global const float *q, int qo, __global const float *k, int ko,
+                                  __global const float *v, int vo, __global const float *out, int oo,
+                                  __global const float *dout, int dso, __global const float *lse, int lo,
+                                  __global float *dq, int dqo, int T, int H, float scale) {
+    __local float Ks[ATT_BK][ATT_HD], Vs[ATT_BK][ATT_HD];
+    const int lid = get_local_id(0), tile = get_group_id(0), pair = get_group_id(1);
+    const int C = H * ATT_HD;
+    const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;
+    const int i = tile * ATT_BQ + lid;
+    const bool active = i < T;
+
+    float qr[ATT_HD], dor[ATT_HD], dqr[ATT_HD];
+    float dsum = 0.0f;
+    for (int d = 0; d < ATT_HD; d++) {
+        qr[d] = active ? q[qo + base + (long)i * C + d] : 0.0f;
+        dor[d] = active ? dout[dso + base + (long)i * C + d] : 0.0f;
+        if (active) dsum = fma(out[oo + base + (long)i * C + d], dor[d], dsum);
+        dqr[d] = 0.0f;
+    }
+    const float L = active ? lse[lo + (long)pair * T + i] : 0.0f;
+
+    const int keys = min(T, (tile + 1) * ATT_BQ);
+    for (int k0 = 0; k0 < keys; k0 += ATT_BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int e = lid; e < ATT_BK * ATT_HD; e += ATT_BQ) {
+            const int jj = e / ATT_HD, d = e % ATT_HD, key = k0 + jj;
+            Ks[jj][d] = key < T ? k[ko + base + (long)key * C + d] : 0.0f;
+            Vs[jj][d] = key < T ? v[vo + base + (long)key * C + d] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (active && k0 <= i) {
+            const int n = min(ATT_BK, i - k0 + 1);
+            for (int jj = 0; jj < n; jj++) {
+                const float p = exp(att_dot(qr, Ks[jj]) * scale - L);
+                const float ds = p * (att_dot(dor, Vs[jj]) - dsum);
+                for (int d = 0; d < ATT_HD; d++) dqr[d] = fma(ds, Ks[jj][d], dqr[d]);
+            }
+        }
+    }
+    if (active) for (int d = 0; d < ATT_HD; d++) dq[dqo + base + (long)i * C + d] = dqr[d] * scale;
+}

@@ -1,0 +1,105 @@
+//------------------------------------------------------------------------------------------------
+// elementwise.cl — fill, copy, add, accumulate, scale, ReLU, bias add/backward, permute.
+//
+// One work-item per element (1-D, bounds-checked: the host rounds the global size up to the
+// work-group size). Column reductions (bias gradient, LayerNorm parameter gradients) run in two
+// stages with a fixed order — per-chunk partial sums, then kernel_colsum_finish — so results
+// are deterministic without float atomics. Legend: n elements, rows × cols matrices.
+//------------------------------------------------------------------------------------------------
+
+// MARK: - Fill, copy, add, accumulate, scale
+
+__kernel void kernel_fill_forward(__global float *x, int xo, int n, float value) {
+    const int i = get_global_id(0);
+    if (i < n) x[xo + i] = value;
+}
+
+__kernel void kernel_copy_forward(__global const float *src, int so, __global float *dst, int dso, int n) {
+    const int i = get_global_id(0);
+    if (i < n) dst[dso + i] = src[so + i];
+}
+
+// out = a + b; out may alias a or b.
+__kernel void kernel_add_forward(__global const float *a, int ao, __global const float *b, int bo,
+                                 __global float *out, int oo, int n) {
+    const int i = get_global_id(0);
+    if (i < n) out[oo + i] = a[ao + i] + b[bo + i];
+}
+
+// dst += src.
+__kernel void kernel_accumulate_forward(__global const float *src, int so, __global float *dst, int dso, int n) {
+    const int i = get_global_id(0);
+    if (i < n) dst[dso + i] += src[so + i];
+}
+
+__kernel void kernel_scale_forward(__global float *x, int xo, int n, float factor) {
+    const int i = get_global_id(0);
+    if (i < n) x[xo + i] *= factor;
+}
+
+// MARK: - ReLU
+
+// out = max(x, 0); may alias.
+__kernel void kernel_relu_forward(__global const float *x, int xo, __global float *out, int oo, int n) {
+    const int i = get_global_id(0);
+    if (i < n) out[oo + i] = fmax(x[xo + i], 0.0f);
+}
+
+// dx = dout · [out > 0]; dx may alias dout.
+__kernel void kernel_relu_backward(__global const float *dout, int dso, __global const float *out, int oo,
+                                   __global float *dx, int dxo, int n) {
+    const int i = get_global_id(0);
+    if (i < n) dx[dxo + i] = out[oo + i] > 0.0f ? dout[dso + i] : 0.0f;
+}
+
+// MARK: - Bias
+
+// out (rows, cols) += bias (cols); global (cols, rows).
+__kernel void kernel_bias_forward(__global const float *bias, int bo, __global float *out, int oo, int rows, int cols) {
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c < cols && r < rows) out[oo + r * cols + c] += bias[bo + c];
+}
+
+// Stage 1 of dBias: partial[chunk, c] = Σ_{r in chunk} dout[r, c]; global (cols, chunks).
+__kernel void kernel_bias_backward(__global const float *dout, int dso, __global float *partial,
+                                   int rows, int cols, int chunks) {
+    const int c = get_global_id(0), chunk = get_global_id(1);
+    if (c >= cols || chunk >= chunks) return;
+    const int lo = (int)((long)rows * chunk / chunks), hi = (int)((long)rows * (chunk + 1) / chunks);
+    float acc = 0.0f;
+    for (int r = lo; r < hi; r++) acc += dout[dso + r * cols + c];
+    partial[chunk * cols + c] = acc;
+}
+
+// Stage 2 of every column reduction: dst[c] += Σ_chunk partial[po + chunk·pstride + c], in
+// chunk order; global (cols).
+__kernel void kernel_colsum_finish(__global const float *partial, int po, int pstride, int chunks,
+                                   __global float *dst, int dso, int cols) {
+    const int c = get_global_id(0);
+    if (c >= cols) return;
+    float acc = 0.0f;
+    for (int k = 0; k < chunks; k++) acc += partial[po + k * pstride + c];
+    dst[dso + c] += acc;
+}
+
+// MARK: - Permute
+
+// Tensor transpose of up to 8 axes. The host pads to 8 axes on the left and passes the
+// destination shape and, per destination axis, the source stride of that axis. One work-item
+// per destination element, visited in row-major order (writes coalesce, reads gather).
+__kernel void kernel_permute_forward(__global const float *src, int so, __global float *dst, int dso, int n,
+                                     int8 shape, int8 stride, int accumulate) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    int s[8], st[8];
+    vstore8(shape, 0, s);
+    vstore8(stride, 0, st);
+    int rem = i, off = 0;
+    for (int d = 7; d >= 0; d--) {
+        const int c = rem % s[d];
+        rem /= s[d];
+        off += c * st[d];
+    }
+    if (accumulate) dst[dso + i] += src[so + off];
+    else dst[dso + i] = src[so + off];
+}

@@ -1,0 +1,189 @@
+// OpenCLDevice: the transformer ops — embedding, LayerNorm, attention, the fused loss, AdamW and
+// the sum of squares (kernels in embedding.cl, layernorm.cl, attention.cl, loss.cl, optimizer.cl).
+//
+// Legend: B batch, T time, C channels, V vocabulary, N = B·T rows, H heads, hd head dim.
+// attention.cl is compiled per head dim (-DATT_HD), on first use, through the binary cache; a
+// failed build is recorded like any enqueue failure. Column reductions (LayerNorm dWeight/dBias)
+// use the same two-stage scheme as biasBackward.
+
+import CShim
+import Foundation
+import MPOKit
+
+extension OpenCLDevice {
+    // MARK: - Embedding
+
+    public func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView, out: TensorView,
+                                 batch: Int, time: Int, channels: Int) {
+        let n = batch * time, C = channels
+        precondition(tokens.count >= n && out.count >= n * C && positions.count >= time * C, "embedding shape mismatch")
+        locked {
+            launch("embeddingForward", main, "kernel_embedding_forward", global: [C, n], local: [16, 16],
+                   [.view(tokens), .view(table), .view(positions), .view(out), .int(n), .int(time), .int(C), .int(table.count / max(C, 1))])
+        }
+    }
+
+    public func embeddingBackward(dOut: TensorView, tokens: TensorView, dTable: TensorView,
+                                  batch: Int, time: Int, channels: Int) {
+        let n = batch * time, C = channels
+        precondition(tokens.count >= n && dOut.count >= n * C, "embedding backward shape mismatch")
+        locked {
+            launch("embeddingBackward", main, "kernel_embedding_backward", global: [C], local: [min(64, tuning.elementwiseGroup)],
+                   [.view(dOut), .view(tokens), .view(dTable), .int(n), .int(C), .int(dTable.count / max(C, 1))])
+        }
+    }
+
+    // MARK: - LayerNorm
+
+    public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
+                                 mean: TensorView, rstd: TensorView, rows: Int, columns C: Int) {
+        precondition(x.count >= rows * C && out.count >= rows * C && weight.count >= C && bias.count >= C
+                     && mean.count >= rows && rstd.count >= rows, "layerNorm shape mismatch")
+        let g = tuning.layerNormGroup
+        locked {
+            launch("layerNormForward", main, "kernel_layernorm_forward", global: [rows * g], local: [g],
+                   [.view(x), .view(weight), .view(bias), .view(out), .view(mean), .view(rstd), .int(C)])
+        }
+    }
+
+    public func layerNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, mean: TensorView,
+                                  rstd: TensorView, dInput: TensorView, dWeight: TensorView, dBias: TensorView,
+                                  rows: Int, columns C: Int) {
+        precondition(dOut.count >= rows * C && x.count >= rows * C && dInput.count >= rows * C && weight.count >= C
+                     && dWeight.count >= C && dBias.count >= C && mean.count >= rows && rstd.count >= rows,
+                     "layerNorm backward shape mismatch")
+        guard rows > 0 && C > 0 else { return }
+        let g = tuning.layerNormGroup
+        locked {
+            launch("layerNormBackward", main, "kernel_layernorm_backward", global: [rows * g], local: [g],
+                   [.view(dOut), .view(x), .view(weight), .view(mean), .view(rstd), .view(dInput), .int(C)])
+            let chunks = Self.columnChunks(rows: rows)
+            guard let partial = scratchBuffer(.columnPartial, bytes: chunks * 2 * C * 4) else { return }
+            launch("layerNormBackward", main, "kernel_layernorm_backward_params", global: [C, chunks], local: [16, 1],
+                   [.view(dOut), .view(x), .view(mean), .view(rstd), .mem(partial), .int(rows), .int(C), .int(chunks)])
+            launch("layerNormBackward", main, "kernel_colsum_finish", global: [C], local: [64],
+                   [.mem(partial), .int(0), .int(2 * C), .int(chunks), .view(dWeight), .int(C)])
+            launch("layerNormBackward", main, "kernel_colsum_finish", global: [C], local: [64],
+                   [.mem(partial), .int(C), .int(2 * C), .int(chunks), .view(dBias), .int(C)])
+        }
+    }
+
+    // MARK: - Attention
+
+    /// The attention program for `headDim` and its tile (built on first use; lock held).
+    func attentionProgram(headDim: Int) -> (OpenCLProgram, Int)? {
+        let tile = tuning.attentionTile(headDim: headDim, localMemory: info.localMemoryBytes)
+        if let p = attentionPrograms[headDim] { return (p, tile) }
+        guard UInt64(2 * tile * headDim * 4 + 2 * tile * 4) <= info.localMemoryBytes else {
+            record(.unsupported("attention", "head dim \(headDim) needs more local memory than the device's \(info.localMemoryBytes) bytes"))
+            return nil
+        }
+        do {
+            let options = tuning.commonOptions + " -DATT_HD=\(headDim) -DATT_BQ=\(tile) -DATT_BK=\(tile)"
+            let p = try OpenCLProgram.build(files: ["attention.cl"], options: options, sources: sources, context: context,
+                                            device: device, deviceKey: deviceKey, cache: cache)
+            attentionPrograms[headDim] = p
+            return (p, tile)
+        } catch let e as OpenCLError {
+            record(e)
+        } catch {
+            record(OpenCLError(code: CL_BUILD_PROGRAM_FAILURE, call: "attention program (hd=\(headDim))", detail: "\(error)"))
+        }
+        return nil
+    }
+
+    private func checkAttention(_ s: AttentionShape, _ views: [TensorView], kv: [TensorView], lse: TensorView, _ op: String) {
+        precondition(s.batch >= 0 && s.time >= 0 && s.heads >= 1 && s.headDim >= 1 && s.queryOffset >= 0, "\(op): bad \(s)")
+        for v in views { precondition(v.count >= s.tokens * s.channels, "\(op): view of \(v.count) too small for \(s)") }
+        for v in kv { precondition(v.count >= s.batch * s.keys * s.channels, "\(op): k/v view of \(v.count) too small for \(s)") }
+        precondition(lse.count >= s.batch * s.heads * s.time, "\(op): lse too small for \(s)")
+    }
+
+    public func attentionForward(_ s: AttentionShape, q: TensorView, k: TensorView, v: TensorView,
+                                 out: TensorView, lse: TensorView) {
+        checkAttention(s, [q, out], kv: [k, v], lse: lse, "attentionForward")
+        guard s.tokens > 0 else { return }
+        let scale = 1 / Float(s.headDim).squareRoot()
+        locked {
+            guard let (p, tile) = attentionProgram(headDim: s.headDim) else { return }
+            let tiles = (s.time + tile - 1) / tile
+            launch("attentionForward", p, "kernel_attention_forward", global: [tiles * tile, s.batch * s.heads], local: [tile, 1],
+                   [.view(q), .view(k), .view(v), .view(out), .view(lse), .int(s.time), .int(s.keys), .int(s.queryOffset),
+                    .float(scale), .int(s.heads)])
+        }
+    }
+
+    public func attentionBackward(_ s: AttentionShape, dOut: TensorView, q: TensorView, k: TensorView,
+                                  v: TensorView, out: TensorView, lse: TensorView,
+                                  dq: TensorView, dk: TensorView, dv: TensorView) {
+        precondition(s.queryOffset == 0, "attention backward supports queryOffset 0 only (training)")
+        checkAttention(s, [dOut, q, k, v, out, dq, dk, dv], kv: [], lse: lse, "attentionBackward")
+        guard s.tokens > 0 else { return }
+        let scale = 1 / Float(s.headDim).squareRoot()
+        locked {
+            guard let (p, tile) = attentionProgram(headDim: s.headDim) else { return }
+            let tiles = (s.time + tile - 1) / tile
+            let common: [KernelArg] = [.view(q), .view(k), .view(v), .view(out), .view(dOut), .view(lse)]
+            launch("attentionBackward", p, "kernel_attention_backward_dkv", global: [tiles * tile, s.batch * s.heads],
+                   local: [tile, 1], common + [.view(dk), .view(dv), .int(s.time), .int(s.heads), .float(scale)])
+            launch("attentionBackward", p, "kernel_attention_backward_dq", global: [tiles * tile, s.batch * s.heads],
+                   local: [tile, 1], common + [.view(dq), .int(s.time), .int(s.heads), .float(scale)])
+        }
+    }
+
+    // MARK: - Loss
+
+    public func crossEntropy(logits: TensorView, targets: TensorView, losses: TensorView, correct: TensorView,
+                             dLogits: TensorView?, gradScale: Float, rows: Int, vocabulary V: Int) {
+        precondition(logits.count >= rows * V && targets.count >= rows && losses.count >= rows && correct.count >= rows,
+                     "crossEntropy shape mismatch")
+        if let d = dLogits { precondition(d.count >= rows * V, "crossEntropy: dLogits too small") }
+        guard rows > 0 && V > 0 else { return }
+        let g = tuning.crossEntropyGroup
+        locked {
+            launch("crossEntropy", main, "kernel_crossentropy_forward", global: [rows * g], local: [g],
+                   [.view(logits), .view(targets), .view(losses), .view(correct), .view(dLogits ?? logits),
+                    .int(dLogits == nil ? 0 : 1), .float(gradScale), .int(V)])
+        }
+    }
+
+    // MARK: - Optimiser
+
+    public func sumOfSquares(_ view: TensorView) throws -> Double {
+        _ = mem(view, "sumOfSquares")   // ownership check
+        return try locked {
+            try throwPending()
+            guard view.count > 0 else { return 0 }
+            let g = tuning.sumOfSquaresGroup
+            let groups = max(1, min(tuning.sumOfSquaresGroups, (view.count + g - 1) / g))
+            let width = tuning.useFP64 ? 8 : 4
+            guard let partial = scratchBuffer(.sumOfSquares, bytes: groups * width) else { try throwPending(); return 0 }
+            launch("sumOfSquares", main, "kernel_sumsq_forward", global: [groups * g], local: [g],
+                   [.view(view), .int(view.count), .mem(partial)])
+            try throwPending()
+            var bytes = [UInt8](repeating: 0, count: groups * width)
+            try check(clEnqueueReadBuffer(queue, partial, cl_bool(CL_TRUE), 0, bytes.count, &bytes, 0, nil, nil),
+                      "clEnqueueReadBuffer(sumOfSquares partials)")
+            return bytes.withUnsafeBytes { raw in
+                tuning.useFP64 ? raw.bindMemory(to: Double.self).reduce(0, +)
+                               : raw.bindMemory(to: Float.self).reduce(0.0) { $0 + Double($1) }
+            }
+        }
+    }
+
+    public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper h: AdamWHyper) {
+        precondition(parameters.count == gradients.count && m.count == parameters.count && v.count == parameters.count,
+                     "adamW size mismatch")
+        // The step scalars exactly as CPUDevice computes them.
+        let lr = h.learningRate, b1 = h.beta1, b2 = h.beta2
+        let decay = 1 - lr * h.weightDecay
+        let bc1 = 1 - Float(pow(Double(b1), Double(h.step)))
+        let bc2 = 1 - Float(pow(Double(b2), Double(h.step)))
+        let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        locked {
+            launch1D("adamW", "kernel_adamw_forward", n: parameters.count,
+                     [.view(parameters), .view(gradients), .view(m), .view(v), .int(parameters.count),
+                      .float(b1), .float(b2), .float(h.epsilon), .float(decay), .float(stepSize), .float(bc2Sqrt)])
+        }
+    }
+}

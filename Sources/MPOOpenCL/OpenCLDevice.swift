@@ -1,0 +1,230 @@
+// OpenCLDevice: `ComputeDevice` on any OpenCL 1.2+ device (a GPU when there is one; PoCL's CPU
+// device otherwise).
+//
+// One context, one in-order queue, programs built once (through the on-disk binary cache) with
+// per-device -D tile options, kernels created once; each op sets arguments and enqueues — no
+// clFinish between ops. `download`, `synchronize` and `sumOfSquares` wait for the queue.
+// Buffers are cl_mem allocations (DeviceBuffer.handle); ops take (buffer, element offset)
+// pairs, passed to the kernels as arguments — never sub-buffers (DESIGN §1).
+//
+// Errors: allocation, upload and program builds throw `OpenCLError`. The protocol's ops do not
+// throw, so a failure inside one (an enqueue, a lazily built attention program) is recorded —
+// the first one wins, later ops are skipped — and thrown by the next `synchronize`, `download`
+// or `sumOfSquares` (which also clears it). Misuse (a buffer of another device, views too
+// small) is a programming error and traps with the op's name, as on the CPU device.
+// Thread safety: every op holds a lock while it sets arguments and enqueues, so one device can
+// be shared by concurrent callers (the parity tests do).
+//
+// Not here: the ops themselves (OpenCLDevice+Dense.swift, OpenCLDevice+Transformer.swift).
+
+import CShim
+import Foundation
+import MPOKit
+
+public final class OpenCLDevice: ComputeDevice {
+    public let name: String
+    public let kind = DeviceKind.opencl
+    /// What discovery knows about the device in use.
+    public let info: OpenCLDeviceInfo
+    /// The tile and work-group sizes the kernels were built with.
+    public let tuning: OpenCLTuning
+
+    let device: cl_device_id
+    let context: cl_context
+    let queue: cl_command_queue
+    let sources: [String: String]
+    let cache: ProgramCache
+    let deviceKey: String
+    let main: OpenCLProgram
+    let gemmLarge: OpenCLProgram
+    let gemmSmall: OpenCLProgram
+    var attentionPrograms: [Int: OpenCLProgram] = [:]
+    let lock = NSLock()
+    var pendingError: OpenCLError?
+    /// Scratch allocations by purpose, grown on demand (the queue is in order, so reuse is safe).
+    var scratch: [ScratchSlot: (mem: cl_mem, bytes: Int)] = [:]
+
+    enum ScratchSlot { case gemmPartial, columnPartial, sumOfSquares }
+
+    /// When true, every launch waits for completion and its wall time is added to `profile`
+    /// (slow: for finding hot kernels only). Starts as MPO_OPENCL_PROFILE=1.
+    public var profiling = ProcessInfo.processInfo.environment["MPO_OPENCL_PROFILE"] == "1"
+    var profile: [String: (calls: Int, seconds: Double)] = [:]
+
+    // MARK: - Discovery
+
+    /// Whether at least one OpenCL device exists.
+    public static var isAvailable: Bool { (try? OpenCLDiscovery.entries().isEmpty == false) ?? false }
+
+    /// Every device, one line each, in `opencl:N` order (for `mpo-train devices`).
+    public static func listDevices() -> [String] {
+        do {
+            let all = try OpenCLDiscovery.entries()
+            if all.isEmpty { return [] }
+            let chosen = try? OpenCLDiscovery.choose(index: nil).info.index
+            return all.map { "\($0.info)\($0.info.index == chosen ? "  (default)" : "")" }
+        } catch {
+            return ["\(error)"]
+        }
+    }
+
+    /// Every device as structured information, in `opencl:N` order.
+    public static func devices() throws -> [OpenCLDeviceInfo] { try OpenCLDiscovery.entries().map(\.info) }
+
+    // MARK: - Setup
+
+    /// The device `opencl:index`, or the preferred one (first GPU, else accelerator, else any).
+    public init(index: Int? = nil) throws {
+        let entry = try OpenCLDiscovery.choose(index: index)
+        info = entry.info
+        device = entry.device
+        name = "OpenCL \(entry.info.name) (\(entry.info.platformName))"
+        tuning = OpenCLTuning(for: entry.info)
+        var err: cl_int = CL_SUCCESS
+        var dev: cl_device_id? = entry.device
+        guard let ctx = clCreateContext(nil, 1, &dev, nil, nil, &err), err == CL_SUCCESS else {
+            throw OpenCLError(code: err, call: "clCreateContext(\(entry.info.name))")
+        }
+        context = ctx
+        guard let q = clCreateCommandQueue(ctx, entry.device, 0, &err), err == CL_SUCCESS else {
+            clReleaseContext(ctx)
+            throw OpenCLError(code: err, call: "clCreateCommandQueue(\(entry.info.name))")
+        }
+        queue = q
+        do {
+            sources = try KernelSources.load()
+            cache = ProgramCache.fromEnvironment()
+            deviceKey = [info.name, info.driverVersion, info.version, info.platformName, info.platformVersion].joined(separator: "|")
+            let t = tuning
+            main = try OpenCLProgram.build(
+                files: ["elementwise.cl", "layernorm.cl", "embedding.cl", "loss.cl", "optimizer.cl"],
+                options: t.commonOptions + " " + t.mainOptions, sources: sources, context: ctx, device: entry.device,
+                deviceKey: deviceKey, cache: cache)
+            gemmLarge = try OpenCLProgram.build(files: ["gemm.cl"], options: t.commonOptions + " " + t.gemmLarge.options,
+                                                sources: sources, context: ctx, device: entry.device, deviceKey: deviceKey, cache: cache)
+            gemmSmall = try OpenCLProgram.build(files: ["gemm.cl"], options: t.commonOptions + " " + t.gemmSmall.options,
+                                                sources: sources, context: ctx, device: entry.device, deviceKey: deviceKey, cache: cache)
+        } catch {
+            clReleaseCommandQueue(q)
+            clReleaseContext(ctx)
+            throw error
+        }
+    }
+
+    deinit {
+        clFinish(queue)
+        for s in scratch.values { clReleaseMemObject(s.mem) }
+        attentionPrograms = [:]
+        clReleaseCommandQueue(queue)
+        clReleaseContext(context)
+    }
+
+    /// Builds a program from explicit sources with this device's context (tests use it to check
+    /// that a broken kernel surfaces its build log). Nothing is cached.
+    public func buildProgram(source: String, fileName: String = "test.cl", options: String = "") throws {
+        _ = try OpenCLProgram.build(files: [fileName], options: options, sources: sources.merging([fileName: source]) { $1 },
+                                    context: context, device: device, deviceKey: deviceKey, cache: ProgramCache(directory: nil))
+    }
+
+    // MARK: - Locking and errors
+
+    @inline(__always)
+    func locked<R>(_ body: () throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// Keeps the first failure of a non-throwing op for the next synchronising call.
+    func record(_ error: OpenCLError) {
+        if pendingError == nil { pendingError = error }
+    }
+
+    /// Throws (and clears) the recorded failure, if any. Call with the lock held.
+    func throwPending() throws {
+        if let e = pendingError { pendingError = nil; throw e }
+    }
+
+    // MARK: - Memory
+
+    /// The cl_mem behind a view (traps if the buffer belongs to another device).
+    @inline(__always)
+    func mem(_ v: TensorView, _ op: String) -> cl_mem {
+        precondition(v.buffer.owner == ObjectIdentifier(self), "\(op): buffer '\(v.buffer.label)' belongs to another device")
+        return OpaquePointer(v.buffer.handle)
+    }
+
+    public func makeBuffer(count: Int, label: String) throws -> DeviceBuffer {
+        guard count >= 0, count < Int(Int32.max) else {
+            throw DeviceError("cannot allocate '\(label)' with \(count) elements on \(name)")
+        }
+        let bytes = max(count, 1) * 4
+        var err: cl_int = CL_SUCCESS
+        guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &err), err == CL_SUCCESS else {
+            throw OpenCLError(code: err, call: "clCreateBuffer(\(label), \(bytes) bytes)")
+        }
+        var zero: Float = 0
+        let status = locked { clEnqueueFillBuffer(queue, m, &zero, 4, 0, bytes, 0, nil, nil) }
+        if status != CL_SUCCESS {
+            clReleaseMemObject(m)
+            throw OpenCLError(code: status, call: "clEnqueueFillBuffer(\(label))")
+        }
+        return DeviceBuffer(count: count, label: label, owner: ObjectIdentifier(self), handle: UnsafeMutableRawPointer(m)) {
+            clReleaseMemObject(OpaquePointer($0))
+        }
+    }
+
+    private func write(_ base: UnsafeRawPointer?, count: Int, to view: TensorView) throws {
+        guard count == view.count else {
+            throw DeviceError("upload of \(count) values into '\(view.buffer.label)' view of \(view.count)")
+        }
+        guard count > 0, let base else { return }
+        let m = mem(view, "upload")
+        try locked {
+            try check(clEnqueueWriteBuffer(queue, m, cl_bool(CL_TRUE), view.offset * 4, count * 4, base, 0, nil, nil),
+                      "clEnqueueWriteBuffer(\(view.buffer.label))")
+        }
+    }
+
+    public func upload(_ source: UnsafeBufferPointer<Float>, to view: TensorView) throws {
+        try write(source.baseAddress.map(UnsafeRawPointer.init), count: source.count, to: view)
+    }
+
+    public func upload(_ source: UnsafeBufferPointer<Int32>, to view: TensorView) throws {
+        try write(source.baseAddress.map(UnsafeRawPointer.init), count: source.count, to: view)
+    }
+
+    public func download(_ view: TensorView, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        guard destination.count == view.count else {
+            throw DeviceError("download of '\(view.buffer.label)' view of \(view.count) into \(destination.count) values")
+        }
+        let m = mem(view, "download")
+        try locked {
+            try throwPending()
+            guard view.count > 0, let base = destination.baseAddress else { return }
+            try check(clEnqueueReadBuffer(queue, m, cl_bool(CL_TRUE), view.offset * 4, view.count * 4, base, 0, nil, nil),
+                      "clEnqueueReadBuffer(\(view.buffer.label))")
+        }
+    }
+
+    public func synchronize() throws {
+        try locked {
+            try throwPending()
+            try check(clFinish(queue), "clFinish")
+        }
+    }
+
+    /// A scratch buffer of at least `bytes` for `slot` (call with the lock held).
+    func scratchBuffer(_ slot: ScratchSlot, bytes: Int) -> cl_mem? {
+        if let s = scratch[slot], s.bytes >= bytes { return s.mem }
+        var err: cl_int = CL_SUCCESS
+        let size = max(bytes, 256)
+        guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size, nil, &err), err == CL_SUCCESS else {
+            record(OpenCLError(code: err, call: "clCreateBuffer(scratch \(slot), \(size) bytes)"))
+            return nil
+        }
+        if let old = scratch[slot] { clReleaseMemObject(old.mem) }   // queued users keep it alive
+        scratch[slot] = (m, size)
+        return m
+    }
+}

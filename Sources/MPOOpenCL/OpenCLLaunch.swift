@@ -1,0 +1,173 @@
+// Per-device tuning (the -D options the programs are built with), the one launch path every op
+// goes through (set the arguments, round the global size up to the work-group size, enqueue),
+// and an opt-in per-kernel profile.
+//
+// Tile sizes follow DESIGN §4: chosen from CL_DEVICE_MAX_WORK_GROUP_SIZE and the local memory
+// size. The defaults suit GPUs and are fine on PoCL (which runs ~6 GFLOP/s on two cores with any
+// tiling tried); MPO_GEMM_LARGE / MPO_GEMM_SMALL = "tm,tn,tk,wm,wn" override the GEMM tiles for
+// tuning, and a tuner could replace them per device name.
+
+import CShim
+import Foundation
+import MPOKit
+
+// MARK: - Tuning
+
+/// One build of gemm.cl: C tile TM×TN, depth TK, WM×WN outputs per work-item.
+public struct GemmTiling: Sendable, Equatable {
+    public var tm: Int, tn: Int, tk: Int, wm: Int, wn: Int
+    /// Local size (columns, rows).
+    public var local: (Int, Int) { (tn / wn, tm / wm) }
+    public init(tm: Int, tn: Int, tk: Int, wm: Int, wn: Int) {
+        self.tm = tm; self.tn = tn; self.tk = tk; self.wm = wm; self.wn = wn
+    }
+
+    /// "tm,tn,tk,wm,wn"; nil unless the tile divides evenly into work-items.
+    init?(parsing text: String) {
+        let v = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard v.count == 5, v.allSatisfy({ $0 > 0 }), v[0] % v[3] == 0, v[1] % v[4] == 0 else { return nil }
+        self.init(tm: v[0], tn: v[1], tk: v[2], wm: v[3], wn: v[4])
+    }
+
+    var options: String { "-DGEMM_TM=\(tm) -DGEMM_TN=\(tn) -DGEMM_TK=\(tk) -DGEMM_WM=\(wm) -DGEMM_WN=\(wn)" }
+}
+
+/// Work-group and tile sizes for one device.
+public struct OpenCLTuning: Sendable {
+    public var elementwiseGroup: Int
+    public var layerNormGroup: Int
+    public var crossEntropyGroup: Int
+    public var sumOfSquaresGroup: Int
+    public var sumOfSquaresGroups = 64
+    /// For C tiles of at least tm×tn: the register-blocked build.
+    public var gemmLarge: GemmTiling
+    /// For skinny or tiny products (MPO site steps): one output per work-item.
+    public var gemmSmall: GemmTiling
+    /// Partial sums of a reduction over the batch (GemmShape.strideC == 0), at most.
+    public var gemmReductionSlots = 64
+    public var attentionTile: Int
+    public var useFP64: Bool
+
+    init(for info: OpenCLDeviceInfo) {
+        let maxWG = max(1, info.maxWorkGroupSize)
+        func pow2(atMost n: Int) -> Int { var p = 1; while p * 2 <= n { p *= 2 }; return p }
+        elementwiseGroup = pow2(atMost: min(256, maxWG))
+        layerNormGroup = pow2(atMost: min(128, maxWG))
+        crossEntropyGroup = pow2(atMost: min(64, maxWG))
+        sumOfSquaresGroup = pow2(atMost: min(256, maxWG))
+        gemmLarge = maxWG >= 256 ? GemmTiling(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4) : GemmTiling(tm: 64, tn: 64, tk: 16, wm: 8, wn: 8)
+        gemmSmall = maxWG >= 256 ? GemmTiling(tm: 16, tn: 16, tk: 16, wm: 1, wn: 1) : GemmTiling(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2)
+        attentionTile = min(32, pow2(atMost: maxWG))
+        useFP64 = info.supportsFP64
+        // Tuning overrides, "tm,tn,tk,wm,wn" (e.g. MPO_GEMM_LARGE=64,64,16,8,8).
+        let env = ProcessInfo.processInfo.environment
+        if let t = env["MPO_GEMM_LARGE"].flatMap(GemmTiling.init(parsing:)) { gemmLarge = t }
+        if let t = env["MPO_GEMM_SMALL"].flatMap(GemmTiling.init(parsing:)) { gemmSmall = t }
+    }
+
+    var commonOptions: String { "-cl-std=CL1.2 -DUSE_FP64=\(useFP64 ? 1 : 0)" }
+    var mainOptions: String { "-DLN_WG=\(layerNormGroup) -DXENT_WG=\(crossEntropyGroup) -DSSQ_WG=\(sumOfSquaresGroup)" }
+
+    /// Attention tile for a head dim: both K/V (or Q/dO) tiles must fit in local memory.
+    func attentionTile(headDim: Int, localMemory: UInt64) -> Int {
+        var t = attentionTile
+        while t > 1 && UInt64(2 * t * headDim * 4 + 2 * t * 4 + 1024) > localMemory { t /= 2 }
+        return t
+    }
+}
+
+// MARK: - Launch
+
+/// One kernel argument; a view expands to two arguments (cl_mem, element offset).
+enum KernelArg {
+    case view(TensorView)
+    case mem(cl_mem)
+    case int(Int)
+    case float(Float)
+    case int8([Int])
+}
+
+extension OpenCLDevice {
+    /// Rounds `n` up to a multiple of `m`.
+    @inline(__always) static func roundUp(_ n: Int, _ m: Int) -> Int { (n + m - 1) / m * m }
+
+    /// Sets `args` on `kernel` of `program` and enqueues it over `global` (rounded up to
+    /// `local`). Call with the lock held. A failure is recorded, not thrown (see the file header).
+    func launch(_ op: String, _ program: OpenCLProgram, _ kernelName: String, global: [Int], local: [Int], _ args: [KernelArg]) {
+        guard pendingError == nil else { return }
+        guard !global.contains(0) else { return }
+        guard let kernel = program.kernel(kernelName) else {
+            record(OpenCLError(code: CL_INVALID_KERNEL_NAME, call: "\(op): kernel \(kernelName)",
+                               detail: "not found in its program (MPO_KERNEL_DIR sources out of date?)"))
+            return
+        }
+        var index: cl_uint = 0
+        func set<T>(_ value: T) -> Bool {
+            var v = value
+            let status = withUnsafeBytes(of: &v) { clSetKernelArg(kernel, index, $0.count, $0.baseAddress) }
+            if status != CL_SUCCESS {
+                record(OpenCLError(code: status, call: "clSetKernelArg(\(kernelName), #\(index)) in \(op)"))
+                return false
+            }
+            index += 1
+            return true
+        }
+        for a in args {
+            let ok: Bool
+            switch a {
+            case .view(let v):
+                precondition(v.offset + v.count <= Int(Int32.max), "\(op): view beyond 2^31 elements")
+                ok = set(Optional(mem(v, op))) && set(Int32(v.offset))
+            case .mem(let m): ok = set(Optional(m))
+            case .int(let i):
+                precondition(i >= Int(Int32.min) && i <= Int(Int32.max), "\(op): argument \(i) does not fit in a 32-bit int")
+                ok = set(Int32(i))
+            case .float(let f): ok = set(f)
+            case .int8(let v):
+                precondition(v.count == 8)
+                ok = set((Int32(v[0]), Int32(v[1]), Int32(v[2]), Int32(v[3]), Int32(v[4]), Int32(v[5]), Int32(v[6]), Int32(v[7])))
+            }
+            if !ok { return }
+        }
+        let g = zip(global, local).map { Self.roundUp($0, $1) }
+        let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+        defer {
+            if profiling {
+                clFinish(queue)
+                let key = "\(op) \(kernelName)"
+                let e = profile[key] ?? (0, 0)
+                profile[key] = (e.calls + 1, e.seconds + Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            }
+        }
+        let status = g.withUnsafeBufferPointer { gp in
+            local.withUnsafeBufferPointer { lp in
+                clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, gp.baseAddress, lp.baseAddress, 0, nil, nil)
+            }
+        }
+        if status != CL_SUCCESS {
+            record(OpenCLError(code: status, call: "clEnqueueNDRangeKernel(\(kernelName)) in \(op)",
+                               detail: "global \(g), local \(local)"))
+        }
+    }
+
+    /// A 1-D elementwise launch over `n` items.
+    func launch1D(_ op: String, _ kernelName: String, n: Int, _ args: [KernelArg]) {
+        launch(op, main, kernelName, global: [n], local: [tuning.elementwiseGroup], args)
+    }
+}
+
+// MARK: - Profiling
+
+extension OpenCLDevice {
+    /// Time per (op, kernel) since the last reset, hottest first (needs `profiling`).
+    public func profileReport() -> String {
+        locked {
+            let total = profile.values.reduce(0) { $0 + $1.seconds }
+            return profile.sorted { $0.value.seconds > $1.value.seconds }.map { key, e in
+                String(format: "%8.2f ms %5.1f%% %6d calls  %@", e.seconds * 1e3, total > 0 ? 100 * e.seconds / total : 0, e.calls, key)
+            }.joined(separator: "\n")
+        }
+    }
+
+    public func resetProfile() { locked { profile = [:] } }
+}

@@ -1,0 +1,87 @@
+// OpenCL vs CPU over the shared op table (OpCases.parity, ggml test-backend-ops style): every
+// case runs on both devices from the same seed; every output must have the same NaN/inf pattern
+// and an nmse within the case's tolerance. Where an output is pure rounding noise on the CPU
+// (e.g. attention backward with T = 1: dq and dk are exactly 0 in exact arithmetic) the OpenCL
+// output may instead pass against the case's float64 reference (`OpCase.reference`). A case the
+// device reports as unsupported is a known issue ("not supported"), never a failure.
+// MPO_PARITY_REPORT=1 also prints the per-op table of worst nmse (MPO_PARITY_OP=<op> filters it;
+// MPO_PARITY_TRACE=1 prints each case before it runs, to find a kernel that crashes the driver).
+
+import Foundation
+import MPOKit
+import MPOOpenCL
+import OpCases
+import Testing
+
+/// One case on both devices: per-output comparisons, or the unsupported error.
+enum ParityRun {
+    case compared([(name: String, comparison: Comparison)])
+    case unsupported(OpenCLError)
+
+    static func run(_ c: OpCase, seed: UInt64 = OpCases.defaultSeed) throws -> ParityRun {
+        let cl = try Shared.opencl()
+        let reference = try c.run(CPUDevice(), seed)
+        let output: [String: [Float]]
+        do { output = try c.run(cl, seed) } catch let e as OpenCLError where e.isUnsupported { return .unsupported(e) }
+        #expect(Set(output.keys) == Set(reference.keys), "\(c): outputs \(output.keys.sorted()) vs \(reference.keys.sorted())")
+        var truth: [String: [Double]]? = nil
+        return .compared(reference.keys.sorted().compactMap { name in
+            guard let o = output[name], let r = reference[name] else { return nil }
+            let vsCPU = Comparison.compare(o, reference: r)
+            if vsCPU.passes(maxNMSE: c.maxNMSE) { return (name, vsCPU) }
+            if truth == nil { truth = c.reference(seed) }
+            if let t = truth?[name] {
+                let vsTruth = Comparison.compare(o, reference: t)
+                if vsTruth.passes(maxNMSE: c.maxNMSE) { return (name, vsTruth) }
+            }
+            return (name, vsCPU)
+        })
+    }
+}
+
+@Suite("OpenCL matches CPU (op table)", .enabled(if: Shared.available))
+struct ParityTests {
+    @Test("OpenCL matches CPU", arguments: OpCases.parity)
+    func parity(_ c: OpCase) throws {
+        switch try ParityRun.run(c) {
+        case .unsupported(let e):
+            withKnownIssue("not supported on this device: \(e)") { throw e }
+        case .compared(let results):
+            for (name, cmp) in results {
+                #expect(cmp.passes(maxNMSE: c.maxNMSE), "\(c) output '\(name)': \(cmp) (max nmse \(c.maxNMSE))")
+            }
+        }
+    }
+
+    @Test("every op of the table has at least one parity case")
+    func coverage() {
+        let covered = Set(OpCases.parity.map(\.op))
+        #expect(covered == Set(Op.allCases), "missing: \(Set(Op.allCases).subtracting(covered))")
+    }
+
+    @Test("per-op report (MPO_PARITY_REPORT=1)", .enabled(if: ProcessInfo.processInfo.environment["MPO_PARITY_REPORT"] == "1"))
+    func report() throws {
+        var worst: [Op: (nmse: Double, maxAbs: Double, cases: Int, failed: Int, unsupported: Int)] = [:]
+        let only = ProcessInfo.processInfo.environment["MPO_PARITY_OP"]
+        for c in OpCases.parity where only == nil || only == c.op.rawValue {
+            if ProcessInfo.processInfo.environment["MPO_PARITY_TRACE"] == "1" { print("running \(c)"); fflush(stdout) }
+            var w = worst[c.op] ?? (0, 0, 0, 0, 0)
+            w.cases += 1
+            switch try ParityRun.run(c) {
+            case .unsupported: w.unsupported += 1
+            case .compared(let results):
+                for (_, cmp) in results {
+                    w.nmse = max(w.nmse, cmp.nmse); w.maxAbs = max(w.maxAbs, cmp.maxAbs)
+                    if !cmp.passes(maxNMSE: c.maxNMSE) { w.failed += 1 }
+                }
+            }
+            worst[c.op] = w
+        }
+        print("op                  cases  failed  unsupported  worst nmse   worst max|a-b|")
+        for op in Op.allCases {
+            guard let w = worst[op] else { continue }
+            print(op.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0)
+                  + String(format: "%5d  %6d  %11d  %.3e    %.3e", w.cases, w.failed, w.unsupported, w.nmse, w.maxAbs))
+        }
+    }
+}
