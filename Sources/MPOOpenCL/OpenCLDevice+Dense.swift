@@ -70,15 +70,10 @@ extension OpenCLDevice {
     // MARK: - Permute
 
     public func permute(_ source: TensorView, shape: [Int], order: [Int], into destination: TensorView, accumulate: Bool) {
-        let n = shape.reduce(1, *)
-        precondition(shape.count == order.count && shape.count <= 8 && Set(order) == Set(0..<shape.count),
-                     "permute: order \(order) is not a permutation of \(shape.count) axes")
-        precondition(source.count >= n && destination.count >= n, "permute: views smaller than \(shape)")
-        var srcStride = [Int](repeating: 1, count: shape.count)
-        for d in stride(from: shape.count - 2, through: 0, by: -1) { srcStride[d] = srcStride[d + 1] * shape[d + 1] }
-        let pad = 8 - shape.count
-        let dShape = [Int](repeating: 1, count: pad) + order.map { shape[$0] }
-        let dStride = [Int](repeating: 0, count: pad) + order.map { srcStride[$0] }
+        let perm = Permutation(shape: shape, order: order, source: source, destination: destination)
+        let n = perm.count, pad = 8 - shape.count
+        let dShape = [Int](repeating: 1, count: pad) + perm.destinationShape
+        let dStride = [Int](repeating: 0, count: pad) + perm.sourceStrides
         locked {
             launch1D("permute", "kernel_permute_forward", n: n,
                      [.view(source), .view(destination), .int(n), .int8(dShape), .int8(dStride), .int(accumulate ? 1 : 0)])

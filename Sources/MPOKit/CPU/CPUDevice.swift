@@ -206,14 +206,9 @@ public final class CPUDevice: ComputeDevice {
 
 extension CPUDevice {
     public func permute(_ source: TensorView, shape: [Int], order: [Int], into destination: TensorView, accumulate: Bool) {
-        let n = shape.reduce(1, *)
-        precondition(shape.count == order.count && shape.count <= 8 && Set(order) == Set(0..<shape.count),
-                     "permute: order \(order) is not a permutation of \(shape.count) axes")
-        precondition(source.count >= n && destination.count >= n, "permute: views smaller than \(shape)")
-        // Source strides, then visit the destination in row-major order.
-        var srcStride = [Int](repeating: 1, count: shape.count)
-        for d in stride(from: shape.count - 2, through: 0, by: -1) { srcStride[d] = srcStride[d + 1] * shape[d + 1] }
-        let dShape = order.map { shape[$0] }, dStride = order.map { srcStride[$0] }
+        // Visit the destination in row-major order, reading the source through its strides.
+        let perm = Permutation(shape: shape, order: order, source: source, destination: destination)
+        let n = perm.count, dShape = perm.destinationShape, dStride = perm.sourceStrides
         let s = ptr(source), d = ptr(destination)
         let inner = dShape.last ?? 1, innerStride = dStride.last ?? 1
         let outer = n / max(inner, 1)

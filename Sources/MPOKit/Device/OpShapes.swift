@@ -72,3 +72,23 @@ public struct AdamWHyper: Sendable, Equatable, Codable {
         self.epsilon = epsilon; self.weightDecay = weightDecay; self.step = step
     }
 }
+
+/// The index arithmetic of `ComputeDevice.permute`, shared by every device: the destination
+/// shape and, per destination axis, the stride of that axis in the source. Checks that `order`
+/// is a permutation of at most 8 axes and that both views hold the tensor.
+public struct Permutation: Sendable, Equatable {
+    public let count: Int
+    public let destinationShape: [Int]
+    public let sourceStrides: [Int]
+
+    public init(shape: [Int], order: [Int], source: TensorView, destination: TensorView) {
+        precondition(shape.count == order.count && shape.count <= 8 && Set(order) == Set(0..<shape.count),
+                     "permute: order \(order) is not a permutation of \(shape.count) axes")
+        count = shape.reduce(1, *)
+        precondition(source.count >= count && destination.count >= count, "permute: views smaller than \(shape)")
+        var stride = [Int](repeating: 1, count: shape.count)
+        for d in Swift.stride(from: shape.count - 2, through: 0, by: -1) { stride[d] = stride[d + 1] * shape[d + 1] }
+        destinationShape = order.map { shape[$0] }
+        sourceStrides = order.map { stride[$0] }
+    }
+}
