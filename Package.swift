@@ -34,7 +34,7 @@ let package = Package(
         .executableTarget(name: "embed-kernels"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"]),
         // MARK: - the op-case table shared by parity tests and benchmarks (ggml test-backend-ops style).
-        .target(name: "OpCases", dependencies: ["MPOKit"]),
+        .target(name: "OpCases", dependencies: ["MPOKit", "SafeTensors"]),
         // MARK: - the command-line tool.
         .executableTarget(
             name: "mpo-train",
