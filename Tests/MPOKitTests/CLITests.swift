@@ -74,15 +74,18 @@ struct CLITests {
         #expect(code == 1 && err.contains("§") && err.contains("vocabulary"), "\(code) \(err)")
     }
 
-    @Test("dump reproduces the PyTorch loss and gradients", arguments: ["dense_seed2024", "mpo4_seed2024"])
-    func dump(name: String) throws {
+    /// Devices to run `dump` on: the CPU, and OpenCL where a platform exists (PoCL in CI).
+    static let dumpDevices = ["cpu"] + (mpo_cl_platform_count() > 0 ? ["opencl"] : [])
+
+    @Test("dump reproduces the PyTorch loss and gradients", arguments: ["dense_seed2024", "mpo4_seed2024"], dumpDevices)
+    func dump(name: String, device: String) throws {
         let json = try Reference.json("\(name).json")
         let input = json["input"] as! [String: Any]
         let dir = Tiny.tempDir()
         let batch = dir.appendingPathComponent("batch.json"), out = dir.appendingPathComponent("out.safetensors")
         try JSONSerialization.data(withJSONObject: ["tokens": input["tokens"]!, "targets": input["targets"]!]).write(to: batch)
         let (code, stdout, err) = try CLI.run(["dump", "--checkpoint", "Tests/Resources/reference/\(name).safetensors",
-                                               "--batch", batch.path, "--out", out.path])
+                                               "--batch", batch.path, "--out", out.path, "--device", device])
         #expect(code == 0, "\(err)")
         #expect(stdout.contains(String(format: "loss %.5f", json["loss_f64"] as! Double)), "\(stdout)")
         let dumped = try SafeTensorsFile(contentsOf: out), ref = try Reference.file("\(name)_outputs.safetensors")
@@ -90,7 +93,9 @@ struct CLITests {
         #expect(dumped.info("logits")?.shape == [2, 64, 65])
         var grads = 0
         for n in dumped.names where n.hasPrefix("grad.") {
-            #expect(relativeError(try dumped.floats(n), try ref.doubles(n)) <= 1e-4, "\(n)")
+            // OpenCL χ=4: one ReLU mask flips at rounding level (see OpenCLTests/EndToEndTests).
+            let tolerance = device == "opencl" && name.hasPrefix("mpo4") ? 1e-3 : 1e-4
+            #expect(relativeError(try dumped.floats(n), try ref.doubles(n)) <= tolerance, "\(n)")
             grads += 1
         }
         #expect(grads == (json["grad_l2_norm_f64"] as! [String: Any]).count)
