@@ -1,6 +1,7 @@
 // `mpo-train report`: what TT-SVD at each χ does to every linear layer of a dense model —
 // parameters, compression ratio, relative reconstruction error and its bound (the table the
-// paper's Table 3 should have been).
+// paper's Table 3 should have been). Also the token embedding: its kind and parameters, and with
+// --embedding what TT-SVD into per-token tensor trains / a table MPO does to it (SPEC §5).
 
 import ArgumentParser
 import Foundation
@@ -16,12 +17,15 @@ struct Report: ParsableCommand {
         Examples:
           mpo-train report --chi 4,8,16,32
           mpo-train report --checkpoint runs/dense/checkpoint.safetensors --chi 8,16 --json
+          mpo-train report --checkpoint runs/dense/checkpoint.safetensors --embedding tt:2,tt:4,tt:8,mpo:8
         """)
 
     @Option(help: "Dense checkpoint to analyse (default: a fresh dense model).") var checkpoint: String?
     @Option(help: "Comma-separated bond dimensions.") var chi = "4,8,16,32"
     @Option(help: "Optional relative tolerance for TT-SVD truncation (per step).") var tolerance: Double?
     @Option(help: "Seed for the fresh model when no checkpoint is given.") var seed: UInt64 = 2024
+    @Option(help: ArgumentHelp("Comma-separated embedding compressions to report, e.g. tt:2,tt:4,mpo:8.", valueName: "kinds"))
+    var embedding: String?
     @Flag(help: "Print JSON instead of tables.") var json = false
 
     func run() throws {
@@ -35,6 +39,35 @@ struct Report: ParsableCommand {
             try model.initialize(seed: seed)
         }
         let nonLinear = model.parameterCount - model.config.linearLayers.reduce(0) { $0 + $1.out * $1.in }
+        let cfg = model.config, denseEmb = cfg.vocabularySize * cfg.channels
+        let targets = try (embedding?.split(separator: ",").map(String.init) ?? []).map { s in
+            do { return (s, try EmbeddingKind.parse(s, vocabulary: cfg.vocabularySize, channels: cfg.channels)) } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        let table = try Compression.embeddingTable(model)
+        let embReports = try targets.map {
+            ($0.0, try Compression.compressTable(table, vocabulary: cfg.vocabularySize, channels: cfg.channels, to: $0.1).report)
+        }
+        let embInfo: [String: Any] = ["kind": cfg.tokenEmbedding.description, "parameters": cfg.embeddingParameterCount,
+                                      "dense_parameters": denseEmb,
+                                      "compression_ratio": Double(denseEmb) / Double(cfg.embeddingParameterCount),
+                                      "compressions": try embReports.map { r -> [String: Any] in
+                                          var d = try JSONSerialization.jsonObject(with: JSONEncoder().encode(r.1)) as! [String: Any]
+                                          d["target"] = r.0
+                                          return d
+                                      }]
+        if !json {
+            print(String(format: "embedding: %@, %d parameters (dense %d×%d = %d, ratio %.2f×)", cfg.tokenEmbedding.description,
+                         cfg.embeddingParameterCount, cfg.vocabularySize, cfg.channels, denseEmb,
+                         Double(denseEmb) / Double(cfg.embeddingParameterCount)))
+            for (name, r) in embReports {
+                print(pad("  TT-SVD " + name, 18) + pad(r.kind, 36) + lpad("\(r.parameters)", 8)
+                      + lpad(String(format: "%.2f×", r.compressionRatio), 8) + lpad(String(format: "err %.4f", r.relativeError), 12)
+                      + lpad(String(format: "bound %.4f", r.errorBound), 14))
+            }
+            print("")
+        }
         var results: [[String: Any]] = []
         for c in chis {
             let reports = try Compression.reports(for: model, chi: c, relativeTolerance: tolerance)
@@ -64,7 +97,8 @@ struct Report: ParsableCommand {
         }
         if json {
             let data = try JSONSerialization.data(withJSONObject: ["checkpoint": checkpoint ?? "fresh dense (seed \(seed))",
-                                                                   "results": results], options: [.prettyPrinted, .sortedKeys])
+                                                                   "results": results, "embedding": embInfo],
+                                                  options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
     }

@@ -15,6 +15,8 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Attention heads (must divide --d-model).") var heads = 4
     @Option(name: .customLong("d-ff"), help: "Feed-forward width.") var dFF = 512
     @Option(help: "Context length (also the training window).") var context = 256
+    @Option(help: ArgumentHelp("Token embedding: dense, tt:R (per-token tensor trains of rank R over d_model's factors, [4,4,8] for 128; tt:R:4x4x8 picks them) or mpo:χ (the whole table as an MPO).", valueName: "kind"))
+    var embedding = "dense"
 
     func config(vocabularySize: Int) throws -> ModelConfig {
         var c = ModelConfig(vocabularySize: vocabularySize, channels: dModel, heads: heads, layers: layers, context: context, ffn: dFF)
@@ -31,6 +33,9 @@ struct ModelOptions: ParsableArguments {
                 c.chiOverrides[parts[0]] = v
             }
         default: throw ValidationError("--model must be dense or mpo (got '\(model)')")
+        }
+        do { c.tokenEmbedding = try EmbeddingKind.parse(embedding, vocabulary: vocabularySize, channels: dModel) } catch {
+            throw ValidationError("\(error)")
         }
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
@@ -88,6 +93,7 @@ struct Train: ParsableCommand {
 
         Examples:
           mpo-train train --model mpo --chi 8 --steps 200
+          mpo-train train --model mpo --chi 8 --embedding tt:4 --steps 500
           mpo-train train --model dense --out runs/dense
           mpo-train train --init runs/mpo16.safetensors --steps 500 --lr 1e-4   (fine-tune a compressed model)
           mpo-train train --out runs/dense --resume
@@ -117,13 +123,17 @@ struct Train: ParsableCommand {
             model = try PicoGPT(config: try modelOptions.config(vocabularySize: data.vocabulary.count), device: device)
             try model.initialize(seed: recipe.seed)
             name = modelOptions.model == "mpo" ? "mpo-chi\(modelOptions.chi)" : "dense"
+            if modelOptions.embedding.lowercased() != "dense" { name += "-emb-" + modelOptions.embedding.lowercased().replacingOccurrences(of: ":", with: "") }
         }
         model.mpoStrategy = try modelOptions.mpoStrategy()
         let dir = URL(fileURLWithPath: out ?? "runs/\(name)")
         name = dir.lastPathComponent
         let trainer = try Trainer(model: model, data: data, options: recipe.options(context: modelOptions.context), directory: dir)
         trainer.runInfo = ["name": name, "model": model.config.isMPO ? "mpo" : "dense", "chi": model.config.chi ?? 0,
-                           "init": initFrom ?? ""]
+                           "init": initFrom ?? "", "embedding": model.config.tokenEmbedding.description]
+        if model.config.tokenEmbedding != .dense {
+            print("embedding: \(model.config.tokenEmbedding), \(model.config.embeddingParameterCount) parameters (dense \(model.config.vocabularySize * model.config.channels))")
+        }
         print("\(name): \(model.parameterCount) parameters on \(device.name); \(data.train.count) train / \(data.validation.count) val tokens; writing \(dir.path)")
         trainer.skipNonFinite = skipNonFinite
         let progress = Progress(quiet: quiet)

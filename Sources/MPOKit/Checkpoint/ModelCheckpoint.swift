@@ -30,12 +30,11 @@ public enum ModelCheckpoint {
                 throw ModelError("checkpoint metadata 'config' is not a valid model config: \(error)")
             }
         }
-        guard let emb = file.info("tok_emb.weight"), emb.shape.count == 2 else {
-            throw ModelError("checkpoint has no 'tok_emb.weight' of shape (vocab, d_model): not a PicoGPT checkpoint")
-        }
+        let emb = try embeddingLayout(file)  // dense, per-token TT or table MPO (EmbeddingCheckpoint.swift)
         var layers = 0
         while file.info("blocks.\(layers).ln1.weight") != nil { layers += 1 }
-        var c = ModelConfig(vocabularySize: emb.shape[0], channels: emb.shape[1], layers: layers)
+        var c = ModelConfig(vocabularySize: emb.vocabulary, channels: emb.channels, layers: layers)
+        c.tokenEmbedding = emb.kind
         c.heads = c.channels % 32 == 0 ? c.channels / 32 : 1
         if let pe = file.info("pos_enc"), pe.shape.count == 2 { c.context = pe.shape[0] }
         // d_ff from W1 (dense weight or the product of its cores' output factors).

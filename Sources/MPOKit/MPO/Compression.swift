@@ -90,7 +90,7 @@ public enum Compression {
         config.chiOverrides = [:]
         let model = try PicoGPT(config: config, device: dense.device)
         for spec in model.layout.specs {
-            if let r = spec.name.range(of: ".cores.") {
+            if let r = spec.name.range(of: ".cores."), !spec.name.hasPrefix("tok_emb.") {  // embedding cores: copied
                 let layer = String(spec.name[..<r.lowerBound]), k = Int(spec.name[r.upperBound...])!
                 try model.setParameter(spec.name, cores[layer]!.cores[k])
             } else {

@@ -173,6 +173,13 @@ final class MPOLinear {
         dev.permute(prev, shape: interleavedShape, order: order, into: w.all, accumulate: false)
     }
 
+    /// Scratch for a weight gradient dW (out, in) that `projectWeightGradient` reads (the table
+    /// MPO embedding scatters its gradient here).
+    var weightGradientView: TensorView { dW.all }
+
+    /// dA_l += projection of `weightGradientView` onto every core (after `rebuildW`).
+    func projectWeightGradient(_ dev: any ComputeDevice) { projectOntoCores(dev) }
+
     /// dA_l += E_lᵀ·G·F_lᵀ for every core, from dW (out, in).
     private func projectOntoCores(_ dev: any ComputeDevice) {
         let oi = (0..<L).map { f.outFactors[$0] * f.inFactors[$0] }

@@ -47,7 +47,7 @@ public final class Generator {
         try dev.write(tokens, to: ids.view(0, n))
         let xv = x.view(0, rows), lnv = ln.view(0, rows), attv = att.view(0, rows)
         let mv = mean.view(0, n), rv = rstd.view(0, n)
-        dev.embeddingForward(tokens: ids.view(0, n), table: model.param("tok_emb.weight"),
+        dev.embeddingForward(tokens: ids.view(0, n), table: model.embedding.table(dev),
                              positions: model.positions.view(p * C, n * C), out: xv, batch: 1, time: n, channels: C)
         let shape = AttentionShape(batch: 1, time: n, heads: c.heads, headDim: c.headDim, queryOffset: p)
         for l in 0..<c.layers {

@@ -20,6 +20,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var factorizations: [String: MPOFactorization] = [:]
     /// Per-layer explicit bond lists [1, b1, …, 1] (e.g. read from a TT-SVD checkpoint).
     public var bonds: [String: [Int]] = [:]
+    /// How the token embedding is stored (SPEC §5); nil means the dense (V, D) table. Optional so
+    /// configs written before embeddings had kinds still decode; use `tokenEmbedding` (Embedding.swift).
+    public var embedding: EmbeddingKind?
 
     public init(vocabularySize: Int = 65, channels: Int = 128, heads: Int = 4, layers: Int = 4,
                 context: Int = 256, ffn: Int = 512, chi: Int? = nil) {
@@ -68,6 +71,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             throw fail("d_model \(channels) is not divisible by heads \(heads); pick heads that divide it")
         }
         if let chi, chi < 1 { throw fail("bond dimension χ must be ≥ 1 (got \(chi))") }
+        try validateEmbedding()
         for (name, c) in chiOverrides where c < 1 { throw fail("bond dimension for \(name) must be ≥ 1 (got \(c))") }
         let names = Set(linearLayers.map(\.name))
         for key in Set(chiOverrides.keys).union(factorizations.keys).union(bonds.keys) where !names.contains(key) {

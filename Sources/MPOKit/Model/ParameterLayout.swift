@@ -37,7 +37,7 @@ extension ModelConfig {
     public func parameterLayout() -> ParameterLayout {
         var l = ParameterLayout()
         let C = channels
-        l.add("tok_emb.weight", [vocabularySize, C])
+        for (name, shape) in embeddingParameterShapes { l.add(name, shape) }
         let linears = linearLayers
         func linear(_ name: String) {
             let spec = linears.first { $0.name == name }!

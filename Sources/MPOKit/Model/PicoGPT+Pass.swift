@@ -30,7 +30,7 @@ extension PicoGPT {
         try dev.write(tokens, to: a.tokens)
         if let targets { try dev.write(targets, to: a.targets) }
 
-        dev.embeddingForward(tokens: a.tokens, table: param("tok_emb.weight"), positions: positions.all,
+        dev.embeddingForward(tokens: a.tokens, table: embedding.table(dev), positions: positions.all,
                              out: c.layers > 0 ? a.blocks[0].input : a.output, batch: batch, time: time, channels: C)
         let shape = AttentionShape(batch: batch, time: time, heads: c.heads, headDim: c.headDim)
         for l in 0..<c.layers {
@@ -102,8 +102,7 @@ extension PicoGPT {
                                   rstd: b.ln1Rstd, dInput: dx, dWeight: grad("\(p).ln1.weight"),
                                   dBias: grad("\(p).ln1.bias"), rows: N, columns: C)
         }
-        dev.embeddingBackward(dOut: dx, tokens: a.tokens, dTable: grad("tok_emb.weight"),
-                              batch: a.batch, time: a.time, channels: C)
+        embedding.backward(dev, dOut: dx, tokens: a.tokens, batch: a.batch, time: a.time)
     }
 
     /// Global L2 norm of the gradient arena.

@@ -16,6 +16,8 @@ public final class PicoGPT {
     public let grads: DeviceBuffer
     public let positions: DeviceBuffer
     let linears: [String: Linear]
+    /// The token embedding (dense table, per-token tensor train or table MPO).
+    let embedding: TokenEmbedding
     var acts: Activations?
     var arenas: [Activations] = []
     /// How MPO layers contract (automatic: the cheaper in FLOPs per layer and call).
@@ -44,6 +46,7 @@ public final class PicoGPT {
                                     layout: layout, params: params, grads: grads, device: device)
         }
         linears = ls
+        embedding = try TokenEmbedding(config: config, layout: layout, params: params, grads: grads, device: device)
     }
 
     /// Number of trainable parameters (808,448 for the dense PicoGPT).
@@ -62,7 +65,8 @@ public final class PicoGPT {
     // MARK: - Initialisation (SPEC §1 dense, §2 MPO)
 
     /// Fresh weights from `seed`: linear weights and embedding ~ N(0, 0.02); MPO cores
-    /// ~ N(0,1)·in^(−1/4)/χ^((L−1)/(2L)); biases 0; LayerNorm weight 1, bias 0.
+    /// ~ N(0,1)·in^(−1/4)/χ^((L−1)/(2L)); biases 0; LayerNorm weight 1, bias 0; TT / table-MPO
+    /// embedding cores ~ N(0, σ²) with σ = (0.02/√∏ inner ranks)^(1/L) (table std 0.02, Embedding.swift).
     public func initialize(seed: UInt64) throws {
         var rng = SplitMix64(seed: seed)
         var host = [Float](repeating: 0, count: layout.count)
@@ -73,6 +77,8 @@ public final class PicoGPT {
                 for i in 0..<spec.count { host[spec.offset + i] = 1 }
             } else if n.hasSuffix(".weight") {
                 std = 0.02
+            } else if n.hasPrefix("tok_emb.") {
+                std = config.embeddingInitStd  // TT / table-MPO cores: contracted table std 0.02
             } else if let r = n.range(of: ".cores.") {
                 let layer = String(n[..<r.lowerBound])
                 let l = config.linearLayers.first { $0.name == layer }!
