@@ -154,13 +154,29 @@ public final class OpenCLDevice: ComputeDevice {
         return OpaquePointer(v.buffer.handle)
     }
 
+    /// Bytes currently allocated through `makeBuffer` (checked against the device's memory).
+    public var allocatedBytes: Int { allocated.bytes }
+    private let allocated = AllocationLedger()
+
     public func makeBuffer(count: Int, label: String) throws -> DeviceBuffer {
         guard count >= 0, count < Int(Int32.max) else {
             throw DeviceError("cannot allocate '\(label)' with \(count) elements on \(name)")
         }
         let bytes = max(count, 1) * 4
+        // Refuse before the driver does (some overcommit and fail later, in a kernel): the
+        // message says what to change.
+        let total = Int(clamping: info.globalMemoryBytes), used = allocated.bytes
+        if total > 0 && used + bytes > total {
+            throw DeviceError(String(format: "out of device memory: '%@' needs %.1f MiB but only %.1f of %.1f MiB remain on %@; use a smaller --batch or --context, or --device cpu",
+                                     label, Double(bytes) / 1_048_576, Double(max(total - used, 0)) / 1_048_576,
+                                     Double(total) / 1_048_576, info.name))
+        }
         var err: cl_int = CL_SUCCESS
         guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &err), err == CL_SUCCESS else {
+            if [CL_INVALID_BUFFER_SIZE, CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_OUT_OF_RESOURCES, CL_OUT_OF_HOST_MEMORY].contains(err) {
+                throw DeviceError(String(format: "out of device memory: %@ for '%@' (%.1f MiB in one buffer) on %@; use a smaller --batch or --context, or --device cpu",
+                                         String(cString: mpo_cl_error_name(err)), label, Double(bytes) / 1_048_576, info.name))
+            }
             throw OpenCLError(code: err, call: "clCreateBuffer(\(label), \(bytes) bytes)")
         }
         var zero: Float = 0
@@ -169,8 +185,11 @@ public final class OpenCLDevice: ComputeDevice {
             clReleaseMemObject(m)
             throw OpenCLError(code: status, call: "clEnqueueFillBuffer(\(label))")
         }
+        allocated.add(bytes)
+        let ledger = allocated
         return DeviceBuffer(count: count, label: label, owner: ObjectIdentifier(self), handle: UnsafeMutableRawPointer(m)) {
             clReleaseMemObject(OpaquePointer($0))
+            ledger.add(-bytes)
         }
     }
 
@@ -227,4 +246,12 @@ public final class OpenCLDevice: ComputeDevice {
         scratch[slot] = (m, size)
         return m
     }
+}
+
+/// Running total of a device's allocations (shared with each buffer's release closure).
+final class AllocationLedger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total = 0
+    var bytes: Int { lock.lock(); defer { lock.unlock() }; return total }
+    func add(_ n: Int) { lock.lock(); total += n; lock.unlock() }
 }
