@@ -97,6 +97,7 @@ public enum ModelCheckpoint {
             try checkBuffer(name, file, config: model.config)
         }
         try model.device.write(host, to: model.params.all)
+        model.parametersChanged()
     }
 
     static func checkBuffer(_ name: String, _ file: SafeTensorsFile, config: ModelConfig) throws {

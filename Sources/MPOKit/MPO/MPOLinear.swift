@@ -133,12 +133,18 @@ final class MPOLinear {
 
     // MARK: - Forward
 
-    func forward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int, accumulate: Bool) {
+    /// Parameter versions W and the permuted cores were last built at (nil: never).
+    private var wVersion: Int?, coresVersion: Int?
+
+    /// y = x·Wᵀ (or +=). `version` is the model's parameter version: derived data (W, the
+    /// permuted cores) is rebuilt only when it changed; nil always rebuilds.
+    func forward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int, accumulate: Bool, version: Int? = nil) {
         lastStrategy = resolvedStrategy(rows: rows)
         if lastStrategy == .siteBySite {
+            if version == nil || version != coresVersion { permuteCores(dev); coresVersion = version }
             siteForward(dev, x: x, y: y, rows: rows, accumulate: accumulate)
         } else {
-            rebuildW(dev)
+            if version == nil || version != wVersion { rebuildW(dev); wVersion = version }
             dev.gemm(GemmShape(m: rows, n: outF, k: inF, transposeB: true, beta: accumulate ? 1 : 0), a: x, b: w.all, c: y)
         }
     }
@@ -239,7 +245,7 @@ final class MPOLinear {
         stateRows = rows
     }
 
-    private func permuteCores(_ dev: any ComputeDevice) {
+    func permuteCores(_ dev: any ComputeDevice) {
         for l in 0..<L {  // (b, o, i, b') → (i, b', b, o)
             dev.permute(cores[l], shape: [bonds[l], f.outFactors[l], f.inFactors[l], bonds[l + 1]], order: [2, 3, 0, 1],
                         into: m[l].all, accumulate: false)
@@ -259,7 +265,6 @@ final class MPOLinear {
 
     func siteForward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int, accumulate: Bool) {
         ensureStates(rows: rows)
-        permuteCores(dev)
         var input = x
         for l in stride(from: L - 1, through: 0, by: -1) {
             let out = l == 0 ? y : states[l - 1].all

@@ -16,10 +16,12 @@ public final class Linear {
     let dWeight: TensorView?
     /// MPO: the cores, their gradients and the contraction machinery.
     let mpo: MPOLinear?
+    /// The model's parameter version: MPO layers rebuild W only when it changed.
+    let version: ParameterVersion
 
     init(name: String, out: Int, in inF: Int, kind: LinearKind, layout: ParameterLayout,
-         params: DeviceBuffer, grads: DeviceBuffer, device: any ComputeDevice) throws {
-        self.name = name; self.outFeatures = out; self.inFeatures = inF; self.kind = kind
+         params: DeviceBuffer, grads: DeviceBuffer, device: any ComputeDevice, version: ParameterVersion) throws {
+        self.name = name; self.outFeatures = out; self.inFeatures = inF; self.kind = kind; self.version = version
         func view(_ b: DeviceBuffer, _ n: String) -> TensorView? { layout[n].map { b.view($0.offset, $0.count) } }
         bias = view(params, "\(name).bias"); dBias = view(grads, "\(name).bias")
         switch kind {
@@ -36,7 +38,7 @@ public final class Linear {
     /// y = x·Wᵀ + b (or y += … when `accumulate`), for `rows` rows.
     func forward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int, accumulate: Bool = false) {
         if let mpo {
-            mpo.forward(dev, x: x, y: y, rows: rows, accumulate: accumulate)
+            mpo.forward(dev, x: x, y: y, rows: rows, accumulate: accumulate, version: version.value)
         } else {
             dev.gemm(GemmShape(m: rows, n: outFeatures, k: inFeatures, transposeB: true, beta: accumulate ? 1 : 0),
                      a: x, b: weight!, c: y)
@@ -57,4 +59,11 @@ public final class Linear {
             dev.gemm(GemmShape(m: rows, n: inFeatures, k: outFeatures, beta: accumulateInput ? 1 : 0), a: dY, b: weight!, c: dX)
         }
     }
+}
+
+/// A counter the model bumps whenever its parameters change (init, load, set, optimiser step),
+/// so derived device data (an MPO layer's rebuilt W, its permuted cores) is recomputed only then:
+/// evaluation batches and KV-cache decoding reuse it.
+final class ParameterVersion {
+    var value = 0
 }

@@ -19,6 +19,7 @@ public final class PicoGPT {
     /// The token embedding (dense table, per-token tensor train or table MPO).
     let embedding: TokenEmbedding
     var acts: Activations?
+    let version = ParameterVersion()
     var arenas: [Activations] = []
     /// How MPO layers contract (automatic: the cheaper in FLOPs per layer and call).
     public var mpoStrategy = MPOStrategy.automatic {
@@ -43,7 +44,7 @@ public final class PicoGPT {
         var ls: [String: Linear] = [:]
         for l in config.linearLayers {
             ls[l.name] = try Linear(name: l.name, out: l.out, in: l.in, kind: config.linearKind(l.name, out: l.out, in: l.in),
-                                    layout: layout, params: params, grads: grads, device: device)
+                                    layout: layout, params: params, grads: grads, device: device, version: version)
         }
         linears = ls
         embedding = try TokenEmbedding(config: config, layout: layout, params: params, grads: grads, device: device)
@@ -91,7 +92,11 @@ public final class PicoGPT {
             if let std { for i in 0..<spec.count { host[spec.offset + i] = Float(rng.normal() * std) } }
         }
         try device.write(host, to: params.all)
+        parametersChanged()
     }
+
+    /// Call after writing parameters directly: MPO layers then rebuild their weights.
+    public func parametersChanged() { version.value &+= 1 }
 
     // MARK: - Parameters by name
 
@@ -113,6 +118,7 @@ public final class PicoGPT {
             throw ModelError("parameter '\(name)' has \(s.count) values (shape \(s.shape)), got \(values.count)")
         }
         try device.write(values, to: params.view(s.offset, s.count))
+        parametersChanged()
     }
 
     public func zeroGradients() { device.fill(grads.all, value: 0) }

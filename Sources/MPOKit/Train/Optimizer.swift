@@ -44,6 +44,7 @@ public final class AdamW {
         let h = AdamWHyper(learningRate: Float(lr), beta1: Float(hyper.beta1), beta2: Float(hyper.beta2),
                            epsilon: Float(hyper.epsilon), weightDecay: Float(hyper.weightDecay), step: step)
         model.device.adamW(parameters: model.params.all, gradients: model.grads.all, m: m.all, v: v.all, hyper: h)
+        model.parametersChanged()
     }
 
     /// Restores the optimiser state (moments and step count) from host arrays in arena layout.
