@@ -81,6 +81,8 @@ struct CrashSafetyTests {
             #expect(p.terminationStatus == 0)
         }
         #expect(kills >= 3, "only \(kills) kills landed mid-run")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: b.path).filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty, "\(leftovers)")   // a resumed run removes unfinished temporary checkpoints
         print("crash safety: \(kills) SIGKILLs survived")
         let fa = try SafeTensorsFile(contentsOf: a.appendingPathComponent("checkpoint.safetensors"))
         let fb = try SafeTensorsFile(contentsOf: ckpt)

@@ -61,6 +61,11 @@ public final class Trainer {
         guard FileManager.default.isWritableFile(atPath: directory.path) else {
             throw ModelError("output directory \(directory.path) is not writable; choose another with --out")
         }
+        // Temporary files of a checkpoint write that a killed run never finished.
+        let stale = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in stale where name.hasPrefix("checkpoint.safetensors.tmp-") {
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
     }
 
     /// The name of the first parameter whose gradient holds a NaN or infinity.
