@@ -23,6 +23,7 @@ struct Sweep: ParsableCommand {
     @Option(help: "Dense checkpoint to compress and fine-tune instead of training from scratch.") var finetuneFrom: String?
     @Option(help: "Output directory.") var out = "runs/sweep"
     @Option(help: "MPO contraction: automatic, rebuild or site.") var strategy = "automatic"
+    @Option(help: "Token embedding of the MPO runs (from scratch): dense, tt:R or mpo:χ.") var embedding = "dense"
     @OptionGroup var recipe: RecipeOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -38,6 +39,10 @@ struct Sweep: ParsableCommand {
             vocab = try ModelCheckpoint.open(denseFile!).metadata["vocab"].map(Vocabulary.init(string:))
         }
         let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab)
+        let embeddingKind: EmbeddingKind
+        do { embeddingKind = try EmbeddingKind.parse(embedding, vocabulary: data.vocabulary.count, channels: 128) } catch {
+            throw ValidationError("\(error)")
+        }
         var rows: [[String: Any]] = []
         var runs: [(URL, String)] = []
         for c in [nil] + chis.map(Optional.some) {
@@ -50,7 +55,10 @@ struct Sweep: ParsableCommand {
                 options.time = dense.config.context
                 if let c { model = try Compression.compress(dense, chi: c).0 } else { model = dense; options.steps = 0 }
             } else {
-                model = try PicoGPT(config: c.map { .mpo(chi: $0) } ?? .picoGPT, device: device)
+                var config = c.map { ModelConfig.mpo(chi: $0) } ?? .picoGPT
+                config.vocabularySize = data.vocabulary.count
+                if c != nil { config.tokenEmbedding = embeddingKind }
+                model = try PicoGPT(config: config, device: device)
                 try model.initialize(seed: recipe.seed)
             }
             model.mpoStrategy = strat
