@@ -41,12 +41,13 @@ struct Compress: ParsableCommand {
         let dense = try ModelCheckpoint.loadModel(url, device: device)
         let vocab = file.metadata["vocab"].map(Vocabulary.init(string:))
         let data = try TextDataset(url: try resolveData(self.data), vocabulary: vocab)
-        func evaluate(_ m: PicoGPT) throws -> (Double, Double) {
-            var o = TrainOptions()
-            o.time = m.config.context; o.evalBatches = evalBatches; o.steps = 0
-            let t = try Trainer(model: m, data: data, options: o, directory: URL(fileURLWithPath: NSTemporaryDirectory()))
+        try data.validate(time: dense.config.context)
+        guard data.vocabulary.count == dense.config.vocabularySize else {
+            throw ModelError("the data has \(data.vocabulary.count) distinct characters but the model's vocabulary has \(dense.config.vocabularySize); pass its training text with --data")
+        }
+        func evaluate(_ m: PicoGPT) throws -> (Double, Double) {   // the same batches before and after
             var rng = SplitMix64(seed: seed)
-            return try t.evaluate(data.validation, batches: evalBatches, rng: &rng)
+            return try m.evaluate(data.validation, batches: evalBatches, batchSize: 8, time: m.config.context, rng: &rng)
         }
         let before = try evaluate(dense)
         var model = dense, reports: [LayerCompression] = []

@@ -1,4 +1,5 @@
-// One optimisation step in the recipe's order (SPEC §6): forward, backward, clip, AdamW.
+// One optimisation step in the recipe's order (SPEC §6): forward, backward, clip, AdamW;
+// and the evaluation pass (mean loss and accuracy over random windows).
 
 public struct StepStats: Sendable, Equatable {
     public var loss: Double
@@ -16,5 +17,20 @@ extension AdamW {
         let norm = try clipGradients()
         update(learningRate: lr)
         return StepStats(loss: r.loss, accuracy: r.accuracy, gradNorm: norm)
+    }
+}
+
+extension PicoGPT {
+    /// Mean loss and token accuracy over `batches` random (batchSize, time) windows of `split`
+    /// (SPEC §6 evaluation), without gradients.
+    public func evaluate(_ split: [Int32], batches: Int, batchSize: Int, time: Int,
+                         rng: inout SplitMix64) throws -> (loss: Double, accuracy: Double) {
+        var l = 0.0, a = 0.0
+        for _ in 0..<batches {
+            let (tok, tgt) = TextDataset.sample(split, batch: batchSize, time: time, rng: &rng)
+            let r = try forward(tokens: tok, targets: tgt, batch: batchSize, time: time, needsGradients: false)!
+            l += r.loss; a += r.accuracy
+        }
+        return (l / Double(max(batches, 1)), a / Double(max(batches, 1)))
     }
 }

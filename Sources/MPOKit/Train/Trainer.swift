@@ -76,14 +76,7 @@ public final class Trainer {
 
     /// Mean loss and accuracy over `batches` random (evalBatchSize, time) windows of `split`.
     public func evaluate(_ split: [Int32], batches: Int, rng: inout SplitMix64) throws -> (Double, Double) {
-        var l = 0.0, a = 0.0
-        for _ in 0..<batches {
-            let (tok, tgt) = TextDataset.sample(split, batch: options.evalBatchSize, time: options.time, rng: &rng)
-            let r = try model.forward(tokens: tok, targets: tgt, batch: options.evalBatchSize, time: options.time,
-                                      needsGradients: false)!
-            l += r.loss; a += r.accuracy
-        }
-        return (l / Double(max(batches, 1)), a / Double(max(batches, 1)))
+        try model.evaluate(split, batches: batches, batchSize: options.evalBatchSize, time: options.time, rng: &rng)
     }
 
     /// Trains to `options.steps`. With `resume`, continues from the run directory's checkpoint.
