@@ -50,22 +50,14 @@ public final class Generator {
         dev.embeddingForward(tokens: ids.view(0, n), table: model.embedding.table(dev),
                              positions: model.positions.view(p * C, n * C), out: xv, batch: 1, time: n, channels: C)
         let shape = AttentionShape(batch: 1, time: n, heads: c.heads, headDim: c.headDim, queryOffset: p)
-        for l in 0..<c.layers {
-            let pre = "blocks.\(l)", lin = model.linears
-            dev.layerNormForward(xv, weight: model.param("\(pre).ln1.weight"), bias: model.param("\(pre).ln1.bias"),
-                                 out: lnv, mean: mv, rstd: rv, rows: n, columns: C)
-            lin["\(pre).attn.W_q"]!.forward(dev, x: lnv, y: q.view(0, rows), rows: n)
-            lin["\(pre).attn.W_k"]!.forward(dev, x: lnv, y: kCache[l].view(p * C, rows), rows: n)
-            lin["\(pre).attn.W_v"]!.forward(dev, x: lnv, y: vCache[l].view(p * C, rows), rows: n)
-            dev.attentionForward(shape, q: q.view(0, rows), k: kCache[l].view(0, (p + n) * C),
-                                 v: vCache[l].view(0, (p + n) * C), out: attv, lse: lse.view(0, c.heads * n))
-            lin["\(pre).attn.W_o"]!.forward(dev, x: attv, y: xv, rows: n, accumulate: true)
-            dev.layerNormForward(xv, weight: model.param("\(pre).ln2.weight"), bias: model.param("\(pre).ln2.bias"),
-                                 out: lnv, mean: mv, rstd: rv, rows: n, columns: C)
-            let hv = hidden.view(0, n * c.ffn)
-            lin["\(pre).ffn.W1"]!.forward(dev, x: lnv, y: hv, rows: n)
-            dev.reluForward(hv, out: hv)
-            lin["\(pre).ffn.W2"]!.forward(dev, x: hv, y: xv, rows: n, accumulate: true)
+        let hv = hidden.view(0, n * c.ffn), lv = lse.view(0, c.heads * n)
+        for l in 0..<c.layers {   // the residual stream xv is updated in place
+            let kNew = kCache[l].view(p * C, rows), vNew = vCache[l].view(p * C, rows)
+            model.blockForward(l, PicoGPT.BlockIO(input: xv, mid: xv, output: xv, ln1: lnv, ln1Mean: mv, ln1Rstd: rv,
+                                                  q: q.view(0, rows), kNew: kNew, vNew: vNew,
+                                                  kAll: kCache[l].view(0, (p + n) * C), vAll: vCache[l].view(0, (p + n) * C),
+                                                  att: attv, lse: lv, ln2: lnv, ln2Mean: mv, ln2Rstd: rv, hidden: hv),
+                               rows: n, shape: shape)
         }
         dev.layerNormForward(xv, weight: model.param("ln_f.weight"), bias: model.param("ln_f.bias"),
                              out: lnv, mean: mv, rstd: rv, rows: n, columns: C)

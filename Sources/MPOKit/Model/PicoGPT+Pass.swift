@@ -34,22 +34,11 @@ extension PicoGPT {
                              out: c.layers > 0 ? a.blocks[0].input : a.output, batch: batch, time: time, channels: C)
         let shape = AttentionShape(batch: batch, time: time, heads: c.heads, headDim: c.headDim)
         for l in 0..<c.layers {
-            let b = a.blocks[l], p = "blocks.\(l)"
-            let next = l + 1 < c.layers ? a.blocks[l + 1].input : a.output
-            dev.layerNormForward(b.input, weight: param("\(p).ln1.weight"), bias: param("\(p).ln1.bias"), out: b.ln1,
-                                 mean: b.ln1Mean, rstd: b.ln1Rstd, rows: N, columns: C)
-            linears["\(p).attn.W_q"]!.forward(dev, x: b.ln1, y: b.q, rows: N)
-            linears["\(p).attn.W_k"]!.forward(dev, x: b.ln1, y: b.k, rows: N)
-            linears["\(p).attn.W_v"]!.forward(dev, x: b.ln1, y: b.v, rows: N)
-            dev.attentionForward(shape, q: b.q, k: b.k, v: b.v, out: b.att, lse: b.lse)
-            dev.copy(b.input, to: b.mid)
-            linears["\(p).attn.W_o"]!.forward(dev, x: b.att, y: b.mid, rows: N, accumulate: true)
-            dev.layerNormForward(b.mid, weight: param("\(p).ln2.weight"), bias: param("\(p).ln2.bias"), out: b.ln2,
-                                 mean: b.ln2Mean, rstd: b.ln2Rstd, rows: N, columns: C)
-            linears["\(p).ffn.W1"]!.forward(dev, x: b.ln2, y: b.hidden, rows: N)
-            dev.reluForward(b.hidden, out: b.hidden)
-            dev.copy(b.mid, to: next)
-            linears["\(p).ffn.W2"]!.forward(dev, x: b.hidden, y: next, rows: N, accumulate: true)
+            let b = a.blocks[l]
+            blockForward(l, BlockIO(input: b.input, mid: b.mid, output: l + 1 < c.layers ? a.blocks[l + 1].input : a.output,
+                                    ln1: b.ln1, ln1Mean: b.ln1Mean, ln1Rstd: b.ln1Rstd, q: b.q, kNew: b.k, vNew: b.v,
+                                    kAll: b.k, vAll: b.v, att: b.att, lse: b.lse, ln2: b.ln2, ln2Mean: b.ln2Mean,
+                                    ln2Rstd: b.ln2Rstd, hidden: b.hidden), rows: N, shape: shape)
         }
         dev.layerNormForward(a.output, weight: param("ln_f.weight"), bias: param("ln_f.bias"), out: a.lnf,
                              mean: a.lnfMean, rstd: a.lnfRstd, rows: N, columns: C)
@@ -62,6 +51,35 @@ extension PicoGPT {
         var sl = 0.0, sc = 0.0
         for i in 0..<N { sl += Double(losses[i]); sc += Double(correct[i]) }
         return PassResult(loss: sl / Double(N), accuracy: sc / Double(N))
+    }
+
+    /// Where one block's forward reads and writes. `input`, `mid` and `output` may be one view
+    /// (the residual updated in place, as the generator does); new keys/values go to `kNew`/`vNew`
+    /// and attention reads `kAll`/`vAll` (the KV cache when decoding, the same views in training).
+    struct BlockIO {
+        var input, mid, output: TensorView
+        var ln1, ln1Mean, ln1Rstd, q, kNew, vNew, kAll, vAll, att, lse: TensorView
+        var ln2, ln2Mean, ln2Rstd, hidden: TensorView
+    }
+
+    /// Block `l`: mid = input + W_o·Attn(LN1(input)) + b_o; output = mid + W2·relu(W1·LN2(mid) + b1) + b2.
+    func blockForward(_ l: Int, _ io: BlockIO, rows N: Int, shape: AttentionShape) {
+        let dev = device, C = config.channels, p = "blocks.\(l)"
+        func same(_ a: TensorView, _ b: TensorView) -> Bool { a.buffer === b.buffer && a.offset == b.offset }
+        dev.layerNormForward(io.input, weight: param("\(p).ln1.weight"), bias: param("\(p).ln1.bias"), out: io.ln1,
+                             mean: io.ln1Mean, rstd: io.ln1Rstd, rows: N, columns: C)
+        linears["\(p).attn.W_q"]!.forward(dev, x: io.ln1, y: io.q, rows: N)
+        linears["\(p).attn.W_k"]!.forward(dev, x: io.ln1, y: io.kNew, rows: N)
+        linears["\(p).attn.W_v"]!.forward(dev, x: io.ln1, y: io.vNew, rows: N)
+        dev.attentionForward(shape, q: io.q, k: io.kAll, v: io.vAll, out: io.att, lse: io.lse)
+        if !same(io.input, io.mid) { dev.copy(io.input, to: io.mid) }
+        linears["\(p).attn.W_o"]!.forward(dev, x: io.att, y: io.mid, rows: N, accumulate: true)
+        dev.layerNormForward(io.mid, weight: param("\(p).ln2.weight"), bias: param("\(p).ln2.bias"), out: io.ln2,
+                             mean: io.ln2Mean, rstd: io.ln2Rstd, rows: N, columns: C)
+        linears["\(p).ffn.W1"]!.forward(dev, x: io.ln2, y: io.hidden, rows: N)
+        dev.reluForward(io.hidden, out: io.hidden)
+        if !same(io.mid, io.output) { dev.copy(io.mid, to: io.output) }
+        linears["\(p).ffn.W2"]!.forward(dev, x: io.hidden, y: io.output, rows: N, accumulate: true)
     }
 
     /// Logits (B, T, V) of the last forward pass.
