@@ -5,18 +5,22 @@ public struct StepStats: Sendable, Equatable {
     public var loss: Double
     public var accuracy: Double
     public var gradNorm: Double
+    /// False when the loss or gradient norm was NaN/inf: the update was not applied.
+    public var applied: Bool
 }
 
 extension AdamW {
-    /// zero-grad → forward → backward → clip → update, on one batch.
+    /// zero-grad → forward → backward → clip → update, on one batch. A non-finite loss or
+    /// gradient norm never reaches the parameters: the update is skipped (`applied` false).
     @discardableResult
     public func trainStep(tokens: [Int32], targets: [Int32], batch: Int, time: Int, learningRate lr: Double) throws -> StepStats {
         model.zeroGradients()
         let r = try model.forward(tokens: tokens, targets: targets, batch: batch, time: time)!
         try model.backward()
         let norm = try clipGradients()
-        update(learningRate: lr)
-        return StepStats(loss: r.loss, accuracy: r.accuracy, gradNorm: norm)
+        let finite = r.loss.isFinite && norm.isFinite
+        if finite { update(learningRate: lr) }
+        return StepStats(loss: r.loss, accuracy: r.accuracy, gradNorm: norm, applied: finite)
     }
 }
 

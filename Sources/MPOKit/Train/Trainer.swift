@@ -130,20 +130,14 @@ public final class Trainer {
             let lr = options.learningRate(at: s)
             let (tok, tgt) = TextDataset.sample(data.train, batch: options.batch, time: options.time, rng: &state.trainRNG)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            model.zeroGradients()
-            let r = try model.forward(tokens: tok, targets: tgt, batch: options.batch, time: options.time)!
-            try model.backward()
-            let norm = try optimizer.clipGradients()
-            guard r.loss.isFinite, norm.isFinite else {
-                // Never apply a non-finite update: skip the step (if allowed) or stop.
+            let st = try optimizer.trainStep(tokens: tok, targets: tgt, batch: options.batch, time: options.time, learningRate: lr)
+            if !st.applied {   // skip the step (if allowed) or stop; the gradients are still there to inspect
                 let culprit = try firstNonFiniteGradient() ?? "the loss"
                 skippedSteps += 1
-                log.append(["type": "nonfinite", "step": s, "loss": r.loss.isFinite ? r.loss : -1, "tensor": culprit])
+                log.append(["type": "nonfinite", "step": s, "loss": st.loss.isFinite ? st.loss : -1, "tensor": culprit])
                 if skippedSteps <= skipNonFinite { s += 1; continue }
-                throw ModelError("step \(s): non-finite \(r.loss.isFinite ? "gradient" : "loss") (first in \(culprit)); the last good checkpoint is \(checkpointURL.path). Try a lower --lr, or --skip-nonfinite N to skip such steps")
+                throw ModelError("step \(s): non-finite \(st.loss.isFinite ? "gradient" : "loss") (first in \(culprit)); the last good checkpoint is \(checkpointURL.path). Try a lower --lr, or --skip-nonfinite N to skip such steps")
             }
-            optimizer.update(learningRate: lr)
-            let st = StepStats(loss: r.loss, accuracy: r.accuracy, gradNorm: norm)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             losses.append(st.loss)
             let rec = StepRecord(step: s, total: options.steps, loss: st.loss, accuracy: st.accuracy, learningRate: lr,
