@@ -93,13 +93,6 @@ final class MPOLinear {
         return (p, f.inFactors[l] * bonds[l + 1], bonds[l] * f.outFactors[l], f.outFactors[(l + 1)...].reduce(1, *))
     }
 
-    func siteFlops(rows: Int) -> Double {
-        (0..<L).reduce(0.0) { acc, l in
-            let s = siteStep(l, rows: rows)
-            return acc + 3 * 2 * Double(s.p) * Double(s.k) * Double(s.mo) * Double(s.o)
-        }
-    }
-
     /// Site-by-site cost in "dense-GEMM FLOP equivalents": a step with a trailing dimension
     /// (O > 1) runs as a batch of tiny GEMMs, which OpenBLAS executes about 4–5× less
     /// efficiently than one large GEMM (measured with `mpo-train bench --profile`: ≈ 16 vs
