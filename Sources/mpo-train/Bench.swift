@@ -34,7 +34,7 @@ struct Bench: ParsableCommand {
         guard batch >= 1, time >= 1, time <= 256, repeats >= 1 else {
             throw ValidationError("--batch and --repeats must be ≥ 1 and --time in 1…256")
         }
-        let device = try deviceOptions.device.make()
+        let device = try deviceOptions.make()
         if let ops { return try benchOps(filter: ops, device: device) }
         let env = ProcessInfo.processInfo.environment
         print("device: \(device.name)")

@@ -35,7 +35,7 @@ struct Compress: ParsableCommand {
     func run() throws {
         if let chi, chi < 1 { throw ValidationError("--chi must be ≥ 1 (got \(chi))") }
         guard chi != nil || embedding != nil else { throw ValidationError("give --chi, --embedding or both") }
-        let device = try deviceOptions.device.make()
+        let device = try deviceOptions.make()
         let url = URL(fileURLWithPath: checkpoint)
         let file = try ModelCheckpoint.open(url)
         let dense = try ModelCheckpoint.loadModel(url, device: device)

@@ -24,7 +24,7 @@ struct Dump: ParsableCommand {
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
-        let device = try deviceOptions.device.make()
+        let device = try deviceOptions.make()
         let model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: checkpoint), device: device)
         let (tokens, targets, b, t) = try readBatch(batch)
         model.zeroGradients()

@@ -25,9 +25,9 @@ struct DeviceSpec: ExpressibleByArgument, CustomStringConvertible {
     var description: String { index.map { "\(kind.rawValue):\($0)" } ?? kind.rawValue }
     static var allValueStrings: [String] { ["cpu", "opencl", "opencl:N"] }
 
-    func make() throws -> any ComputeDevice {
+    func make(threads: Int? = nil) throws -> any ComputeDevice {
         switch kind {
-        case .cpu: return CPUDevice()
+        case .cpu: return CPUDevice(threads: threads)
         case .opencl: return try OpenCLDevice(index: index)
         }
     }
@@ -36,6 +36,14 @@ struct DeviceSpec: ExpressibleByArgument, CustomStringConvertible {
 struct DeviceOptions: ParsableArguments {
     @Option(help: "Compute device: cpu (OpenBLAS), opencl (first GPU, else first device) or opencl:N (see `mpo-train devices`).")
     var device = DeviceSpec(kind: .cpu)
+    @Option(help: "Worker threads of the cpu device (default: every core). Two 1-thread runs side by side use a 2-core machine better than one 2-thread run.")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+    }
+
+    func make() throws -> any ComputeDevice { try device.make(threads: threads) }
 }
 
 /// Parses "4,8,16,32" into bond dimensions ≥ 1.

@@ -27,7 +27,7 @@ struct Sample: ParsableCommand {
         guard tokens >= 0 else { throw ValidationError("--tokens must be ≥ 0") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be ≥ 0") }
         guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
-        let device = try deviceOptions.device.make()
+        let device = try deviceOptions.make()
         let url = URL(fileURLWithPath: checkpoint)
         let file = try ModelCheckpoint.open(url)
         let model = try ModelCheckpoint.loadModel(url, device: device)

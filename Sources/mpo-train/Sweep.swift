@@ -30,7 +30,7 @@ struct Sweep: ParsableCommand {
     func run() throws {
         let chis = try parseChiList(chi)
         guard let strat = MPOStrategy(rawValue: strategy) else { throw ValidationError("--strategy must be automatic, rebuild or site") }
-        let device = try deviceOptions.device.make()
+        let device = try deviceOptions.make()
         let root = URL(fileURLWithPath: out)
         var denseFile: URL? = nil
         var vocab: Vocabulary? = nil

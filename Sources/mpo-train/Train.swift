@@ -110,7 +110,7 @@ struct Train: ParsableCommand {
     var skipNonFinite = 0
 
     func run() throws {
-        let device = try deviceOptions.device.make()
+        let device = try deviceOptions.make()
         // A checkpoint's vocabulary wins: the data must be written in it.
         let vocab = try initFrom.flatMap { try ModelCheckpoint.open(URL(fileURLWithPath: $0)).metadata["vocab"] }
         let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab.map(Vocabulary.init(string:)))
