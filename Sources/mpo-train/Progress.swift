@@ -40,9 +40,8 @@ func duration(_ s: Double) -> String {
     return t >= 3600 ? "\(t / 3600)h\(t % 3600 / 60)m" : t >= 60 ? "\(t / 60)m\(t % 60)s" : "\(t)s"
 }
 
-/// Writes the SVG plots of the given metrics files into `directory`.
-func writePlots(runs: [(URL, String)], to directory: URL) throws {
-    let metrics = try runs.map { try RunMetrics.load($0.0, name: $0.1) }
+/// Writes the SVG plots of the given runs into `directory`.
+func writePlots(_ metrics: [RunMetrics], to directory: URL) throws {
     let files = try Plots.write(runs: metrics, to: directory)
     print("plots: " + files.map(\.lastPathComponent).joined(separator: ", ") + " in \(directory.path)")
 }

@@ -43,7 +43,6 @@ struct Sweep: ParsableCommand {
         do { embeddingKind = try EmbeddingKind.parse(embedding, vocabulary: data.vocabulary.count, channels: 128) } catch {
             throw ValidationError("\(error)")
         }
-        var rows: [[String: Any]] = []
         var runs: [(URL, String)] = []
         for c in [nil] + chis.map(Optional.some) {
             let name = c.map { "mpo-chi\($0)" } ?? "dense"
@@ -70,38 +69,9 @@ struct Sweep: ParsableCommand {
             trainer.onEval = progress.eval
             try trainer.run()
             progress.finish()
-            let e = trainer.evals.last!
-            let tps = trainer.losses.isEmpty ? 0 : Double(options.steps * options.batch * options.time) / trainer.wallSeconds
-            rows.append(["name": name, "chi": c ?? 0, "parameters": model.parameterCount, "val_loss": e.valLoss,
-                         "val_accuracy": e.valAccuracy, "train_loss": e.trainLoss, "wall_seconds": trainer.wallSeconds,
-                         "tokens_per_second": tps, "steps": options.steps])
             runs.append((trainer.metricsURL, name))
         }
-        let denseParams = rows[0]["parameters"] as! Int, denseAcc = rows[0]["val_accuracy"] as! Double
-        for i in rows.indices {
-            rows[i]["compression_ratio"] = Double(denseParams) / Double(rows[i]["parameters"] as! Int)
-            rows[i]["accuracy_gap"] = (rows[i]["val_accuracy"] as! Double) - denseAcc
-        }
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        let json = try JSONSerialization.data(withJSONObject: ["device": device.name, "seed": Int(truncatingIfNeeded: recipe.seed),
-                                                               "finetune_from": finetuneFrom ?? "", "runs": rows],
-                                              options: [.prettyPrinted, .sortedKeys])
-        try json.write(to: root.appendingPathComponent("results.json"))
-        let table = markdownTable(rows)
-        try Data(table.utf8).write(to: root.appendingPathComponent("results.md"))
-        print("\n" + table)
-        try writePlots(runs: runs, to: root)
-    }
-
-    func markdownTable(_ rows: [[String: Any]]) -> String {
-        var s = "| model | parameters | ratio | val loss | val acc | gap to dense | wall time | tokens/s |\n"
-        s += "|---|---:|---:|---:|---:|---:|---:|---:|\n"
-        for r in rows {
-            s += String(format: "| %@ | %d | %.1f× | %.4f | %.2f %% | %+.2f pp | %@ | %.0f |\n",
-                        r["name"] as! String, r["parameters"] as! Int, r["compression_ratio"] as! Double,
-                        r["val_loss"] as! Double, 100 * (r["val_accuracy"] as! Double), 100 * (r["accuracy_gap"] as! Double),
-                        duration(r["wall_seconds"] as! Double), r["tokens_per_second"] as! Double)
-        }
-        return s
+        try tabulate(runs: runs.map { ($0.0, Optional($0.1)) }, to: root,
+                     extra: ["device": device.name, "seed": Int(truncatingIfNeeded: recipe.seed), "finetune_from": finetuneFrom ?? ""])
     }
 }

@@ -144,6 +144,6 @@ struct Train: ParsableCommand {
         let last = trainer.evals.last
         print(String(format: "done in %.1f s: val loss %.4f, val accuracy %.2f%%; checkpoint %@",
                      trainer.wallSeconds, last?.valLoss ?? .nan, 100 * (last?.valAccuracy ?? .nan), trainer.checkpointURL.path))
-        try writePlots(runs: [(trainer.metricsURL, name)], to: dir)
+        try writePlots([RunMetrics.load(trainer.metricsURL, name: name)], to: dir)
     }
 }

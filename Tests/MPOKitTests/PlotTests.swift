@@ -80,7 +80,8 @@ struct PlotTests {
         not json at all
         {"type":"step","loss":2.0}
 
-        {"type":"step","step":3,"loss":2.31,"new_field":true}
+        {"type":"step","step":3,"loss":2.31,"new_field":true,"tokens_per_second":9000}
+        {"type":"step","step":3,"loss":2.3,"tokens_per_second":10000,"elapsed":0.3}
         {"type":"hyperparameters","lr":0.001}
         {"type":"eval","step":100,"train_loss":2.1,"train_accuracy":0.4,"val_loss":2.2,"val_accuracy":0.38,"elapsed":30.1}
         {"type":"eval","train_loss":2.0}
@@ -88,6 +89,7 @@ struct PlotTests {
         {"type":"eval","step":200,"train_loss":1.9,"val_loss":2.05,"val_accuracy":0.41}
         {"type":"step","step":4,"loss":
         """
+        // (the repeated step 3 record stands in for a resumed run re-logging a step)
         let dir = try Self.tempDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("metrics.jsonl")
@@ -97,7 +99,7 @@ struct PlotTests {
         #expect(run.name == "mpo-chi8")
         #expect(run.parameters == 79_168)
         #expect(run.model == "mpo")
-        #expect(run.steps.map(\.step) == [1, 2, 3])
+        #expect(run.steps.map(\.step) == [1, 2, 3, 3])
         #expect(run.steps[0].loss == 4.5 && run.steps[2].loss == 2.31)
         #expect(run.steps[1].loss.isNaN)
         #expect(run.evals.count == 2)
@@ -106,6 +108,10 @@ struct PlotTests {
         #expect(run.finalValAccuracy == 0.41)
         // "not json", step without "step", eval without "step", a JSON array, the truncated last line.
         #expect(run.malformedLines == 5)
+        // Wall time is the largest "elapsed" of any record; tokens/s the median of the step records.
+        #expect(run.wallSeconds == 30.1)
+        #expect(run.stepTokensPerSecond == [12000, 9000, 10000])
+        #expect(run.medianTokensPerSecond == 10000)
     }
 
     @Test("without a run record the caller's name, else the folder's, is used")

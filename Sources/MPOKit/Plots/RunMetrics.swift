@@ -23,6 +23,12 @@ public struct RunMetrics: Sendable {
     public var model: String?
     /// Non-empty lines that could not be used.
     public var malformedLines: Int
+    /// The largest "elapsed" of any record: the run's wall time in seconds, evaluations included.
+    public var wallSeconds: Double?
+    /// Each step record's "tokens_per_second" (evaluations excluded), in file order.
+    public var stepTokensPerSecond: [Double] = []
+    /// The run record's "device", if any.
+    public var device: String?
 
     public init(
         name: String,
@@ -61,12 +67,14 @@ public struct RunMetrics: Sendable {
                 if let n = object["name"] as? String, !n.isEmpty { run.name = n }
                 if let p = integer(object["parameters"]) { run.parameters = p }
                 if let m = object["model"] as? String { run.model = m }
+                if let d = object["device"] as? String { run.device = d }
             case "step":
                 guard let step = integer(object["step"]), let loss = number(object["loss"]) else {
                     run.malformedLines += 1
                     continue
                 }
                 run.steps.append((step, loss))
+                if let t = number(object["tokens_per_second"]), t.isFinite { run.stepTokensPerSecond.append(t) }
             case "eval":
                 let values = [object["train_loss"], object["val_loss"], object["val_accuracy"]].map(number)
                 guard let step = integer(object["step"]), values.contains(where: { $0 != nil }) else {
@@ -77,6 +85,7 @@ public struct RunMetrics: Sendable {
             default:
                 continue  // unknown or missing type: not ours to judge
             }
+            if let e = number(object["elapsed"]), e.isFinite { run.wallSeconds = max(run.wallSeconds ?? 0, e) }
         }
         return run
     }
@@ -84,6 +93,13 @@ public struct RunMetrics: Sendable {
     /// The last finite validation accuracy, if any.
     public var finalValAccuracy: Double? {
         evals.last(where: { $0.valAccuracy.isFinite })?.valAccuracy
+    }
+
+    /// Median training throughput over the step records (robust to the odd slow step), if any.
+    public var medianTokensPerSecond: Double? {
+        guard !stepTokensPerSecond.isEmpty else { return nil }
+        let v = stepTokensPerSecond.sorted(), n = v.count
+        return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2])
     }
 
     /// The last finite validation loss, if any.
