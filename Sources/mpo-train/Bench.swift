@@ -8,19 +8,26 @@ import OpCases
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time a training step (dense and MPO at each χ) and the forward pass on a device.",
+        abstract: "Time a training step (dense and MPO at each χ), the forward pass and sampling on a device.",
         discussion: """
-        Reports the median over --repeats timed steps after one warm-up step. The environment's
-        OPENBLAS_* settings are used as they are and printed with the results.
+        Reports the median over --repeats timed steps after one warm-up step, the FLOPs of one
+        step (counted op by op), the rate they run at, and that rate as a share of the device's
+        sgemm rate on the model's largest GEMM (measured first). Sampling times --sample-tokens
+        tokens at batch 1 with the KV cache, and with a full forward per token (what the original
+        PyTorch code does). The environment's OPENBLAS_* settings are used as they are and
+        printed with the results.
 
         Example: mpo-train bench --chi 4,8,16,32 --batch 32 --time 256
         """)
 
-    @Option(help: "Comma-separated bond dimensions to time besides dense.") var chi = "4,8,16,32"
+    @Option(help: "Comma-separated bond dimensions to time besides dense ('' for none).") var chi = "4,8,16,32"
     @Option(help: "Batch size.") var batch = 32
     @Option(help: "Sequence length.") var time = 256
     @Option(help: "Timed repetitions per configuration.") var repeats = 5
     @Option(help: "MPO contraction: automatic, rebuild or site.") var strategy = "automatic"
+    @Option(name: .customLong("sample-tokens"), help: "Tokens to sample at batch 1 with the dense model (0 = skip).") var sampleTokens = 500
+    @Flag(help: "Print one JSON object per measurement instead of the table (for Benchmarks/peer/compare.sh).")
+    var json = false
     @Flag(help: "Also print where the time of one training step goes, per op (synchronises after every op).")
     var profile = false
     @Option(help: "Instead of whole steps, time the op cases (the perf table shared with the parity tests) whose name matches this text ('' = all).")
@@ -31,22 +38,36 @@ struct Bench: ParsableCommand {
         guard let strat = MPOStrategy(rawValue: strategy) else {
             throw ValidationError("--strategy must be automatic, rebuild or site (got '\(strategy)')")
         }
-        guard batch >= 1, time >= 1, time <= 256, repeats >= 1 else {
-            throw ValidationError("--batch and --repeats must be ≥ 1 and --time in 1…256")
+        guard batch >= 1, time >= 1, time <= 256, repeats >= 1, sampleTokens >= 0 else {
+            throw ValidationError("--batch and --repeats must be ≥ 1, --time in 1…256 and --sample-tokens ≥ 0")
         }
+        let chis = chi.trimmingCharacters(in: .whitespaces).isEmpty ? [] : try parseChiList(chi)
         let device = try deviceOptions.make()
         if let ops { return try benchOps(filter: ops, device: device) }
         let env = ProcessInfo.processInfo.environment
-        print("device: \(device.name)")
-        print("OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)") OPENBLAS_L2_SIZE=\(env["OPENBLAS_L2_SIZE"] ?? "(unset)")")
-        print("B=\(batch) T=\(time), median of \(repeats) steps\n")
-        print(pad("model", 10) + lpad("params", 10) + lpad("step ms", 10) + lpad("tok/s", 10) + lpad("fwd tok/s", 11) + "  strategies")
+        let sgemm = try sgemmRate(device)
+        let common: [String: Any] = ["peer": "mpo-train", "device": device.name,
+                                     "openblas_coretype": env["OPENBLAS_CORETYPE"] ?? "", "openblas_l2_size": env["OPENBLAS_L2_SIZE"] ?? ""]
+        func emit(_ fields: [String: Any]) {
+            guard json, let data = try? JSONSerialization.data(withJSONObject: common.merging(fields) { $1 }, options: [.sortedKeys]) else { return }
+            print(String(decoding: data, as: UTF8.self))
+        }
+        emit(["what": "sgemm", "gflops": sgemm])
+        if !json {
+            print("device: \(device.name)")
+            print("OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)") OPENBLAS_L2_SIZE=\(env["OPENBLAS_L2_SIZE"] ?? "(unset)")")
+            print(String(format: "sgemm (NT m=%d n=512 k=128, the FFN's first GEMM): %.1f GFLOP/s", batch * time, sgemm))
+            print("B=\(batch) T=\(time), median of \(repeats) steps; forward-only at B=\(min(8, batch))\n")
+            print(pad("model", 10) + lpad("params", 10) + lpad("step ms", 10) + lpad("tok/s", 9) + lpad("GFLOP", 7)
+                  + lpad("GFLOP/s", 9) + lpad("sgemm%", 8) + lpad("fwd tok/s", 11) + "  strategies")
+        }
         var rng = SplitMix64(seed: 1)
-        let n = batch * time
+        let n = batch * time, fwdBatch = min(8, batch)
         let tokens = (0..<n).map { _ in Int32(rng.below(65)) }, targets = (0..<n).map { _ in Int32(rng.below(65)) }
         var denseMs = 0.0
-        for c in [nil] + (try parseChiList(chi)).map(Optional.some) {
-            let model = try PicoGPT(config: c.map { .mpo(chi: $0) } ?? .picoGPT, device: device)
+        for c in [nil] + chis.map(Optional.some) {
+            let config: ModelConfig = c.map { .mpo(chi: $0) } ?? .picoGPT
+            let model = try PicoGPT(config: config, device: device)
             model.mpoStrategy = strat
             try model.initialize(seed: 1)
             let opt = try AdamW(model: model)
@@ -54,20 +75,39 @@ struct Bench: ParsableCommand {
             try step()
             var times: [Double] = []
             for _ in 0..<repeats { times.append(try seconds(step)) }
+            let fwdTokens = Array(tokens[0..<(fwdBatch * time)])
             var fwd: [Double] = []
             for _ in 0..<repeats {
-                fwd.append(try seconds { try model.forward(tokens: tokens, targets: targets, batch: batch, time: time, needsGradients: false) })
+                fwd.append(try seconds { try model.forward(tokens: fwdTokens, batch: fwdBatch, time: time, needsGradients: false); try device.synchronize() })
             }
             let ms = median(times) * 1000, fms = median(fwd) * 1000
+            let gflop = try stepFlops(config: config, device: device, strategy: strat, tokens: tokens, targets: targets) / 1e9
             if c == nil { denseMs = ms }
+            let name = c.map { "mpo-chi\($0)" } ?? "dense"
             let strategies = Dictionary(grouping: model.lastMPOStrategies, by: { $0.value.rawValue }).map { "\($0.key) \($0.value.count)" }
                 .sorted().joined(separator: ", ")
-            print(pad(c.map { "χ=\($0)" } ?? "dense", 10) + lpad("\(model.parameterCount)", 10) + lpad(String(format: "%.1f", ms), 10)
-                  + lpad(String(format: "%.0f", Double(n) / ms * 1000), 10) + lpad(String(format: "%.0f", Double(n) / fms * 1000), 11)
-                  + "  " + (strategies.isEmpty ? "-" : strategies)
-                  + (c != nil ? String(format: "  (%.2f× dense)", ms / denseMs) : ""))
-            if profile { try printProfile(config: c.map { .mpo(chi: $0) } ?? .picoGPT, device: device, strategy: strat,
-                                          tokens: tokens, targets: targets) }
+            emit(["what": "train_step", "model": name, "parameters": model.parameterCount, "batch": batch, "time": time, "ms": ms,
+                  "tokens_per_second": Double(n) / ms * 1000, "gflop": gflop, "strategies": strategies])
+            emit(["what": "forward", "model": name, "batch": fwdBatch, "time": time, "ms": fms,
+                  "tokens_per_second": Double(fwdBatch * time) / fms * 1000])
+            if !json {
+                print(pad(c.map { "χ=\($0)" } ?? "dense", 10) + lpad("\(model.parameterCount)", 10) + lpad(String(format: "%.1f", ms), 10)
+                      + lpad(String(format: "%.0f", Double(n) / ms * 1000), 9) + lpad(String(format: "%.1f", gflop), 7)
+                      + lpad(String(format: "%.1f", gflop / ms * 1000), 9) + lpad(String(format: "%.0f%%", 100 * gflop / ms * 1000 / sgemm), 8)
+                      + lpad(String(format: "%.0f", Double(fwdBatch * time) / fms * 1000), 11)
+                      + "  " + (strategies.isEmpty ? "-" : strategies)
+                      + (c != nil ? String(format: "  (%.2f× dense)", ms / denseMs) : ""))
+            }
+            if profile && !json { try printProfile(config: config, device: device, strategy: strat, tokens: tokens, targets: targets) }
+            if c == nil && sampleTokens > 0 {
+                let (cached, full) = try samplingRates(model)
+                emit(["what": "sample", "model": name, "tokens": sampleTokens, "tokens_per_second": cached, "kv_cache": true])
+                emit(["what": "sample", "model": name, "tokens": sampleTokens, "tokens_per_second": full, "kv_cache": false])
+                if !json {
+                    print(String(format: "           sampling %d tokens at batch 1: %.0f tokens/s with the KV cache, %.0f with a full forward per token (%.1f×)",
+                                 sampleTokens, cached, full, cached / full))
+                }
+            }
         }
     }
 }
@@ -81,6 +121,55 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
 func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
 extension Bench {
+    /// sgemm GFLOP/s on the FFN's first GEMM (rows = B·T), the rate the whole step is compared with.
+    func sgemmRate(_ device: any ComputeDevice) throws -> Double {
+        let m = batch * time, shape = GemmShape(m: m, n: 512, k: 128, transposeB: true)
+        let a = try device.makeBuffer(count: m * 128, label: "bench a"), b = try device.makeBuffer(count: 512 * 128, label: "bench b")
+        let c = try device.makeBuffer(count: m * 512, label: "bench c")
+        var rng = SplitMix64(seed: 3)
+        try device.write((0..<(m * 128)).map { _ in Float(rng.uniform()) - 0.5 }, to: a.all)
+        try device.write((0..<(512 * 128)).map { _ in Float(rng.uniform()) - 0.5 }, to: b.all)
+        func once() throws { device.gemm(shape, a: a.all, b: b.all, c: c.all); try device.synchronize() }
+        try once()
+        var times: [Double] = []
+        for _ in 0..<max(5, repeats) { times.append(try seconds(once)) }
+        return shape.flops / median(times) / 1e9
+    }
+
+    /// FLOPs of one training step, summed op by op by the profiling wrapper.
+    func stepFlops(config: ModelConfig, device: any ComputeDevice, strategy: MPOStrategy,
+                   tokens: [Int32], targets: [Int32]) throws -> Double {
+        let prof = ProfilingDevice(device)
+        let model = try PicoGPT(config: config, device: prof)
+        model.mpoStrategy = strategy
+        try model.initialize(seed: 1)
+        let opt = try AdamW(model: model)
+        try opt.trainStep(tokens: tokens, targets: targets, batch: batch, time: time, learningRate: 1e-4)
+        prof.reset()
+        try opt.trainStep(tokens: tokens, targets: targets, batch: batch, time: time, learningRate: 1e-4)
+        return prof.flops.values.reduce(0, +)
+    }
+
+    /// Tokens/s sampling `sampleTokens` tokens at batch 1: with the KV cache, and with a full
+    /// forward over the (cropped) context for every new token.
+    func samplingRates(_ model: PicoGPT) throws -> (cached: Double, full: Double) {
+        let gen = try Generator(model: model)
+        var sampler = Sampler(temperature: 0.8, topK: 40, seed: 7)
+        let cached = try seconds { _ = try gen.generate(prompt: [0], count: sampleTokens, sampler: &sampler) }
+        sampler = Sampler(temperature: 0.8, topK: 40, seed: 7)
+        var context: [Int32] = [0]
+        let full = try seconds {
+            for _ in 0..<sampleTokens {
+                let window = Array(context.suffix(model.config.context))
+                try model.forward(tokens: window, batch: 1, time: window.count, needsGradients: false)
+                let v = model.config.vocabularySize
+                let logits = try model.logits()
+                context.append(Int32(sampler.sample(Array(logits[((window.count - 1) * v)...]))))
+            }
+        }
+        return (Double(sampleTokens) / cached, Double(sampleTokens) / full)
+    }
+
     func printProfile(config: ModelConfig, device: any ComputeDevice, strategy: MPOStrategy,
                       tokens: [Int32], targets: [Int32]) throws {
         let prof = ProfilingDevice(device)
