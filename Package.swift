@@ -7,6 +7,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "MPOKit", targets: ["MPOKit"]),
+        .library(name: "MPOOpenCL", targets: ["MPOOpenCL"]),
+        .library(name: "OpCases", targets: ["OpCases"]),
         .executable(name: "mpo-train", targets: ["mpo-train"]),
     ],
     dependencies: [

@@ -101,10 +101,14 @@ final class MPOLinear {
 
     func siteCost(rows: Int) -> Double {
         (0..<L).reduce(0.0) { acc, l in
-            let s = siteStep(l, rows: rows)
-            let f = 3 * 2 * Double(s.p) * Double(s.k) * Double(s.mo) * Double(s.o)
-            return acc + (s.o > 1 ? Self.batchedPenalty * f : f)
+            acc + (siteStep(l, rows: rows).o > 1 ? Self.batchedPenalty : 1) * siteStepFlops(l, rows: rows)
         }
+    }
+
+    /// FLOPs of site l's forward, input-gradient and core-gradient GEMMs.
+    func siteStepFlops(_ l: Int, rows: Int) -> Double {
+        let s = siteStep(l, rows: rows)
+        return 3 * 2 * Double(s.p) * Double(s.k) * Double(s.mo) * Double(s.o)
     }
 
     func rebuildFlops(rows: Int) -> Double {
