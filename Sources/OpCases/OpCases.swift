@@ -34,6 +34,18 @@ public enum OpCases {
                                         ldb: (tb ? k : n) + 1, ldc: n + 1, alpha: -0.5, beta: ta ? 1 : 0)))
             }
         }
+        // One row / one column of C (the CPU device runs these as sgemv): every transpose, padded
+        // leading dimensions, beta 1 and beta 0 over a NaN-filled C; the large ones are split
+        // across threads first.
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            for (m, n, k) in [(1, 37, 23), (29, 1, 31), (1, 800, 600), (700, 1, 650)] {
+                for beta: Float in [1, 0] {
+                    c.append(gemm(GemmShape(m: m, n: n, k: k, transposeA: ta, transposeB: tb, lda: (ta ? m : k) + 2,
+                                            ldb: (tb ? k : n) + 3, ldc: beta == 0 ? n : n + 1, alpha: 1.25, beta: beta),
+                                  nanC: beta == 0))  // (NaN C has no padding: it would stay NaN)
+                }
+            }
+        }
         c += [
             gemm(GemmShape(m: 16, n: 16, k: 16)),                                            // tile-friendly
             gemm(GemmShape(m: 13, n: 7, k: 11, transposeA: true, alpha: -1.5, beta: 0)),

@@ -24,8 +24,8 @@ struct Table: ParsableCommand {
         let urls = runs.map { path -> URL in
             let url = URL(fileURLWithPath: path)
             var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
-            return isDir.boolValue ? url.appendingPathComponent("metrics.jsonl") : url
+            let isFolder = FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+            return isFolder || !path.hasSuffix(".jsonl") ? url.appendingPathComponent("metrics.jsonl") : url
         }
         for url in urls where !FileManager.default.fileExists(atPath: url.path) {
             throw ValidationError("no metrics file at \(url.path): pass run directories written by `mpo-train train` or `sweep`")

@@ -43,6 +43,8 @@ struct CLITests {
         (["train", "--model", "tucker"], "--model"),
         (["train", "--heads", "3"], "divisible"),
         (["report", "--chi", "4,x"], "--chi"),
+        (["bench", "--threads", "0"], "--threads"),
+        (["table", "/nonexistent/run", "--out", "/tmp"], "/nonexistent/run"),
         (["sample", "--checkpoint", "Tests/Resources/reference/dense_seed2024.safetensors", "--prompt", "héllo"], "vocabulary"),
     ])
     func usageErrors(args: [String], needle: String) throws {
@@ -99,6 +101,32 @@ struct CLITests {
             grads += 1
         }
         #expect(grads == (json["grad_l2_norm_f64"] as! [String: Any]).count)
+    }
+
+    @Test("table tabulates run directories: ratio, step-0 and final loss, gap, median tokens/s")
+    func table() throws {
+        let dir = Tiny.tempDir()
+        func run(_ name: String, params: Int, evals: [(Int, Double, Double)], tps: [Double]) throws -> String {
+            let d = dir.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            var lines = ["{\"type\":\"run\",\"name\":\"\(name)\",\"parameters\":\(params),\"device\":\"cpu\"}"]
+            for (i, t) in tps.enumerated() { lines.append("{\"type\":\"step\",\"step\":\(i),\"loss\":3,\"tokens_per_second\":\(t)}") }
+            for (step, loss, acc) in evals {
+                lines.append("{\"type\":\"eval\",\"step\":\(step),\"train_loss\":\(loss),\"val_loss\":\(loss),\"val_accuracy\":\(acc),\"elapsed\":\(step * 2)}")
+            }
+            try lines.joined(separator: "\n").write(to: d.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+            return d.path
+        }
+        let dense = try run("dense", params: 808_448, evals: [(0, 4.2, 0.02), (100, 2.0, 0.40)], tps: [100, 300, 200])
+        let mpo = try run("mpo-chi8", params: 79_168, evals: [(0, 4.5, 0.01), (100, 2.5, 0.35)], tps: [50, 70])
+        let out = dir.appendingPathComponent("table")
+        let (code, stdout, err) = try CLI.run(["table", dense, mpo, "--out", out.path])
+        #expect(code == 0, "\(err)")
+        #expect(stdout.contains("| mpo-chi8 | 79168 | 10.2× | 2 | 4.5000 | 2.5000 | 35.00 % | -5.00 pp | 3m20s | 60 |"), "\(stdout)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("results.json"))) as? [String: Any]
+        let rows = try #require(json?["runs"] as? [[String: Any]])
+        #expect(rows.count == 2 && rows[0]["tokens_per_second"] as? Double == 200 && rows[1]["wall_seconds"] as? Double == 200)
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("summary.svg").path))
     }
 
     @Test("report --json gives per-layer errors for each χ")

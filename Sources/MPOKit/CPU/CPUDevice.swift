@@ -130,6 +130,28 @@ public final class CPUDevice: ComputeDevice {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        // One row or one column of C is a matrix-vector product: sgemv reads the matrix once,
+        // where sgemm would first pack all of it (decoding at batch 1 spent half its time there).
+        if m == 1 {
+            if beta == 0 { for j in 0..<n { c[j] = 0 } }  // beta 0 must not read C (NaN · 0)
+            let incx = Int32(tA ? lda : 1)
+            if tB {  // B is (n, k): c = alpha·B·a
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb), a, incx, beta, c, 1)
+            } else {  // B is (k, n): c = alpha·Bᵀ·a
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb), a, incx, beta, c, 1)
+            }
+            return
+        }
+        if n == 1 {
+            if beta == 0 { for i in 0..<m { c[i * ldc] = 0 } }
+            let incx = Int32(tB ? 1 : ldb)
+            if tA {  // A is (k, m)
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(m), alpha, a, Int32(lda), b, incx, beta, c, Int32(ldc))
+            } else {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), alpha, a, Int32(lda), b, incx, beta, c, Int32(ldc))
+            }
+            return
+        }
         cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
