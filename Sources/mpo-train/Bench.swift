@@ -81,7 +81,8 @@ struct Bench: ParsableCommand {
                 fwd.append(try seconds { try model.forward(tokens: fwdTokens, batch: fwdBatch, time: time, needsGradients: false); try device.synchronize() })
             }
             let ms = median(times) * 1000, fms = median(fwd) * 1000
-            let gflop = try stepFlops(config: config, device: device, strategy: strat, tokens: tokens, targets: targets) / 1e9
+            let prof = try profiledStep(config: config, device: device, strategy: strat, tokens: tokens, targets: targets)
+            let gflop = prof.flops.values.reduce(0, +) / 1e9
             if c == nil { denseMs = ms }
             let name = c.map { "mpo-chi\($0)" } ?? "dense"
             let strategies = Dictionary(grouping: model.lastMPOStrategies, by: { $0.value.rawValue }).map { "\($0.key) \($0.value.count)" }
@@ -98,7 +99,7 @@ struct Bench: ParsableCommand {
                       + "  " + (strategies.isEmpty ? "-" : strategies)
                       + (c != nil ? String(format: "  (%.2f× dense)", ms / denseMs) : ""))
             }
-            if profile && !json { try printProfile(config: config, device: device, strategy: strat, tokens: tokens, targets: targets) }
+            if profile && !json { printProfile(prof) }
             if c == nil && sampleTokens > 0 {
                 let (cached, full) = try samplingRates(model)
                 emit(["what": "sample", "model": name, "tokens": sampleTokens, "tokens_per_second": cached, "kv_cache": true])
@@ -136,9 +137,10 @@ extension Bench {
         return shape.flops / median(times) / 1e9
     }
 
-    /// FLOPs of one training step, summed op by op by the profiling wrapper.
-    func stepFlops(config: ModelConfig, device: any ComputeDevice, strategy: MPOStrategy,
-                   tokens: [Int32], targets: [Int32]) throws -> Double {
+    /// One training step (after a warm-up step) through the profiling wrapper: time, calls and
+    /// FLOPs per op.
+    func profiledStep(config: ModelConfig, device: any ComputeDevice, strategy: MPOStrategy,
+                      tokens: [Int32], targets: [Int32]) throws -> ProfilingDevice {
         let prof = ProfilingDevice(device)
         let model = try PicoGPT(config: config, device: prof)
         model.mpoStrategy = strategy
@@ -147,7 +149,7 @@ extension Bench {
         try opt.trainStep(tokens: tokens, targets: targets, batch: batch, time: time, learningRate: 1e-4)
         prof.reset()
         try opt.trainStep(tokens: tokens, targets: targets, batch: batch, time: time, learningRate: 1e-4)
-        return prof.flops.values.reduce(0, +)
+        return prof
     }
 
     /// Tokens/s sampling `sampleTokens` tokens at batch 1: with the KV cache, and with a full
@@ -170,16 +172,7 @@ extension Bench {
         return (Double(sampleTokens) / cached, Double(sampleTokens) / full)
     }
 
-    func printProfile(config: ModelConfig, device: any ComputeDevice, strategy: MPOStrategy,
-                      tokens: [Int32], targets: [Int32]) throws {
-        let prof = ProfilingDevice(device)
-        let model = try PicoGPT(config: config, device: prof)
-        model.mpoStrategy = strategy
-        try model.initialize(seed: 1)
-        let opt = try AdamW(model: model)
-        try opt.trainStep(tokens: tokens, targets: targets, batch: batch, time: time, learningRate: 1e-4)
-        prof.reset()
-        try opt.trainStep(tokens: tokens, targets: targets, batch: batch, time: time, learningRate: 1e-4)
+    func printProfile(_ prof: ProfilingDevice) {
         let total = prof.seconds.values.reduce(0, +)
         for (op, s) in prof.seconds.sorted(by: { $0.value > $1.value }) {
             let f = prof.flops[op] ?? 0
