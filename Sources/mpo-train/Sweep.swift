@@ -43,7 +43,7 @@ struct Sweep: ParsableCommand {
         do { embeddingKind = try EmbeddingKind.parse(embedding, vocabulary: data.vocabulary.count, channels: 128) } catch {
             throw ValidationError("\(error)")
         }
-        var runs: [(URL, String)] = []
+        var runs: [(URL, String?)] = []
         for c in [nil] + chis.map(Optional.some) {
             let name = c.map { "mpo-chi\($0)" } ?? "dense"
             let dir = root.appendingPathComponent(name)
@@ -71,7 +71,7 @@ struct Sweep: ParsableCommand {
             progress.finish()
             runs.append((trainer.metricsURL, name))
         }
-        try tabulate(runs: runs.map { ($0.0, Optional($0.1)) }, to: root,
+        try tabulate(runs: runs, to: root,
                      extra: ["device": device.name, "seed": Int(truncatingIfNeeded: recipe.seed), "finetune_from": finetuneFrom ?? ""])
     }
 }

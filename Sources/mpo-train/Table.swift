@@ -35,9 +35,8 @@ struct Table: ParsableCommand {
 }
 
 /// Reads each run's metrics, writes results.json, results.md and the overlaid plots into
-/// `directory`, prints the table and returns the rows. The first run is the baseline.
-@discardableResult
-func tabulate(runs: [(URL, String?)], to directory: URL, extra: [String: Any] = [:]) throws -> [[String: Any]] {
+/// `directory` and prints the table. The first run is the baseline.
+func tabulate(runs: [(URL, String?)], to directory: URL, extra: [String: Any] = [:]) throws {
     let metrics = try runs.map { try RunMetrics.load($0.0, name: $0.1) }
     for m in metrics where m.evals.isEmpty || m.parameters == nil {
         throw ValidationError("run '\(m.name)' has no evaluation or no run record: is its training finished?")
@@ -63,7 +62,6 @@ func tabulate(runs: [(URL, String?)], to directory: URL, extra: [String: Any] = 
     try Data(table.utf8).write(to: directory.appendingPathComponent("results.md"))
     print("\n" + table)
     try writePlots(metrics, to: directory)
-    return rows
 }
 
 func markdownTable(_ rows: [[String: Any]]) -> String {

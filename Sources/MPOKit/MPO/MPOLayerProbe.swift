@@ -8,11 +8,7 @@ public final class MPOLayerProbe {
     private let layer: MPOLinear
     private let device: any ComputeDevice
     private let x, y, dY, dX: DeviceBuffer
-    public let rows: Int
-    /// The strategy the layer runs (the automatic choice resolved for `rows`).
-    public let strategy: MPOStrategy
-    /// FLOPs of one forward + backward with that strategy (site by site: without the batching penalty).
-    public let flops: Double
+    private let rows: Int
 
     /// A layer (out, in) with the default factorisation and every inner bond χ, fed `rows` rows.
     public init(out: Int, in inF: Int, chi: Int, rows: Int, strategy: MPOStrategy,
@@ -36,11 +32,6 @@ public final class MPOLayerProbe {
         dY = try random(rows * out, scale: 1)
         y = try device.makeBuffer(count: rows * out, label: "probe y")
         dX = try device.makeBuffer(count: rows * inF, label: "probe dx")
-        let resolved = lin.resolvedStrategy(rows: rows)
-        self.strategy = resolved
-        flops = resolved == .siteBySite
-            ? (0..<f.sites).reduce(0.0) { $0 + lin.siteStepFlops($1, rows: rows) }
-            : lin.rebuildFlops(rows: rows)
     }
 
     /// One forward and backward pass, rebuilding W (or re-permuting the cores) as a training step does.
