@@ -20,7 +20,7 @@ public final class MPOLayerProbe {
             try device.makeBuffer((0..<n).map { _ in scale * Float(rng.normal()) }, label: "probe")
         }
         let sizes = (0..<f.sites).map { bonds[$0] * f.outFactors[$0] * f.inFactors[$0] * bonds[$0 + 1] }
-        let scale = Float(1 / (Double(inF).squareRoot().squareRoot() * Double(chi).squareRoot()))
+        let scale = Float(MPOLinear.initStd(inFeatures: inF, chi: chi, sites: f.sites))
         let cores = try sizes.map { try random($0, scale: scale).all }
         let dCores = try sizes.map { try device.makeBuffer(count: $0, label: "probe dcore").all }
         let lin = try MPOLinear(factorization: f, bonds: bonds, cores: cores, dCores: dCores, device: device, label: "probe")

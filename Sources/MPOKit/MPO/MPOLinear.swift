@@ -16,6 +16,7 @@
 // `.automatic` counts the FLOPs of both for the actual row count and picks the cheaper one
 // (weighting batched tiny GEMMs by their measured inefficiency, see `siteCost`).
 
+import Foundation
 import TensorTrain
 
 public enum MPOStrategy: String, CaseIterable, Sendable, Codable {
@@ -32,6 +33,12 @@ final class MPOLinear {
     var strategy = MPOStrategy.automatic
     /// The strategy the last forward pass used (backward must use the same).
     private(set) var lastStrategy = MPOStrategy.rebuild
+
+    /// SPEC §2's initial std of every core entry: in^(-1/4) / χ^((L-1)/(2L)), so that the
+    /// contracted weight starts with std ≈ in^(-1/2).
+    static func initStd(inFeatures: Int, chi: Int, sites: Int) -> Double {
+        pow(Double(inFeatures), -0.25) / pow(Double(chi), Double(sites - 1) / Double(2 * sites))
+    }
 
     var L: Int { f.sites }
     var outF: Int { f.outFeatures }
@@ -101,14 +108,10 @@ final class MPOLinear {
 
     func siteCost(rows: Int) -> Double {
         (0..<L).reduce(0.0) { acc, l in
-            acc + (siteStep(l, rows: rows).o > 1 ? Self.batchedPenalty : 1) * siteStepFlops(l, rows: rows)
+            let s = siteStep(l, rows: rows)
+            let f = 3 * 2 * Double(s.p) * Double(s.k) * Double(s.mo) * Double(s.o)
+            return acc + (s.o > 1 ? Self.batchedPenalty * f : f)
         }
-    }
-
-    /// FLOPs of site l's forward, input-gradient and core-gradient GEMMs.
-    func siteStepFlops(_ l: Int, rows: Int) -> Double {
-        let s = siteStep(l, rows: rows)
-        return 3 * 2 * Double(s.p) * Double(s.k) * Double(s.mo) * Double(s.o)
     }
 
     func rebuildFlops(rows: Int) -> Double {

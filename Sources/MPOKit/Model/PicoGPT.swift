@@ -84,9 +84,7 @@ public final class PicoGPT {
                 let layer = String(n[..<r.lowerBound])
                 let l = config.linearLayers.first { $0.name == layer }!
                 if case .mpo(let f, let bonds) = config.linearKind(layer, out: l.out, in: l.in) {
-                    let chi = Double(bonds.dropFirst().dropLast().max() ?? 1)
-                    let L = Double(f.sites)
-                    std = pow(Double(l.in), -0.25) / pow(chi, (L - 1) / (2 * L))
+                    std = MPOLinear.initStd(inFeatures: l.in, chi: bonds.dropFirst().dropLast().max() ?? 1, sites: f.sites)
                 }
             }
             if let std { for i in 0..<spec.count { host[spec.offset + i] = Float(rng.normal() * std) } }
