@@ -1,5 +1,9 @@
 // swift-tools-version: 6.1
 // MPO-PicoGPT: train and compress small GPTs with Matrix Product Operators, on OpenCL or BLAS.
+//
+// No unsafe build flags anywhere, so other packages can depend on this one by version
+// (`.package(url: …, from: …)`, then `import MPOKit`). A CPU-only use (MPOKit, TensorTrain)
+// links OpenBLAS only; libOpenCL comes in with MPOOpenCL.
 import PackageDescription
 
 let package = Package(
@@ -8,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "MPOKit", targets: ["MPOKit"]),
         .library(name: "MPOOpenCL", targets: ["MPOOpenCL"]),
+        // The shared op-case table (ggml test-backend-ops style), for benchmarking a device.
         .library(name: "OpCases", targets: ["OpCases"]),
         .executable(name: "mpo-train", targets: ["mpo-train"]),
     ],
@@ -15,38 +20,38 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // MARK: - C shim: OpenCL 1.2 + CBLAS + LAPACK declarations, linked to OpenCL and OpenBLAS.
-        .target(
-            name: "CShim",
-            linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("OpenCL"), .linkedLibrary("m")]
-        ),
+        // MARK: - C shims
+        // CBLAS + LAPACK + OpenBLAS controls, linked to OpenBLAS.
+        .target(name: "CBLAS", linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("m")]),
+        // OpenCL 1.2 headers and helpers, linked to the OpenCL ICD loader.
+        .target(name: "COpenCL", linkerSettings: [.linkedLibrary("OpenCL")]),
+        // The CPU device's hand-written kernels (attention, LayerNorm, fused elementwise), with
+        // portable, AVX2+FMA and AVX-512 paths chosen at run time.
+        .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
         // MARK: - safetensors reader/writer (pure Swift, no device code).
         .target(name: "SafeTensors"),
         // MARK: - host-side tensor-train math: factorisations, TT-SVD (LAPACK), core contraction.
-        .target(name: "TensorTrain", dependencies: ["CShim"]),
+        .target(name: "TensorTrain", dependencies: ["CBLAS"]),
         // MARK: - the library: devices, model, MPO layers, training, checkpoints.
-        .target(
-            name: "MPOKit",
-            dependencies: ["CShim", "SafeTensors", "TensorTrain"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-        ),
+        .target(name: "MPOKit", dependencies: ["CBLAS", "CKernels", "SafeTensors", "TensorTrain"]),
         // MARK: - the OpenCL device (kernels in Kernels/*.cl).
-        .target(name: "MPOOpenCL", dependencies: ["MPOKit", "CShim"], plugins: [.plugin(name: "EmbedKernels")]),
+        .target(name: "MPOOpenCL", dependencies: ["MPOKit", "COpenCL"], plugins: [.plugin(name: "EmbedKernels")]),
         // MARK: - build tool: Kernels/*.cl -> EmbeddedKernels.swift (raw string literals) for MPOOpenCL.
         .executableTarget(name: "embed-kernels"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"]),
-        // MARK: - the op-case table shared by parity tests and benchmarks (ggml test-backend-ops style).
-        .target(name: "OpCases", dependencies: ["MPOKit", "SafeTensors"]),
+        // MARK: - the op-case table shared by parity tests, check-ops and benchmarks.
+        .target(name: "OpCases", dependencies: ["MPOKit"]),
         // MARK: - the command-line tool.
         .executableTarget(
             name: "mpo-train",
             dependencies: ["MPOKit", "MPOOpenCL", "OpCases", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        // MARK: - tests
+        // MARK: - tests and their fixtures (reference files, the trajectory runner); not a product.
+        .target(name: "TestSupport", dependencies: ["MPOKit", "SafeTensors", "COpenCL"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TensorTrainTests", dependencies: ["TensorTrain", "SafeTensors"]),
-        .testTarget(name: "MPOKitTests", dependencies: ["MPOKit", "OpCases"]),
-        .testTarget(name: "OpenCLTests", dependencies: ["MPOOpenCL", "OpCases", "SafeTensors"]),
+        .testTarget(name: "MPOKitTests", dependencies: ["MPOKit", "OpCases", "TestSupport"]),
+        .testTarget(name: "OpenCLTests", dependencies: ["MPOOpenCL", "COpenCL", "OpCases", "TestSupport", "SafeTensors"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -6,7 +6,7 @@
 // `gemmReductionSlots` partial products into scratch, then kernel_gemm_reduce adds them in
 // order into C with beta — deterministic, no atomics. Shapes are checked like the CPU device's.
 
-import CShim
+import COpenCL
 import MPOKit
 
 /// Which GEMM kernel to run (tests compare them; the model always uses `.automatic`).

@@ -6,7 +6,7 @@
 // failed build is recorded like any enqueue failure. Column reductions (LayerNorm dWeight/dBias)
 // use the same two-stage scheme as biasBackward.
 
-import CShim
+import COpenCL
 import Foundation
 import MPOKit
 

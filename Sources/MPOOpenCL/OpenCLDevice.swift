@@ -17,11 +17,11 @@
 //
 // Not here: the ops themselves (OpenCLDevice+Dense.swift, OpenCLDevice+Transformer.swift).
 
-import CShim
+import COpenCL
 import Foundation
 import MPOKit
 
-public final class OpenCLDevice: ComputeDevice {
+public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lock (see the header)
     public let name: String
     public let kind = DeviceKind.opencl
     /// What discovery knows about the device in use.

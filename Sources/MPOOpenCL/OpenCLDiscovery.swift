@@ -4,7 +4,7 @@
 // `--device opencl:N` and `OpenCLDevice(index:)` take. Without an index the first GPU wins,
 // then the first accelerator, then the first device of any kind (PoCL's CPU device here).
 
-import CShim
+import COpenCL
 import Foundation
 
 /// One OpenCL device as discovery sees it.

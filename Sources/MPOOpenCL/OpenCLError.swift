@@ -8,7 +8,7 @@
 // Not here: the policy for failures inside non-throwing ops (see OpenCLDevice.swift: the first
 // such error is recorded and thrown by the next synchronising call).
 
-import CShim
+import COpenCL
 import Foundation
 
 public struct OpenCLError: Error, CustomStringConvertible, Equatable, Sendable {

@@ -7,7 +7,7 @@
 // tiling tried); MPO_GEMM_LARGE / MPO_GEMM_SMALL = "tm,tn,tk,wm,wn" override the GEMM tiles for
 // tuning, and a tuner could replace them per device name.
 
-import CShim
+import COpenCL
 import Foundation
 import MPOKit
 

@@ -9,7 +9,7 @@
 // MPO_KERNEL_CACHE=off disables it. A binary the driver rejects is ignored silently and the
 // program is rebuilt from source (and re-cached).
 
-import CShim
+import COpenCL
 import Foundation
 
 // MARK: - Sources

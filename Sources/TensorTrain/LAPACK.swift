@@ -8,7 +8,7 @@
 // LAPACK writes U' (n×k, column-major) and V'ᵀ (k×m, column-major). Read back as row-major,
 // the V'ᵀ buffer *is* U_A (m×k) and the U' buffer *is* V_Aᵀ (k×n) — no copy or transpose needed.
 
-import CShim
+import CBLAS
 
 /// Scalars for which we have a GEMM and a thin SVD (Float → s-routines, Double → d-routines).
 protocol LAPACKScalar: BinaryFloatingPoint, Sendable {

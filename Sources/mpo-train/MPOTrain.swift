@@ -1,6 +1,9 @@
 // mpo-train: the command-line face of MPOKit. Subcommands are thin: parse, validate, call the
 // library. Errors print one line naming the problem and the fix; usage errors exit 64.
 
+#if canImport(Glibc)
+@preconcurrency import Glibc  // `stdout` (a C global); must come before Foundation
+#endif
 import ArgumentParser
 import Foundation
 import MPOKit

@@ -18,7 +18,7 @@ final class Progress {
                           done, r.total, r.loss, r.learningRate, Int(r.tokensPerSecond).formatted(), duration(eta))
         if tty {
             print("\r\u{1B}[K" + line, terminator: "")
-            fflush(stdout)
+            fflush(nil)
             lineOpen = true
         } else if done % 10 == 0 || done == r.total || r.step == 0 {
             print(line)

@@ -48,7 +48,7 @@ struct Sample: ParsableCommand {
         let t0 = DispatchTime.now().uptimeNanoseconds
         _ = try gen.generate(prompt: ids, count: tokens, sampler: &sampler) { id in
             print(vocab.decode([id]), terminator: "")
-            fflush(stdout)
+            fflush(nil)
         }
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         print("")

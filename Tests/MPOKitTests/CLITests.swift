@@ -76,10 +76,13 @@ struct CLITests {
         #expect(code == 1 && err.contains("§") && err.contains("vocabulary"), "\(code) \(err)")
     }
 
-    /// Devices to run `dump` on: the CPU, and OpenCL where a platform exists (PoCL in CI).
-    static let dumpDevices = ["cpu"] + (mpo_cl_platform_count() > 0 ? ["opencl"] : [])
+    @Test("dump reproduces the PyTorch loss and gradients on the CPU", arguments: ["dense_seed2024", "mpo4_seed2024"])
+    func dumpCPU(name: String) throws { try dump(name: name, device: "cpu") }
 
-    @Test("dump reproduces the PyTorch loss and gradients", arguments: ["dense_seed2024", "mpo4_seed2024"], dumpDevices)
+    @Test("dump reproduces the PyTorch loss and gradients on OpenCL", .enabled(if: OpenCLGate.enabled, OpenCLGate.reason),
+          arguments: ["dense_seed2024", "mpo4_seed2024"])
+    func dumpOpenCL(name: String) throws { try dump(name: name, device: "opencl") }
+
     func dump(name: String, device: String) throws {
         let json = try Reference.json("\(name).json")
         let input = json["input"] as! [String: Any]

@@ -3,6 +3,7 @@
 
 import Foundation
 @_exported import OpCases
+@_exported import TestSupport
 import Testing
 @testable import MPOKit
 

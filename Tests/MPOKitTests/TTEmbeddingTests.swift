@@ -93,7 +93,7 @@ private enum TT {
         c.tokenEmbedding = kind(V, 32)
         return c
     }
-    static let kinds: [(String, (Int, Int) -> EmbeddingKind)] = [
+    static let kinds: [(String, @Sendable (Int, Int) -> EmbeddingKind)] = [
         ("tt r=3 [2,4,4]", { _, d in .tensorTrain(rank: 3, channels: d) }),
         ("tt r=2 [4,8]", { _, d in .tensorTrain(rank: 2, channels: d, factors: [4, 8]) }),
         ("mpo χ=3", { v, d in .mpo(chi: 3, vocabulary: v, channels: d) }),

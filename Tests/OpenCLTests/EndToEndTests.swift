@@ -10,7 +10,7 @@ import Foundation
 import MPOOpenCL
 import Testing
 
-@Suite("OpenCL PicoGPT vs PyTorch and CPU", .enabled(if: Shared.available))
+@Suite("OpenCL PicoGPT vs PyTorch and CPU", .enabled(if: Shared.available, OpenCLGate.reason))
 struct EndToEndTests {
     static let models: [(String, MPOStrategy)] = [("dense", .automatic), ("mpo4", .rebuild), ("mpo4", .siteBySite)]
 

@@ -5,7 +5,7 @@ import Foundation
 import MPOOpenCL
 import Testing
 
-@Suite("OpenCL faults", .enabled(if: Shared.available))
+@Suite("OpenCL faults", .enabled(if: Shared.available, OpenCLGate.reason))
 struct FaultTests {
     @Test("a model that does not fit in device memory is refused with a message, and the CPU still works")
     func outOfDeviceMemory() throws {

@@ -8,7 +8,7 @@ import MPOKit
 @testable import MPOOpenCL
 import Testing
 
-@Suite("OpenCL kernels vs CPU", .enabled(if: Shared.available))
+@Suite("OpenCL kernels vs CPU", .enabled(if: Shared.available, OpenCLGate.reason))
 struct KernelTests {
     /// Runs `body` on both devices with the same inputs and returns (OpenCL, CPU) outputs.
     static func both(inputs: [[Float]], outputCount: Int, outputInit: [Float]? = nil,

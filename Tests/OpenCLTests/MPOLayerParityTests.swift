@@ -9,7 +9,7 @@ import MPOOpenCL
 import Testing
 import TensorTrain
 
-@Suite("OpenCL MPO layers and training vs CPU", .enabled(if: Shared.available))
+@Suite("OpenCL MPO layers and training vs CPU", .enabled(if: Shared.available, OpenCLGate.reason))
 struct MPOLayerParityTests {
     /// vocab 20, d 32, 2 heads, 1 block, context 16, d_ff 64; W1/W2 factorised over three sites.
     static func config(chi: Int?) throws -> ModelConfig {

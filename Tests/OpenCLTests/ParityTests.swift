@@ -39,7 +39,7 @@ enum ParityRun {
     }
 }
 
-@Suite("OpenCL matches CPU (op table)", .enabled(if: Shared.available))
+@Suite("OpenCL matches CPU (op table)", .enabled(if: Shared.available, OpenCLGate.reason))
 struct ParityTests {
     @Test("OpenCL matches CPU", arguments: OpCases.parity)
     func parity(_ c: OpCase) throws {
@@ -64,7 +64,7 @@ struct ParityTests {
         var worst: [Op: (nmse: Double, maxAbs: Double, cases: Int, failed: Int, unsupported: Int)] = [:]
         let only = ProcessInfo.processInfo.environment["MPO_PARITY_OP"]
         for c in OpCases.parity where only == nil || only == c.op.rawValue {
-            if ProcessInfo.processInfo.environment["MPO_PARITY_TRACE"] == "1" { print("running \(c)"); fflush(stdout) }
+            if ProcessInfo.processInfo.environment["MPO_PARITY_TRACE"] == "1" { print("running \(c)"); fflush(nil) }
             var w = worst[c.op] ?? (0, 0, 0, 0, 0)
             w.cases += 1
             switch try ParityRun.run(c) {

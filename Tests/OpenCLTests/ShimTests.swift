@@ -2,7 +2,7 @@
 // carry their log, device discovery and selection, the program-binary cache, the embedded
 // kernel sources, and the record-and-throw policy for failures inside non-throwing ops.
 
-import CShim
+import COpenCL
 import Foundation
 import MPOKit
 @testable import MPOOpenCL
@@ -34,7 +34,7 @@ struct ShimTests {
 
     // MARK: - Discovery
 
-    @Test("devices are listed and the default one can be opened", .enabled(if: Shared.available))
+    @Test("devices are listed and the default one can be opened", .enabled(if: Shared.available, OpenCLGate.reason))
     func discovery() throws {
         #expect(mpo_cl_platform_count() > 0)
         let lines = OpenCLDevice.listDevices()
@@ -47,7 +47,7 @@ struct ShimTests {
         #expect(d.name.contains(d.info.name))
     }
 
-    @Test("an index past the last device throws a message that suggests --device cpu", .enabled(if: Shared.available))
+    @Test("an index past the last device throws a message that suggests --device cpu", .enabled(if: Shared.available, OpenCLGate.reason))
     func badIndex() {
         do {
             _ = try OpenCLDevice(index: 999)
@@ -62,7 +62,7 @@ struct ShimTests {
 
     // MARK: - Builds
 
-    @Test("a broken kernel throws an OpenCLError carrying the build log and the file", .enabled(if: Shared.available))
+    @Test("a broken kernel throws an OpenCLError carrying the build log and the file", .enabled(if: Shared.available, OpenCLGate.reason))
     func brokenKernel() throws {
         let d = try Shared.opencl()
         let source = """
@@ -84,7 +84,7 @@ struct ShimTests {
         try d.buildProgram(source: "__kernel void kernel_ok_forward(__global float *x) { x[0] = 1.0f; }")
     }
 
-    @Test("program binaries are cached on disk and a corrupt cache entry falls back to source", .enabled(if: Shared.available))
+    @Test("program binaries are cached on disk and a corrupt cache entry falls back to source", .enabled(if: Shared.available, OpenCLGate.reason))
     func binaryCache() throws {
         let d = try Shared.opencl()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpo-kernel-cache-\(UUID().uuidString)")
@@ -133,7 +133,7 @@ struct ShimTests {
     // MARK: - Failures inside ops
 
     @Test("a failed enqueue is recorded, later ops are skipped, and the next synchronize throws it once",
-          .enabled(if: Shared.available))
+          .enabled(if: Shared.available, OpenCLGate.reason))
     func recordedFailure() throws {
         let d = try OpenCLDevice()   // its own device: the failure must not leak into other tests
         let buf = try d.makeBuffer([Float]([1, 2, 3]), label: "x")
@@ -153,7 +153,7 @@ struct ShimTests {
     }
 }
 
-@Test("the default OpenCL device opens (every program builds)", .enabled(if: Shared.available))
+@Test("the default OpenCL device opens (every program builds)", .enabled(if: Shared.available, OpenCLGate.reason))
 func defaultDeviceOpens() throws {
     let d = try Shared.opencl()
     print("OpenCL device: \(d.name); tuning: \(d.tuning)")

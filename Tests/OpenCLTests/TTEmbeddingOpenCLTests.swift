@@ -9,7 +9,7 @@ import MPOKit
 import MPOOpenCL
 import Testing
 
-@Suite("OpenCL TT embeddings vs CPU", .enabled(if: Shared.available))
+@Suite("OpenCL TT embeddings vs CPU", .enabled(if: Shared.available, OpenCLGate.reason))
 struct TTEmbeddingOpenCLTests {
     static let kinds = ["tt:2", "tt:3:2x4x4", "mpo:3"]
 

@@ -21,7 +21,7 @@ extension CPUDevice {
         let tile = Self.attentionTile, scale = 1 / Float(hd).squareRoot()
         ensureScratch(tile * TK)
         let pairs = s.batch * H
-        onEveryWorker { w in
+        forEachChunk(threads) { w, _ in
             let S = self.scratch[w]
             var pair = w
             while pair < pairs {
@@ -62,7 +62,7 @@ extension CPUDevice {
         let tile = Self.attentionTile, scale = 1 / Float(hd).squareRoot()
         ensureScratch(2 * tile * T + tile)
         let pairs = s.batch * H
-        onEveryWorker { w in
+        forEachChunk(threads) { w, _ in
             let P = self.scratch[w], dP = P + tile * T, D = dP + tile * T
             var pair = w
             while pair < pairs {

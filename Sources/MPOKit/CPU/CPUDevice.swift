@@ -8,7 +8,7 @@
 //
 // Not here: the op implementations beyond memory and GEMM (see CPUDevice+*.swift).
 
-import CShim
+import CBLAS
 import Dispatch
 import Foundation
 
@@ -86,28 +86,49 @@ public final class CPUDevice: ComputeDevice {
     }
 
     // MARK: - Threading
+    //
+    // Two helpers, and one rule that keeps every result independent of the thread count: work
+    // whose outputs are computed independently (elementwise, per row) may be split any way
+    // (`parallelFor`); work that combines values (a sum, a GEMM split) is cut into chunks whose
+    // boundaries depend only on the problem's size (`forEachChunk`), each chunk computed the same
+    // way whichever worker runs it, and partial results are combined in chunk order. So a run
+    // gives the same numbers with 1 or 16 threads, and --resume on another thread count is exact.
 
     /// Splits 0..<n into at most `threads` contiguous chunks of at least `grain` items and runs
-    /// them concurrently (inline when there is only one chunk). Chunk boundaries depend only on
-    /// n, grain and the thread count, so results are deterministic.
+    /// them concurrently (inline when there is only one chunk). Only for work whose outputs do
+    /// not depend on where the chunks end.
     @inline(__always)
     func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         let chunks = min(threads, max(1, n / max(grain, 1)))
         if chunks <= 1 { if n > 0 { body(0..<n) }; return }
         withoutActuallyEscaping(body) { body in
+            let task = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 let lo = n * c / chunks, hi = n * (c + 1) / chunks
-                if hi > lo { body(lo..<hi) }
+                if hi > lo { task.value(lo..<hi) }
             }
         }
     }
 
-    /// Runs `body(worker)` on every worker concurrently.
-    func onEveryWorker(_ body: (Int) -> Void) {
-        if threads == 1 { body(0); return }
+    /// Runs `body(chunk)` for every chunk in 0..<count, spread over the workers (chunk c on
+    /// worker c mod threads), with the worker index for per-worker scratch.
+    func forEachChunk(_ count: Int, _ body: (_ chunk: Int, _ worker: Int) -> Void) {
+        let workers = min(threads, count)
+        if workers <= 1 { for c in 0..<count { body(c, 0) }; return }
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: threads, execute: body)
+            let task = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                for c in Swift.stride(from: w, to: count, by: workers) { task.value(c, w) }
+            }
         }
+    }
+
+    /// The chunks of a reduction over `n` items of which a chunk holds `per` (fixed by the
+    /// caller, never by the thread count): chunk c covers `range(c)`.
+    struct Chunking {
+        let n: Int, per: Int
+        var count: Int { max(1, (n + per - 1) / per) }
+        func range(_ c: Int) -> Range<Int> { min(n, c * per)..<min(n, (c + 1) * per) }
     }
 
     /// Per-worker scratch of at least `count` floats.
@@ -156,30 +177,64 @@ public final class CPUDevice: ComputeDevice {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// Pieces one GEMM item is cut into along the larger of M and N: a function of the shape
+    /// only (never of the thread count), so every element of C is computed by the same sgemm
+    /// call shape whatever the threads. At least 2^18 multiply-adds per piece, at most 16 pieces.
+    static func gemmPieces(_ s: GemmShape) -> Int {
+        let work = Double(s.m) * Double(s.n) * Double(s.k)
+        let along = max(s.m, s.n)
+        return max(1, min(16, along / 8, Int(work / 262_144)))
+    }
+
+    /// Piece `i` of `pieces` of one item: C rows (m ≥ n) or columns (n > m) [lo, hi).
+    @inline(__always)
+    static func gemmPiece(_ s: GemmShape, _ a0: UnsafePointer<Float>, _ b0: UnsafePointer<Float>,
+                          _ c0: UnsafeMutablePointer<Float>, piece i: Int, of pieces: Int) {
+        if pieces == 1 {
+            sgemm(s.transposeA, s.transposeB, s.m, s.n, s.k, s.alpha, a0, s.lda, b0, s.ldb, s.beta, c0, s.ldc)
+        } else if s.m >= s.n {  // rows of C (and of op(A))
+            let lo = s.m * i / pieces, hi = s.m * (i + 1) / pieces
+            let ar = s.transposeA ? a0 + lo : a0 + lo * s.lda
+            sgemm(s.transposeA, s.transposeB, hi - lo, s.n, s.k, s.alpha, ar, s.lda, b0, s.ldb, s.beta, c0 + lo * s.ldc, s.ldc)
+        } else {  // columns of C (and of op(B))
+            let lo = s.n * i / pieces, hi = s.n * (i + 1) / pieces
+            let br = s.transposeB ? b0 + lo * s.ldb : b0 + lo
+            sgemm(s.transposeA, s.transposeB, s.m, hi - lo, s.k, s.alpha, a0, s.lda, br, s.ldb, s.beta, c0 + lo, s.ldc)
+        }
+    }
+
     /// Batched GEMM whose items all write the same C (strideC 0): C = beta·C + Σ_b alpha·A_b·B_b.
+    /// Items are cut into at most 16 fixed chunks; inside a chunk, groups of 32 items accumulate
+    /// in Float (sgemm with beta 1) and fold into a Double accumulator; chunks add up in order,
+    /// in Double. The result is independent of the thread count.
     private func reduceBatch(_ s: GemmShape, _ pa: UnsafePointer<Float>, _ pb: UnsafePointer<Float>,
                              _ pc: UnsafeMutablePointer<Float>) {
-        let chunks = min(threads, s.batch)
-        let size = s.m * s.n
-        let partial = UnsafeMutablePointer<Float>.allocate(capacity: chunks * size)
-        defer { partial.deallocate() }
-        parallelFor(chunks, grain: 1) { cr in
-            for chunk in cr {
-                let lo = s.batch * chunk / chunks, hi = s.batch * (chunk + 1) / chunks
-                let out = partial + chunk * size
-                out.update(repeating: 0, count: size)
-                for i in lo..<hi {
+        let chunking = Chunking(n: s.batch, per: (s.batch + 15) / 16)
+        let size = s.m * s.n, group = 32
+        let total = UnsafeMutablePointer<Double>.allocate(capacity: chunking.count * size)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: min(threads, chunking.count) * size)
+        defer { total.deallocate(); scratch.deallocate() }
+        forEachChunk(chunking.count) { chunk, worker in
+            let acc = total + chunk * size, part = scratch + worker * size
+            acc.update(repeating: 0, count: size)
+            let r = chunking.range(chunk)
+            var g = r.lowerBound
+            while g < r.upperBound {
+                let end = min(r.upperBound, g + group)
+                for i in g..<end {
                     Self.sgemm(s.transposeA, s.transposeB, s.m, s.n, s.k, s.alpha, pa + i * s.strideA, s.lda,
-                               pb + i * s.strideB, s.ldb, 1, out, s.n)
+                               pb + i * s.strideB, s.ldb, i == g ? 0 : 1, part, s.n)
                 }
+                for e in 0..<size { acc[e] += Double(part[e]) }
+                g = end
             }
         }
         for i in 0..<s.m {
             for j in 0..<s.n {
-                var acc: Float = 0
-                for chunk in 0..<chunks { acc += partial[chunk * size + i * s.n + j] }
+                var sum = 0.0
+                for chunk in 0..<chunking.count { sum += total[chunk * size + i * s.n + j] }
                 let c = pc + i * s.ldc + j
-                c.pointee = (s.beta == 0 ? 0 : s.beta * c.pointee) + acc
+                c.pointee = (s.beta == 0 ? 0 : s.beta * c.pointee) + Float(sum)
             }
         }
     }
@@ -188,37 +243,35 @@ public final class CPUDevice: ComputeDevice {
         precondition(s.batch >= 1 && s.m >= 0 && s.n >= 0 && s.k >= 0, "bad \(s)")
         precondition(s.m == 0 || s.n == 0 || (s.extentC <= c.count && (s.k == 0 || (s.extentA <= a.count && s.extentB <= b.count))),
                      "\(s): operands too small (A \(a.count)/\(s.extentA), B \(b.count)/\(s.extentB), C \(c.count)/\(s.extentC))")
+        guard s.m > 0 && s.n > 0 else { return }
         let pa = UnsafePointer(ptr(a)), pb = UnsafePointer(ptr(b)), pc = ptr(c)
-        if s.batch > 1 && s.strideC == 0 {  // C += Σ_b A_b·B_b: per-worker partial sums, reduced in order
+        if s.batch > 1 && s.strideC == 0 {  // C += Σ_b A_b·B_b
             reduceBatch(s, pa, pb, pc)
             return
         }
-        if s.batch >= threads && threads > 1 {
-            parallelFor(s.batch, grain: 1) { r in
-                for i in r {
-                    Self.sgemm(s.transposeA, s.transposeB, s.m, s.n, s.k, s.alpha, pa + i * s.strideA, s.lda,
-                               pb + i * s.strideB, s.ldb, s.beta, pc + i * s.strideC, s.ldc)
+        // Independent items, each cut into the same pieces whatever the thread count.
+        let pieces = Self.gemmPieces(s), batch = s.batch
+        if pieces * batch == 1 || threads == 1 {
+            for i in 0..<batch {
+                for p in 0..<pieces {
+                    Self.gemmPiece(s, pa + i * s.strideA, pb + i * s.strideB, pc + i * s.strideC, piece: p, of: pieces)
                 }
             }
             return
         }
-        for i in 0..<s.batch {
-            let a0 = pa + i * s.strideA, b0 = pb + i * s.strideB, c0 = pc + i * s.strideC
-            let work = Double(s.m) * Double(s.n) * Double(s.k)
-            if threads == 1 || work < 4e5 {
-                Self.sgemm(s.transposeA, s.transposeB, s.m, s.n, s.k, s.alpha, a0, s.lda, b0, s.ldb, s.beta, c0, s.ldc)
-            } else if s.m >= s.n {  // split rows of C (and of op(A))
-                parallelFor(s.m, grain: 8) { r in
-                    let ar = s.transposeA ? a0 + r.lowerBound : a0 + r.lowerBound * s.lda
-                    Self.sgemm(s.transposeA, s.transposeB, r.count, s.n, s.k, s.alpha, ar, s.lda, b0, s.ldb,
-                               s.beta, c0 + r.lowerBound * s.ldc, s.ldc)
+        // Many small items: contiguous runs of items per worker; few large ones: pieces.
+        if batch >= threads {
+            parallelFor(batch, grain: 1) { r in
+                for i in r {
+                    for p in 0..<pieces {
+                        Self.gemmPiece(s, pa + i * s.strideA, pb + i * s.strideB, pc + i * s.strideC, piece: p, of: pieces)
+                    }
                 }
-            } else {  // split columns of C (and of op(B))
-                parallelFor(s.n, grain: 8) { r in
-                    let br = s.transposeB ? b0 + r.lowerBound * s.ldb : b0 + r.lowerBound
-                    Self.sgemm(s.transposeA, s.transposeB, s.m, r.count, s.k, s.alpha, a0, s.lda, br, s.ldb,
-                               s.beta, c0 + r.lowerBound, s.ldc)
-                }
+            }
+        } else {
+            forEachChunk(batch * pieces) { w, _ in
+                let i = w / pieces
+                Self.gemmPiece(s, pa + i * s.strideA, pb + i * s.strideB, pc + i * s.strideC, piece: w % pieces, of: pieces)
             }
         }
     }
@@ -249,4 +302,12 @@ extension CPUDevice {
             }
         }
     }
+}
+
+/// A value that crosses into the worker closures of `DispatchQueue.concurrentPerform`. Safe here
+/// because every worker touches disjoint memory (or only reads), and the call returns only after
+/// every worker finished.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -1,7 +1,6 @@
 // ReferenceData: where the PyTorch reference files and the data set live in the source tree,
 // and the small readers every test suite uses (batches, character windows, a checkpoint on a
-// device, the ten-step trajectory). Lives in OpCases because that is the test-support module
-// shared by the MPOKit and OpenCL test targets.
+// device, the ten-step trajectory). Test support only: no product ships it.
 
 import Foundation
 import MPOKit

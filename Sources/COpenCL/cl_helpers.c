@@ -3,7 +3,7 @@
 // arguments), and program-binary readback for the on-disk kernel cache.
 // Every returned string/array is malloc'd and owned by the caller (free()).
 
-#include "shim.h"
+#include "copencl.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-#include "shim.h"
+#include "copencl.h"
 
 const char *mpo_cl_error_name(cl_int code) {
     switch (code) {

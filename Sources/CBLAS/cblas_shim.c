@@ -1,0 +1,3 @@
+#include "cblas_shim.h"
+
+const char *mpo_openblas_corename(void) { return openblas_get_corename(); }
