@@ -2,10 +2,14 @@
 """PyTorch twin of PicoGPT, written from ../../shared/SPEC.md (copied into docs as needed), for
 side-by-side timing only: never needed by the tests.
 
-The MPO layers do what the original PyTorch code does: rebuild the full weight from the
-cores on every forward (einsum chain + permute), then one dense GEMM (F.linear). Attention is
-the original's explicit masked softmax (`--attention sdpa` uses PyTorch's fused kernel
-instead, which the original code did not).
+Two twins:
+- the original (default): what the original PyTorch code does — MPO layers rebuild the full
+  weight from the cores on every forward (tensordot chain + permute), then one dense GEMM
+  (F.linear); four separate projections; attention as an explicit masked softmax;
+- `--fast`: the same model written the way a careful PyTorch user would — one fused QKV
+  projection (W_q, W_k, W_v concatenated into one GEMM; for MPO layers the three rebuilt
+  weights concatenated) and `F.scaled_dot_product_attention(is_causal=True)`.
+(`--attention sdpa` swaps only the attention of the original twin.)
 
 Prints one JSON object per measurement on stdout:
   {"peer": "pytorch", "what": "train_step", "model": "dense", "ms": ..., ...}
@@ -68,10 +72,14 @@ def linear(n_in, n_out, bias, chi):
     return layer
 
 
+def weight_of(layer):
+    return layer.weight() if isinstance(layer, MPOLinear) else layer.weight
+
+
 class Attention(nn.Module):
-    def __init__(self, d, heads, context, chi, sdpa):
+    def __init__(self, d, heads, context, chi, sdpa, fused=False):
         super().__init__()
-        self.heads, self.sdpa = heads, sdpa
+        self.heads, self.sdpa, self.fused = heads, sdpa, fused
         self.W_q, self.W_k, self.W_v = (linear(d, d, False, chi) for _ in range(3))
         self.W_o = linear(d, d, True, chi)
         self.register_buffer("causal_mask", torch.tril(torch.ones(context, context, dtype=torch.bool)))
@@ -79,7 +87,11 @@ class Attention(nn.Module):
     def forward(self, x):
         B, T, D = x.shape
         hd = D // self.heads
-        q, k, v = (w(x).view(B, T, self.heads, hd).transpose(1, 2) for w in (self.W_q, self.W_k, self.W_v))
+        if self.fused:  # one (3D, D) GEMM for q, k and v
+            w = torch.cat([weight_of(self.W_q), weight_of(self.W_k), weight_of(self.W_v)])
+            q, k, v = (t.view(B, T, self.heads, hd).transpose(1, 2) for t in F.linear(x, w).split(D, dim=-1))
+        else:
+            q, k, v = (w(x).view(B, T, self.heads, hd).transpose(1, 2) for w in (self.W_q, self.W_k, self.W_v))
         if self.sdpa:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
@@ -90,10 +102,10 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d, heads, context, d_ff, chi, sdpa):
+    def __init__(self, d, heads, context, d_ff, chi, sdpa, fused=False):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = Attention(d, heads, context, chi, sdpa)
+        self.attn = Attention(d, heads, context, chi, sdpa, fused)
         self.ffn = nn.Sequential()
         self.ffn.W1 = linear(d, d_ff, True, chi)
         self.ffn.act = nn.ReLU()
@@ -105,7 +117,7 @@ class Block(nn.Module):
 
 
 class PicoGPT(nn.Module):
-    def __init__(self, chi=0, vocab=65, d=128, heads=4, layers=4, context=256, d_ff=512, sdpa=False):
+    def __init__(self, chi=0, vocab=65, d=128, heads=4, layers=4, context=256, d_ff=512, sdpa=False, fused=False):
         super().__init__()
         self.context = context
         self.tok_emb = nn.Embedding(vocab, d)
@@ -116,7 +128,7 @@ class PicoGPT(nn.Module):
         pe = torch.zeros(context, d)
         pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
         self.register_buffer("pos_enc", pe)
-        self.blocks = nn.ModuleList(Block(d, heads, context, d_ff, chi, sdpa) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(d, heads, context, d_ff, chi, sdpa, fused) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d)
         self.lm_head = linear(d, vocab, False, chi)
 
@@ -149,11 +161,14 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--attention", choices=["manual", "sdpa"], default="manual")
+    ap.add_argument("--fast", action="store_true", help="the fast twin: fused QKV GEMM and SDPA(is_causal=True)")
     ap.add_argument("--sample-tokens", type=int, default=500, help="tokens to sample at batch 1 (0 = skip)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    common = {"peer": "pytorch", "torch": torch.__version__, "threads": args.threads, "attention": args.attention,
+    sdpa = args.fast or args.attention == "sdpa"
+    common = {"peer": "pytorch-fast" if args.fast else "pytorch", "torch": torch.__version__, "threads": args.threads,
+              "attention": "sdpa" if sdpa else "manual", "fused_qkv": args.fast,
               "machine": platform.processor() or platform.machine()}
     B, T = args.batch, args.time
     idx = torch.randint(0, 65, (B, T))
@@ -161,7 +176,7 @@ def main():
     fwd_idx = idx[:8]
     chis = [0] + [int(c) for c in args.chi.split(",") if c.strip()]
     for chi in chis:
-        model = PicoGPT(chi=chi, sdpa=args.attention == "sdpa")
+        model = PicoGPT(chi=chi, sdpa=sdpa, fused=args.fast)
         params = sum(p.numel() for p in model.parameters())
         expected = 808448 if chi == 0 else 13696 + 6136 * chi + 256 * chi * chi
         assert params == expected, f"parameter count {params} != SPEC's {expected}"

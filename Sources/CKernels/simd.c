@@ -1,18 +1,27 @@
 // Run-time choice of the SIMD level (see ckernels.h).
-#include "ckernels.h"
+#include "internal.h"
 #include <stdlib.h>
 #include <string.h>
 
 mpo_simd_level mpo_simd_detect(void) {
-#if defined(__x86_64__) || defined(__i386__)
+#if MPO_HAVE_AVX2
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return MPO_SIMD_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MPO_SIMD_AVX2;
 #endif
     return MPO_SIMD_PORTABLE;
 }
 
-static int active = -1;
+int mpo_cpu_has_avx512(void) {
+#if MPO_HAVE_AVX2
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+// Written once per process (first use or mpo_simd_set); kernels only read it.
+static volatile int active = -1;
 
 mpo_simd_level mpo_simd_set(mpo_simd_level level) {
     mpo_simd_level best = mpo_simd_detect();
@@ -22,19 +31,12 @@ mpo_simd_level mpo_simd_set(mpo_simd_level level) {
 
 mpo_simd_level mpo_simd_active(void) {
     if (active < 0) {
-        mpo_simd_level want = mpo_simd_detect();
         const char *env = getenv("MPO_SIMD");
-        if (env && strcmp(env, "portable") == 0) want = MPO_SIMD_PORTABLE;
-        else if (env && strcmp(env, "avx2") == 0) want = MPO_SIMD_AVX2;
-        mpo_simd_set(want);
+        mpo_simd_set(env && strcmp(env, "portable") == 0 ? MPO_SIMD_PORTABLE : MPO_SIMD_AVX2);
     }
     return (mpo_simd_level)active;
 }
 
 const char *mpo_simd_name(mpo_simd_level level) {
-    switch (level) {
-    case MPO_SIMD_AVX2: return "avx2";
-    case MPO_SIMD_AVX512: return "avx512";
-    default: return "portable";
-    }
+    return level == MPO_SIMD_AVX2 ? "avx2" : "portable";
 }

@@ -174,16 +174,11 @@ extension OpenCLDevice {
     public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper h: AdamWHyper) {
         precondition(parameters.count == gradients.count && m.count == parameters.count && v.count == parameters.count,
                      "adamW size mismatch")
-        // The step scalars exactly as CPUDevice computes them.
-        let lr = h.learningRate, b1 = h.beta1, b2 = h.beta2
-        let decay = 1 - lr * h.weightDecay
-        let bc1 = 1 - Float(pow(Double(b1), Double(h.step)))
-        let bc2 = 1 - Float(pow(Double(b2), Double(h.step)))
-        let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        let s = h.stepScalars   // exactly as CPUDevice computes them
         locked {
             launch1D("adamW", "kernel_adamw_forward", n: parameters.count,
                      [.view(parameters), .view(gradients), .view(m), .view(v), .int(parameters.count),
-                      .float(b1), .float(b2), .float(h.epsilon), .float(decay), .float(stepSize), .float(bc2Sqrt)])
+                      .float(h.beta1), .float(h.beta2), .float(h.epsilon), .float(s.decay), .float(s.stepSize), .float(s.bc2Sqrt)])
         }
     }
 }

@@ -1,33 +1,109 @@
-// CKernels: the CPU device's hot loops that BLAS does not cover, in C, each with a portable
-// path (the reference) and SIMD paths compiled per function for AVX2+FMA and AVX-512F
-// (target attributes, no global compiler flags), chosen at run time from the CPU's features
-// the way ggml does it. Every path computes the same operations in the same order per output
-// element where the results must match bit for bit (documented per kernel); where a path may
-// round differently it says so and the tests compare it to the portable one with a tolerance.
+// CKernels: the CPU device's hot loops that BLAS does not cover well, in C, each with a
+// portable path (plain loops, the reference) and an AVX2+FMA path compiled per function with
+// target attributes (no global compiler flags, so the package stays free of unsafe flags), chosen
+// at run time from the CPU's features the way ggml does it. The two paths round differently
+// (FMA), so the tests compare them with a tolerance; each is deterministic on its own.
 //
-// Legend: N rows (tokens), C columns (channels), T time, hd head dim, ld row stride (floats).
-// Every function is reentrant: the caller (Swift) splits work across threads.
+// Legend: N rows (tokens), C columns (channels), T time, TK keys, hd head dim, ld row stride in
+// floats. Every function is reentrant and single-threaded: the caller (Swift) splits the work
+// across threads, in chunks fixed by the problem size.
+//
+// NaN and infinity behave as in PyTorch: exp(NaN) = NaN, exp(+inf) = +inf, exp(−inf) = 0;
+// relu(NaN) = NaN; a NaN in a softmax row makes the whole row NaN.
 #ifndef MPO_CKERNELS_H
 #define MPO_CKERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+// MARK: - SIMD level
+
 /// SIMD level a kernel runs at.
 typedef enum {
     MPO_SIMD_PORTABLE = 0,   ///< plain C (the reference path)
     MPO_SIMD_AVX2 = 1,       ///< AVX2 + FMA, 8 floats per vector
-    MPO_SIMD_AVX512 = 2,     ///< AVX-512F, 16 floats per vector
 } mpo_simd_level;
 
 /// The best level this CPU supports.
 mpo_simd_level mpo_simd_detect(void);
-/// The level kernels use now (starts as mpo_simd_detect(), or MPO_SIMD=portable|avx2|avx512
-/// from the environment, capped by what the CPU supports).
+/// The level kernels use now: mpo_simd_detect(), or MPO_SIMD=portable from the environment,
+/// or what mpo_simd_set chose.
 mpo_simd_level mpo_simd_active(void);
 /// Sets the level kernels use (capped by what the CPU supports); returns the level set.
 mpo_simd_level mpo_simd_set(mpo_simd_level level);
-/// "portable", "avx2" or "avx512".
+/// "portable" or "avx2".
 const char *mpo_simd_name(mpo_simd_level level);
+/// Whether the CPU has AVX-512F (reported by `bench`; no kernel here uses it).
+int mpo_cpu_has_avx512(void);
+
+// MARK: - Small GEMM
+
+/// C (M×N, row stride ldc) = alpha·A·B + beta·C, with A (M×K) at A[i·rsA + k·csA] (any strides:
+/// a transposed A is rsA = 1) and B (K×N) row-major with row stride ldb. beta 0 never reads C.
+/// For the small products of attention tiles and MPO cores held in cache; vectorised over N.
+void mpo_gemm_small(int M, int N, int K, float alpha, const float *A, int rsA, int csA,
+                    const float *B, int ldb, float beta, float *C, int ldc);
+
+/// out[j] = alpha · Σ_d x[d]·rows[j·ld + d] for j < n (one vector against n rows of length len).
+void mpo_dot_rows(const float *x, const float *rows, int ld, int n, int len, float alpha, float *out);
+
+// MARK: - Elementwise and rows
+
+/// p[i] = exp(p[i] − shift); returns Σ p[i] (Float, in a fixed order for a given n and level).
+float mpo_exp_sum(float *p, int n, float shift);
+/// max of p[0..n) (NaN if any entry is NaN), −inf for n = 0.
+float mpo_max(const float *p, int n);
+
+/// out[r, c] = x[r, c] + bias[c] (out may alias x); with `relu`, then max(·, 0) (NaN stays NaN).
+void mpo_bias_rows(const float *x, const float *bias, float *out, int rows, int C, int relu);
+/// out = max(x, 0), NaN stays NaN (out may alias x).
+void mpo_relu(const float *x, float *out, size_t n);
+/// dx = dout where out > 0, else 0 — PyTorch's threshold_backward: dout·[out > 0], and a NaN out
+/// passes dout (dx may alias dout). With `colsum` non-NULL, colsum[c] += Σ_r dx[r, c] in Double
+/// (the bias gradient of the layer before the ReLU, fused).
+void mpo_relu_backward_rows(const float *dout, const float *out, float *dx, int rows, int C, double *colsum);
+/// colsum[c] += Σ_r x[r, c] in Double.
+void mpo_colsum_rows(const float *x, int rows, int C, double *colsum);
+
+/// out = a + b (may alias); dst += src; p *= s.
+void mpo_add(const float *a, const float *b, float *out, size_t n);
+void mpo_accumulate(const float *src, float *dst, size_t n);
+void mpo_scale(float *p, size_t n, float s);
+
+// MARK: - LayerNorm (eps 1e-5, biased variance; statistics in Double)
+
+/// out = (x − mean)·rstd·w + b per row; saves mean and rstd (Float).
+void mpo_layernorm_forward(const float *x, const float *w, const float *b, float *out,
+                           float *mean, float *rstd, int rows, int C);
+/// dx += rstd·(w·dy − mean(w·dy) − n̂·mean(w·dy·n̂)) per row (n̂ the normalised input), and
+/// dw[c] += Σ_r n̂·dy, db[c] += Σ_r dy in Double (the caller's per-chunk partials).
+void mpo_layernorm_backward(const float *dy, const float *x, const float *w, const float *mean,
+                            const float *rstd, float *dx, double *dw, double *db, int rows, int C);
+
+// MARK: - Causal attention, one (batch, head) pair
+
+/// Floats of scratch one pair needs (forward or backward) for T queries, TK keys, head dim hd.
+size_t mpo_attention_scratch(int T, int TK, int hd);
+
+/// Forward for one (batch, head): q (T rows), k and v (TK = off + T rows), out (T rows), all with
+/// row stride ld and hd columns; query t sits at absolute position off + t and sees keys 0…off+t.
+/// out = softmax(scale·q·kᵀ)·v, lse[t] = log-sum-exp of query t's scaled scores. Query tiles
+/// of 32 rows; the score tile stays in cache; exact (two-pass) softmax per tile row.
+void mpo_attention_forward(const float *q, const float *k, const float *v, float *out, float *lse,
+                           int T, int TK, int off, int hd, int ld, float scale, float *scratch);
+
+/// Backward for one (batch, head), training only (off = 0): recomputes P = exp(scale·q·kᵀ − lse),
+/// D = rowsum(dout∘out), dS = P∘(dout·vᵀ − D); dq = scale·dS·k, dk = scale·dSᵀ·q, dv = Pᵀ·dout
+/// (all three overwritten).
+void mpo_attention_backward(const float *q, const float *k, const float *v, const float *out,
+                            const float *dout, const float *lse, float *dq, float *dk, float *dv,
+                            int T, int hd, int ld, float scale, float *scratch);
+
+// MARK: - Optimiser
+
+/// Decoupled AdamW over n values: p ← p·decay − step·m̂/(√v̂/√bc2 + eps) with the moments updated
+/// first (the CPU device's exact formula; see AdamWHyper).
+void mpo_adamw(float *p, const float *g, float *m, float *v, size_t n, float beta1, float beta2,
+               float eps, float decay, float stepSize, float bc2Sqrt);
 
 #endif

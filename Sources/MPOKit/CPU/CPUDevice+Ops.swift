@@ -1,37 +1,59 @@
 // CPUDevice: the non-GEMM ops (bias, elementwise, embedding, LayerNorm, loss, optimiser).
-// Plain loops split across the workers by rows (or by columns where rows are reduced), in a
-// fixed order so results are deterministic. Accumulations that matter (LayerNorm statistics,
-// loss sums, gradient norm) run in Double. Legend: N rows (tokens), C columns, V vocabulary.
+// The loops are CKernels (portable or AVX2, chosen at run time); this file splits them over the
+// workers. Rows are independent, so row ops split any way; every reduction over rows (bias and
+// LayerNorm gradients, the embedding scatter, the sum of squares) runs over fixed row chunks
+// (`Chunking`, never the thread count) into Double partials that are added in chunk order, so
+// results do not depend on the thread count. Legend: N rows (tokens), C columns, V vocabulary.
 
+import CKernels
 import Foundation
 
 extension CPUDevice {
+    /// Rows per chunk of a reduction over rows (fixed: the results must not depend on threads).
+    static let reductionRows = 512
+
+    /// Σ over row chunks of `partial(rows, accumulator)` into C Doubles, chunks added in order;
+    /// then `finish(sums)`.
+    func reduceRows(rows: Int, columns C: Int, width: Int = 1,
+                    _ partial: (Range<Int>, UnsafeMutablePointer<Double>) -> Void,
+                    finish: (UnsafePointer<Double>) -> Void) {
+        let chunking = Chunking(n: rows, per: Self.reductionRows), n = width * C
+        let acc = UnsafeMutablePointer<Double>.allocate(capacity: chunking.count * n)
+        defer { acc.deallocate() }
+        acc.initialize(repeating: 0, count: chunking.count * n)
+        forEachChunk(chunking.count) { c, _ in partial(chunking.range(c), acc + c * n) }
+        for c in 1..<max(chunking.count, 1) {
+            let p = acc + c * n
+            for j in 0..<n { acc[j] += p[j] }
+        }
+        finish(acc)
+    }
+
     // MARK: - Bias
 
     public func addBias(_ bias: TensorView, to out: TensorView, rows: Int, columns: Int) {
+        biasRows(bias, out, rows, columns, relu: false)
+    }
+
+    public func addBiasReLU(_ bias: TensorView, to out: TensorView, rows: Int, columns: Int) {
+        biasRows(bias, out, rows, columns, relu: true)
+    }
+
+    private func biasRows(_ bias: TensorView, _ out: TensorView, _ rows: Int, _ columns: Int, relu: Bool) {
         precondition(bias.count >= columns && out.count >= rows * columns, "addBias shape mismatch")
         let b = ptr(bias), o = ptr(out)
-        parallelFor(rows, grain: 64) { r in
-            for i in r {
-                let row = o + i * columns
-                for j in 0..<columns { row[j] += b[j] }
-            }
+        parallelFor(rows, grain: max(1, 16_384 / max(columns, 1))) { r in
+            let row = o + r.lowerBound * columns
+            mpo_bias_rows(row, b, row, Int32(r.count), Int32(columns), relu ? 1 : 0)
         }
     }
 
     public func biasBackward(_ dOut: TensorView, dBias: TensorView, rows: Int, columns: Int) {
         precondition(dBias.count >= columns && dOut.count >= rows * columns, "biasBackward shape mismatch")
         let d = ptr(dOut), db = ptr(dBias)
-        parallelFor(columns, grain: 16) { cr in   // each worker owns a column range: no races
-            var acc = [Float](repeating: 0, count: cr.count)
-            acc.withUnsafeMutableBufferPointer { acc in
-                for i in 0..<rows {
-                    let row = d + i * columns + cr.lowerBound
-                    for j in 0..<cr.count { acc[j] += row[j] }
-                }
-                for j in 0..<cr.count { db[cr.lowerBound + j] += acc[j] }
-            }
-        }
+        reduceRows(rows: rows, columns: columns, { r, acc in
+            mpo_colsum_rows(d + r.lowerBound * columns, Int32(r.count), Int32(columns), acc)
+        }, finish: { sums in for j in 0..<columns { db[j] += Float(sums[j]) } })
     }
 
     // MARK: - Elementwise
@@ -39,39 +61,46 @@ extension CPUDevice {
     public func add(_ a: TensorView, _ b: TensorView, out: TensorView) {
         precondition(a.count == b.count && a.count == out.count, "add size mismatch")
         let pa = ptr(a), pb = ptr(b), po = ptr(out)
-        parallelFor(out.count, grain: 1 << 15) { r in for i in r { po[i] = pa[i] + pb[i] } }
+        parallelFor(out.count, grain: 1 << 15) { r in
+            mpo_add(pa + r.lowerBound, pb + r.lowerBound, po + r.lowerBound, r.count)
+        }
     }
 
     public func accumulate(_ source: TensorView, into destination: TensorView) {
         precondition(source.count == destination.count, "accumulate size mismatch")
         let s = ptr(source), d = ptr(destination)
-        parallelFor(source.count, grain: 1 << 15) { r in for i in r { d[i] += s[i] } }
+        parallelFor(source.count, grain: 1 << 15) { r in mpo_accumulate(s + r.lowerBound, d + r.lowerBound, r.count) }
     }
 
     public func scale(_ view: TensorView, by factor: Float) {
         let p = ptr(view)
-        parallelFor(view.count, grain: 1 << 15) { r in for i in r { p[i] *= factor } }
+        parallelFor(view.count, grain: 1 << 15) { r in mpo_scale(p + r.lowerBound, r.count, factor) }
     }
 
     public func reluForward(_ x: TensorView, out: TensorView) {
         precondition(x.count == out.count, "relu size mismatch")
         let px = ptr(x), po = ptr(out)
-        parallelFor(x.count, grain: 1 << 15) { r in for i in r { po[i] = px[i] > 0 ? px[i] : 0 } }
+        parallelFor(x.count, grain: 1 << 15) { r in mpo_relu(px + r.lowerBound, po + r.lowerBound, r.count) }
     }
 
     public func reluBackward(_ dOut: TensorView, out: TensorView, dX: TensorView) {
         precondition(dOut.count == out.count && dX.count == out.count, "relu backward size mismatch")
         let d = ptr(dOut), o = ptr(out), dx = ptr(dX)
-        parallelFor(out.count, grain: 1 << 15) { r in   // branch-free: the sign pattern is random
-            var i = r.lowerBound
-            while i + 8 <= r.upperBound {
-                let ov = UnsafeRawPointer(o + i).loadUnaligned(as: SIMD8<Float>.self)
-                let dv = UnsafeRawPointer(d + i).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(dx + i).storeBytes(of: dv.replacing(with: 0, where: ov .<= 0), as: SIMD8<Float>.self)
-                i += 8
-            }
-            while i < r.upperBound { dx[i] = o[i] > 0 ? d[i] : 0; i += 1 }
+        parallelFor(out.count, grain: 1 << 15) { r in
+            mpo_relu_backward_rows(d + r.lowerBound, o + r.lowerBound, dx + r.lowerBound, 1, Int32(r.count), nil)
         }
+    }
+
+    public func reluBackwardBias(_ dOut: TensorView, out: TensorView, dX: TensorView, dBias: TensorView,
+                                 rows: Int, columns: Int) {
+        let n = rows * columns
+        precondition(dOut.count >= n && out.count >= n && dX.count >= n && dBias.count >= columns,
+                     "reluBackwardBias shape mismatch")
+        let d = ptr(dOut), o = ptr(out), dx = ptr(dX), db = ptr(dBias)
+        reduceRows(rows: rows, columns: columns, { r, acc in
+            let at = r.lowerBound * columns
+            mpo_relu_backward_rows(d + at, o + at, dx + at, Int32(r.count), Int32(columns), acc)
+        }, finish: { sums in for j in 0..<columns { db[j] += Float(sums[j]) } })
     }
 
     // MARK: - Embedding
@@ -86,21 +115,27 @@ extension CPUDevice {
             for i in r {
                 let id = Int(tok[i])
                 precondition(id >= 0 && id < vocab, "token id \(id) outside vocabulary 0..<\(vocab)")
-                let src = w + id * C, p = pe + (i % time) * C, dst = o + i * C
-                for c in 0..<C { dst[c] = src[c] + p[c] }
+                mpo_add(w + id * C, pe + (i % time) * C, o + i * C, C)
             }
         }
     }
 
+    /// dTable[tokens[i]] += dOut[i], every row in order, summed in Double per table entry (a
+    /// frequent token collects thousands of rows).
     public func embeddingBackward(dOut: TensorView, tokens: TensorView, dTable: TensorView,
                                   batch: Int, time: Int, channels: Int) {
-        let n = batch * time, C = channels
+        let n = batch * time, C = channels, V = dTable.count / max(C, 1)
+        precondition(tokens.count >= n && dOut.count >= n * C, "embedding backward shape mismatch")
         let tok = intPtr(tokens), d = ptr(dOut), dw = ptr(dTable)
+        let acc = UnsafeMutablePointer<Double>.allocate(capacity: V * C)
+        defer { acc.deallocate() }
         parallelFor(C, grain: 16) { cr in   // each worker owns channels; rows in order
+            for v in 0..<V { (acc + v * C + cr.lowerBound).initialize(repeating: 0, count: cr.count) }
             for i in 0..<n {
-                let src = d + i * C, dst = dw + Int(tok[i]) * C
-                for c in cr { dst[c] += src[c] }
+                let src = d + i * C, dst = acc + Int(tok[i]) * C
+                for c in cr { dst[c] += Double(src[c]) }
             }
+            for v in 0..<V { for c in cr { dw[v * C + c] += Float(acc[v * C + c]) } }
         }
     }
 
@@ -108,61 +143,30 @@ extension CPUDevice {
 
     public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
                                  mean: TensorView, rstd: TensorView, rows: Int, columns C: Int) {
+        precondition(x.count >= rows * C && out.count >= rows * C && weight.count >= C && bias.count >= C
+                     && mean.count >= rows && rstd.count >= rows, "layerNorm shape mismatch")
         let px = ptr(x), w = ptr(weight), b = ptr(bias), o = ptr(out), pm = ptr(mean), pr = ptr(rstd)
         parallelFor(rows, grain: 32) { r in
-            for i in r {
-                let row = px + i * C
-                var s = 0.0
-                for c in 0..<C { s += Double(row[c]) }
-                let mu = s / Double(C)
-                var v = 0.0
-                for c in 0..<C { let d = Double(row[c]) - mu; v += d * d }
-                let rs = 1.0 / (v / Double(C) + 1e-5).squareRoot()
-                let m = Float(mu), rsf = Float(rs)
-                let dst = o + i * C
-                for c in 0..<C { dst[c] = (row[c] - m) * rsf * w[c] + b[c] }
-                pm[i] = m; pr[i] = rsf
-            }
+            let at = r.lowerBound
+            mpo_layernorm_forward(px + at * C, w, b, o + at * C, pm + at, pr + at, Int32(r.count), Int32(C))
         }
     }
 
     public func layerNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, mean: TensorView,
                                   rstd: TensorView, dInput: TensorView, dWeight: TensorView, dBias: TensorView,
                                   rows: Int, columns C: Int) {
+        precondition(dOut.count >= rows * C && x.count >= rows * C && dInput.count >= rows * C && weight.count >= C
+                     && dWeight.count >= C && dBias.count >= C && mean.count >= rows && rstd.count >= rows,
+                     "layerNorm backward shape mismatch")
         let d = ptr(dOut), px = ptr(x), w = ptr(weight), pm = ptr(mean), pr = ptr(rstd)
         let dx = ptr(dInput), dw = ptr(dWeight), db = ptr(dBias)
-        let chunks = min(threads, max(1, rows / 32))
-        // Per-chunk partial sums of dWeight/dBias, reduced in chunk order afterwards.
-        var partial = [Float](repeating: 0, count: chunks * 2 * C)
-        partial.withUnsafeMutableBufferPointer { part in
-            let pp = part.baseAddress!
-            parallelFor(chunks, grain: 1) { cr in
-                for chunk in cr {
-                    let lo = rows * chunk / chunks, hi = rows * (chunk + 1) / chunks
-                    let pw = pp + chunk * 2 * C, pb = pw + C
-                    for i in lo..<hi {
-                        let dr = d + i * C, xr = px + i * C, m = pm[i], rs = pr[i]
-                        var meanD = 0.0, meanDN = 0.0
-                        for c in 0..<C {
-                            let nrm = (xr[c] - m) * rs
-                            let dn = Double(w[c] * dr[c])
-                            meanD += dn; meanDN += dn * Double(nrm)
-                            pw[c] += nrm * dr[c]; pb[c] += dr[c]
-                        }
-                        let a = Float(meanD / Double(C)), bb = Float(meanDN / Double(C))
-                        let dxr = dx + i * C
-                        for c in 0..<C {
-                            let nrm = (xr[c] - m) * rs
-                            dxr[c] += rs * (w[c] * dr[c] - a - nrm * bb)
-                        }
-                    }
-                }
-            }
-            for chunk in 0..<chunks {
-                let pw = pp + chunk * 2 * C, pb = pw + C
-                for c in 0..<C { dw[c] += pw[c]; db[c] += pb[c] }
-            }
-        }
+        reduceRows(rows: rows, columns: C, width: 2, { r, acc in   // acc: dWeight (C), dBias (C)
+            let at = r.lowerBound
+            mpo_layernorm_backward(d + at * C, px + at * C, w, pm + at, pr + at, dx + at * C, acc, acc + C,
+                                   Int32(r.count), Int32(C))
+        }, finish: { sums in
+            for c in 0..<C { dw[c] += Float(sums[c]); db[c] += Float(sums[C + c]) }
+        })
     }
 
     // MARK: - Loss
@@ -174,31 +178,26 @@ extension CPUDevice {
         let lg = ptr(logits), tg = intPtr(targets), ls = ptr(losses), cr = ptr(correct)
         let dl = dLogits.map { ptr($0) }
         parallelFor(rows, grain: 64) { r in
-            for i in r {
-                let row = lg + i * V
-                var mx = row[0], arg = 0
-                for j in 1..<V where row[j] > mx { mx = row[j]; arg = j }
-                let t = Int(tg[i])
-                precondition(t >= 0 && t < V, "target \(t) outside vocabulary 0..<\(V)")
-                let targetLogit = Double(row[t])   // read before dLogits (which may alias) is written
-                // exp(x − max) once per logit, kept in dLogits when it is wanted.
-                var s = 0.0
-                if let dl {
-                    let e = dl + i * V
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: V) { tmp in
+                for i in r {
+                    let row = lg + i * V
+                    var arg = 0
+                    for j in 1..<V where row[j] > row[arg] { arg = j }   // first maximum wins ties
+                    let mx = mpo_max(row, Int32(V))                     // NaN when the row has one
+                    let t = Int(tg[i])
+                    precondition(t >= 0 && t < V, "target \(t) outside vocabulary 0..<\(V)")
+                    let targetLogit = Double(row[t])   // read before dLogits (which may alias) is written
+                    // exp(x − max) once per logit, kept in dLogits when it is wanted.
+                    let e = dl.map { $0 + i * V } ?? tmp.baseAddress!
                     if e != row { e.update(from: row, count: V) }
-                    s = Double(expInPlace(e, V, minus: mx))
-                    let k = Float(1 / s) * gradScale
-                    for j in 0..<V { e[j] *= k }
-                    e[t] -= gradScale
-                } else {
-                    s = Double(withUnsafeTemporaryAllocation(of: Float.self, capacity: V) { tmp -> Float in
-                        tmp.baseAddress!.update(from: row, count: V)
-                        return expInPlace(tmp.baseAddress!, V, minus: mx)
-                    })
+                    let s = Double(mpo_exp_sum(e, Int32(V), mx))
+                    if dl != nil {
+                        mpo_scale(e, V, Float(1 / s) * gradScale)
+                        e[t] -= gradScale
+                    }
+                    ls[i] = Float(Double(mx) + log(s) - targetLogit)
+                    cr[i] = arg == t ? 1 : 0
                 }
-                let lse = Double(mx) + log(s)
-                ls[i] = Float(lse - targetLogit)
-                cr[i] = arg == t ? 1 : 0
             }
         }
     }
@@ -207,39 +206,27 @@ extension CPUDevice {
 
     public func sumOfSquares(_ view: TensorView) throws -> Double {
         let p = ptr(view)
-        let chunks = min(threads, max(1, view.count / (1 << 16)))
-        var partial = [Double](repeating: 0, count: chunks)
-        partial.withUnsafeMutableBufferPointer { part in
-            let pp = part.baseAddress!
-            parallelFor(chunks, grain: 1) { cr in
-                for chunk in cr {
-                    let lo = view.count * chunk / chunks, hi = view.count * (chunk + 1) / chunks
-                    var s = 0.0
-                    for i in lo..<hi { let x = Double(p[i]); s += x * x }
-                    pp[chunk] = s
-                }
-            }
+        let chunking = Chunking(n: view.count, per: 1 << 16)
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: chunking.count)
+        defer { partial.deallocate() }
+        forEachChunk(chunking.count) { c, _ in
+            var s = 0.0
+            for i in chunking.range(c) { let x = Double(p[i]); s += x * x }
+            partial[c] = s
         }
-        return partial.reduce(0, +)
+        var total = 0.0
+        for c in 0..<chunking.count { total += partial[c] }
+        return total
     }
 
     public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper h: AdamWHyper) {
         precondition(parameters.count == gradients.count && m.count == parameters.count && v.count == parameters.count,
                      "adamW size mismatch")
         let p = ptr(parameters), g = ptr(gradients), pm = ptr(m), pv = ptr(v)
-        let lr = h.learningRate, b1 = h.beta1, b2 = h.beta2, eps = h.epsilon
-        let decay = 1 - lr * h.weightDecay
-        let bc1 = 1 - Float(pow(Double(b1), Double(h.step)))
-        let bc2 = 1 - Float(pow(Double(b2), Double(h.step)))
-        let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        let s = h.stepScalars
         parallelFor(parameters.count, grain: 1 << 14) { r in
-            for i in r {
-                let gi = g[i]
-                let mi = b1 * pm[i] + (1 - b1) * gi
-                let vi = b2 * pv[i] + (1 - b2) * gi * gi
-                pm[i] = mi; pv[i] = vi
-                p[i] = p[i] * decay - stepSize * mi / (vi.squareRoot() / bc2Sqrt + eps)
-            }
+            let at = r.lowerBound
+            mpo_adamw(p + at, g + at, pm + at, pv + at, r.count, h.beta1, h.beta2, h.epsilon, s.decay, s.stepSize, s.bc2Sqrt)
         }
     }
 }

@@ -177,29 +177,75 @@ public final class CPUDevice: ComputeDevice {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// Pieces one GEMM item is cut into along the larger of M and N: a function of the shape
-    /// only (never of the thread count), so every element of C is computed by the same sgemm
-    /// call shape whatever the threads. At least 2^18 multiply-adds per piece, at most 16 pieces.
-    static func gemmPieces(_ s: GemmShape) -> Int {
-        let work = Double(s.m) * Double(s.n) * Double(s.k)
-        let along = max(s.m, s.n)
-        return max(1, min(16, along / 8, Int(work / 262_144)))
+    /// How one GEMM item is cut for the workers: a function of the shape only (never of the
+    /// thread count), so every element of C comes out of the same sgemm calls whatever the
+    /// threads. Along the larger of M and N (at most 16 pieces of ≥ 2^20 multiply-adds), or —
+    /// when K is long and C small, as in the weight gradients dW = dYᵀ·X (K = B·T) — along K,
+    /// where pieces of M or N would each re-pack the whole long operand.
+    enum GemmSplit: Equatable {
+        case whole
+        case rows(Int), columns(Int)
+        /// Partial products over K ranges, added in order (in Double) into C.
+        case depth(Int)
     }
 
-    /// Piece `i` of `pieces` of one item: C rows (m ≥ n) or columns (n > m) [lo, hi).
+    static func gemmSplit(_ s: GemmShape) -> GemmSplit {
+        let work = Double(s.m) * Double(s.n) * Double(s.k)
+        guard work >= 2_097_152 else { return .whole }
+        if s.k >= 2048 && s.k >= 8 * max(s.m, s.n) { return .depth(min(8, s.k / 1024)) }
+        let pieces = max(1, min(16, max(s.m, s.n) / 16, Int(work / 1_048_576)))
+        if pieces == 1 { return .whole }
+        return s.m >= s.n ? .rows(pieces) : .columns(pieces)
+    }
+
+    /// Pieces of `split` (1 for .whole).
+    static func pieceCount(_ split: GemmSplit) -> Int {
+        switch split {
+        case .whole: return 1
+        case .rows(let p), .columns(let p), .depth(let p): return p
+        }
+    }
+
+    /// Piece `i` of one item under `split` (not .depth): C rows or columns [lo, hi).
     @inline(__always)
     static func gemmPiece(_ s: GemmShape, _ a0: UnsafePointer<Float>, _ b0: UnsafePointer<Float>,
-                          _ c0: UnsafeMutablePointer<Float>, piece i: Int, of pieces: Int) {
-        if pieces == 1 {
-            sgemm(s.transposeA, s.transposeB, s.m, s.n, s.k, s.alpha, a0, s.lda, b0, s.ldb, s.beta, c0, s.ldc)
-        } else if s.m >= s.n {  // rows of C (and of op(A))
+                          _ c0: UnsafeMutablePointer<Float>, piece i: Int, split: GemmSplit) {
+        switch split {
+        case .rows(let pieces):  // rows of C (and of op(A))
             let lo = s.m * i / pieces, hi = s.m * (i + 1) / pieces
             let ar = s.transposeA ? a0 + lo : a0 + lo * s.lda
             sgemm(s.transposeA, s.transposeB, hi - lo, s.n, s.k, s.alpha, ar, s.lda, b0, s.ldb, s.beta, c0 + lo * s.ldc, s.ldc)
-        } else {  // columns of C (and of op(B))
+        case .columns(let pieces):  // columns of C (and of op(B))
             let lo = s.n * i / pieces, hi = s.n * (i + 1) / pieces
             let br = s.transposeB ? b0 + lo * s.ldb : b0 + lo
             sgemm(s.transposeA, s.transposeB, s.m, hi - lo, s.k, s.alpha, a0, s.lda, br, s.ldb, s.beta, c0 + lo, s.ldc)
+        default:
+            sgemm(s.transposeA, s.transposeB, s.m, s.n, s.k, s.alpha, a0, s.lda, b0, s.ldb, s.beta, c0, s.ldc)
+        }
+    }
+
+    /// One item split along K into `pieces` partial products (scratch), then C = beta·C + Σ
+    /// partials, summed in piece order in Double.
+    private func gemmDepth(_ s: GemmShape, _ a0: UnsafePointer<Float>, _ b0: UnsafePointer<Float>,
+                           _ c0: UnsafeMutablePointer<Float>, pieces: Int) {
+        let size = s.m * s.n
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: pieces * size)
+        defer { partial.deallocate() }
+        forEachChunk(pieces) { i, _ in
+            let lo = s.k * i / pieces, hi = s.k * (i + 1) / pieces
+            let a = s.transposeA ? a0 + lo * s.lda : a0 + lo
+            let b = s.transposeB ? b0 + lo : b0 + lo * s.ldb
+            Self.sgemm(s.transposeA, s.transposeB, s.m, s.n, hi - lo, s.alpha, a, s.lda, b, s.ldb, 0, partial + i * size, s.n)
+        }
+        parallelFor(s.m, grain: 16) { rows in
+            for r in rows {
+                let c = c0 + r * s.ldc
+                for j in 0..<s.n {
+                    var sum = 0.0
+                    for i in 0..<pieces { sum += Double(partial[i * size + r * s.n + j]) }
+                    c[j] = (s.beta == 0 ? 0 : s.beta * c[j]) + Float(sum)
+                }
+            }
         }
     }
 
@@ -250,11 +296,15 @@ public final class CPUDevice: ComputeDevice {
             return
         }
         // Independent items, each cut into the same pieces whatever the thread count.
-        let pieces = Self.gemmPieces(s), batch = s.batch
+        let split = Self.gemmSplit(s), pieces = Self.pieceCount(split), batch = s.batch
+        if case .depth(let p) = split {
+            for i in 0..<batch { gemmDepth(s, pa + i * s.strideA, pb + i * s.strideB, pc + i * s.strideC, pieces: p) }
+            return
+        }
         if pieces * batch == 1 || threads == 1 {
             for i in 0..<batch {
                 for p in 0..<pieces {
-                    Self.gemmPiece(s, pa + i * s.strideA, pb + i * s.strideB, pc + i * s.strideC, piece: p, of: pieces)
+                    Self.gemmPiece(s, pa + i * s.strideA, pb + i * s.strideB, pc + i * s.strideC, piece: p, split: split)
                 }
             }
             return
@@ -264,14 +314,14 @@ public final class CPUDevice: ComputeDevice {
             parallelFor(batch, grain: 1) { r in
                 for i in r {
                     for p in 0..<pieces {
-                        Self.gemmPiece(s, pa + i * s.strideA, pb + i * s.strideB, pc + i * s.strideC, piece: p, of: pieces)
+                        Self.gemmPiece(s, pa + i * s.strideA, pb + i * s.strideB, pc + i * s.strideC, piece: p, split: split)
                     }
                 }
             }
         } else {
             forEachChunk(batch * pieces) { w, _ in
                 let i = w / pieces
-                Self.gemmPiece(s, pa + i * s.strideA, pb + i * s.strideB, pc + i * s.strideC, piece: w % pieces, of: pieces)
+                Self.gemmPiece(s, pa + i * s.strideA, pb + i * s.strideB, pc + i * s.strideC, piece: w % pieces, split: split)
             }
         }
     }

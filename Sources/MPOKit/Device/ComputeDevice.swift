@@ -44,6 +44,11 @@ public protocol ComputeDevice: AnyObject {
     func addBias(_ bias: TensorView, to out: TensorView, rows: Int, columns: Int)
     /// dBias[c] += Σ_r dOut[r, c] (bias gradient).
     func biasBackward(_ dOut: TensorView, dBias: TensorView, rows: Int, columns: Int)
+    /// out[r, c] = relu(out[r, c] + bias[c]): `addBias` then `reluForward`, fused (one pass).
+    func addBiasReLU(_ bias: TensorView, to out: TensorView, rows: Int, columns: Int)
+    /// dX = dOut·[out > 0] (overwrite; may alias dOut) and dBias[c] += Σ_r dX[r, c]: `reluBackward`
+    /// and the bias gradient of the layer that feeds the ReLU, fused (one pass).
+    func reluBackwardBias(_ dOut: TensorView, out: TensorView, dX: TensorView, dBias: TensorView, rows: Int, columns: Int)
 
     // MARK: - Elementwise
     /// out = a + b (out may alias a or b).
@@ -52,9 +57,10 @@ public protocol ComputeDevice: AnyObject {
     func accumulate(_ source: TensorView, into destination: TensorView)
     /// view *= factor.
     func scale(_ view: TensorView, by factor: Float)
-    /// out = max(x, 0) (may alias).
+    /// out = max(x, 0) (may alias); NaN stays NaN, as in PyTorch.
     func reluForward(_ x: TensorView, out: TensorView)
-    /// dX = dOut · [out > 0], overwrite (dX may alias dOut).
+    /// dX = dOut · [out > 0], overwrite (dX may alias dOut); where out is NaN, dOut passes (PyTorch's
+    /// threshold_backward).
     func reluBackward(_ dOut: TensorView, out: TensorView, dX: TensorView)
 
     // MARK: - Embedding
@@ -101,6 +107,20 @@ public protocol ComputeDevice: AnyObject {
 }
 
 extension ComputeDevice {
+    /// The unfused default: `addBias`, then `reluForward` in place.
+    public func addBiasReLU(_ bias: TensorView, to out: TensorView, rows: Int, columns: Int) {
+        addBias(bias, to: out, rows: rows, columns: columns)
+        let v = out.view(0, rows * columns)
+        reluForward(v, out: v)
+    }
+
+    /// The unfused default: `reluBackward`, then `biasBackward` of the result.
+    public func reluBackwardBias(_ dOut: TensorView, out: TensorView, dX: TensorView, dBias: TensorView, rows: Int, columns: Int) {
+        let n = rows * columns
+        reluBackward(dOut.view(0, n), out: out.view(0, n), dX: dX.view(0, n))
+        biasBackward(dX, dBias: dBias, rows: rows, columns: columns)
+    }
+
     /// Downloads a whole view into a new array.
     public func read(_ view: TensorView) throws -> [Float] {
         var out = [Float](repeating: 0, count: view.count)

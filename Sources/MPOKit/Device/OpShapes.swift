@@ -1,3 +1,5 @@
+import Foundation
+
 // Small value types that describe the shape of one op call. Ops take these instead of long
 // argument lists, and tests/benchmarks use them to describe cases and count FLOPs.
 
@@ -70,6 +72,16 @@ public struct AdamWHyper: Sendable, Equatable, Codable {
                 weightDecay: Float = 0.1, step: Int) {
         self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2
         self.epsilon = epsilon; self.weightDecay = weightDecay; self.step = step
+    }
+}
+
+extension AdamWHyper {
+    /// The per-step scalars every device computes the update with: decay = 1 − lr·wd,
+    /// stepSize = lr / (1 − β1^step), bc2Sqrt = √(1 − β2^step) (bias corrections in Double, then Float).
+    public var stepScalars: (decay: Float, stepSize: Float, bc2Sqrt: Float) {
+        let bc1 = 1 - Float(pow(Double(beta1), Double(step)))
+        let bc2 = 1 - Float(pow(Double(beta2), Double(step)))
+        return (1 - learningRate * weightDecay, learningRate / bc1, bc2.squareRoot())
     }
 }
 

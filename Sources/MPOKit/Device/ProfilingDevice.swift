@@ -1,6 +1,8 @@
 // ProfilingDevice: wraps another device and accumulates wall time per op (synchronising after
 // each op, so it slows asynchronous devices down — use it to find hot spots, not to time runs).
-// `mpo-train bench --profile` prints its table.
+// `mpo-train bench --profile` prints its table. A failure the per-op synchronisation reports is
+// kept and thrown by the next synchronising call (synchronize, download, sumOfSquares), as the
+// wrapped device would have thrown it: profiling never hides an error.
 
 import Dispatch
 
@@ -14,11 +16,17 @@ public final class ProfilingDevice: ComputeDevice {
     public var name: String { "profiled " + base.name }
     public var kind: DeviceKind { base.kind }
     public func reset() { seconds = [:]; calls = [:]; flops = [:] }
+    /// The first failure a per-op synchronisation reported, not yet thrown.
+    private var pending: (any Error)?
+
+    private func throwPending() throws {
+        if let e = pending { pending = nil; throw e }
+    }
 
     private func time<T>(_ op: String, flops f: Double = 0, _ body: () throws -> T) rethrows -> T {
         let t0 = DispatchTime.now().uptimeNanoseconds
         let r = try body()
-        try? base.synchronize()
+        do { try base.synchronize() } catch { if pending == nil { pending = error } }
         seconds[op, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         calls[op, default: 0] += 1
         flops[op, default: 0] += f
@@ -28,8 +36,12 @@ public final class ProfilingDevice: ComputeDevice {
     public func makeBuffer(count: Int, label: String) throws -> DeviceBuffer { try base.makeBuffer(count: count, label: label) }
     public func upload(_ s: UnsafeBufferPointer<Float>, to v: TensorView) throws { try time("upload") { try base.upload(s, to: v) } }
     public func upload(_ s: UnsafeBufferPointer<Int32>, to v: TensorView) throws { try time("upload") { try base.upload(s, to: v) } }
-    public func download(_ v: TensorView, into d: UnsafeMutableBufferPointer<Float>) throws { try time("download") { try base.download(v, into: d) } }
-    public func synchronize() throws { try base.synchronize() }
+    public func download(_ v: TensorView, into d: UnsafeMutableBufferPointer<Float>) throws {
+        try throwPending()
+        try time("download") { try base.download(v, into: d) }
+        try throwPending()
+    }
+    public func synchronize() throws { try throwPending(); try base.synchronize() }
     public func fill(_ v: TensorView, value: Float) { time("fill") { base.fill(v, value: value) } }
     public func copy(_ s: TensorView, to d: TensorView) { time("copy") { base.copy(s, to: d) } }
     public func permute(_ s: TensorView, shape: [Int], order: [Int], into d: TensorView, accumulate: Bool) {
@@ -42,6 +54,12 @@ public final class ProfilingDevice: ComputeDevice {
     public func addBias(_ b: TensorView, to o: TensorView, rows: Int, columns: Int) { time("addBias") { base.addBias(b, to: o, rows: rows, columns: columns) } }
     public func biasBackward(_ d: TensorView, dBias: TensorView, rows: Int, columns: Int) {
         time("biasBackward") { base.biasBackward(d, dBias: dBias, rows: rows, columns: columns) }
+    }
+    public func addBiasReLU(_ b: TensorView, to o: TensorView, rows: Int, columns: Int) {
+        time("addBiasReLU") { base.addBiasReLU(b, to: o, rows: rows, columns: columns) }
+    }
+    public func reluBackwardBias(_ d: TensorView, out: TensorView, dX: TensorView, dBias: TensorView, rows: Int, columns: Int) {
+        time("reluBackwardBias") { base.reluBackwardBias(d, out: out, dX: dX, dBias: dBias, rows: rows, columns: columns) }
     }
     public func add(_ a: TensorView, _ b: TensorView, out: TensorView) { time("add") { base.add(a, b, out: out) } }
     public func accumulate(_ s: TensorView, into d: TensorView) { time("accumulate") { base.accumulate(s, into: d) } }
@@ -69,7 +87,12 @@ public final class ProfilingDevice: ComputeDevice {
     public func crossEntropy(logits: TensorView, targets: TensorView, losses: TensorView, correct: TensorView, dLogits: TensorView?, gradScale: Float, rows: Int, vocabulary: Int) {
         time("crossEntropy") { base.crossEntropy(logits: logits, targets: targets, losses: losses, correct: correct, dLogits: dLogits, gradScale: gradScale, rows: rows, vocabulary: vocabulary) }
     }
-    public func sumOfSquares(_ v: TensorView) throws -> Double { try time("sumOfSquares") { try base.sumOfSquares(v) } }
+    public func sumOfSquares(_ v: TensorView) throws -> Double {
+        try throwPending()
+        let r = try time("sumOfSquares") { try base.sumOfSquares(v) }
+        try throwPending()
+        return r
+    }
     public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper) {
         time("adamW") { base.adamW(parameters: parameters, gradients: gradients, m: m, v: v, hyper: hyper) }
     }

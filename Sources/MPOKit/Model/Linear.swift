@@ -35,21 +35,47 @@ public final class Linear {
         }
     }
 
-    /// y = x·Wᵀ + b (or y += … when `accumulate`), for `rows` rows.
-    func forward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int, accumulate: Bool = false) {
+    /// y = x·Wᵀ + b (or y += … when `accumulate`), for `rows` rows; with `relu`, y = relu(x·Wᵀ + b)
+    /// (bias and ReLU in one pass).
+    func forward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int, accumulate: Bool = false,
+                 relu: Bool = false) {
+        precondition(!(relu && accumulate), "a ReLU layer cannot accumulate into its output")
         if let mpo {
             mpo.forward(dev, x: x, y: y, rows: rows, accumulate: accumulate, version: version.value)
         } else {
             dev.gemm(GemmShape(m: rows, n: outFeatures, k: inFeatures, transposeB: true, beta: accumulate ? 1 : 0),
                      a: x, b: weight!, c: y)
         }
-        if let bias { dev.addBias(bias, to: y, rows: rows, columns: outFeatures) }
+        switch (bias, relu) {
+        case (let b?, true): dev.addBiasReLU(b, to: y, rows: rows, columns: outFeatures)
+        case (let b?, false): dev.addBias(b, to: y, rows: rows, columns: outFeatures)
+        case (nil, true): let v = y.view(0, rows * outFeatures); dev.reluForward(v, out: v)
+        case (nil, false): break
+        }
+    }
+
+    /// Backward of y = relu(x·Wᵀ + b): `dY` holds the gradient of the ReLU's output `y` and is
+    /// overwritten with the gradient before the ReLU (fused with the bias gradient), then as `backward`.
+    func backwardReLU(_ dev: any ComputeDevice, dY: TensorView, y: TensorView, x: TensorView, dX: TensorView?, rows: Int) {
+        let n = rows * outFeatures
+        if let dBias {
+            dev.reluBackwardBias(dY, out: y, dX: dY, dBias: dBias, rows: rows, columns: outFeatures)
+        } else {
+            dev.reluBackward(dY.view(0, n), out: y.view(0, n), dX: dY.view(0, n))
+        }
+        weightBackward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: false)
     }
 
     /// dX = dY·W (overwrite, or += when `accumulateInput`), dW += dYᵀ·x, dBias += Σ dY.
     func backward(_ dev: any ComputeDevice, dY: TensorView, x: TensorView, dX: TensorView?, rows: Int,
                   accumulateInput: Bool = false) {
         if let dBias { dev.biasBackward(dY, dBias: dBias, rows: rows, columns: outFeatures) }
+        weightBackward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: accumulateInput)
+    }
+
+    /// The weight half of `backward`: dX and dW (or the cores' gradients).
+    private func weightBackward(_ dev: any ComputeDevice, dY: TensorView, x: TensorView, dX: TensorView?, rows: Int,
+                                accumulateInput: Bool) {
         if let mpo {
             mpo.backward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: accumulateInput)
             return

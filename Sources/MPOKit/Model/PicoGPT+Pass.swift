@@ -76,8 +76,7 @@ extension PicoGPT {
         linears["\(p).attn.W_o"]!.forward(dev, x: io.att, y: io.mid, rows: N, accumulate: true)
         dev.layerNormForward(io.mid, weight: param("\(p).ln2.weight"), bias: param("\(p).ln2.bias"), out: io.ln2,
                              mean: io.ln2Mean, rstd: io.ln2Rstd, rows: N, columns: C)
-        linears["\(p).ffn.W1"]!.forward(dev, x: io.ln2, y: io.hidden, rows: N)
-        dev.reluForward(io.hidden, out: io.hidden)
+        linears["\(p).ffn.W1"]!.forward(dev, x: io.ln2, y: io.hidden, rows: N, relu: true)
         if !same(io.mid, io.output) { dev.copy(io.mid, to: io.output) }
         linears["\(p).ffn.W2"]!.forward(dev, x: io.hidden, y: io.output, rows: N, accumulate: true)
     }
@@ -104,8 +103,7 @@ extension PicoGPT {
             let b = a.blocks[l], p = "blocks.\(l)"
             // FFN branch: dx is d(next); the residual passes it to d(mid) unchanged.
             linears["\(p).ffn.W2"]!.backward(dev, dY: dx, x: b.hidden, dX: a.dHidden, rows: N)
-            dev.reluBackward(a.dHidden, out: b.hidden, dX: a.dHidden)
-            linears["\(p).ffn.W1"]!.backward(dev, dY: a.dHidden, x: b.ln2, dX: a.dLn, rows: N)
+            linears["\(p).ffn.W1"]!.backwardReLU(dev, dY: a.dHidden, y: b.hidden, x: b.ln2, dX: a.dLn, rows: N)
             dev.layerNormBackward(dOut: a.dLn, input: b.mid, weight: param("\(p).ln2.weight"), mean: b.ln2Mean,
                                   rstd: b.ln2Rstd, dInput: dx, dWeight: grad("\(p).ln2.weight"),
                                   dBias: grad("\(p).ln2.bias"), rows: N, columns: C)
