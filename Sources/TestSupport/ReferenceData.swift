@@ -27,9 +27,12 @@ public enum ReferenceData {
         return (tok.flatMap { $0.map(Int32.init) }, tgt.flatMap { $0.map(Int32.init) }, tok.count, tok[0].count)
     }
 
+    /// The shape hints the reference files need: they are plain PyTorch state_dicts (4 heads).
+    public static let hints = ShapeHints(heads: 4)
+
     /// Loads a reference checkpoint into a model on `device`.
     public static func model(_ name: String, device: any ComputeDevice = CPUDevice()) throws -> PicoGPT {
-        try ModelCheckpoint.loadModel(url(name), device: device)
+        try ModelCheckpoint.loadModel(url(name), device: device, hints: hints)
     }
 
     /// The text of Tiny Shakespeare as bytes (character offsets = byte offsets: it is ASCII).

@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Batch size.") var batch = 32
     @Option(help: "Sequence length.") var time = 256
     @Option(help: "Timed repetitions per configuration.") var repeats = 5
-    @Option(help: "MPO contraction: automatic, rebuild or site.") var strategy = "automatic"
+    @Option(help: "MPO contraction: automatic, rebuild or site.") var strategy = MPOStrategy.automatic
     @Option(name: .customLong("sample-tokens"), help: "Tokens to sample at batch 1 with the dense model (0 = skip).") var sampleTokens = 500
     @Flag(help: "Print one JSON object per measurement instead of the table (for Benchmarks/peer/compare.sh).")
     var json = false
@@ -35,9 +35,7 @@ struct Bench: ParsableCommand {
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
-        guard let strat = MPOStrategy(rawValue: strategy) else {
-            throw ValidationError("--strategy must be automatic, rebuild or site (got '\(strategy)')")
-        }
+        let strat = strategy
         guard batch >= 1, time >= 1, time <= 256, repeats >= 1, sampleTokens >= 0 else {
             throw ValidationError("--batch and --repeats must be ≥ 1, --time in 1…256 and --sample-tokens ≥ 0")
         }

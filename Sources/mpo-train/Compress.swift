@@ -30,16 +30,15 @@ struct Compress: ParsableCommand {
     @Option(help: "Text for the validation numbers (default: Tiny Shakespeare).") var data: String?
     @Option(name: .customLong("eval-batches"), help: "Validation batches (of 8 windows of the model's context).") var evalBatches = 20
     @Option(help: "Seed of the evaluation batches.") var seed: UInt64 = 2024
+    @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
         if let chi, chi < 1 { throw ValidationError("--chi must be ≥ 1 (got \(chi))") }
         guard chi != nil || embedding != nil else { throw ValidationError("give --chi, --embedding or both") }
         let device = try deviceOptions.make()
-        let url = URL(fileURLWithPath: checkpoint)
-        let file = try ModelCheckpoint.open(url)
-        let dense = try ModelCheckpoint.loadModel(url, device: device)
-        let vocab = file.metadata["vocab"].map(Vocabulary.init(string:))
+        let dense = try loadCheckpoint(checkpoint, device: device, hints: shape.hints)
+        let vocab = try checkpointVocabulary(checkpoint)
         let data = try TextDataset(url: try resolveData(self.data), vocabulary: vocab)
         try data.validate(time: dense.config.context)
         guard data.vocabulary.count == dense.config.vocabularySize else {

@@ -14,18 +14,19 @@ struct Dump: ParsableCommand {
         The output safetensors holds `logits` (B,T,V) float32, `loss` (1) and `grad.<parameter>`
         for every parameter. Dense or MPO is inferred from the checkpoint's tensor names and shapes.
 
-        Example: mpo-train dump --checkpoint Tests/Resources/reference/dense_seed2024.safetensors \\
+        Example: mpo-train dump --checkpoint Tests/Resources/reference/dense_seed2024.safetensors --heads 4 \\
                    --batch batch.json --out dump.safetensors
         """)
 
     @Option(help: "Model checkpoint (safetensors, PyTorch parameter names).") var checkpoint: String
     @Option(help: "JSON file with \"tokens\" and \"targets\" (B×T token ids).") var batch: String
     @Option(help: "Output safetensors file.") var out: String
+    @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
         let device = try deviceOptions.make()
-        let model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: checkpoint), device: device)
+        let model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints)
         let (tokens, targets, b, t) = try readBatch(batch)
         model.zeroGradients()
         guard let r = try model.forward(tokens: tokens, targets: targets, batch: b, time: t) else { return }

@@ -27,13 +27,14 @@ struct Report: ParsableCommand {
     @Option(help: ArgumentHelp("Comma-separated embedding compressions to report, e.g. tt:2,tt:4,mpo:8.", valueName: "kinds"))
     var embedding: String?
     @Flag(help: "Print JSON instead of tables.") var json = false
+    @OptionGroup var shape: ShapeHintOptions
 
     func run() throws {
         let chis = try parseChiList(chi)
         let device = CPUDevice()
         let model: PicoGPT
         if let checkpoint {
-            model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: checkpoint), device: device)
+            model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints)
         } else {
             model = try PicoGPT(config: .picoGPT, device: device)
             try model.initialize(seed: seed)

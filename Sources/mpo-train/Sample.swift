@@ -21,6 +21,7 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("top-k"), help: "Sample only among the k most likely tokens (0 = all).") var topK = 40
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
     @Option(help: "Text file whose characters form the vocabulary, for checkpoints without one.") var data: String?
+    @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
@@ -28,12 +29,10 @@ struct Sample: ParsableCommand {
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be ≥ 0") }
         guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
         let device = try deviceOptions.make()
-        let url = URL(fileURLWithPath: checkpoint)
-        let file = try ModelCheckpoint.open(url)
-        let model = try ModelCheckpoint.loadModel(url, device: device)
+        let model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints)
         let vocab: Vocabulary
-        if let v = file.metadata["vocab"] {
-            vocab = Vocabulary(string: v)
+        if let v = try checkpointVocabulary(checkpoint) {
+            vocab = v
         } else {
             vocab = try TextDataset(url: try resolveData(data)).vocabulary
         }

@@ -22,21 +22,21 @@ struct Sweep: ParsableCommand {
     @Option(help: "Comma-separated bond dimensions.") var chi = "4,8,16,32"
     @Option(help: "Dense checkpoint to compress and fine-tune instead of training from scratch.") var finetuneFrom: String?
     @Option(help: "Output directory.") var out = "runs/sweep"
-    @Option(help: "MPO contraction: automatic, rebuild or site.") var strategy = "automatic"
+    @Option(help: "MPO contraction: automatic, rebuild or site.") var strategy = MPOStrategy.automatic
     @Option(help: "Token embedding of the MPO runs (from scratch): dense, tt:R or mpo:χ.") var embedding = "dense"
     @OptionGroup var recipe: RecipeOptions
+    @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
         let chis = try parseChiList(chi)
-        guard let strat = MPOStrategy(rawValue: strategy) else { throw ValidationError("--strategy must be automatic, rebuild or site") }
         let device = try deviceOptions.make()
         let root = URL(fileURLWithPath: out)
         var denseFile: URL? = nil
         var vocab: Vocabulary? = nil
         if let finetuneFrom {
             denseFile = URL(fileURLWithPath: finetuneFrom)
-            vocab = try ModelCheckpoint.open(denseFile!).metadata["vocab"].map(Vocabulary.init(string:))
+            vocab = try checkpointVocabulary(finetuneFrom)
         }
         let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab)
         let embeddingKind: EmbeddingKind
@@ -50,7 +50,7 @@ struct Sweep: ParsableCommand {
             let model: PicoGPT
             var options = recipe.options(context: 256)
             if let denseFile {
-                let dense = try ModelCheckpoint.loadModel(denseFile, device: device)
+                let dense = try loadCheckpoint(denseFile.path, device: device, hints: shape.hints)
                 options.time = dense.config.context
                 if let c { model = try Compression.compress(dense, chi: c).0 } else { model = dense; options.steps = 0 }
             } else {
@@ -60,7 +60,7 @@ struct Sweep: ParsableCommand {
                 model = try PicoGPT(config: config, device: device)
                 try model.initialize(seed: recipe.seed)
             }
-            model.mpoStrategy = strat
+            model.mpoStrategy = strategy
             let trainer = try Trainer(model: model, data: data, options: options, directory: dir)
             trainer.runInfo = ["name": name, "model": c == nil ? "dense" : "mpo", "chi": c ?? 0]
             print("== \(name): \(model.parameterCount) parameters, \(options.steps) steps")

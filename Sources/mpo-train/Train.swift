@@ -5,24 +5,25 @@ import Foundation
 import MPOKit
 
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model kind: dense or mpo.") var model = "dense"
+    @Option(help: "Model kind: dense or mpo.") var model = ModelKind.dense
     @Option(help: "Bond dimension χ of every MPO linear layer (with --model mpo).") var chi: Int = 8
     @Option(name: .customLong("chi-layer"), help: ArgumentHelp("Per-layer χ override, e.g. lm_head=16 or blocks.0.ffn.W1=4 (repeatable).", valueName: "layer=χ"))
     var chiLayer: [String] = []
-    @Option(help: "MPO contraction: automatic (cheaper in FLOPs per layer), rebuild or site.") var strategy = "automatic"
+    @Option(help: "MPO contraction: automatic (cheaper in FLOPs per layer), rebuild or site.") var strategy = MPOStrategy.automatic
     @Option(help: "Transformer blocks.") var layers = 4
     @Option(name: .customLong("d-model"), help: "Model width.") var dModel = 128
-    @Option(help: "Attention heads (must divide --d-model).") var heads = 4
+    @Option(help: "Attention heads (must divide --d-model; default 4). With --init, only for a checkpoint without config metadata.") var heads: Int?
     @Option(name: .customLong("d-ff"), help: "Feed-forward width.") var dFF = 512
-    @Option(help: "Context length (also the training window).") var context = 256
+    @Option(help: "Context length (also the training window; default 256).") var context: Int?
     @Option(help: ArgumentHelp("Token embedding: dense, tt:R (per-token tensor trains of rank R over d_model's factors, [4,4,8] for 128; tt:R:4x4x8 picks them) or mpo:χ (the whole table as an MPO).", valueName: "kind"))
     var embedding = "dense"
 
     func config(vocabularySize: Int) throws -> ModelConfig {
-        var c = ModelConfig(vocabularySize: vocabularySize, channels: dModel, heads: heads, layers: layers, context: context, ffn: dFF)
+        var c = ModelConfig(vocabularySize: vocabularySize, channels: dModel, heads: heads ?? 4, layers: layers,
+                            context: context ?? 256, ffn: dFF)
         switch model {
-        case "dense": guard chiLayer.isEmpty else { throw ValidationError("--chi-layer needs --model mpo") }
-        case "mpo":
+        case .dense: guard chiLayer.isEmpty else { throw ValidationError("--chi-layer needs --model mpo") }
+        case .mpo:
             guard chi >= 1 else { throw ValidationError("--chi must be ≥ 1 (got \(chi))") }
             c.chi = chi
             for item in chiLayer {
@@ -32,7 +33,6 @@ struct ModelOptions: ParsableArguments {
                 }
                 c.chiOverrides[parts[0]] = v
             }
-        default: throw ValidationError("--model must be dense or mpo (got '\(model)')")
         }
         do { c.tokenEmbedding = try EmbeddingKind.parse(embedding, vocabulary: vocabularySize, channels: dModel) } catch {
             throw ValidationError("\(error)")
@@ -41,12 +41,8 @@ struct ModelOptions: ParsableArguments {
         return c
     }
 
-    func mpoStrategy() throws -> MPOStrategy {
-        guard let s = MPOStrategy(rawValue: strategy) else {
-            throw ValidationError("--strategy must be automatic, rebuild or site (got '\(strategy)')")
-        }
-        return s
-    }
+    /// What a checkpoint without config metadata needs (with --init).
+    var hints: ShapeHints { ShapeHints(heads: heads, context: context) }
 }
 
 struct RecipeOptions: ParsableArguments {
@@ -112,23 +108,23 @@ struct Train: ParsableCommand {
     func run() throws {
         let device = try deviceOptions.make()
         // A checkpoint's vocabulary wins: the data must be written in it.
-        let vocab = try initFrom.flatMap { try ModelCheckpoint.open(URL(fileURLWithPath: $0)).metadata["vocab"] }
-        let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab.map(Vocabulary.init(string:)))
+        let vocab = try initFrom.flatMap(checkpointVocabulary)
+        let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab)
         let model: PicoGPT
         var name: String
         if let initFrom {
-            model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: initFrom), device: device)
+            model = try loadCheckpoint(initFrom, device: device, hints: modelOptions.hints)
             name = URL(fileURLWithPath: initFrom).deletingPathExtension().lastPathComponent + "-finetune"
         } else {
             model = try PicoGPT(config: try modelOptions.config(vocabularySize: data.vocabulary.count), device: device)
             try model.initialize(seed: recipe.seed)
-            name = modelOptions.model == "mpo" ? "mpo-chi\(modelOptions.chi)" : "dense"
+            name = modelOptions.model == .mpo ? "mpo-chi\(modelOptions.chi)" : "dense"
             if modelOptions.embedding.lowercased() != "dense" { name += "-emb-" + modelOptions.embedding.lowercased().replacingOccurrences(of: ":", with: "") }
         }
-        model.mpoStrategy = try modelOptions.mpoStrategy()
+        model.mpoStrategy = modelOptions.strategy
         let dir = URL(fileURLWithPath: out ?? "runs/\(name)")
         name = dir.lastPathComponent
-        let trainer = try Trainer(model: model, data: data, options: recipe.options(context: modelOptions.context), directory: dir)
+        let trainer = try Trainer(model: model, data: data, options: recipe.options(context: model.config.context), directory: dir)
         trainer.runInfo = ["name": name, "model": model.config.isMPO ? "mpo" : "dense", "chi": model.config.chi ?? 0,
                            "init": initFrom ?? "", "embedding": model.config.tokenEmbedding.description]
         if model.config.tokenEmbedding != .dense {

@@ -20,10 +20,20 @@ enum CLI {
         return FileManager.default.isExecutableFile(atPath: fallback.path) ? fallback : nil
     }
 
+    /// The binary, or a failing test that says how to build it (never a silent skip).
+    static func requireBinary(sourceLocation: SourceLocation = #_sourceLocation) throws -> URL {
+        guard let b = binary else {
+            Issue.record("the mpo-train binary was not found next to the tests: build it first (swift build --build-tests)",
+                         sourceLocation: sourceLocation)
+            throw ModelError("mpo-train binary missing")
+        }
+        return b
+    }
+
     /// Runs mpo-train with `args`; returns (exit code, stdout, stderr).
     static func run(_ args: [String]) throws -> (Int32, String, String) {
         let p = Process()
-        p.executableURL = try #require(binary, "build mpo-train first (swift build --build-tests)")
+        p.executableURL = try requireBinary()
         p.arguments = args
         p.currentDirectoryURL = Reference.directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let out = Pipe(), err = Pipe()
@@ -35,7 +45,7 @@ enum CLI {
     }
 }
 
-@Suite("mpo-train command line", .enabled(if: CLI.binary != nil))
+@Suite("mpo-train command line")
 struct CLITests {
     @Test("usage errors exit 64 with a message naming the problem", arguments: [
         (["train", "--device", "gpu", "--steps", "1"], "device"),
@@ -45,7 +55,11 @@ struct CLITests {
         (["report", "--chi", "4,x"], "--chi"),
         (["bench", "--threads", "0"], "--threads"),
         (["table", "/nonexistent/run", "--out", "/tmp"], "/nonexistent/run"),
-        (["sample", "--checkpoint", "Tests/Resources/reference/dense_seed2024.safetensors", "--prompt", "héllo"], "vocabulary"),
+        (["sample", "--checkpoint", "Tests/Resources/reference/dense_seed2024.safetensors", "--heads", "4", "--prompt", "héllo"], "vocabulary"),
+        // A PyTorch state_dict does not say how many heads it has: never guessed.
+        (["sample", "--checkpoint", "Tests/Resources/reference/dense_seed2024.safetensors", "--prompt", "ROMEO:"], "--heads"),
+        (["train", "--model", "tucker"], "tucker"),
+        (["train", "--strategy", "fastest"], "fastest"),
     ])
     func usageErrors(args: [String], needle: String) throws {
         let (code, _, err) = try CLI.run(args)
@@ -89,7 +103,7 @@ struct CLITests {
         let dir = Tiny.tempDir()
         let batch = dir.appendingPathComponent("batch.json"), out = dir.appendingPathComponent("out.safetensors")
         try JSONSerialization.data(withJSONObject: ["tokens": input["tokens"]!, "targets": input["targets"]!]).write(to: batch)
-        let (code, stdout, err) = try CLI.run(["dump", "--checkpoint", "Tests/Resources/reference/\(name).safetensors",
+        let (code, stdout, err) = try CLI.run(["dump", "--checkpoint", "Tests/Resources/reference/\(name).safetensors", "--heads", "4",
                                                "--batch", batch.path, "--out", out.path, "--device", device])
         #expect(code == 0, "\(err)")
         #expect(stdout.contains(String(format: "loss %.5f", json["loss_f64"] as! Double)), "\(stdout)")
@@ -134,7 +148,7 @@ struct CLITests {
 
     @Test("report --json gives per-layer errors for each χ")
     func reportJSON() throws {
-        let (code, stdout, err) = try CLI.run(["report", "--checkpoint", "Tests/Resources/reference/dense_seed2024.safetensors",
+        let (code, stdout, err) = try CLI.run(["report", "--checkpoint", "Tests/Resources/reference/dense_seed2024.safetensors", "--heads", "4",
                                                "--chi", "4,64", "--json"])
         #expect(code == 0, "\(err)")
         let obj = try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as! [String: Any]

@@ -21,8 +21,8 @@ struct CheckpointRejectionTests {
         return url
     }
 
-    static func message(_ url: URL) -> String? {
-        do { _ = try ModelCheckpoint.loadModel(url, device: CPUDevice()); return nil } catch { return "\(error)" }
+    static func message(_ url: URL, hints: ShapeHints = Reference.hints) -> String? {
+        do { _ = try ModelCheckpoint.loadModel(url, device: CPUDevice(), hints: hints); return nil } catch { return "\(error)" }
     }
 
     @Test("the unedited file loads")
@@ -46,5 +46,25 @@ struct CheckpointRejectionTests {
         }
         let msg = try #require(Self.message(url), "\(kind) was accepted")
         #expect(msg.contains(tensor), "\(kind): \(msg)")
+    }
+
+    @Test("a state_dict without config metadata needs --heads (never a guess), and --context without pos_enc")
+    func missingShape() throws {
+        let plain = try Self.variant { _, _ in }
+        let noHeads = try #require(Self.message(plain, hints: ShapeHints()))
+        #expect(noHeads.contains("--heads") && !noHeads.contains("--context"), "\(noHeads)")
+        // An 8-head reading of the same weights is the user's call, and loads.
+        let eight = try ModelCheckpoint.loadModel(plain, device: CPUDevice(), hints: ShapeHints(heads: 8))
+        #expect(eight.config.heads == 8 && eight.config.context == 256)
+        let noPE = try Self.variant { t, _ in t.removeAll { $0.0 == "pos_enc" } }
+        let both = try #require(Self.message(noPE, hints: ShapeHints()))
+        #expect(both.contains("--heads") && both.contains("--context"), "\(both)")
+        #expect(Self.message(noPE, hints: ShapeHints(heads: 4, context: 256)) == nil)
+        // With our metadata the hints must agree with it.
+        let ours = Tiny.tempDir().appendingPathComponent("ours.safetensors")
+        try ModelCheckpoint.save(try Reference.model("dense_seed2024.safetensors"), to: ours)
+        #expect(Self.message(ours, hints: ShapeHints()) == nil)
+        let contradiction = try #require(Self.message(ours, hints: ShapeHints(heads: 8)))
+        #expect(contradiction.contains("--heads 8") && contradiction.contains("4 heads"), "\(contradiction)")
     }
 }

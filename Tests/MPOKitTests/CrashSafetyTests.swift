@@ -38,7 +38,7 @@ struct CrashSafetyTests {
 
     @Test("SIGKILL at random points, then --resume, gives the uninterrupted run's weights and losses")
     func killAndResume() throws {
-        guard CLI.binary != nil else { return }
+        let binary = try CLI.requireBinary()
         let dir = Tiny.tempDir()
         let text = dir.appendingPathComponent("tiny.txt")
         try Data(Tiny.text.utf8).write(to: text)
@@ -54,7 +54,7 @@ struct CrashSafetyTests {
         let ckpt = b.appendingPathComponent("checkpoint.safetensors")
         func start() throws -> Process {
             let p = Process()
-            p.executableURL = CLI.binary!
+            p.executableURL = binary
             p.arguments = args(b) + (FileManager.default.fileExists(atPath: ckpt.path) ? ["--resume"] : [])
             p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
             try p.run()

@@ -28,7 +28,7 @@ struct EndToEndTests {
     func lossLogitsGradients(model name: String, strategy: MPOStrategy) throws {
         let json = try Reference.json("\(name)_seed2024.json")
         let out = try Reference.file("\(name)_seed2024_outputs.safetensors")
-        let model = try ModelCheckpoint.loadModel(Reference.url("\(name)_seed2024.safetensors"), device: try Shared.opencl())
+        let model = try ModelCheckpoint.loadModel(Reference.url("\(name)_seed2024.safetensors"), device: try Shared.opencl(), hints: Reference.hints)
         model.mpoStrategy = strategy
         let (tok, tgt, b, t) = Reference.batch(json)
         model.zeroGradients()
@@ -57,7 +57,7 @@ struct EndToEndTests {
         let torchLosses = j["loss_f64"] as! [Double]
         var trajectories: [[StepStats]] = []
         for device in [try Shared.opencl() as any ComputeDevice, CPUDevice()] {
-            let model = try ModelCheckpoint.loadModel(Reference.url("\(name)_seed2024.safetensors"), device: device)
+            let model = try ModelCheckpoint.loadModel(Reference.url("\(name)_seed2024.safetensors"), device: device, hints: Reference.hints)
             model.mpoStrategy = strategy
             let opt = try AdamW(model: model)
             var stats: [StepStats] = []

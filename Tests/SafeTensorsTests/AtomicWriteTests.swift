@@ -73,7 +73,9 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: target.appendingPathComponent("keep").path))
     }
 
-    @Test func unwritableDirectoryThrowsWithPath() throws {
+    /// Directory permissions do not stop root (CI runs as root), so this one runs only for other users.
+    @Test(.enabled(if: getuid() != 0, "root ignores directory permissions; unwritableParentThrowsWithPath covers root"))
+    func unwritableDirectoryThrowsWithPath() throws {
         let dir = try makeTempDirectory()
         defer {
             try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
@@ -81,15 +83,20 @@ import Testing
         }
         try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: dir.path)
         let url = dir.appendingPathComponent("model.safetensors")
-        do {
-            try Self.writer(1, count: 4).write(to: url)
-            // root ignores directory permissions; the write legitimately succeeds then.
-            #expect(getuid() == 0, "write into a read-only directory succeeded as a non-root user")
-        } catch let error as SafeTensorsError {
-            #expect(error.message.contains(url.path))
-            #expect(error.message.contains("writable"))
-        }
+        expectError(mentioning: [url.path, "writable"]) { try Self.writer(1, count: 4).write(to: url) }
         try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
+        #expect(try Self.leftovers(in: dir).isEmpty)
+    }
+
+    /// A "directory" that is a regular file cannot hold the temporary file, even for root.
+    @Test func unwritableParentThrowsWithPath() throws {
+        let dir = try makeTempDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("not-a-directory")
+        try Data([1, 2, 3]).write(to: file)
+        let url = file.appendingPathComponent("model.safetensors")
+        expectError(mentioning: [url.path, "writable"]) { try Self.writer(1, count: 4).write(to: url) }
+        #expect(try Data(contentsOf: file) == Data([1, 2, 3]))
         #expect(try Self.leftovers(in: dir).isEmpty)
     }
 

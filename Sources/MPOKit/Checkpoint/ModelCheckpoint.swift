@@ -2,13 +2,30 @@
 //
 // Reading infers the model (dense or MPO, χ and factorisation per layer) from tensor names and
 // shapes, so PyTorch `state_dict` files and ours load the same way; our files also carry the
-// config in `__metadata__["config"]` (for fields shapes cannot tell, like the head count).
+// config in `__metadata__["config"]`. What shapes cannot tell — the head count, and the context
+// when the file has neither `pos_enc` nor a causal mask — must come from `ShapeHints` for a file
+// without that metadata (the CLI's --heads/--context): never a silent guess.
 // The PyTorch buffers `pos_enc` and `blocks.{i}.attn.causal_mask` are accepted and checked,
 // never required. Every problem is a `ModelError` naming the tensor and what to do.
 
 import Foundation
 import SafeTensors
 import TensorTrain
+
+/// What a checkpoint's tensors cannot tell, for files without our config metadata (a plain
+/// PyTorch `state_dict`). With metadata, a hint that contradicts it is an error.
+public struct ShapeHints: Sendable, Equatable {
+    public var heads: Int?
+    public var context: Int?
+    public init(heads: Int? = nil, context: Int? = nil) { self.heads = heads; self.context = context }
+}
+
+/// A checkpoint without config metadata whose tensors do not determine `fields` (e.g. ["--heads"]).
+public struct MissingShapeError: Error, CustomStringConvertible, Equatable {
+    public let fields: [String]
+    public let message: String
+    public var description: String { message }
+}
 
 public enum ModelCheckpoint {
     /// Tensor names that are not model parameters but may appear in checkpoints.
@@ -23,20 +40,40 @@ public enum ModelCheckpoint {
         }
     }
 
-    /// The model configuration a checkpoint describes.
-    public static func inferConfig(_ file: SafeTensorsFile) throws -> ModelConfig {
+    /// The model configuration a checkpoint describes (`hints` for what a file without config
+    /// metadata cannot tell; see `ShapeHints`).
+    public static func inferConfig(_ file: SafeTensorsFile, hints: ShapeHints = ShapeHints()) throws -> ModelConfig {
         if let json = file.metadata["config"] {
-            do { return try JSONDecoder().decode(ModelConfig.self, from: Data(json.utf8)) } catch {
+            let c: ModelConfig
+            do { c = try JSONDecoder().decode(ModelConfig.self, from: Data(json.utf8)) } catch {
                 throw ModelError("checkpoint metadata 'config' is not a valid model config: \(error)")
             }
+            if let h = hints.heads, h != c.heads {
+                throw ModelError("--heads \(h) contradicts the checkpoint, whose config has \(c.heads) heads; drop --heads")
+            }
+            if let t = hints.context, t != c.context {
+                throw ModelError("--context \(t) contradicts the checkpoint, whose config has context \(c.context); drop --context")
+            }
+            return c
         }
         let emb = try embeddingLayout(file)  // dense, per-token TT or table MPO (EmbeddingCheckpoint.swift)
         var layers = 0
         while file.info("blocks.\(layers).ln1.weight") != nil { layers += 1 }
         var c = ModelConfig(vocabularySize: emb.vocabulary, channels: emb.channels, layers: layers)
         c.tokenEmbedding = emb.kind
-        c.heads = c.channels % 32 == 0 ? c.channels / 32 : 1
-        if let pe = file.info("pos_enc"), pe.shape.count == 2 { c.context = pe.shape[0] }
+        // The context: pos_enc (T, C) or a causal mask (1, 1, T, T), else the hint.
+        let fileContext = file.info("pos_enc").flatMap { $0.shape.count == 2 ? $0.shape[0] : nil }
+            ?? file.info("blocks.0.attn.causal_mask").flatMap { $0.shape.count >= 2 ? $0.shape.last : nil }
+        if let t = hints.context, let f = fileContext, t != f {
+            throw ModelError("--context \(t) contradicts the checkpoint's pos_enc/causal mask of \(f) positions; drop --context")
+        }
+        var missing: [String] = []
+        if let h = hints.heads { c.heads = h } else { missing.append("--heads") }
+        if let t = fileContext ?? hints.context { c.context = t } else { missing.append("--context") }
+        if !missing.isEmpty {
+            let what = missing.map { $0 == "--heads" ? "the number of attention heads (d_model \(c.channels) could be split many ways)" : "the context length (no pos_enc or causal mask in the file)" }
+            throw MissingShapeError(fields: missing, message: "the checkpoint has no mpo-train config metadata (a plain PyTorch state_dict?), so its tensors do not tell \(what.joined(separator: " or ")); pass \(missing.joined(separator: " and ")), e.g. --heads 4")
+        }
         // d_ff from W1 (dense weight or the product of its cores' output factors).
         if let w1 = file.info("blocks.0.ffn.W1.weight"), w1.shape.count == 2 {
             c.ffn = w1.shape[0]
@@ -126,9 +163,9 @@ public enum ModelCheckpoint {
     }
 
     /// Builds a model on `device` from a checkpoint file.
-    public static func loadModel(_ url: URL, device: any ComputeDevice) throws -> PicoGPT {
+    public static func loadModel(_ url: URL, device: any ComputeDevice, hints: ShapeHints = ShapeHints()) throws -> PicoGPT {
         let file = try open(url)
-        let model = try PicoGPT(config: try inferConfig(file), device: device)
+        let model = try PicoGPT(config: try inferConfig(file, hints: hints), device: device)
         try load(file, into: model, extraTensors: { $0.hasPrefix("optimizer.") })
         return model
     }

@@ -1,0 +1,41 @@
+// Loading a checkpoint from the command line: the --heads/--context hints a file without
+// mpo-train config metadata needs (a plain PyTorch state_dict), and the one loader every
+// subcommand uses, which turns "the file does not say" into a usage error (exit 64) that names
+// the flag to pass.
+
+import ArgumentParser
+import Foundation
+import MPOKit
+
+struct ShapeHintOptions: ParsableArguments {
+    @Option(help: "Attention heads of a checkpoint without mpo-train config metadata (a PyTorch state_dict); required for such files.")
+    var heads: Int?
+    @Option(help: "Context length of such a checkpoint when it has no pos_enc or causal mask.")
+    var context: Int?
+
+    var hints: ShapeHints { ShapeHints(heads: heads, context: context) }
+
+    func validate() throws {
+        if let heads, heads < 1 { throw ValidationError("--heads must be ≥ 1 (got \(heads))") }
+        if let context, context < 1 { throw ValidationError("--context must be ≥ 1 (got \(context))") }
+    }
+}
+
+/// The model in `path` on `device`; a missing shape hint is a usage error naming the flag.
+func loadCheckpoint(_ path: String, device: any ComputeDevice, hints: ShapeHints) throws -> PicoGPT {
+    do { return try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: device, hints: hints) } catch let e as MissingShapeError {
+        throw ValidationError("\(path): \(e.message)")
+    }
+}
+
+/// The vocabulary a checkpoint stores (mpo-train files do), if any.
+func checkpointVocabulary(_ path: String) throws -> Vocabulary? {
+    try ModelCheckpoint.open(URL(fileURLWithPath: path)).metadata["vocab"].map(Vocabulary.init(string:))
+}
+
+extension MPOStrategy: ExpressibleByArgument {}
+
+/// `--model dense | mpo`.
+enum ModelKind: String, CaseIterable, ExpressibleByArgument {
+    case dense, mpo
+}
