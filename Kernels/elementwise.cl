@@ -42,14 +42,14 @@ __kernel void kernel_scale_forward(__global float *x, int xo, int n, float facto
 // out = max(x, 0); may alias.
 __kernel void kernel_relu_forward(__global const float *x, int xo, __global float *out, int oo, int n) {
     const int i = get_global_id(0);
-    if (i < n) out[oo + i] = fmax(x[xo + i], 0.0f);
+    if (i < n) { const float v = x[xo + i]; out[oo + i] = v < 0.0f ? 0.0f : v; }   // NaN stays NaN (PyTorch); fmax would drop it
 }
 
-// dx = dout · [out > 0]; dx may alias dout.
+// dx = dout · [out > 0], PyTorch's threshold_backward (a NaN out passes dout); dx may alias dout.
 __kernel void kernel_relu_backward(__global const float *dout, int dso, __global const float *out, int oo,
                                    __global float *dx, int dxo, int n) {
     const int i = get_global_id(0);
-    if (i < n) dx[dxo + i] = out[oo + i] > 0.0f ? dout[dso + i] : 0.0f;
+    if (i < n) dx[dxo + i] = out[oo + i] <= 0.0f ? 0.0f : dout[dso + i];
 }
 
 // MARK: - Bias
@@ -60,26 +60,55 @@ __kernel void kernel_bias_forward(__global const float *bias, int bo, __global f
     if (c < cols && r < rows) out[oo + r * cols + c] += bias[bo + c];
 }
 
-// Stage 1 of dBias: partial[chunk, c] = Σ_{r in chunk} dout[r, c]; global (cols, chunks).
-__kernel void kernel_bias_backward(__global const float *dout, int dso, __global float *partial,
+// Stage 1 of dBias: partial[chunk, c] = Σ_{r in chunk} dout[r, c] in acc_t (Double where the
+// device has it: a column of 8,192 gradients loses more than 1e-6 in Float); global (cols, chunks).
+__kernel void kernel_bias_backward(__global const float *dout, int dso, __global acc_t *partial,
                                    int rows, int cols, int chunks) {
     const int c = get_global_id(0), chunk = get_global_id(1);
     if (c >= cols || chunk >= chunks) return;
     const int lo = (int)((long)rows * chunk / chunks), hi = (int)((long)rows * (chunk + 1) / chunks);
-    float acc = 0.0f;
-    for (int r = lo; r < hi; r++) acc += dout[dso + r * cols + c];
-    partial[chunk * cols + c] = acc;
+    acc_t acc = 0;
+    for (int r = lo; r < hi; r++) acc += (acc_t)dout[dso + (long)r * cols + c];
+    partial[(long)chunk * cols + c] = acc;
+}
+
+// Stage 1 of the fused ReLU backward and bias gradient: dx = dout·[out > 0] (PyTorch's
+// threshold_backward; dx may alias dout) and partial[chunk, c] = Σ_{r in chunk} dx[r, c].
+// Global (cols, chunks).
+__kernel void kernel_relu_bias_backward(__global const float *dout, int dso, __global const float *out, int oo,
+                                        __global float *dx, int dxo, __global acc_t *partial,
+                                        int rows, int cols, int chunks) {
+    const int c = get_global_id(0), chunk = get_global_id(1);
+    if (c >= cols || chunk >= chunks) return;
+    const int lo = (int)((long)rows * chunk / chunks), hi = (int)((long)rows * (chunk + 1) / chunks);
+    acc_t acc = 0;
+    for (int r = lo; r < hi; r++) {
+        const long i = (long)r * cols + c;
+        const float v = out[oo + i] <= 0.0f ? 0.0f : dout[dso + i];
+        dx[dxo + i] = v;
+        acc += (acc_t)v;
+    }
+    partial[(long)chunk * cols + c] = acc;
+}
+
+// out = relu(out + bias), NaN kept; global (cols, rows).
+__kernel void kernel_bias_relu_forward(__global const float *bias, int bo, __global float *out, int oo, int rows, int cols) {
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c < cols && r < rows) {
+        const float v = out[oo + (long)r * cols + c] + bias[bo + c];
+        out[oo + (long)r * cols + c] = v < 0.0f ? 0.0f : v;
+    }
 }
 
 // Stage 2 of every column reduction: dst[c] += Σ_chunk partial[po + chunk·pstride + c], in
-// chunk order; global (cols).
-__kernel void kernel_colsum_finish(__global const float *partial, int po, int pstride, int chunks,
+// chunk order, in acc_t; global (cols).
+__kernel void kernel_colsum_finish(__global const acc_t *partial, int po, int pstride, int chunks,
                                    __global float *dst, int dso, int cols) {
     const int c = get_global_id(0);
     if (c >= cols) return;
-    float acc = 0.0f;
-    for (int k = 0; k < chunks; k++) acc += partial[po + k * pstride + c];
-    dst[dso + c] += acc;
+    acc_t acc = 0;
+    for (int k = 0; k < chunks; k++) acc += partial[po + (long)k * pstride + c];
+    dst[dso + c] = (float)((acc_t)dst[dso + c] + acc);
 }
 
 // MARK: - Permute

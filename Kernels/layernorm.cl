@@ -60,19 +60,19 @@ void kernel_layernorm_backward(__global const float *dout, int dso, __global con
 }
 
 // Stage 1 of dWeight/dBias: partial[chunk, 0:C] = Σ_{r in chunk} n̂·dout, partial[chunk, C:2C] =
-// Σ dout. Global (C, chunks).
+// Σ dout, in acc_t. Global (C, chunks).
 __kernel void kernel_layernorm_backward_params(__global const float *dout, int dso, __global const float *x, int xo,
                                                __global const float *mean, int mo, __global const float *rstd, int ro,
-                                               __global float *partial, int rows, int C, int chunks) {
+                                               __global acc_t *partial, int rows, int C, int chunks) {
     const int c = get_global_id(0), chunk = get_global_id(1);
     if (c >= C || chunk >= chunks) return;
     const int lo = (int)((long)rows * chunk / chunks), hi = (int)((long)rows * (chunk + 1) / chunks);
-    float pw = 0.0f, pb = 0.0f;
+    acc_t pw = 0, pb = 0;
     for (int r = lo; r < hi; r++) {
         const float d = dout[dso + (long)r * C + c];
         const float nrm = (x[xo + (long)r * C + c] - mean[mo + r]) * rstd[ro + r];
-        pw += nrm * d;
-        pb += d;
+        pw += (acc_t)(nrm * d);
+        pb += (acc_t)d;
     }
     partial[(long)chunk * 2 * C + c] = pw;
     partial[(long)chunk * 2 * C + C + c] = pb;

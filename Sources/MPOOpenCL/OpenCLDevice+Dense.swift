@@ -95,10 +95,32 @@ extension OpenCLDevice {
         guard rows > 0 && columns > 0 else { return }
         locked {
             let chunks = Self.columnChunks(rows: rows)
-            guard let partial = scratchBuffer(.columnPartial, bytes: chunks * columns * 4) else { return }
+            guard let partial = scratchBuffer(.columnPartial, bytes: chunks * columns * tuning.accumulatorBytes) else { return }
             launch("biasBackward", main, "kernel_bias_backward", global: [columns, chunks], local: [16, 1],
                    [.view(dOut), .mem(partial), .int(rows), .int(columns), .int(chunks)])
             launch("biasBackward", main, "kernel_colsum_finish", global: [columns], local: [64],
+                   [.mem(partial), .int(0), .int(columns), .int(chunks), .view(dBias), .int(columns)])
+        }
+    }
+
+    public func addBiasReLU(_ bias: TensorView, to out: TensorView, rows: Int, columns: Int) {
+        precondition(bias.count >= columns && out.count >= rows * columns, "addBiasReLU shape mismatch")
+        locked {
+            launch("addBiasReLU", main, "kernel_bias_relu_forward", global: [columns, rows], local: [16, 16],
+                   [.view(bias), .view(out), .int(rows), .int(columns)])
+        }
+    }
+
+    public func reluBackwardBias(_ dOut: TensorView, out: TensorView, dX: TensorView, dBias: TensorView, rows: Int, columns: Int) {
+        let n = rows * columns
+        precondition(dOut.count >= n && out.count >= n && dX.count >= n && dBias.count >= columns, "reluBackwardBias shape mismatch")
+        guard rows > 0 && columns > 0 else { return }
+        locked {
+            let chunks = Self.columnChunks(rows: rows)
+            guard let partial = scratchBuffer(.columnPartial, bytes: chunks * columns * tuning.accumulatorBytes) else { return }
+            launch("reluBackwardBias", main, "kernel_relu_bias_backward", global: [columns, chunks], local: [16, 1],
+                   [.view(dOut), .view(out), .view(dX), .mem(partial), .int(rows), .int(columns), .int(chunks)])
+            launch("reluBackwardBias", main, "kernel_colsum_finish", global: [columns], local: [64],
                    [.mem(partial), .int(0), .int(columns), .int(chunks), .view(dBias), .int(columns)])
         }
     }

@@ -25,11 +25,18 @@ extension OpenCLDevice {
 
     public func embeddingBackward(dOut: TensorView, tokens: TensorView, dTable: TensorView,
                                   batch: Int, time: Int, channels: Int) {
-        let n = batch * time, C = channels
+        let n = batch * time, C = channels, V = dTable.count / max(C, 1)
         precondition(tokens.count >= n && dOut.count >= n * C, "embedding backward shape mismatch")
+        guard n > 0 && C > 0 && V > 0 else { return }
+        // Row chunks of the first stage (a function of the shape only): up to 64, with the
+        // (chunks, V, C) partials capped at 2^24 accumulators.
+        let chunks = max(1, min(64, n / 64, (1 << 24) / (V * C)))
         locked {
-            launch("embeddingBackward", main, "kernel_embedding_backward", global: [C], local: [min(64, tuning.elementwiseGroup)],
-                   [.view(dOut), .view(tokens), .view(dTable), .int(n), .int(C), .int(dTable.count / max(C, 1))])
+            guard let partial = scratchBuffer(.embeddingPartial, bytes: chunks * V * C * tuning.accumulatorBytes) else { return }
+            launch("embeddingBackward", main, "kernel_embedding_backward", global: [C, chunks], local: [16, 1],
+                   [.view(dOut), .view(tokens), .mem(partial), .int(n), .int(C), .int(V), .int(chunks)])
+            launch("embeddingBackward", main, "kernel_embedding_backward_finish", global: [C, V], local: [16, 1],
+                   [.mem(partial), .view(dTable), .int(C), .int(V), .int(chunks)])
         }
     }
 
@@ -58,7 +65,7 @@ extension OpenCLDevice {
             launch("layerNormBackward", main, "kernel_layernorm_backward", global: [rows * g], local: [g],
                    [.view(dOut), .view(x), .view(weight), .view(mean), .view(rstd), .view(dInput), .int(C)])
             let chunks = Self.columnChunks(rows: rows)
-            guard let partial = scratchBuffer(.columnPartial, bytes: chunks * 2 * C * 4) else { return }
+            guard let partial = scratchBuffer(.columnPartial, bytes: chunks * 2 * C * tuning.accumulatorBytes) else { return }
             launch("layerNormBackward", main, "kernel_layernorm_backward_params", global: [C, chunks], local: [16, 1],
                    [.view(dOut), .view(x), .view(mean), .view(rstd), .mem(partial), .int(rows), .int(C), .int(chunks)])
             launch("layerNormBackward", main, "kernel_colsum_finish", global: [C], local: [64],

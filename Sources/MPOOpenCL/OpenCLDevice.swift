@@ -44,7 +44,7 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
     /// Scratch allocations by purpose, grown on demand (the queue is in order, so reuse is safe).
     var scratch: [ScratchSlot: (mem: cl_mem, bytes: Int)] = [:]
 
-    enum ScratchSlot { case gemmPartial, columnPartial, sumOfSquares }
+    enum ScratchSlot { case gemmPartial, columnPartial, embeddingPartial, sumOfSquares }
 
     /// When true, every launch waits for completion and its wall time is added to `profile`
     /// (slow: for finding hot kernels only). Starts as MPO_OPENCL_PROFILE=1.

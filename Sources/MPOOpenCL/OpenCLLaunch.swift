@@ -66,6 +66,8 @@ public struct OpenCLTuning: Sendable {
     }
 
     var commonOptions: String { "-cl-std=CL1.2 -DUSE_FP64=\(useFP64 ? 1 : 0)" }
+    /// Bytes of one acc_t (common.cl): Double where the device has it.
+    var accumulatorBytes: Int { useFP64 ? 8 : 4 }
     var mainOptions: String { "-DLN_WG=\(layerNormGroup) -DXENT_WG=\(crossEntropyGroup) -DSSQ_WG=\(sumOfSquaresGroup)" }
 
     /// Attention tile for a head dim: both K/V (or Q/dO) tiles must fit in local memory.

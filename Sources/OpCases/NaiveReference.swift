@@ -94,10 +94,11 @@ public enum NaiveReference {
 
     public static func add(_ a: [Double], _ b: [Double]) -> [Double] { zip(a, b).map { $0 + $1 } }
     public static func scale(_ x: [Double], by f: Double) -> [Double] { x.map { $0 * f } }
-    public static func reluForward(_ x: [Double]) -> [Double] { x.map { max($0, 0) } }
-    /// dX = dOut · [out > 0].
+    /// max(x, 0) with NaN kept (PyTorch's relu).
+    public static func reluForward(_ x: [Double]) -> [Double] { x.map { $0 < 0 ? 0 : $0 } }
+    /// dX = dOut · [out > 0] as PyTorch's threshold_backward: 0 where out ≤ 0, else dOut (a NaN out passes).
     public static func reluBackward(_ dOut: [Double], out: [Double]) -> [Double] {
-        zip(dOut, out).map { $1 > 0 ? $0 : 0 }
+        zip(dOut, out).map { $1 <= 0 ? 0 : $0 }
     }
 
     // MARK: - Embedding

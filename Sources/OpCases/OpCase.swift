@@ -15,7 +15,8 @@ import MPOKit
 
 /// Every primitive of `ComputeDevice` that the table covers (one entry per device op).
 public enum Op: String, CaseIterable, Sendable {
-    case gemm, permute, fill, copy, addBias, biasBackward, add, accumulate, scale, reluForward, reluBackward,
+    case gemm, permute, fill, copy, addBias, biasBackward, addBiasReLU, reluBackwardBias, add, accumulate, scale,
+         reluForward, reluBackward,
          embeddingForward, embeddingBackward, layerNormForward, layerNormBackward, attentionForward,
          attentionBackward, crossEntropy, sumOfSquares, adamW
 }
@@ -106,8 +107,10 @@ public struct Comparison: Sendable, CustomStringConvertible {
     /// NaN or ±inf in the output where the reference has none (or the other way round, or
     /// infinities of different sign). Also true when the lengths differ.
     public var nonFiniteMismatch: Bool
-    /// Number of NaNs in the output.
+    /// Number of NaNs in the output, and in the reference (cases that feed NaN in expect NaN out,
+    /// as PyTorch gives; anywhere else a NaN is a failure).
     public var outputNaNs: Int
+    public var referenceNaNs: Int
     /// The first 5 pairs with |a − b| > 1e-5·max(1, |b|) or a non-finite mismatch.
     public var firstDifferences: [Pair]
 
@@ -123,11 +126,12 @@ public struct Comparison: Sendable, CustomStringConvertible {
     }
 
     public static func compare(_ a: [Double], _ b: [Double]) -> Comparison {
-        var num = 0.0, den = 0.0, maxAbs = 0.0, maxIndex = -1, mismatch = a.count != b.count, nans = 0
+        var num = 0.0, den = 0.0, maxAbs = 0.0, maxIndex = -1, mismatch = a.count != b.count, nans = 0, refNaNs = 0
         var firsts: [Pair] = []
         for i in 0..<min(a.count, b.count) {
             let x = a[i], y = b[i]
             if x.isNaN { nans += 1 }
+            if y.isNaN { refNaNs += 1 }
             if !x.isFinite || !y.isFinite {
                 let same = (x.isNaN && y.isNaN) || (x.isInfinite && x == y)
                 if !same {
@@ -142,13 +146,13 @@ public struct Comparison: Sendable, CustomStringConvertible {
             if abs(d) > 1e-5 * max(1, abs(y)) && firsts.count < 5 { firsts.append(Pair(index: i, output: x, reference: y)) }
         }
         return Comparison(count: a.count, nmse: den == 0 ? num : num / den, maxAbs: maxAbs, maxAbsIndex: maxIndex,
-                          nonFiniteMismatch: mismatch, outputNaNs: nans, firstDifferences: firsts)
+                          nonFiniteMismatch: mismatch, outputNaNs: nans, referenceNaNs: refNaNs, firstDifferences: firsts)
     }
 
     public var description: String {
         var s = "nmse \(nmse), max |a−b| \(maxAbs) at [\(maxAbsIndex)] over \(count) values"
         if nonFiniteMismatch { s += ", NaN/inf pattern differs" }
-        if outputNaNs > 0 { s += ", \(outputNaNs) NaN in output" }
+        if outputNaNs > 0 { s += ", \(outputNaNs) NaN in output (\(referenceNaNs) in the reference)" }
         if !firstDifferences.isEmpty { s += "; first differences: " + firstDifferences.map(\.description).joined(separator: ", ") }
         return s
     }

@@ -31,12 +31,12 @@ extension OpCases {
         })
     }
 
-    static func embeddingBackward(batch B: Int, time T: Int, channels C: Int, vocabulary V: Int) -> OpCase {
+    static func embeddingBackward(batch B: Int, time T: Int, channels C: Int, vocabulary V: Int, low: Float = -1) -> OpCase {
         let N = B * T
-        return CaseBuilder.make(.embeddingBackward, "B=\(B) T=\(T) C=\(C) V=\(V)", flops: Double(N * C),
+        return CaseBuilder.make(.embeddingBackward, "B=\(B) T=\(T) C=\(C) V=\(V)" + (low != -1 ? " dOut≥\(low)" : ""), flops: Double(N * C),
                                 bytes: bytes(N + 3 * N * C), inputs: { g in
             g.ids("tokens", N, below: V)
-            g.uniform("dOut", N * C, -1, 1)
+            g.uniform("dOut", N * C, low, 1)
             g.uniform("dTable", V * C, -1, 1)   // accumulates: non-zero start
         }, device: { ws, h in
             let tok = try ws.input("tokens", h.ints["tokens"]!), d = try ws.input("dOut", h["dOut"])

@@ -115,6 +115,12 @@ public enum OpCases {
         reluForward(count: 70_001, inPlace: false),
         reluBackward(count: 64, inPlace: false), reluBackward(count: 37, inPlace: true), reluBackward(count: 3, inPlace: false),
         reluBackward(count: 70_001, inPlace: false),
+        reluForward(count: 67, inPlace: false, nan: true), reluBackward(count: 67, inPlace: false, nan: true),  // NaN as PyTorch
+        addBiasReLU(rows: 4, columns: 16), addBiasReLU(rows: 7, columns: 13), addBiasReLU(rows: 130, columns: 9),
+        addBiasReLU(rows: 9, columns: 33, nan: true),                                          // NaN stays NaN
+        reluBackwardBias(rows: 16, columns: 8), reluBackwardBias(rows: 1, columns: 13),
+        reluBackwardBias(rows: 67, columns: 40, inPlace: true),
+        reluBackwardBias(rows: 1_030, columns: 9),                                             // CPU: 3 row chunks
     ]
 
     static let transformerParity: [OpCase] = {
@@ -167,6 +173,21 @@ public enum OpCases {
         return c
     }()
 
+    // MARK: - accuracy
+
+    /// Reductions over N = B·T = 8,192 rows (a training step's size) of same-signed values,
+    /// which a sequential Float sum gets wrong by more than 1e-6 relative (≈ 1e-5 measured): bias
+    /// and LayerNorm gradients, the fused ReLU + bias gradient, the embedding scatter (3 tokens:
+    /// ~2,700 rows each) and a batch reduction (the MPO core gradient). Every output must be
+    /// within 1e-6 (normwise) of the Double reference on every device.
+    public static let accuracy: [OpCase] = [
+        biasBackward(rows: 8192, columns: 64, low: 0),
+        reluBackwardBias(rows: 8192, columns: 64, low: 0),
+        layerNormBackward(rows: 8192, columns: 128),
+        embeddingBackward(batch: 32, time: 256, channels: 16, vocabulary: 3, low: 0),
+        gemm(GemmShape(m: 8, n: 6, k: 4, transposeB: true, batch: 8192, strideA: 8 * 4, strideB: 6 * 4, strideC: 0), low: 0),
+    ]
+
     // MARK: - perf
 
     /// PicoGPT at B=32, T=256: every dense GEMM of a step, the MPO site-by-site GEMMs at χ=4
@@ -206,6 +227,7 @@ public enum OpCases {
             permute(shape: [4, 16, 16, 1], order: [2, 3, 0, 1], accumulate: true),                    // core (b,o,i,b′) ↔ M_l
             fill(count: N * F, value: 0), copy(count: N * C),
             addBias(rows: N, columns: F), biasBackward(rows: N, columns: F),
+            addBiasReLU(rows: N, columns: F), reluBackwardBias(rows: N, columns: F, inPlace: true),
             add(count: N * C), accumulate(count: N * C), scale(count: params, factor: -1),            // −1: no drift when repeated
             reluForward(count: N * F, inPlace: false), reluBackward(count: N * F, inPlace: true),
             embeddingForward(batch: B, time: T, channels: C, vocabulary: V),

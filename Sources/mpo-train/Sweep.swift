@@ -62,7 +62,7 @@ struct Sweep: ParsableCommand {
             }
             model.mpoStrategy = strategy
             let trainer = try Trainer(model: model, data: data, options: options, directory: dir)
-            trainer.runInfo = ["name": name, "model": c == nil ? "dense" : "mpo", "chi": c ?? 0]
+            trainer.runInfo = RunRecord(name: name, model: c == nil ? "dense" : "mpo", chi: c)
             print("== \(name): \(model.parameterCount) parameters, \(options.steps) steps")
             let progress = Progress(quiet: false)
             trainer.onStep = progress.step

@@ -125,8 +125,9 @@ struct Train: ParsableCommand {
         let dir = URL(fileURLWithPath: out ?? "runs/\(name)")
         name = dir.lastPathComponent
         let trainer = try Trainer(model: model, data: data, options: recipe.options(context: model.config.context), directory: dir)
-        trainer.runInfo = ["name": name, "model": model.config.isMPO ? "mpo" : "dense", "chi": model.config.chi ?? 0,
-                           "init": initFrom ?? "", "embedding": model.config.tokenEmbedding.description]
+        var info = RunRecord(name: name, model: model.config.isMPO ? "mpo" : "dense", chi: model.config.chi)
+        info.initFrom = initFrom; info.embedding = model.config.tokenEmbedding.description
+        trainer.runInfo = info
         if model.config.tokenEmbedding != .dense {
             print("embedding: \(model.config.tokenEmbedding), \(model.config.embeddingParameterCount) parameters (dense \(model.config.vocabularySize * model.config.channels))")
         }

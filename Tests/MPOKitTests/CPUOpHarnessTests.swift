@@ -187,7 +187,7 @@ func failures(_ cases: [OpCase], on device: any ComputeDevice, seed: UInt64 = Op
             for (name, r) in c.reference(seed).sorted(by: { $0.key < $1.key }) {
                 guard let o = out[name] else { report.append("\(c): missing '\(name)'"); continue }
                 let cmp = Comparison.compare(o, reference: r)
-                if !cmp.passes(maxNMSE: c.maxNMSE) || cmp.outputNaNs > 0 { report.append("\(c) '\(name)': \(cmp)") }
+                if !cmp.passes(maxNMSE: c.maxNMSE) || cmp.outputNaNs != cmp.referenceNaNs { report.append("\(c) '\(name)': \(cmp)") }
             }
         } catch {
             report.append("\(c): threw \(error)")

@@ -132,3 +132,37 @@ struct TrainerTests {
     }
 }
 
+@Suite("Metrics records")
+struct MetricsRecordTests {
+    @Test("NaN and infinite values are written (never dropped) and read back by the same types")
+    func nonFiniteRoundTrip() throws {
+        let url = Tiny.tempDir().appendingPathComponent("metrics.jsonl")
+        let log = try MetricsLog(url: url)
+        try log.append(.run(RunRecord(name: "diverged", model: "mpo", chi: 8)))
+        try log.append(.step(StepRecord(step: 0, total: 2, loss: 4.2, accuracy: 0.1, learningRate: 1e-3, gradNorm: .infinity,
+                                        tokensPerSecond: 100, elapsed: 1)))
+        try log.append(.eval(EvalRecord(step: 1, trainLoss: .nan, trainAccuracy: 0, valLoss: .nan, valAccuracy: 0.2, elapsed: 2)))
+        try log.append(.nonFinite(NonFiniteRecord(step: 1, loss: .nan, tensor: "lm_head.weight")))
+        let text = try String(contentsOf: url, encoding: .utf8)
+        #expect(text.split(separator: "\n").count == 4)
+        #expect(text.contains("\"val_loss\":\"NaN\"") && text.contains("\"grad_norm\":\"Infinity\""), "\(text)")
+        let run = try RunMetrics.load(url)
+        #expect(run.name == "diverged" && run.model == "mpo" && run.malformedLines == 0)
+        #expect(run.steps.count == 1 && run.evals.count == 1 && run.evals[0].valLoss.isNaN && run.evals[0].valAccuracy == 0.2)
+        let lines = text.split(separator: "\n").map { Data($0.utf8) }
+        guard case .nonFinite(let r) = try MetricsRecord.decode(lines[3]) else { Issue.record("not a nonfinite record"); return }
+        #expect(r.loss.isNaN && r.tensor == "lm_head.weight" && r.step == 1)
+        guard case .step(let st) = try MetricsRecord.decode(lines[1]) else { Issue.record("not a step record"); return }
+        #expect(st.gradNorm == .infinity && st.learningRate == 1e-3 && st.loss == 4.2)
+    }
+}
+
+@Suite("NaN propagation (CPU)")
+struct NaNPropagationTests {
+    @Test("a NaN weight reaches the loss and the non-finite guard refuses the step", arguments: NonFiniteProbe.sites.map(\.parameter))
+    func nanWeight(name: String) throws {
+        let o = try NonFiniteProbe.step(device: CPUDevice(), nanIn: name)
+        #expect(o.loss.isNaN, "\(name): loss \(o.loss) — the NaN vanished on its way")
+        #expect(!o.applied && o.unchanged, "\(name): the update was applied")
+    }
+}

@@ -104,3 +104,13 @@ struct EndToEndTests {
         }
     }
 }
+
+@Suite("NaN propagation (OpenCL)", .enabled(if: Shared.available, OpenCLGate.reason))
+struct OpenCLNaNPropagationTests {
+    @Test("a NaN weight reaches the loss and the non-finite guard refuses the step", arguments: NonFiniteProbe.sites.map(\.parameter))
+    func nanWeight(name: String) throws {
+        let o = try NonFiniteProbe.step(device: try Shared.opencl(), nanIn: name)
+        #expect(o.loss.isNaN, "\(name): loss \(o.loss) — the NaN vanished on its way")
+        #expect(!o.applied && o.unchanged, "\(name): the update was applied")
+    }
+}

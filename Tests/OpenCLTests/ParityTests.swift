@@ -41,6 +41,17 @@ enum ParityRun {
 
 @Suite("OpenCL matches CPU (op table)", .enabled(if: Shared.available, OpenCLGate.reason))
 struct ParityTests {
+    @Test("Reductions over 8,192 rows are within 1e-6 of the Double reference", arguments: OpCases.accuracy)
+    func accuracy(_ c: OpCase) throws {
+        let seed = OpCases.defaultSeed
+        let out = try c.run(try Shared.opencl(), seed)
+        for (name, r) in c.reference(seed) {
+            let cmp = Comparison.compare(out[name] ?? [], reference: r)
+            #expect(!cmp.nonFiniteMismatch && cmp.nmse.squareRoot() <= 1e-6, "\(c) '\(name)': relative error \(cmp.nmse.squareRoot())")
+            if ProcessInfo.processInfo.environment["MPO_ACCURACY_REPORT"] == "1" { print("accuracy \(c) '\(name)': \(cmp.nmse.squareRoot())") }
+        }
+    }
+
     @Test("OpenCL matches CPU", arguments: OpCases.parity)
     func parity(_ c: OpCase) throws {
         switch try ParityRun.run(c) {

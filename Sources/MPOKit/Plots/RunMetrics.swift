@@ -4,7 +4,8 @@
 //   {"type":"run","name":"mpo-chi8","parameters":79168,"model":"mpo",...}   (optional, usually first)
 //   {"type":"step","step":12,"loss":2.31,...}
 //   {"type":"eval","step":100,"train_loss":2.1,"val_loss":2.2,"val_accuracy":0.38,...}
-// Lines that are not JSON objects, and step/eval records without their step or any usable value, are
+// The records are MetricsRecords.swift's Codable types, read by the code that writes them. Lines
+// that are not JSON objects, and step/eval records without their step or any usable value, are
 // skipped and counted in `malformedLines`. Non-finite values written as null, "NaN" or "Infinity" are
 // kept as NaN/±inf (the plots skip them), so a diverged run still shows where it diverged.
 
@@ -53,39 +54,34 @@ public struct RunMetrics: Sendable {
         return parse(data, name: name ?? defaultName(for: url))
     }
 
-    /// Parses metrics.jsonl content; `name` is the fallback when there is no named run record.
+    /// Parses metrics.jsonl content (MetricsRecord, the types the trainer writes); `name` is the
+    /// fallback when there is no named run record.
     public static func parse(_ data: Data, name: String) -> RunMetrics {
         var run = RunMetrics(name: name)
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
+            guard let record = try? MetricsRecord.decode(Data(line)) else {
                 run.malformedLines += 1
                 continue
             }
-            switch object["type"] as? String {
-            case "run":
-                if let n = object["name"] as? String, !n.isEmpty { run.name = n }
-                if let p = integer(object["parameters"]) { run.parameters = p }
-                if let m = object["model"] as? String { run.model = m }
-                if let d = object["device"] as? String { run.device = d }
-            case "step":
-                guard let step = integer(object["step"]), let loss = number(object["loss"]) else {
-                    run.malformedLines += 1
-                    continue
-                }
-                run.steps.append((step, loss))
-                if let t = number(object["tokens_per_second"]), t.isFinite { run.stepTokensPerSecond.append(t) }
-            case "eval":
-                let values = [object["train_loss"], object["val_loss"], object["val_accuracy"]].map(number)
-                guard let step = integer(object["step"]), values.contains(where: { $0 != nil }) else {
-                    run.malformedLines += 1
-                    continue
-                }
-                run.evals.append((step, values[0] ?? .nan, values[1] ?? .nan, values[2] ?? .nan))
-            default:
-                continue  // unknown or missing type: not ours to judge
+            var elapsed: Double? = nil
+            switch record {
+            case .run(let r):
+                if let n = r.name, !n.isEmpty { run.name = n }
+                if let p = r.parameters { run.parameters = p }
+                if let m = r.model { run.model = m }
+                if let d = r.device { run.device = d }
+            case .step(let r):
+                run.steps.append((r.step, r.loss))
+                if r.tokensPerSecond.isFinite { run.stepTokensPerSecond.append(r.tokensPerSecond) }
+                elapsed = r.elapsed
+            case .eval(let r):
+                run.evals.append((r.step, r.trainLoss, r.valLoss, r.valAccuracy))
+                elapsed = r.elapsed
+            case .nonFinite, .truncation, .other:
+                continue  // not part of the curves
             }
-            if let e = number(object["elapsed"]), e.isFinite { run.wallSeconds = max(run.wallSeconds ?? 0, e) }
+            if let e = elapsed, e.isFinite { run.wallSeconds = max(run.wallSeconds ?? 0, e) }
         }
         return run
     }
@@ -116,35 +112,5 @@ public struct RunMetrics: Sendable {
             if !folder.isEmpty, folder != "/", folder != "." { return folder }
         }
         return stem.isEmpty ? "run" : stem
-    }
-
-    private static func isBoolean(_ value: Any) -> Bool {
-        // JSONSerialization gives booleans as NSNumber subclasses that also cast to Double.
-        String(describing: type(of: value)).contains("Boolean")
-    }
-
-    /// A JSON number, or null / "NaN" / "Infinity" style strings as non-finite values.
-    static func number(_ value: Any?) -> Double? {
-        guard let value else { return nil }
-        if value is NSNull { return .nan }
-        if let s = value as? String {
-            switch s.lowercased() {
-            case "nan", "-nan": return .nan
-            case "inf", "+inf", "infinity", "+infinity": return .infinity
-            case "-inf", "-infinity": return -.infinity
-            default: return Double(s)
-            }
-        }
-        if isBoolean(value) { return nil }
-        if let n = value as? NSNumber { return n.doubleValue }
-        return nil
-    }
-
-    /// A JSON number with an integral value.
-    static func integer(_ value: Any?) -> Int? {
-        guard let value, !(value is NSNull), !(value is String), !isBoolean(value),
-              let d = (value as? NSNumber)?.doubleValue, d.isFinite, d.rounded() == d,
-              abs(d) < 9e15 else { return nil }
-        return Int(d)
     }
 }

@@ -1,5 +1,7 @@
-// metrics.jsonl: one JSON object per line — a "run" record, then "step" and "eval" records.
-// Appended and flushed per record, so a killed run keeps everything up to its last step.
+// metrics.jsonl: one JSON object per line — a "run" record, then "step" and "eval" records (and
+// "nonfinite", "truncation"), the Codable types of MetricsRecords.swift. Appended and flushed per
+// record, so a killed run keeps everything up to its last step; a record with a NaN is written
+// like any other (NaN as the string "NaN"), never dropped.
 
 import Foundation
 
@@ -13,13 +15,16 @@ public final class MetricsLog {
         self.url = url
         let fm = FileManager.default
         if let step, let data = try? Data(contentsOf: url) {
+            // Records of steps the resumed run will redo are dropped; a line that does not parse
+            // (a write the kill cut short) is dropped too.
             let kept = String(decoding: data, as: UTF8.self).split(separator: "\n").filter { line in
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
-                let s = obj["step"] as? Int ?? -1
-                switch obj["type"] as? String {
-                case "step": return s < step
-                case "eval": return s <= step
-                default: return true
+                switch try? MetricsRecord.decode(Data(line.utf8)) {
+                case .step(let r): return r.step < step
+                case .nonFinite(let r): return r.step < step
+                case .eval(let r): return r.step <= step
+                case .truncation(let r): return r.step <= step
+                case .run, .other: return true
+                case nil: return false
                 }
             }
             let tmp = url.appendingPathExtension("tmp")
@@ -38,8 +43,8 @@ public final class MetricsLog {
 
     deinit { try? handle.close() }
 
-    public func append(_ record: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
-        handle.write(data + Data("\n".utf8))
+    /// Appends one record (and a newline). Throws only if the record cannot be encoded.
+    public func append(_ record: MetricsRecord) throws {
+        handle.write(try record.jsonLine() + Data("\n".utf8))
     }
 }

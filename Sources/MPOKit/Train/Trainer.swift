@@ -26,7 +26,8 @@ public final class Trainer {
     public let data: TextDataset
     public let options: TrainOptions
     public let directory: URL
-    public var runInfo: [String: Any] = [:]
+    /// The run record written first (the trainer fills in parameters, device, seed, steps, lr).
+    public var runInfo = RunRecord()
     /// Callbacks; a throwing callback stops the run (the last checkpoint stays).
     public var onStep: (StepRecord) throws -> Void = { _ in }
     public var onEval: (EvalRecord) throws -> Void = { _ in }
@@ -100,9 +101,9 @@ public final class Trainer {
         let log = try MetricsLog(url: metricsURL, keepThrough: resume ? state.step : nil)
         if !resume {
             var info = runInfo
-            info["type"] = "run"; info["parameters"] = model.parameterCount; info["device"] = model.device.name
-            info["seed"] = Int(truncatingIfNeeded: options.seed); info["steps"] = options.steps
-            log.append(info)
+            info.parameters = model.parameterCount; info.device = model.device.name
+            info.seed = Int(truncatingIfNeeded: options.seed); info.steps = options.steps; info.learningRate = options.learningRate
+            try log.append(.run(info))
         }
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
@@ -114,8 +115,7 @@ public final class Trainer {
                 let (vl, va) = try evaluate(data.validation, batches: options.evalBatches, rng: &state.evalRNG)
                 let e = EvalRecord(step: s, trainLoss: tl, trainAccuracy: ta, valLoss: vl, valAccuracy: va, elapsed: elapsed())
                 evals.append(e)
-                log.append(["type": "eval", "step": s, "train_loss": tl, "train_accuracy": ta, "val_loss": vl,
-                            "val_accuracy": va, "elapsed": e.elapsed])
+                try log.append(.eval(e))
                 try onEval(e)
             }
             let due = options.checkpointInterval == 0 ? s % options.evalInterval == 0 : s % options.checkpointInterval == 0
@@ -134,7 +134,7 @@ public final class Trainer {
             if !st.applied {   // skip the step (if allowed) or stop; the gradients are still there to inspect
                 let culprit = try firstNonFiniteGradient() ?? "the loss"
                 skippedSteps += 1
-                log.append(["type": "nonfinite", "step": s, "loss": st.loss.isFinite ? st.loss : -1, "tensor": culprit])
+                try log.append(.nonFinite(NonFiniteRecord(step: s, loss: st.loss, tensor: culprit)))
                 if skippedSteps <= skipNonFinite { s += 1; continue }
                 throw ModelError("step \(s): non-finite \(st.loss.isFinite ? "gradient" : "loss") (first in \(culprit)); the last good checkpoint is \(checkpointURL.path). Try a lower --lr, or --skip-nonfinite N to skip such steps")
             }
@@ -142,8 +142,7 @@ public final class Trainer {
             losses.append(st.loss)
             let rec = StepRecord(step: s, total: options.steps, loss: st.loss, accuracy: st.accuracy, learningRate: lr,
                                  gradNorm: st.gradNorm, tokensPerSecond: tokensPerStep / dt, elapsed: elapsed())
-            log.append(["type": "step", "step": s, "loss": st.loss, "accuracy": st.accuracy, "lr": lr,
-                        "grad_norm": st.gradNorm, "tokens_per_second": rec.tokensPerSecond, "elapsed": rec.elapsed])
+            try log.append(.step(rec))
             try onStep(rec)
             s += 1
         }
