@@ -1,7 +1,30 @@
 // Activations: every tensor the forward pass keeps for the backward pass, plus the scratch the
-// backward pass needs, carved out of one device arena for a given (B, T).
+// backward pass needs, carved out of one device arena for a given (B, T) by a named layout
+// (`ArenaLayout`, like `ParameterLayout`): each tensor is added under its name and every view
+// is looked up by that name, so reordering the plan cannot make two tensors share memory.
 // Shapes (N = B·T): residual streams (N, C); q/k/v/att (N, C); lse (B, H, T); ffn hidden (N, F);
 // logits and dLogits (N, V); losses and correct flags (N); tokens/targets (N) Int32.
+
+/// Named regions of one flat arena, in the order they were added; offsets rounded up to 16
+/// elements (64 bytes).
+struct ArenaLayout {
+    private(set) var specs: [(name: String, offset: Int, count: Int)] = []
+    private var index: [String: Int] = [:]
+    private(set) var count = 0
+
+    mutating func add(_ name: String, _ n: Int) {
+        precondition(index[name] == nil, "activation '\(name)' added twice")
+        index[name] = specs.count
+        specs.append((name, count, n))
+        count += (n + 15) / 16 * 16
+    }
+
+    /// The view of `name` in `arena` (laid out by this layout).
+    func view(_ name: String, in arena: DeviceBuffer) -> TensorView {
+        guard let i = index[name] else { preconditionFailure("no activation '\(name)'") }
+        return arena.view(specs[i].offset, specs[i].count)
+    }
+}
 
 struct BlockActivations {
     let input: TensorView        // x_l, the residual stream entering the block (N, C)
@@ -10,10 +33,27 @@ struct BlockActivations {
     let mid: TensorView          // x_l + attention branch (N, C)
     let ln2, ln2Mean, ln2Rstd: TensorView
     let hidden: TensorView       // relu(W1·ln2 + b1) (N, F); relu is applied in place
+
+    /// The tensors of block `l` and their sizes, in arena order.
+    static func plan(_ layout: inout ArenaLayout, block l: Int, rows N: Int, channels C: Int, ffn F: Int, lse: Int) {
+        for (name, n) in [("input", N * C), ("ln1", N * C), ("ln1.mean", N), ("ln1.rstd", N), ("q", N * C), ("k", N * C),
+                          ("v", N * C), ("att", N * C), ("lse", lse), ("mid", N * C), ("ln2", N * C), ("ln2.mean", N),
+                          ("ln2.rstd", N), ("hidden", N * F)] {
+            layout.add("blocks.\(l).\(name)", n)
+        }
+    }
+
+    init(_ layout: ArenaLayout, block l: Int, arena: DeviceBuffer) {
+        func v(_ name: String) -> TensorView { layout.view("blocks.\(l).\(name)", in: arena) }
+        input = v("input"); ln1 = v("ln1"); ln1Mean = v("ln1.mean"); ln1Rstd = v("ln1.rstd")
+        q = v("q"); k = v("k"); self.v = v("v"); att = v("att"); lse = v("lse"); mid = v("mid")
+        ln2 = v("ln2"); ln2Mean = v("ln2.mean"); ln2Rstd = v("ln2.rstd"); hidden = v("hidden")
+    }
 }
 
 final class Activations {
     let batch: Int, time: Int
+    let layout: ArenaLayout
     let arena: DeviceBuffer
     let ids: DeviceBuffer          // Int32: tokens (N) then targets (N)
     let tokens, targets: TensorView
@@ -27,36 +67,23 @@ final class Activations {
     init(config c: ModelConfig, batch: Int, time: Int, device: any ComputeDevice) throws {
         self.batch = batch; self.time = time
         let N = batch * time, C = c.channels, F = c.ffn, V = c.vocabularySize
-        var sizes: [Int] = []
-        func take(_ n: Int) -> Int { sizes.append((n + 15) / 16 * 16); return sizes.count - 1 }
-        // Plan the arena first, then allocate once.
-        struct BlockPlan { var idx: [Int] }
-        var plans: [[Int]] = []
-        for _ in 0..<c.layers {
-            plans.append([take(N * C), take(N * C), take(N), take(N), take(N * C), take(N * C), take(N * C),
-                          take(N * C), take(batch * c.heads * time), take(N * C), take(N * C), take(N), take(N),
-                          take(N * F)])
+        var plan = ArenaLayout()
+        for l in 0..<c.layers { BlockActivations.plan(&plan, block: l, rows: N, channels: C, ffn: F, lse: batch * c.heads * time) }
+        for (name, n) in [("output", N * C), ("ln_f", N * C), ("ln_f.mean", N), ("ln_f.rstd", N), ("logits", N * V),
+                          ("losses", N), ("correct", N), ("d.residual", N * C), ("d.ln", N * C), ("d.att", N * C),
+                          ("d.q", N * C), ("d.k", N * C), ("d.v", N * C), ("d.hidden", N * F), ("d.logits", N * V)] {
+            plan.add(name, n)
         }
-        let tail = [take(N * C), take(N * C), take(N), take(N), take(N * V), take(N), take(N),
-                    take(N * C), take(N * C), take(N * C), take(N * C), take(N * C), take(N * C), take(N * F), take(N * V)]
-        var offsets = [Int](repeating: 0, count: sizes.count)
-        var total = 0
-        for (i, s) in sizes.enumerated() { offsets[i] = total; total += s }
-        arena = try device.makeBuffer(count: total, label: "activations B=\(batch) T=\(time)")
+        layout = plan
+        arena = try device.makeBuffer(count: plan.count, label: "activations B=\(batch) T=\(time)")
         ids = try device.makeBuffer(count: 2 * N, label: "token ids")
         tokens = ids.view(0, N); targets = ids.view(N, N)
         let a = arena
-        func v(_ i: Int, _ n: Int) -> TensorView { a.view(offsets[i], n) }
-        blocks = plans.map { p in
-            BlockActivations(input: v(p[0], N * C), ln1: v(p[1], N * C), ln1Mean: v(p[2], N), ln1Rstd: v(p[3], N),
-                             q: v(p[4], N * C), k: v(p[5], N * C), v: v(p[6], N * C), att: v(p[7], N * C),
-                             lse: v(p[8], batch * c.heads * time), mid: v(p[9], N * C), ln2: v(p[10], N * C),
-                             ln2Mean: v(p[11], N), ln2Rstd: v(p[12], N), hidden: v(p[13], N * F))
-        }
-        output = v(tail[0], N * C); lnf = v(tail[1], N * C); lnfMean = v(tail[2], N); lnfRstd = v(tail[3], N)
-        logits = v(tail[4], N * V); losses = v(tail[5], N); correct = v(tail[6], N)
-        dResidual = v(tail[7], N * C); dLn = v(tail[8], N * C); dAtt = v(tail[9], N * C)
-        dq = v(tail[10], N * C); dk = v(tail[11], N * C); dv = v(tail[12], N * C)
-        dHidden = v(tail[13], N * F); dLogits = v(tail[14], N * V)
+        func v(_ name: String) -> TensorView { plan.view(name, in: a) }
+        blocks = (0..<c.layers).map { BlockActivations(plan, block: $0, arena: a) }
+        output = v("output"); lnf = v("ln_f"); lnfMean = v("ln_f.mean"); lnfRstd = v("ln_f.rstd")
+        logits = v("logits"); losses = v("losses"); correct = v("correct")
+        dResidual = v("d.residual"); dLn = v("d.ln"); dAtt = v("d.att")
+        dq = v("d.q"); dk = v("d.k"); dv = v("d.v"); dHidden = v("d.hidden"); dLogits = v("d.logits")
     }
 }
