@@ -154,3 +154,15 @@ void mpo_dot_rows(const float *x, const float *rows, int ld, int n, int len, flo
 #endif
     dot_rows_portable(x, rows, ld, n, len, alpha, out);
 }
+
+// MARK: - MPO site step
+
+void mpo_site_step(int p0, int p1, int k, int mo, int o, const float *M, const float *in, float *out, float beta) {
+    if (p1 <= p0) return;
+    if (o == 1) {
+        mpo_gemm_small(p1 - p0, mo, k, 1.0f, in + (long)p0 * k, k, 1, M, mo, beta, out + (long)p0 * mo, mo);
+        return;
+    }
+    for (int p = p0; p < p1; p++)
+        mpo_gemm_small(mo, o, k, 1.0f, M, 1, mo, in + (long)p * k * o, o, beta, out + (long)p * mo * o, o);
+}

@@ -44,6 +44,11 @@ int mpo_cpu_has_avx512(void);
 void mpo_gemm_small(int M, int N, int K, float alpha, const float *A, int rsA, int csA,
                     const float *B, int ldb, float beta, float *C, int ldc);
 
+/// One MPO site step (MPOContraction in MPOKit) for items p in [p0, p1): out[p] (mo × o) =
+/// Mᵀ (mo × k) · in[p] (k × o) with M (k × mo) row-major, items contiguous; beta 0 or 1 on out.
+/// With o = 1 the items form one product out (p, mo) = in (p, k) · M.
+void mpo_site_step(int p0, int p1, int k, int mo, int o, const float *M, const float *in, float *out, float beta);
+
 /// out[j] = alpha · Σ_d x[d]·rows[j·ld + d] for j < n (one vector against n rows of length len).
 void mpo_dot_rows(const float *x, const float *rows, int ld, int n, int len, float alpha, float *out);
 

@@ -38,6 +38,45 @@ public struct GemmShape: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// One MPO layer's site-by-site forward over `rows` rows (DESIGN §2 strategy 2): x (rows, in) →
+/// y (rows, out) through the cores permuted to M_l = (i_l·b_{l+1}, b_l·o_l), sites right to left.
+/// Before site l the state is (P_l, K_l, O_l) = (rows·∏_{k<l} i_k, i_l·b_{l+1}, ∏_{k>l} o_k); the
+/// step gives (P_l, b_l·o_l, O_l), which is exactly site l−1's (P, K, O) layout.
+public struct MPOContraction: Sendable, Equatable, CustomStringConvertible {
+    public var outFactors: [Int], inFactors: [Int], bonds: [Int]
+    public var rows: Int
+
+    public init(outFactors: [Int], inFactors: [Int], bonds: [Int], rows: Int) {
+        precondition(outFactors.count == inFactors.count && bonds.count == outFactors.count + 1 && !outFactors.isEmpty,
+                     "MPO contraction: \(outFactors)×\(inFactors) with bonds \(bonds)")
+        self.outFactors = outFactors; self.inFactors = inFactors; self.bonds = bonds; self.rows = rows
+    }
+
+    public var sites: Int { outFactors.count }
+    public var outFeatures: Int { outFactors.reduce(1, *) }
+    public var inFeatures: Int { inFactors.reduce(1, *) }
+
+    /// Site l's step: P items of out (Mo, O) = Mᵀ (Mo, K) · in (K, O).
+    public func step(_ l: Int) -> (p: Int, k: Int, mo: Int, o: Int) {
+        (rows * inFactors[..<l].reduce(1, *), inFactors[l] * bonds[l + 1], bonds[l] * outFactors[l],
+         outFactors[(l + 1)...].reduce(1, *))
+    }
+
+    /// Elements of core l (= of M_l).
+    public func coreCount(_ l: Int) -> Int { bonds[l] * outFactors[l] * inFactors[l] * bonds[l + 1] }
+
+    /// Floats of scratch the sweep needs: two ping-pong states of the largest intermediate.
+    public var scratchCount: Int {
+        2 * (1..<max(sites, 1)).map { let s = step($0); return s.p * s.mo * s.o }.reduce(1, max)
+    }
+
+    public var flops: Double {
+        (0..<sites).reduce(0.0) { let s = step($1); return $0 + 2 * Double(s.p) * Double(s.k) * Double(s.mo) * Double(s.o) }
+    }
+
+    public var description: String { "mpo \(outFactors)×\(inFactors) bonds \(bonds) rows=\(rows)" }
+}
+
 /// Causal multi-head attention over q laid out (B, T, C) and k, v laid out (B, queryOffset + T, C),
 /// C = heads · headDim; head h owns features [h·headDim, (h+1)·headDim). Query t sits at absolute
 /// position queryOffset + t and sees keys 0…queryOffset + t. `queryOffset` > 0 is the KV-cache

@@ -55,6 +55,10 @@ public final class ProfilingDevice: ComputeDevice {
     public func biasBackward(_ d: TensorView, dBias: TensorView, rows: Int, columns: Int) {
         time("biasBackward") { base.biasBackward(d, dBias: dBias, rows: rows, columns: columns) }
     }
+    public var batchedGemmPenalty: Double { base.batchedGemmPenalty }
+    public func mpoForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, accumulate: Bool, scratch: TensorView) {
+        time("mpoForward", flops: s.flops) { base.mpoForward(s, x: x, cores: cores, y: y, accumulate: accumulate, scratch: scratch) }
+    }
     public func addBiasReLU(_ b: TensorView, to o: TensorView, rows: Int, columns: Int) {
         time("addBiasReLU") { base.addBiasReLU(b, to: o, rows: rows, columns: columns) }
     }

@@ -23,7 +23,7 @@ public final class MPOLayerProbe {
         let scale = Float(MPOLinear.initStd(inFeatures: inF, chi: chi, sites: f.sites))
         let cores = try sizes.map { try random($0, scale: scale).all }
         let dCores = try sizes.map { try device.makeBuffer(count: $0, label: "probe dcore").all }
-        let lin = try MPOLinear(factorization: f, bonds: bonds, cores: cores, dCores: dCores, device: device, label: "probe")
+        let lin = MPOLinear(factorization: f, bonds: bonds, cores: cores, coreGradients: dCores, device: device, label: "probe")
         lin.strategy = strategy
         layer = lin
         self.device = device
@@ -36,8 +36,8 @@ public final class MPOLayerProbe {
 
     /// One forward and backward pass, rebuilding W (or re-permuting the cores) as a training step does.
     public func run() throws {
-        layer.forward(device, x: x.all, y: y.all, rows: rows, accumulate: false)
-        layer.backward(device, dY: dY.all, x: x.all, dX: dX.all, rows: rows, accumulateInput: false)
+        try layer.forward(device, x: x.all, y: y.all, rows: rows, accumulate: false)
+        try layer.backward(device, dY: dY.all, x: x.all, dX: dX.all, rows: rows, accumulateInput: false)
         try device.synchronize()
     }
 }

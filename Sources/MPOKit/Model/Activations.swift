@@ -51,39 +51,56 @@ struct BlockActivations {
     }
 }
 
+/// The backward pass's scratch (training only).
+struct BackwardScratch {
+    let dResidual, dLn, dAtt, dq, dk, dv, dHidden, dLogits: TensorView
+}
+
 final class Activations {
     let batch: Int, time: Int
     let layout: ArenaLayout
     let arena: DeviceBuffer
     let ids: DeviceBuffer          // Int32: tokens (N) then targets (N)
     let tokens, targets: TensorView
+    /// One per block for training; for inference every block is the same set, updated in place
+    /// (nothing is kept for a backward pass).
     let blocks: [BlockActivations]
-    let output: TensorView         // x_L (N, C)
+    let output: TensorView         // x_L (N, C); for inference, the one residual stream
     let lnf, lnfMean, lnfRstd: TensorView
     let logits, losses, correct: TensorView
-    // backward scratch
-    let dResidual, dLn, dAtt, dq, dk, dv, dHidden, dLogits: TensorView
+    let backward: BackwardScratch?
 
-    init(config c: ModelConfig, batch: Int, time: Int, device: any ComputeDevice) throws {
+    init(config c: ModelConfig, batch: Int, time: Int, device: any ComputeDevice, inference: Bool = false) throws {
         self.batch = batch; self.time = time
         let N = batch * time, C = c.channels, F = c.ffn, V = c.vocabularySize
         var plan = ArenaLayout()
-        for l in 0..<c.layers { BlockActivations.plan(&plan, block: l, rows: N, channels: C, ffn: F, lse: batch * c.heads * time) }
-        for (name, n) in [("output", N * C), ("ln_f", N * C), ("ln_f.mean", N), ("ln_f.rstd", N), ("logits", N * V),
-                          ("losses", N), ("correct", N), ("d.residual", N * C), ("d.ln", N * C), ("d.att", N * C),
-                          ("d.q", N * C), ("d.k", N * C), ("d.v", N * C), ("d.hidden", N * F), ("d.logits", N * V)] {
-            plan.add(name, n)
+        for l in 0..<(inference ? 1 : c.layers) {
+            BlockActivations.plan(&plan, block: l, rows: N, channels: C, ffn: F, lse: batch * c.heads * time)
         }
+        var names = [("ln_f", N * C), ("ln_f.mean", N), ("ln_f.rstd", N), ("logits", N * V), ("losses", N), ("correct", N)]
+        if !inference {
+            names += [("output", N * C), ("d.residual", N * C), ("d.ln", N * C), ("d.att", N * C), ("d.q", N * C),
+                      ("d.k", N * C), ("d.v", N * C), ("d.hidden", N * F), ("d.logits", N * V)]
+        }
+        for (name, n) in names { plan.add(name, n) }
         layout = plan
-        arena = try device.makeBuffer(count: plan.count, label: "activations B=\(batch) T=\(time)")
+        arena = try device.makeBuffer(count: plan.count, label: "activations B=\(batch) T=\(time)\(inference ? " (inference)" : "")")
         ids = try device.makeBuffer(count: 2 * N, label: "token ids")
         tokens = ids.view(0, N); targets = ids.view(N, N)
         let a = arena
         func v(_ name: String) -> TensorView { plan.view(name, in: a) }
-        blocks = (0..<c.layers).map { BlockActivations(plan, block: $0, arena: a) }
-        output = v("output"); lnf = v("ln_f"); lnfMean = v("ln_f.mean"); lnfRstd = v("ln_f.rstd")
+        if inference {
+            let shared = BlockActivations(plan, block: 0, arena: a)
+            blocks = Array(repeating: shared, count: c.layers)
+            output = shared.input
+            backward = nil
+        } else {
+            blocks = (0..<c.layers).map { BlockActivations(plan, block: $0, arena: a) }
+            output = v("output")
+            backward = BackwardScratch(dResidual: v("d.residual"), dLn: v("d.ln"), dAtt: v("d.att"), dq: v("d.q"), dk: v("d.k"),
+                                       dv: v("d.v"), dHidden: v("d.hidden"), dLogits: v("d.logits"))
+        }
+        lnf = v("ln_f"); lnfMean = v("ln_f.mean"); lnfRstd = v("ln_f.rstd")
         logits = v("logits"); losses = v("losses"); correct = v("correct")
-        dResidual = v("d.residual"); dLn = v("d.ln"); dAtt = v("d.att")
-        dq = v("d.q"); dk = v("d.k"); dv = v("d.v"); dHidden = v("d.hidden"); dLogits = v("d.logits")
     }
 }

@@ -47,13 +47,13 @@ public final class Generator {
         try dev.write(tokens, to: ids.view(0, n))
         let xv = x.view(0, rows), lnv = ln.view(0, rows), attv = att.view(0, rows)
         let mv = mean.view(0, n), rv = rstd.view(0, n)
-        dev.embeddingForward(tokens: ids.view(0, n), table: model.embedding.table(dev),
+        dev.embeddingForward(tokens: ids.view(0, n), table: try model.embedding.table(dev),
                              positions: model.positions.view(p * C, n * C), out: xv, batch: 1, time: n, channels: C)
         let shape = AttentionShape(batch: 1, time: n, heads: c.heads, headDim: c.headDim, queryOffset: p)
         let hv = hidden.view(0, n * c.ffn), lv = lse.view(0, c.heads * n)
         for l in 0..<c.layers {   // the residual stream xv is updated in place
             let kNew = kCache[l].view(p * C, rows), vNew = vCache[l].view(p * C, rows)
-            model.blockForward(l, PicoGPT.BlockIO(input: xv, mid: xv, output: xv, ln1: lnv, ln1Mean: mv, ln1Rstd: rv,
+            try model.blockForward(l, PicoGPT.BlockIO(input: xv, mid: xv, output: xv, ln1: lnv, ln1Mean: mv, ln1Rstd: rv,
                                                   q: q.view(0, rows), kNew: kNew, vNew: vNew,
                                                   kAll: kCache[l].view(0, (p + n) * C), vAll: vCache[l].view(0, (p + n) * C),
                                                   att: attv, lse: lv, ln2: lnv, ln2Mean: mv, ln2Rstd: rv, hidden: hv),
@@ -62,7 +62,7 @@ public final class Generator {
         dev.layerNormForward(xv, weight: model.param("ln_f.weight"), bias: model.param("ln_f.bias"),
                              out: lnv, mean: mv, rstd: rv, rows: n, columns: C)
         // Only the last row's logits are needed.
-        model.linears["lm_head"]!.forward(dev, x: lnv.view((n - 1) * C, C), y: logits.view(0, V), rows: 1)
+        try model.linears["lm_head"]!.forward(dev, x: lnv.view((n - 1) * C, C), y: logits.view(0, V), rows: 1)
         position += n
         return try dev.read(logits.view(0, V))
     }

@@ -19,10 +19,12 @@ public final class Linear {
     /// The model's parameter version: MPO layers rebuild W only when it changed.
     let version: ParameterVersion
 
+    /// `grads` nil: an inference-only layer; its MPO layers share `workspace` and ask `tuner`.
     init(name: String, out: Int, in inF: Int, kind: LinearKind, layout: ParameterLayout,
-         params: DeviceBuffer, grads: DeviceBuffer, device: any ComputeDevice, version: ParameterVersion) throws {
+         params: DeviceBuffer, grads: DeviceBuffer?, device: any ComputeDevice, version: ParameterVersion,
+         workspace: MPOWorkspace? = nil, tuner: StrategyTuner? = nil) {
         self.name = name; self.outFeatures = out; self.inFeatures = inF; self.kind = kind; self.version = version
-        func view(_ b: DeviceBuffer, _ n: String) -> TensorView? { layout[n].map { b.view($0.offset, $0.count) } }
+        func view(_ b: DeviceBuffer?, _ n: String) -> TensorView? { b.flatMap { b in layout[n].map { b.view($0.offset, $0.count) } } }
         bias = view(params, "\(name).bias"); dBias = view(grads, "\(name).bias")
         switch kind {
         case .dense:
@@ -30,18 +32,19 @@ public final class Linear {
         case .mpo(let f, let bonds):
             weight = nil; dWeight = nil
             let cores = (0..<f.sites).map { view(params, "\(name).cores.\($0)")! }
-            let dCores = (0..<f.sites).map { view(grads, "\(name).cores.\($0)")! }
-            mpo = try MPOLinear(factorization: f, bonds: bonds, cores: cores, dCores: dCores, device: device, label: name)
+            let dCores = grads.map { g in (0..<f.sites).map { view(g, "\(name).cores.\($0)")! } }
+            mpo = MPOLinear(factorization: f, bonds: bonds, cores: cores, coreGradients: dCores, device: device, label: name,
+                            workspace: workspace, tuner: tuner)
         }
     }
 
     /// y = x·Wᵀ + b (or y += … when `accumulate`), for `rows` rows; with `relu`, y = relu(x·Wᵀ + b)
     /// (bias and ReLU in one pass).
     func forward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int, accumulate: Bool = false,
-                 relu: Bool = false) {
+                 relu: Bool = false) throws {
         precondition(!(relu && accumulate), "a ReLU layer cannot accumulate into its output")
         if let mpo {
-            mpo.forward(dev, x: x, y: y, rows: rows, accumulate: accumulate, version: version.value)
+            try mpo.forward(dev, x: x, y: y, rows: rows, accumulate: accumulate, version: version.value)
         } else {
             dev.gemm(GemmShape(m: rows, n: outFeatures, k: inFeatures, transposeB: true, beta: accumulate ? 1 : 0),
                      a: x, b: weight!, c: y)
@@ -56,31 +59,32 @@ public final class Linear {
 
     /// Backward of y = relu(x·Wᵀ + b): `dY` holds the gradient of the ReLU's output `y` and is
     /// overwritten with the gradient before the ReLU (fused with the bias gradient), then as `backward`.
-    func backwardReLU(_ dev: any ComputeDevice, dY: TensorView, y: TensorView, x: TensorView, dX: TensorView?, rows: Int) {
+    func backwardReLU(_ dev: any ComputeDevice, dY: TensorView, y: TensorView, x: TensorView, dX: TensorView?, rows: Int) throws {
         let n = rows * outFeatures
         if let dBias {
             dev.reluBackwardBias(dY, out: y, dX: dY, dBias: dBias, rows: rows, columns: outFeatures)
         } else {
             dev.reluBackward(dY.view(0, n), out: y.view(0, n), dX: dY.view(0, n))
         }
-        weightBackward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: false)
+        try weightBackward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: false)
     }
 
     /// dX = dY·W (overwrite, or += when `accumulateInput`), dW += dYᵀ·x, dBias += Σ dY.
     func backward(_ dev: any ComputeDevice, dY: TensorView, x: TensorView, dX: TensorView?, rows: Int,
-                  accumulateInput: Bool = false) {
+                  accumulateInput: Bool = false) throws {
         if let dBias { dev.biasBackward(dY, dBias: dBias, rows: rows, columns: outFeatures) }
-        weightBackward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: accumulateInput)
+        try weightBackward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: accumulateInput)
     }
 
     /// The weight half of `backward`: dX and dW (or the cores' gradients).
     private func weightBackward(_ dev: any ComputeDevice, dY: TensorView, x: TensorView, dX: TensorView?, rows: Int,
-                                accumulateInput: Bool) {
+                                accumulateInput: Bool) throws {
         if let mpo {
-            mpo.backward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: accumulateInput)
+            try mpo.backward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: accumulateInput)
             return
         }
-        dev.gemm(GemmShape(m: outFeatures, n: inFeatures, k: rows, transposeA: true, beta: 1), a: dY, b: x, c: dWeight!)
+        guard let dWeight else { throw ModelError("\(name): an inference-only model has no gradients") }
+        dev.gemm(GemmShape(m: outFeatures, n: inFeatures, k: rows, transposeA: true, beta: 1), a: dY, b: x, c: dWeight)
         if let dX {
             dev.gemm(GemmShape(m: rows, n: inFeatures, k: outFeatures, beta: accumulateInput ? 1 : 0), a: dY, b: weight!, c: dX)
         }

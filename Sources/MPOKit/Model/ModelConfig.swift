@@ -21,7 +21,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Per-layer explicit bond lists [1, b1, …, 1] (e.g. read from a TT-SVD checkpoint).
     public var bonds: [String: [Int]] = [:]
     /// How the token embedding is stored (SPEC §5); nil means the dense (V, D) table. Optional so
-    /// configs written before embeddings had kinds still decode; use `tokenEmbedding` (Embedding.swift).
+    /// configs written before embeddings had kinds still decode; use `tokenEmbedding` (EmbeddingKind.swift).
     public var embedding: EmbeddingKind?
 
     public init(vocabularySize: Int = 65, channels: Int = 128, heads: Int = 4, layers: Int = 4,

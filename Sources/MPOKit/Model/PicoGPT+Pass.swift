@@ -30,22 +30,24 @@ extension PicoGPT {
         try dev.write(tokens, to: a.tokens)
         if let targets { try dev.write(targets, to: a.targets) }
 
-        dev.embeddingForward(tokens: a.tokens, table: embedding.table(dev), positions: positions.all,
+        dev.embeddingForward(tokens: a.tokens, table: try embedding.table(dev), positions: positions.all,
                              out: c.layers > 0 ? a.blocks[0].input : a.output, batch: batch, time: time, channels: C)
         let shape = AttentionShape(batch: batch, time: time, heads: c.heads, headDim: c.headDim)
+        let inPlace = purpose == .inference   // one residual stream, updated in place
         for l in 0..<c.layers {
             let b = a.blocks[l]
-            blockForward(l, BlockIO(input: b.input, mid: b.mid, output: l + 1 < c.layers ? a.blocks[l + 1].input : a.output,
+            try blockForward(l, BlockIO(input: b.input, mid: inPlace ? b.input : b.mid,
+                                    output: l + 1 < c.layers ? a.blocks[l + 1].input : a.output,
                                     ln1: b.ln1, ln1Mean: b.ln1Mean, ln1Rstd: b.ln1Rstd, q: b.q, kNew: b.k, vNew: b.v,
                                     kAll: b.k, vAll: b.v, att: b.att, lse: b.lse, ln2: b.ln2, ln2Mean: b.ln2Mean,
                                     ln2Rstd: b.ln2Rstd, hidden: b.hidden), rows: N, shape: shape)
         }
         dev.layerNormForward(a.output, weight: param("ln_f.weight"), bias: param("ln_f.bias"), out: a.lnf,
                              mean: a.lnfMean, rstd: a.lnfRstd, rows: N, columns: C)
-        linears["lm_head"]!.forward(dev, x: a.lnf, y: a.logits, rows: N)
+        try linears["lm_head"]!.forward(dev, x: a.lnf, y: a.logits, rows: N)
         guard targets != nil else { return nil }
         dev.crossEntropy(logits: a.logits, targets: a.targets, losses: a.losses, correct: a.correct,
-                         dLogits: needsGradients ? a.dLogits : nil, gradScale: 1 / Float(N),
+                         dLogits: needsGradients ? a.backward?.dLogits : nil, gradScale: 1 / Float(N),
                          rows: N, vocabulary: c.vocabularySize)
         let losses = try dev.read(a.losses), correct = try dev.read(a.correct)
         var sl = 0.0, sc = 0.0
@@ -63,22 +65,22 @@ extension PicoGPT {
     }
 
     /// Block `l`: mid = input + W_o·Attn(LN1(input)) + b_o; output = mid + W2·relu(W1·LN2(mid) + b1) + b2.
-    func blockForward(_ l: Int, _ io: BlockIO, rows N: Int, shape: AttentionShape) {
+    func blockForward(_ l: Int, _ io: BlockIO, rows N: Int, shape: AttentionShape) throws {
         let dev = device, C = config.channels, p = "blocks.\(l)"
         func same(_ a: TensorView, _ b: TensorView) -> Bool { a.buffer === b.buffer && a.offset == b.offset }
         dev.layerNormForward(io.input, weight: param("\(p).ln1.weight"), bias: param("\(p).ln1.bias"), out: io.ln1,
                              mean: io.ln1Mean, rstd: io.ln1Rstd, rows: N, columns: C)
-        linears["\(p).attn.W_q"]!.forward(dev, x: io.ln1, y: io.q, rows: N)
-        linears["\(p).attn.W_k"]!.forward(dev, x: io.ln1, y: io.kNew, rows: N)
-        linears["\(p).attn.W_v"]!.forward(dev, x: io.ln1, y: io.vNew, rows: N)
+        try linears["\(p).attn.W_q"]!.forward(dev, x: io.ln1, y: io.q, rows: N)
+        try linears["\(p).attn.W_k"]!.forward(dev, x: io.ln1, y: io.kNew, rows: N)
+        try linears["\(p).attn.W_v"]!.forward(dev, x: io.ln1, y: io.vNew, rows: N)
         dev.attentionForward(shape, q: io.q, k: io.kAll, v: io.vAll, out: io.att, lse: io.lse)
         if !same(io.input, io.mid) { dev.copy(io.input, to: io.mid) }
-        linears["\(p).attn.W_o"]!.forward(dev, x: io.att, y: io.mid, rows: N, accumulate: true)
+        try linears["\(p).attn.W_o"]!.forward(dev, x: io.att, y: io.mid, rows: N, accumulate: true)
         dev.layerNormForward(io.mid, weight: param("\(p).ln2.weight"), bias: param("\(p).ln2.bias"), out: io.ln2,
                              mean: io.ln2Mean, rstd: io.ln2Rstd, rows: N, columns: C)
-        linears["\(p).ffn.W1"]!.forward(dev, x: io.ln2, y: io.hidden, rows: N, relu: true)
+        try linears["\(p).ffn.W1"]!.forward(dev, x: io.ln2, y: io.hidden, rows: N, relu: true)
         if !same(io.mid, io.output) { dev.copy(io.mid, to: io.output) }
-        linears["\(p).ffn.W2"]!.forward(dev, x: io.hidden, y: io.output, rows: N, accumulate: true)
+        try linears["\(p).ffn.W2"]!.forward(dev, x: io.hidden, y: io.output, rows: N, accumulate: true)
     }
 
     /// Logits (B, T, V) of the last forward pass.
@@ -91,36 +93,37 @@ extension PicoGPT {
     /// (call `zeroGradients()` first). Requires `forward(…, targets:, needsGradients: true)`.
     public func backward() throws {
         guard let a = acts else { throw ModelError("backward() needs a forward pass with targets first") }
+        guard let d = a.backward, grads != nil else { throw ModelError("this model was built for inference only; build it with purpose .training to train it") }
         let c = config, N = a.batch * a.time, C = c.channels, dev = device
-        let dx = a.dResidual
+        let dx = d.dResidual
         dev.fill(dx, value: 0)
-        linears["lm_head"]!.backward(dev, dY: a.dLogits, x: a.lnf, dX: a.dLn, rows: N)
-        dev.layerNormBackward(dOut: a.dLn, input: a.output, weight: param("ln_f.weight"), mean: a.lnfMean,
+        try linears["lm_head"]!.backward(dev, dY: d.dLogits, x: a.lnf, dX: d.dLn, rows: N)
+        dev.layerNormBackward(dOut: d.dLn, input: a.output, weight: param("ln_f.weight"), mean: a.lnfMean,
                               rstd: a.lnfRstd, dInput: dx, dWeight: grad("ln_f.weight"), dBias: grad("ln_f.bias"),
                               rows: N, columns: C)
         let shape = AttentionShape(batch: a.batch, time: a.time, heads: c.heads, headDim: c.headDim)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let b = a.blocks[l], p = "blocks.\(l)"
             // FFN branch: dx is d(next); the residual passes it to d(mid) unchanged.
-            linears["\(p).ffn.W2"]!.backward(dev, dY: dx, x: b.hidden, dX: a.dHidden, rows: N)
-            linears["\(p).ffn.W1"]!.backwardReLU(dev, dY: a.dHidden, y: b.hidden, x: b.ln2, dX: a.dLn, rows: N)
-            dev.layerNormBackward(dOut: a.dLn, input: b.mid, weight: param("\(p).ln2.weight"), mean: b.ln2Mean,
+            try linears["\(p).ffn.W2"]!.backward(dev, dY: dx, x: b.hidden, dX: d.dHidden, rows: N)
+            try linears["\(p).ffn.W1"]!.backwardReLU(dev, dY: d.dHidden, y: b.hidden, x: b.ln2, dX: d.dLn, rows: N)
+            dev.layerNormBackward(dOut: d.dLn, input: b.mid, weight: param("\(p).ln2.weight"), mean: b.ln2Mean,
                                   rstd: b.ln2Rstd, dInput: dx, dWeight: grad("\(p).ln2.weight"),
                                   dBias: grad("\(p).ln2.bias"), rows: N, columns: C)
             // Attention branch.
-            linears["\(p).attn.W_o"]!.backward(dev, dY: dx, x: b.att, dX: a.dAtt, rows: N)
-            dev.attentionBackward(shape, dOut: a.dAtt, q: b.q, k: b.k, v: b.v, out: b.att, lse: b.lse,
-                                  dq: a.dq, dk: a.dk, dv: a.dv)
-            linears["\(p).attn.W_q"]!.backward(dev, dY: a.dq, x: b.ln1, dX: a.dLn, rows: N)
-            linears["\(p).attn.W_k"]!.backward(dev, dY: a.dk, x: b.ln1, dX: a.dLn, rows: N, accumulateInput: true)
-            linears["\(p).attn.W_v"]!.backward(dev, dY: a.dv, x: b.ln1, dX: a.dLn, rows: N, accumulateInput: true)
-            dev.layerNormBackward(dOut: a.dLn, input: b.input, weight: param("\(p).ln1.weight"), mean: b.ln1Mean,
+            try linears["\(p).attn.W_o"]!.backward(dev, dY: dx, x: b.att, dX: d.dAtt, rows: N)
+            dev.attentionBackward(shape, dOut: d.dAtt, q: b.q, k: b.k, v: b.v, out: b.att, lse: b.lse,
+                                  dq: d.dq, dk: d.dk, dv: d.dv)
+            try linears["\(p).attn.W_q"]!.backward(dev, dY: d.dq, x: b.ln1, dX: d.dLn, rows: N)
+            try linears["\(p).attn.W_k"]!.backward(dev, dY: d.dk, x: b.ln1, dX: d.dLn, rows: N, accumulateInput: true)
+            try linears["\(p).attn.W_v"]!.backward(dev, dY: d.dv, x: b.ln1, dX: d.dLn, rows: N, accumulateInput: true)
+            dev.layerNormBackward(dOut: d.dLn, input: b.input, weight: param("\(p).ln1.weight"), mean: b.ln1Mean,
                                   rstd: b.ln1Rstd, dInput: dx, dWeight: grad("\(p).ln1.weight"),
                                   dBias: grad("\(p).ln1.bias"), rows: N, columns: C)
         }
-        embedding.backward(dev, dOut: dx, tokens: a.tokens, batch: a.batch, time: a.time)
+        try embedding.backward(dev, dOut: dx, tokens: a.tokens, batch: a.batch, time: a.time)
     }
 
     /// Global L2 norm of the gradient arena.
-    public func gradientNorm() throws -> Double { try device.sumOfSquares(grads.all).squareRoot() }
+    public func gradientNorm() throws -> Double { try device.sumOfSquares(try gradientArena().all).squareRoot() }
 }

@@ -4,17 +4,32 @@
 // `ParameterLayout`. The data flow is written once here, above the device line: forward is
 // the layer loop, backward the reverse loop, each layer's backward next to its forward in the
 // layer types (`Linear`, the ops of `ComputeDevice`). No autograd.
+//
+// An inference-only model (`purpose: .inference` — sampling, evaluation, a distillation
+// teacher) allocates no gradient arena and no per-layer rebuild or backward buffers: its MPO
+// layers share one workspace and contract site by site where that is faster (measured once per
+// shape), so it holds its parameters, the activations of one block and, when decoding, its KV cache.
 
 import Foundation
 import TensorTrain
+
+/// What a model is built for: training (gradients, saved activations) or inference only.
+public enum ModelPurpose: Sendable, Equatable {
+    case training, inference
+}
 
 public final class PicoGPT {
     public let config: ModelConfig
     public let layout: ParameterLayout
     public let device: any ComputeDevice
+    public let purpose: ModelPurpose
     public let params: DeviceBuffer
-    public let grads: DeviceBuffer
+    /// The gradient arena (nil for an inference-only model).
+    public let grads: DeviceBuffer?
     public let positions: DeviceBuffer
+    /// Shared by the MPO layers of an inference-only model (nil in training: each layer owns one).
+    let mpoWorkspace: MPOWorkspace?
+    let strategyTuner: StrategyTuner?
     let linears: [String: Linear]
     /// The token embedding (dense table, per-token tensor train or table MPO).
     let embedding: TokenEmbedding
@@ -32,22 +47,32 @@ public final class PicoGPT {
     }
 
     /// A model with zeroed parameters (use `initialize(seed:)` or `load(_:)`).
-    public init(config: ModelConfig, device: any ComputeDevice) throws {
+    public init(config: ModelConfig, device: any ComputeDevice, purpose: ModelPurpose = .training) throws {
         try config.validate()
         self.config = config
         self.device = device
+        self.purpose = purpose
         layout = config.parameterLayout()
         params = try device.makeBuffer(count: layout.count, label: "parameters")
-        grads = try device.makeBuffer(count: layout.count, label: "gradients")
+        grads = purpose == .training ? try device.makeBuffer(count: layout.count, label: "gradients") : nil
         positions = try device.makeBuffer(PositionalEncoding.table(positions: config.context, channels: config.channels),
                                           label: "positional encoding")
+        mpoWorkspace = purpose == .inference ? MPOWorkspace(device: device, label: "MPO inference") : nil
+        strategyTuner = purpose == .inference ? StrategyTuner(device: device) : nil
         var ls: [String: Linear] = [:]
         for l in config.linearLayers {
-            ls[l.name] = try Linear(name: l.name, out: l.out, in: l.in, kind: config.linearKind(l.name, out: l.out, in: l.in),
-                                    layout: layout, params: params, grads: grads, device: device, version: version)
+            ls[l.name] = Linear(name: l.name, out: l.out, in: l.in, kind: config.linearKind(l.name, out: l.out, in: l.in),
+                                layout: layout, params: params, grads: grads, device: device, version: version,
+                                workspace: mpoWorkspace, tuner: strategyTuner)
         }
         linears = ls
         embedding = try TokenEmbedding(config: config, layout: layout, params: params, grads: grads, device: device)
+    }
+
+    /// The gradient arena, or an error naming the problem for an inference-only model.
+    public func gradientArena() throws -> DeviceBuffer {
+        guard let grads else { throw ModelError("this model was built for inference only and has no gradients; build it with purpose .training") }
+        return grads
     }
 
     /// Number of trainable parameters (808,448 for the dense PicoGPT).
@@ -59,7 +84,7 @@ public final class PicoGPT {
     }
 
     func grad(_ name: String) -> TensorView {
-        guard let s = layout[name] else { preconditionFailure("no parameter \(name)") }
+        guard let s = layout[name], let grads else { preconditionFailure("no gradient of \(name)") }
         return grads.view(s.offset, s.count)
     }
 
@@ -67,7 +92,7 @@ public final class PicoGPT {
 
     /// Fresh weights from `seed`: linear weights and embedding ~ N(0, 0.02); MPO cores
     /// ~ N(0,1)·in^(−1/4)/χ^((L−1)/(2L)); biases 0; LayerNorm weight 1, bias 0; TT / table-MPO
-    /// embedding cores ~ N(0, σ²) with σ = (0.02/√∏ inner ranks)^(1/L) (table std 0.02, Embedding.swift).
+    /// embedding cores ~ N(0, σ²) with σ = (0.02/√∏ inner ranks)^(1/L) (table std 0.02, EmbeddingKind.swift).
     public func initialize(seed: UInt64) throws {
         var rng = SplitMix64(seed: seed)
         var host = [Float](repeating: 0, count: layout.count)
@@ -107,7 +132,7 @@ public final class PicoGPT {
     /// A copy of the named parameter's gradient.
     public func gradient(_ name: String) throws -> [Float] {
         guard let s = layout[name] else { throw ModelError("the model has no parameter '\(name)'") }
-        return try device.read(grads.view(s.offset, s.count))
+        return try device.read(try gradientArena().view(s.offset, s.count))
     }
 
     public func setParameter(_ name: String, _ values: [Float]) throws {
@@ -119,7 +144,7 @@ public final class PicoGPT {
         parametersChanged()
     }
 
-    public func zeroGradients() { device.fill(grads.all, value: 0) }
+    public func zeroGradients() { if let grads { device.fill(grads.all, value: 0) } }
 
     /// Activation arenas for the (B, T) shapes in use (training and evaluation batches differ),
     /// kept so no step allocates; `acts` is the one the last forward pass used.
@@ -127,7 +152,7 @@ public final class PicoGPT {
         if let a = arenas.first(where: { $0.batch == batch && $0.time == time }) { acts = a; return a }
         if arenas.count >= 3 { arenas.removeFirst() }
         acts = nil
-        let a = try Activations(config: config, batch: batch, time: time, device: device)
+        let a = try Activations(config: config, batch: batch, time: time, device: device, inference: purpose == .inference)
         arenas.append(a)
         acts = a
         return a

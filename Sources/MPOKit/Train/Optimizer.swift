@@ -22,6 +22,7 @@ public final class AdamW {
     public private(set) var step = 0
 
     public init(model: PicoGPT, hyper: TrainingHyper = TrainingHyper()) throws {
+        _ = try model.gradientArena()   // an inference-only model cannot be trained
         self.model = model
         self.hyper = hyper
         m = try model.device.makeBuffer(count: model.layout.count, label: "adam m")
@@ -34,7 +35,7 @@ public final class AdamW {
     public func clipGradients() throws -> Double {
         let norm = try model.gradientNorm()
         let scale = min(1, hyper.clipNorm / (norm + 1e-6))
-        if scale < 1 { model.device.scale(model.grads.all, by: Float(scale)) }
+        if scale < 1 { model.device.scale(model.grads!.all, by: Float(scale)) }
         return norm
     }
 
@@ -43,7 +44,7 @@ public final class AdamW {
         step += 1
         let h = AdamWHyper(learningRate: Float(lr), beta1: Float(hyper.beta1), beta2: Float(hyper.beta2),
                            epsilon: Float(hyper.epsilon), weightDecay: Float(hyper.weightDecay), step: step)
-        model.device.adamW(parameters: model.params.all, gradients: model.grads.all, m: m.all, v: v.all, hyper: h)
+        model.device.adamW(parameters: model.params.all, gradients: model.grads!.all, m: m.all, v: v.all, hyper: h)
         model.parametersChanged()
     }
 

@@ -71,7 +71,7 @@ public final class Trainer {
 
     /// The name of the first parameter whose gradient holds a NaN or infinity.
     func firstNonFiniteGradient() throws -> String? {
-        let g = try model.device.read(model.grads.all)
+        let g = try model.device.read(try model.gradientArena().all)
         return model.layout.specs.first { spec in g[spec.offset..<(spec.offset + spec.count)].contains { !$0.isFinite } }?.name
     }
 

@@ -1,0 +1,99 @@
+// TokenEmbedding: the token-embedding layer for every `EmbeddingKind`, forward and backward side
+// by side, built only from existing device ops (gemm, permute, fill, accumulate,
+// embeddingForward/Backward), so every device runs it without kernels of its own.
+//
+// Dense: the table is the parameter `tok_emb.weight`.
+//
+// Per-token tensor train, cores C_k (V, r_k, d_k, r_{k+1}): a CoreChain batched over the
+// vocabulary (sites d_k) contracts every token's cores into the (V, D) table on each forward
+// (so the table is never stale), then the usual gather (embeddingForward); backward scatters
+// dOut into a zeroed dTable (embeddingBackward) and projects it onto the cores (CoreChain.project,
+// the same code as an MPO layer's projection).
+//
+// Table MPO: an `MPOLinear` (out = V, in = D) rebuilds the table as its weight; the backward
+// scatters into its dW scratch and projects that onto the cores (`projectWeightGradient`).
+
+final class TokenEmbedding {
+    let kind: EmbeddingKind
+    let vocabulary: Int
+    let channels: Int
+    // Dense.
+    private let weight: TensorView?
+    private let dWeight: TensorView?
+    // Per-token tensor train.
+    private let chain: CoreChain?
+    private let dCores: [TensorView]?
+    private let ttTable: DeviceBuffer?
+    private var dTable: DeviceBuffer?
+    private let device: any ComputeDevice
+    // Table MPO.
+    let mpo: MPOLinear?
+
+    /// `grads` nil: an inference-only embedding (no gradient buffers).
+    init(config: ModelConfig, layout: ParameterLayout, params: DeviceBuffer, grads: DeviceBuffer?,
+         device: any ComputeDevice) throws {
+        kind = config.tokenEmbedding
+        vocabulary = config.vocabularySize
+        channels = config.channels
+        self.device = device
+        func view(_ b: DeviceBuffer, _ n: String) -> TensorView {
+            guard let s = layout[n] else { preconditionFailure("no parameter \(n)") }
+            return b.view(s.offset, s.count)
+        }
+        let V = vocabulary, D = channels
+        switch kind {
+        case .dense:
+            weight = view(params, "tok_emb.weight"); dWeight = grads.map { view($0, "tok_emb.weight") }
+            mpo = nil; chain = nil; dCores = nil; ttTable = nil
+        case .tensorTrain(let fs, let rs):
+            weight = nil; dWeight = nil; mpo = nil
+            let L = fs.count
+            chain = CoreChain(sites: fs, bonds: rs, batch: V, cores: (0..<L).map { view(params, "tok_emb.cores.\($0)") },
+                              device: device, label: "tok_emb")
+            dCores = grads.map { g in (0..<L).map { view(g, "tok_emb.cores.\($0)") } }
+            ttTable = try device.makeBuffer(count: V * D, label: "tok_emb table")
+        case .mpo(let fac, let bonds):
+            weight = nil; dWeight = nil; chain = nil; dCores = nil; ttTable = nil
+            let n = fac.sites
+            mpo = MPOLinear(factorization: fac, bonds: bonds, cores: (0..<n).map { view(params, "tok_emb.cores.\($0)") },
+                            coreGradients: grads.map { g in (0..<n).map { view(g, "tok_emb.cores.\($0)") } },
+                            device: device, label: "tok_emb")
+        }
+    }
+
+    /// The (V, D) table as last built (no rebuild).
+    func tableView() throws -> TensorView {
+        if let weight { return weight }
+        if let mpo { return try mpo.currentWeight() }
+        return ttTable!.all
+    }
+
+    /// Rebuilds the (V, D) table from the cores (a no-op for dense) and returns it.
+    func table(_ dev: any ComputeDevice) throws -> TensorView {
+        if let mpo { return try mpo.weight(dev, version: nil) }
+        if let chain, let ttTable { try chain.contract(dev, into: ttTable.all) }
+        return try tableView()
+    }
+
+    /// Accumulates the gradient of the embedding output dOut (B·T, D) into the parameters'
+    /// gradients (after the forward pass that built the table).
+    func backward(_ dev: any ComputeDevice, dOut: TensorView, tokens: TensorView, batch: Int, time: Int) throws {
+        if let dWeight {
+            dev.embeddingBackward(dOut: dOut, tokens: tokens, dTable: dWeight, batch: batch, time: time, channels: channels)
+            return
+        }
+        if let mpo {
+            let g = try mpo.weightGradientView()
+            dev.fill(g, value: 0)
+            dev.embeddingBackward(dOut: dOut, tokens: tokens, dTable: g, batch: batch, time: time, channels: channels)
+            try mpo.projectWeightGradient(dev)
+            return
+        }
+        guard let chain, let dCores else { throw ModelError("tok_emb: an inference-only model has no gradients") }
+        if dTable == nil { dTable = try device.makeBuffer(count: vocabulary * channels, label: "tok_emb dTable") }
+        let g = dTable!.all
+        dev.fill(g, value: 0)
+        dev.embeddingBackward(dOut: dOut, tokens: tokens, dTable: g, batch: batch, time: time, channels: channels)
+        try chain.project(dev, g, into: dCores)
+    }
+}
