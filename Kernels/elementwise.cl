@@ -132,3 +132,24 @@ __kernel void kernel_permute_forward(__global const float *src, int so, __global
     if (accumulate) dst[dso + i] += src[so + off];
     else dst[dso + i] = src[so + off];
 }
+
+// MARK: - Squared distance (hidden-state distillation)
+
+// sums[r] = Σ_c (a − b)² in acc_t; with hasGrad, da += gradScale·2·(a − b). Global (LN_WG·rows),
+// local (LN_WG): one work-group per row (LN_WG from the LayerNorm build options).
+__kernel __attribute__((reqd_work_group_size(LN_WG, 1, 1)))
+void kernel_squared_distance(__global const float *a, int ao, __global const float *b, int bo,
+                             __global float *sums, int so, __global float *da, int dao, int hasGrad,
+                             float gradScale, int C) {
+    __local acc_t red[LN_WG];
+    const int row = get_group_id(0), lid = get_local_id(0);
+    acc_t s = 0;
+    for (int c = lid; c < C; c += LN_WG) {
+        const long i = (long)row * C + c;
+        const float d = a[ao + i] - b[bo + i];
+        s += (acc_t)d * (acc_t)d;
+        if (hasGrad) da[dao + i] += 2.0f * gradScale * d;
+    }
+    s = wg_sum(s, red);
+    if (lid == 0) sums[so + row] = (float)s;
+}

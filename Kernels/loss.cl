@@ -62,3 +62,50 @@ void kernel_crossentropy_forward(__global const float *logits, int lgo, __global
         }
     }
 }
+
+//------------------------------------------------------------------------------------------------
+// Distillation on logits at temperature τ (invT = 1/τ): p = softmax(s/τ), q = softmax(t/τ),
+// losses[row] = τ²·KL(q ‖ p) = τ²·Σ q·((t − s)/τ − lse_t + lse_s), and with hasGrad
+// dlogits += gradScale·τ·(p − q) (accumulates onto the cross-entropy's gradient).
+// Global (XENT_WG·N), local (XENT_WG).
+//------------------------------------------------------------------------------------------------
+__kernel __attribute__((reqd_work_group_size(XENT_WG, 1, 1)))
+void kernel_distillation_forward(__global const float *student, int so, __global const float *teacher, int to,
+                                 __global float *losses, int lso, __global float *dlogits, int dlo, int hasGrad,
+                                 float invT, float tau, float gradScale, int V) {
+    __local acc_t red[XENT_WG];
+    const int row = get_group_id(0), lid = get_local_id(0);
+    const __global float *s = student + so + (long)row * V, *t = teacher + to + (long)row * V;
+    float ms = -INFINITY, mt = -INFINITY;
+    for (int j = lid; j < V; j += XENT_WG) { ms = fmax(ms, s[j] * invT); mt = fmax(mt, t[j] * invT); }
+    // Work-group max through the sum scratch: max(a, b) = (a + b + |a − b|)/2 would round, so
+    // reduce explicitly.
+    __local float mxs[XENT_WG], mxt[XENT_WG];
+    mxs[lid] = ms; mxt[lid] = mt;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int span = XENT_WG / 2; span > 0; span /= 2) {
+        if (lid < span) { mxs[lid] = fmax(mxs[lid], mxs[lid + span]); mxt[lid] = fmax(mxt[lid], mxt[lid + span]); }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    ms = mxs[0]; mt = mxt[0];
+    acc_t zs = 0, zt = 0;
+    for (int j = lid; j < V; j += XENT_WG) { zs += (acc_t)exp(s[j] * invT - ms); zt += (acc_t)exp(t[j] * invT - mt); }
+    zs = wg_sum(zs, red);
+    zt = wg_sum(zt, red);
+    const acc_t lseS = (acc_t)ms + log(zs), lseT = (acc_t)mt + log(zt);
+    acc_t kl = 0;
+    for (int j = lid; j < V; j += XENT_WG) {
+        const acc_t qj = (acc_t)exp(t[j] * invT - mt) / zt;
+        if (qj > 0) kl += qj * (((acc_t)t[j] - (acc_t)s[j]) * (acc_t)invT - lseT + lseS);
+    }
+    kl = wg_sum(kl, red);
+    if (lid == 0) losses[lso + row] = (float)((acc_t)tau * (acc_t)tau * kl);
+    if (hasGrad) {
+        __global float *d = dlogits + dlo + (long)row * V;
+        const acc_t k = (acc_t)gradScale * (acc_t)tau;
+        for (int j = lid; j < V; j += XENT_WG) {
+            const acc_t pj = (acc_t)exp(s[j] * invT - ms) / zs, qj = (acc_t)exp(t[j] * invT - mt) / zt;
+            d[j] = (float)((acc_t)d[j] + k * (pj - qj));
+        }
+    }
+}

@@ -154,6 +154,32 @@ extension OpenCLDevice {
         }
     }
 
+    public func distillation(student: TensorView, teacher: TensorView, losses: TensorView, dLogits: TensorView?,
+                             temperature: Float, gradScale: Float, rows: Int, vocabulary V: Int) {
+        precondition(student.count >= rows * V && teacher.count >= rows * V && losses.count >= rows
+                     && (dLogits?.count ?? rows * V) >= rows * V, "distillation shape mismatch")
+        precondition(temperature > 0, "distillation temperature must be > 0")
+        guard rows > 0 && V > 0 else { return }
+        let g = tuning.crossEntropyGroup
+        locked {
+            launch("distillation", main, "kernel_distillation_forward", global: [rows * g], local: [g],
+                   [.view(student), .view(teacher), .view(losses), .view(dLogits ?? student), .int(dLogits == nil ? 0 : 1),
+                    .float(1 / temperature), .float(temperature), .float(gradScale), .int(V)])
+        }
+    }
+
+    public func squaredDistance(_ a: TensorView, _ b: TensorView, sums: TensorView, dA: TensorView?, gradScale: Float,
+                                rows: Int, columns C: Int) {
+        precondition(a.count >= rows * C && b.count >= rows * C && sums.count >= rows && (dA?.count ?? rows * C) >= rows * C,
+                     "squaredDistance shape mismatch")
+        guard rows > 0 && C > 0 else { return }
+        let g = tuning.layerNormGroup
+        locked {
+            launch("squaredDistance", main, "kernel_squared_distance", global: [rows * g], local: [g],
+                   [.view(a), .view(b), .view(sums), .view(dA ?? sums), .int(dA == nil ? 0 : 1), .float(gradScale), .int(C)])
+        }
+    }
+
     // MARK: - Optimiser
 
     public func sumOfSquares(_ view: TensorView) throws -> Double {

@@ -256,6 +256,41 @@ public enum NaiveReference {
         return (losses, correct, dl)
     }
 
+    /// Distillation at temperature τ (hand-derived): p = softmax(s/τ), q = softmax(t/τ),
+    /// loss[r] = τ²·Σ q·(log q − log p); dLogits + gradScale·τ·(p − q).
+    public static func distillation(student s: [Double], teacher t: [Double], dLogits: [Double], rows: Int,
+                                    vocabulary V: Int, temperature tau: Double, gradScale: Double)
+        -> (losses: [Double], dLogits: [Double]) {
+        func logSoftmax(_ x: ArraySlice<Double>) -> [Double] {
+            let z = x.map { $0 / tau }, m = z.max() ?? 0
+            let lse = m + log(z.reduce(0) { $0 + exp($1 - m) })
+            return z.map { $0 - lse }
+        }
+        var losses = [Double](repeating: 0, count: rows), d = dLogits
+        for r in 0..<rows {
+            let lp = logSoftmax(s[(r * V)..<(r * V + V)]), lq = logSoftmax(t[(r * V)..<(r * V + V)])
+            var kl = 0.0
+            for j in 0..<V { kl += exp(lq[j]) * (lq[j] - lp[j]) }
+            losses[r] = tau * tau * kl
+            for j in 0..<V { d[r * V + j] += gradScale * tau * (exp(lp[j]) - exp(lq[j])) }
+        }
+        return (losses, d)
+    }
+
+    /// sums[r] = Σ_c (a − b)²; dA + gradScale·2·(a − b).
+    public static func squaredDistance(_ a: [Double], _ b: [Double], dA: [Double], rows: Int, columns C: Int,
+                                       gradScale: Double) -> (sums: [Double], dA: [Double]) {
+        var sums = [Double](repeating: 0, count: rows), d = dA
+        for r in 0..<rows {
+            for c in 0..<C {
+                let i = r * C + c, diff = a[i] - b[i]
+                sums[r] += diff * diff
+                d[i] += gradScale * 2 * diff
+            }
+        }
+        return (sums, d)
+    }
+
     // MARK: - Optimiser
 
     public static func sumOfSquares(_ x: [Double]) -> Double { x.reduce(0) { $0 + $1 * $1 } }

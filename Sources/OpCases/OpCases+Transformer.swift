@@ -205,6 +205,46 @@ extension OpCases {
         })
     }
 
+    // MARK: - distillation
+
+    /// KL(teacher ‖ student) at temperature τ; `withGradient` accumulates into a seeded dLogits.
+    static func distillation(rows N: Int, vocabulary V: Int, temperature: Float, range: Float = 4,
+                             withGradient: Bool = true, gradScale: Float = 1) -> OpCase {
+        let vars = "N=\(N) V=\(V) τ=\(temperature) logits=±\(range)" + (withGradient ? " scale=\(gradScale)" : " no gradient")
+        return CaseBuilder.make(.distillation, vars, flops: Double(12 * N * V), bytes: bytes(N * V * (withGradient ? 4 : 2) + N),
+                                inputs: { g in
+            g.uniform("student", N * V, -range, range); g.uniform("teacher", N * V, -range, range)
+            g.uniform("losses", N, -1, 1); g.uniform("dLogits", N * V, -1, 1)
+        }, device: { ws, h in
+            let s = try ws.input("student", h["student"]), t = try ws.input("teacher", h["teacher"])
+            let losses = try ws.output("losses", h["losses"])
+            let d = withGradient ? try ws.output("dLogits", h["dLogits"]) : nil
+            return ws.instance {
+                ws.device.distillation(student: s, teacher: t, losses: losses, dLogits: d, temperature: temperature,
+                                       gradScale: gradScale, rows: N, vocabulary: V)
+            }
+        }, reference: { h in
+            let r = NaiveReference.distillation(student: h.d("student"), teacher: h.d("teacher"), dLogits: h.d("dLogits"), rows: N,
+                                                vocabulary: V, temperature: Double(temperature), gradScale: Double(gradScale))
+            return withGradient ? ["losses": r.losses, "dLogits": r.dLogits] : ["losses": r.losses]
+        })
+    }
+
+    static func squaredDistance(rows N: Int, columns C: Int, withGradient: Bool = true, gradScale: Float = 0.5) -> OpCase {
+        CaseBuilder.make(.squaredDistance, "N=\(N) C=\(C)" + (withGradient ? " scale=\(gradScale)" : " no gradient"),
+                         flops: Double(4 * N * C), bytes: bytes(N * C * (withGradient ? 4 : 2) + N), inputs: { g in
+            g.uniform("a", N * C, -1, 1); g.uniform("b", N * C, -1, 1)
+            g.uniform("sums", N, -1, 1); g.uniform("dA", N * C, -1, 1)
+        }, device: { ws, h in
+            let a = try ws.input("a", h["a"]), b = try ws.input("b", h["b"]), sums = try ws.output("sums", h["sums"])
+            let d = withGradient ? try ws.output("dA", h["dA"]) : nil
+            return ws.instance { ws.device.squaredDistance(a, b, sums: sums, dA: d, gradScale: gradScale, rows: N, columns: C) }
+        }, reference: { h in
+            let r = NaiveReference.squaredDistance(h.d("a"), h.d("b"), dA: h.d("dA"), rows: N, columns: C, gradScale: Double(gradScale))
+            return withGradient ? ["sums": r.sums, "dA": r.dA] : ["sums": r.sums]
+        })
+    }
+
     // MARK: - optimiser
 
     /// `spike`: x[0] = 100 and the rest ≈ 0.01, so a Float running sum loses the small squares

@@ -16,7 +16,24 @@ public enum OpCases {
 
     // MARK: - parity
 
-    public static let parity: [OpCase] = gemmParity + permuteParity + elementwiseParity + transformerParity
+    public static let parity: [OpCase] = gemmParity + permuteParity + elementwiseParity + transformerParity + mpoParity
+
+    /// The fused MPO contraction against W contracted in Double: 2 and 3 sites, χ from 1 to above
+    /// the full rank, 1 to 64 rows, the PicoGPT layer shapes, a 4-site chain and a prime factor.
+    static let mpoParity: [OpCase] = {
+        var c: [OpCase] = []
+        for (o, i) in [([8, 16], [8, 16]), ([8, 8, 8], [4, 4, 8]), ([4, 4, 8], [8, 8, 8]), ([5, 13], [8, 16])] {
+            for (chi, rows) in [(1, 1), (4, 3), (8, 17), (16, 64), (70, 5)] {   // 70 > every full rank here
+                c.append(mpoForward(out: o, in: i, chi: chi, rows: rows))
+            }
+        }
+        c += [
+            mpoForward(out: [8, 16], in: [8, 16], chi: 8, rows: 2, accumulate: true),           // y += (W_o, W2 accumulate)
+            mpoForward(out: [2, 3, 2, 2], in: [3, 2, 2, 2], chi: 5, rows: 7),                   // 4 sites
+            mpoForward(out: [7, 1], in: [3, 5], chi: 3, rows: 9, accumulate: true),             // a trivial factor
+        ]
+        return c
+    }()
 
     static let gemmParity: [OpCase] = {
         var c: [OpCase] = []
@@ -163,6 +180,12 @@ public enum OpCases {
             crossEntropy(rows: 40, vocabulary: 7, ties: true, gradScale: 0.025),               // first max wins ties
             crossEntropy(rows: 1, vocabulary: 1),                                              // loss 0, always correct
             crossEntropy(rows: 131, vocabulary: 65, range: 8, gradScale: 1.0 / 131),           // CPU: 2 row chunks
+            distillation(rows: 8, vocabulary: 16, temperature: 1),
+            distillation(rows: 5, vocabulary: 65, temperature: 2, range: 10, gradScale: 0.2),   // wide logits, soft targets
+            distillation(rows: 7, vocabulary: 65, temperature: 0.5, withGradient: false),       // sharpened, loss only
+            distillation(rows: 131, vocabulary: 65, temperature: 1.5, gradScale: 1.0 / 131),   // CPU: 2 row chunks
+            squaredDistance(rows: 4, columns: 16), squaredDistance(rows: 7, columns: 37, withGradient: false),
+            squaredDistance(rows: 67, columns: 128, gradScale: 1.0 / 8576),                    // CPU: 2 row chunks
             sumOfSquares(count: 1), sumOfSquares(count: 37), sumOfSquares(count: 140_001),     // 140 001: CPU 2 chunks
             sumOfSquares(count: 100_003, spike: true),                                         // needs a Double (or tree) sum
             adamW(count: 64, hyper: AdamWHyper(learningRate: 1e-3, step: 1)),                  // largest bias correction
@@ -236,8 +259,14 @@ public enum OpCases {
             attentionForward(AttentionShape(batch: B, time: T, heads: H, headDim: C / H)),
             attentionBackward(AttentionShape(batch: B, time: T, heads: H, headDim: C / H)),
             attentionForward(AttentionShape(batch: 1, time: 1, heads: H, headDim: C / H, queryOffset: T - 1)), // decode step
+            mpoForward(out: [8, 16], in: [8, 16], chi: 8, rows: 1),                             // decode, W_q…W_o
+            mpoForward(out: [8, 8, 8], in: [4, 4, 8], chi: 8, rows: 1),                         // decode, W1
+            mpoForward(out: [8, 8, 12], in: [8, 8, 12], chi: 16, rows: 1),                      // decode, GPT-2-small 768×768
+            mpoForward(out: [8, 8, 8], in: [4, 4, 8], chi: 8, rows: 64),                        // prefill of 64
             crossEntropy(rows: N, vocabulary: V, gradScale: 1 / Float(N)),
             crossEntropy(rows: N, vocabulary: V, gradient: .none),
+            distillation(rows: N, vocabulary: V, temperature: 2, gradScale: 1 / Float(N)),
+            squaredDistance(rows: N, columns: C, gradScale: 1 / Float(N * C)),
             sumOfSquares(count: params),
             adamW(count: params, hyper: AdamWHyper(learningRate: 1e-3, step: 10)),
         ]

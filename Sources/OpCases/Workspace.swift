@@ -57,7 +57,7 @@ final class Workspace {
     static let sentinelBits: UInt32 = 0x7FC0_DEAD
     static var sentinel: Float { Float(bitPattern: sentinelBits) }
 
-    private enum Role { case input([UInt32]), output }
+    private enum Role { case input([UInt32]), output, scratch }
     private struct Entry {
         let name: String
         let buffer: DeviceBuffer
@@ -109,6 +109,15 @@ final class Workspace {
         return view
     }
 
+    /// Scratch the op may use freely (filled with NaN so a read before a write shows); only its
+    /// guards are checked.
+    func scratch(_ name: String, _ count: Int) throws -> TensorView {
+        let (buffer, view) = try guarded(name, count: count)
+        try device.write([Float](repeating: .nan, count: count), to: view)
+        entries.append(Entry(name: name, buffer: buffer, count: count, role: .scratch))
+        return view
+    }
+
     /// Turns an output (e.g. one written by a forward op during setup) into a read-only input,
     /// recording its current contents; checks its guards first.
     func freeze(_ name: String) throws {
@@ -141,6 +150,7 @@ final class Workspace {
             let payload = try checkedPayload(e)
             switch e.role {
             case .output: out[e.name] = payload
+            case .scratch: break
             case .input(let bits):
                 if let j = (0..<e.count).first(where: { payload[$0].bitPattern != bits[$0] }) {
                     throw OpCaseError("read-only input '\(e.name)' was modified at [\(j)]: bits 0x"

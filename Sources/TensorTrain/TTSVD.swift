@@ -49,6 +49,34 @@ public func ttSVD(_ w: [Double], factorization: MPOFactorization, maxBond chi: I
     try ttSVDGeneric(w, factorization: factorization, chi: chi, tolerance: relativeTolerance)
 }
 
+/// TT-SVD in double precision with a cap per bond: `maxBonds` has L+1 entries (the outer ones 1),
+/// bond l of the result is at most maxBonds[l] (a budgeted allocation gives every bond its own).
+public func ttSVD(_ w: [Double], factorization: MPOFactorization, maxBonds: [Int],
+                  relativeTolerance: Double? = nil) throws -> (MPOCores<Double>, TTSVDReport) {
+    guard maxBonds.count == factorization.sites + 1, maxBonds.allSatisfy({ $0 >= 1 }) else {
+        throw TensorTrainError("TT-SVD: \(factorization.sites) sites need \(factorization.sites + 1) bond caps ≥ 1, got \(maxBonds)")
+    }
+    return try ttSVDGeneric(w, factorization: factorization, chi: maxBonds.max() ?? 1, tolerance: relativeTolerance, caps: maxBonds)
+}
+
+/// The singular values of every unfolding l = 1…L−1 of W's interleaved tensor, each computed on
+/// W itself (rows ∏_{k<l} o_k·i_k, columns the rest), descending: what truncating bond l alone to
+/// r would discard is Σ_{j≥r} s_j². These are the spectra a budgeted bond allocation ranks.
+public func unfoldingSpectra(_ w: [Double], factorization f: MPOFactorization) throws -> [[Double]] {
+    let nOut = f.outFeatures, nIn = f.inFeatures
+    guard w.count == nOut * nIn else {
+        throw TensorTrainError("unfolding spectra: the matrix has \(w.count) entries, \(f) describes \(nOut * nIn)")
+    }
+    let (outOffset, inOffset) = interleavedOffsets(f)
+    var tensor = [Double](repeating: 0, count: w.count)
+    for r in 0..<nOut { for c in 0..<nIn { tensor[outOffset[r] + inOffset[c]] = w[r * nIn + c] } }
+    var rows = 1
+    return try (1..<max(f.sites, 1)).map { l in
+        rows *= f.outFactors[l - 1] * f.inFactors[l - 1]
+        return try thinSVD(tensor, rows: rows, cols: w.count / rows).s
+    }
+}
+
 /// TT-SVD with float storage (sgesdd for every SVD); the report's numbers are computed in Double.
 public func ttSVD(_ w: [Float], factorization: MPOFactorization, maxBond chi: Int,
                   relativeTolerance: Double? = nil) throws -> (MPOCores<Float>, TTSVDReport) {
@@ -56,7 +84,7 @@ public func ttSVD(_ w: [Float], factorization: MPOFactorization, maxBond chi: In
 }
 
 func ttSVDGeneric<S: LAPACKScalar>(_ w: [S], factorization f: MPOFactorization, chi: Int,
-                                   tolerance: Double?) throws -> (MPOCores<S>, TTSVDReport) {
+                                   tolerance: Double?, caps: [Int]? = nil) throws -> (MPOCores<S>, TTSVDReport) {
     let nOut = f.outFeatures, nIn = f.inFeatures
     guard w.count == nOut * nIn else {
         throw TensorTrainError("TT-SVD: the matrix has \(w.count) entries but factorisation \(f) "
@@ -94,7 +122,7 @@ func ttSVDGeneric<S: LAPACKScalar>(_ w: [S], factorization f: MPOFactorization, 
         let rows = rl * oi, cols = rest
         let (u, s, vt) = try thinSVD(remainder, rows: rows, cols: cols)
         let sv = s.map { Double($0) }
-        var r = min(chi, sv.count)
+        var r = min(caps?[l + 1] ?? chi, sv.count)
         if let tolerance { r = min(r, toleranceRank(sv, tolerance)) }
         r = max(r, 1)
         singularValues.append(sv)

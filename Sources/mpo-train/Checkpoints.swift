@@ -22,8 +22,8 @@ struct ShapeHintOptions: ParsableArguments {
 }
 
 /// The model in `path` on `device`; a missing shape hint is a usage error naming the flag.
-func loadCheckpoint(_ path: String, device: any ComputeDevice, hints: ShapeHints) throws -> PicoGPT {
-    do { return try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: device, hints: hints) } catch let e as MissingShapeError {
+func loadCheckpoint(_ path: String, device: any ComputeDevice, hints: ShapeHints, purpose: ModelPurpose = .training) throws -> PicoGPT {
+    do { return try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: device, hints: hints, purpose: purpose) } catch let e as MissingShapeError {
         throw ValidationError("\(path): \(e.message)")
     }
 }

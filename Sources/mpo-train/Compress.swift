@@ -16,13 +16,23 @@ struct Compress: ParsableCommand {
         Prints per-layer errors and the validation loss/accuracy before and after, on the same
         batches. Fine-tune the result with `mpo-train train --init OUT`.
 
+        With --params N (or --ratio R) instead of --chi, each bond of every layer gets its own
+        dimension so that the whole model has at most N parameters (dense/R): greedy on the
+        layers' unfolding spectra, each layer's error weighted by its measured sensitivity with
+        --sensitivity K (K validation batches per layer).
+
         Examples:
           mpo-train compress --checkpoint runs/dense/checkpoint.safetensors --chi 16 --out runs/dense-chi16.safetensors
+          mpo-train compress --checkpoint runs/dense/checkpoint.safetensors --params 79168 --sensitivity 4 --out runs/dense-79k.safetensors
           mpo-train compress --checkpoint runs/dense/checkpoint.safetensors --embedding tt:4 --out runs/dense-tt4.safetensors
         """)
 
     @Option(help: "Trained dense checkpoint.") var checkpoint: String
     @Option(help: "Bond dimension χ of the linear layers (omit to keep them as they are).") var chi: Int?
+    @Option(help: "Parameter budget of the whole model: a bond per site of every layer, chosen from the spectra.") var params: Int?
+    @Option(help: "Compression ratio of the whole model: --params = dense parameters / R.") var ratio: Double?
+    @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed (with --params/--ratio).")
+    var sensitivity: Int?
     @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8 or mpo:χ (dense contracts a TT/MPO embedding back).", valueName: "kind"))
     var embedding: String?
     @Option(help: "Output checkpoint.") var out: String
@@ -35,7 +45,11 @@ struct Compress: ParsableCommand {
 
     func run() throws {
         if let chi, chi < 1 { throw ValidationError("--chi must be ≥ 1 (got \(chi))") }
-        guard chi != nil || embedding != nil else { throw ValidationError("give --chi, --embedding or both") }
+        let budgets = [chi != nil, params != nil, ratio != nil].filter { $0 }.count
+        guard budgets <= 1 else { throw ValidationError("give one of --chi, --params and --ratio") }
+        guard budgets == 1 || embedding != nil else { throw ValidationError("give --chi, --params or --ratio, --embedding, or both") }
+        if let ratio, !(ratio > 1) { throw ValidationError("--ratio must be > 1 (got \(ratio))") }
+        if sensitivity != nil && params == nil && ratio == nil { throw ValidationError("--sensitivity goes with --params or --ratio") }
         let device = try deviceOptions.make()
         let dense = try loadCheckpoint(checkpoint, device: device, hints: shape.hints)
         let vocab = try checkpointVocabulary(checkpoint)
@@ -51,6 +65,12 @@ struct Compress: ParsableCommand {
         let before = try evaluate(dense)
         var model = dense, reports: [LayerCompression] = []
         if let chi { (model, reports) = try Compression.compress(dense, chi: chi, relativeTolerance: tolerance) }
+        if params != nil || ratio != nil {
+            let budget = params ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
+            let allocation = try allocate(dense, budget: budget, validation: data.validation)
+            (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: allocation.bonds, relativeTolerance: tolerance)
+            print("budget \(budget) parameters: allocation of \(allocation.modelParameters)")
+        }
         for r in reports {
             print(pad(r.layer, 22) + pad(r.factorization, 22) + lpad(r.bonds.map(String.init).joined(separator: ","), 12)
                   + lpad("\(r.parameters)", 8) + lpad(String(format: "%.1f×", r.compressionRatio), 8)
@@ -71,6 +91,8 @@ struct Compress: ParsableCommand {
         let after = try evaluate(model)
         var meta = ["compressed_from": checkpoint]
         if let chi { meta["chi"] = "\(chi)" }
+        if let params { meta["params"] = "\(params)" }
+        if let ratio { meta["ratio"] = "\(ratio)" }
         if let embedding { meta["embedding"] = embedding }
         meta["vocab"] = data.vocabulary.string
         try ModelCheckpoint.save(model, to: URL(fileURLWithPath: out), metadata: meta)
@@ -79,5 +101,19 @@ struct Compress: ParsableCommand {
         print(String(format: "validation before: loss %.4f acc %.2f%%   after: loss %.4f acc %.2f%%",
                      before.0, 100 * before.1, after.0, 100 * after.1))
         print("wrote \(out); fine-tune with: mpo-train train --init \(out) --steps 500 --lr 1e-4")
+    }
+
+    /// The budgeted allocation, with sensitivity weights when asked (probe χ: the uniform χ whose
+    /// model is nearest the budget).
+    func allocate(_ dense: PicoGPT, budget: Int, validation: [Int32]) throws -> BondAllocation {
+        var weights: [String: Double] = [:]
+        if let sensitivity {
+            func size(_ c: Int) -> Int { var cfg = dense.config; cfg.chi = c; return cfg.parameterLayout().parameterCount }
+            let probe = (1...256).min { abs(size($0) - budget) < abs(size($1) - budget) }!
+            weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity)
+            print("sensitivity at χ = \(probe) (loss increase per unit relative error², \(sensitivity) batches):")
+            for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
+        }
+        return try BondAllocator.allocate(dense, parameters: budget, weights: weights)
     }
 }

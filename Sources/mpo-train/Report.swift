@@ -27,6 +27,8 @@ struct Report: ParsableCommand {
     @Option(help: ArgumentHelp("Comma-separated embedding compressions to report, e.g. tt:2,tt:4,mpo:8.", valueName: "kinds"))
     var embedding: String?
     @Flag(help: "Print JSON instead of tables.") var json = false
+    @Option(help: "Also show the budgeted allocation (a bond per site, from the spectra) for this whole-model parameter budget.")
+    var params: Int?
     @OptionGroup var shape: ShapeHintOptions
 
     func run() throws {
@@ -96,9 +98,31 @@ struct Report: ParsableCommand {
             print(String(format: "whole model: %d parameters (dense %d, %.1f× smaller)\n",
                          modelParams, model.parameterCount, Double(model.parameterCount) / Double(modelParams)))
         }
+        var allocationInfo: [String: Any]? = nil
+        if let params {
+            let a = try BondAllocator.allocate(model, parameters: params)
+            let (_, reports) = try Compression.compress(model, chi: 1, bondCaps: a.bonds, relativeTolerance: tolerance)
+            let total = Compression.total(reports)
+            allocationInfo = ["budget": params, "model_parameters": a.modelParameters, "linear_relative_error": total.relativeError,
+                              "layers": try reports.map { r -> [String: Any] in
+                                  var d = try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)) as! [String: Any]
+                                  d["predicted_error"] = a.predictedError[r.layer]
+                                  return d
+                              }]
+            if !json {
+                print("budgeted allocation for \(params) parameters (\(a.modelParameters) used)")
+                print(pad("layer", 22) + lpad("bonds", 14) + lpad("params", 9) + lpad("predicted", 11) + lpad("rel.err", 9))
+                for r in reports {
+                    print(pad(r.layer, 22) + lpad(r.bonds.map(String.init).joined(separator: ","), 14) + lpad("\(r.parameters)", 9)
+                          + lpad(String(format: "%.4f", a.predictedError[r.layer] ?? .nan), 11) + lpad(String(format: "%.4f", r.relativeError), 9))
+                }
+                print(String(format: "all linear layers: relative error %.4f\n", total.relativeError))
+            }
+        }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: ["checkpoint": checkpoint ?? "fresh dense (seed \(seed))",
-                                                                   "results": results, "embedding": embInfo],
+            var object: [String: Any] = ["checkpoint": checkpoint ?? "fresh dense (seed \(seed))", "results": results, "embedding": embInfo]
+            if let allocationInfo { object["allocation"] = allocationInfo }
+            let data = try JSONSerialization.data(withJSONObject: object,
                                                   options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }

@@ -14,8 +14,12 @@ struct Sweep: ParsableCommand {
         checkpoint (embedding, LayerNorms and biases kept) instead of from scratch, and the dense
         row is that checkpoint evaluated as is.
 
+        With several --lr values every model runs at each (a learning-rate sweep; run
+        directories get an -lr<value> suffix).
+
         Examples:
           mpo-train sweep --chi 4,8,16,32 --steps 2000
+          mpo-train sweep --chi 8 --steps 500 --lr 3e-4,1e-3,2e-3,4e-3 --out runs/lr-sweep
           mpo-train sweep --chi 8,16,32 --steps 500 --lr 1e-4 --finetune-from runs/sweep/dense/checkpoint.safetensors --out runs/finetune
         """)
 
@@ -44,11 +48,13 @@ struct Sweep: ParsableCommand {
             throw ValidationError("\(error)")
         }
         var runs: [(URL, String?)] = []
-        for c in [nil] + chis.map(Optional.some) {
-            let name = c.map { "mpo-chi\($0)" } ?? "dense"
+        let rates = recipe.learningRates
+        for c in [nil] + chis.map(Optional.some) { for rate in rates {
+            var name = c.map { "mpo-chi\($0)" } ?? "dense"
+            if rates.count > 1 { name += "-lr\(rate)" }
             let dir = root.appendingPathComponent(name)
             let model: PicoGPT
-            var options = recipe.options(context: 256)
+            var options = recipe.options(context: 256, learningRate: rate)
             if let denseFile {
                 let dense = try loadCheckpoint(denseFile.path, device: device, hints: shape.hints)
                 options.time = dense.config.context
@@ -70,7 +76,7 @@ struct Sweep: ParsableCommand {
             try trainer.run()
             progress.finish()
             runs.append((trainer.metricsURL, name))
-        }
+        } }
         try tabulate(runs: runs, to: root,
                      extra: ["device": device.name, "seed": Int(truncatingIfNeeded: recipe.seed), "finetune_from": finetuneFrom ?? ""])
     }

@@ -45,26 +45,85 @@ struct ModelOptions: ParsableArguments {
     var hints: ShapeHints { ShapeHints(heads: heads, context: context) }
 }
 
+/// `--preset`: a recipe's defaults; any flag given explicitly wins over them.
+enum Preset: String, CaseIterable, ExpressibleByArgument {
+    /// The paper's benchmark (SPEC §6): 2,000 steps of 32×256 at peak lr 3e-4.
+    case paper
+    /// Word-like text in about two minutes on two cores: 500 steps of 8×256 at peak lr 2e-3.
+    case quick
+    /// The best peak learning rate of results/compression-recipes (2e-3 for dense and MPO), 2,000 steps.
+    case tuned
+
+    var steps: Int { self == .quick ? 500 : 2000 }
+    var batch: Int { self == .quick ? 8 : 32 }
+    var learningRate: Double { self == .paper ? 3e-4 : 2e-3 }
+    var warmup: Int { self == .quick ? 50 : 100 }
+    var evalInterval: Int { self == .quick ? 50 : 100 }
+    var evalBatches: Int { self == .quick ? 4 : 20 }
+}
+
 struct RecipeOptions: ParsableArguments {
-    @Option(help: "Training steps.") var steps = 2000
-    @Option(help: "Batch size (random windows per step).") var batch = 32
-    @Option(help: "Peak learning rate (AdamW).") var lr = 3e-4
-    @Option(help: "Linear warm-up steps before the cosine decay.") var warmup = 100
+    @Option(help: "Recipe defaults: paper (SPEC §6, the default), quick (word-like text in ≈ 2 min on 2 cores) or tuned (the best peak lr). Flags given explicitly override it.")
+    var preset = Preset.paper
+    @Option(help: "Training steps (paper 2000, quick 500).") var steps: Int?
+    @Option(help: "Batch size, random windows per step (paper 32, quick 8).") var batch: Int?
+    @Option(help: "Peak learning rate, AdamW (paper 3e-4, quick/tuned 2e-3); sweep takes a list, e.g. 3e-4,1e-3,2e-3.")
+    var lr: LearningRates?
+    @Option(help: "Linear warm-up steps before the cosine decay (paper 100, quick 50).") var warmup: Int?
     @Option(name: .customLong("weight-decay"), help: "Decoupled weight decay on every parameter.") var weightDecay = 0.1
     @Option(help: "Clip the global gradient L2 norm to this value.") var clip = 1.0
-    @Option(name: .customLong("eval-interval"), help: "Evaluate (and checkpoint) every this many steps.") var evalInterval = 100
-    @Option(name: .customLong("eval-batches"), help: "Validation batches (of 8 windows) per evaluation.") var evalBatches = 20
+    @Option(name: .customLong("eval-interval"), help: "Evaluate (and checkpoint) every this many steps (paper 100, quick 50).") var evalInterval: Int?
+    @Option(name: .customLong("eval-batches"), help: "Validation batches (of 8 windows) per evaluation; 0 for none (paper 20, quick 4).")
+    var evalBatches: Int?
     @Option(help: "Seed: initialisation, batch order and evaluation batches all derive from it.") var seed: UInt64 = 2024
     @Option(help: "UTF-8 text to train on (default: Tiny Shakespeare shipped in Data/).") var data: String?
 
-    func options(context: Int) -> TrainOptions {
+    /// The recipe at peak learning rate `rate` (default: the one --lr, else the preset's).
+    func options(context: Int, learningRate rate: Double? = nil) -> TrainOptions {
         var o = TrainOptions()
-        o.steps = steps; o.batch = batch; o.time = context; o.learningRate = lr; o.warmup = warmup
-        o.weightDecay = weightDecay; o.clip = clip; o.evalInterval = evalInterval; o.evalBatches = evalBatches; o.seed = seed
+        o.steps = steps ?? preset.steps; o.batch = batch ?? preset.batch; o.time = context
+        o.learningRate = rate ?? lr?.values.first ?? preset.learningRate; o.warmup = warmup ?? preset.warmup
+        o.weightDecay = weightDecay; o.clip = clip; o.evalInterval = evalInterval ?? preset.evalInterval
+        o.evalBatches = evalBatches ?? preset.evalBatches; o.seed = seed
         return o
     }
 
     func dataURL() throws -> URL { try resolveData(data) }
+
+    /// The peak learning rates to run (sweep): --lr's list, else the preset's one.
+    var learningRates: [Double] { lr?.values ?? [preset.learningRate] }
+}
+
+/// `--lr 3e-4` or a comma-separated list `3e-4,1e-3,2e-3` (sweep).
+struct LearningRates: ExpressibleByArgument {
+    var values: [Double]
+    init?(argument: String) {
+        let v = argument.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !v.isEmpty, v.allSatisfy({ ($0 ?? 0) > 0 && $0!.isFinite }) else { return nil }
+        values = v.map { $0! }
+    }
+}
+
+/// Distillation and progressive truncation (issue-free additions to a recipe).
+struct CompressionRecipeOptions: ParsableArguments {
+    @Option(help: "Distil from this teacher checkpoint (loaded for inference on the same device).") var teacher: String?
+    @Option(name: .customLong("distill-weight"), help: "α: loss = (1 − α)·CE + α·τ²·KL(teacher ‖ student).") var distillWeight = 0.5
+    @Option(name: .customLong("distill-temperature"), help: "τ: the softmax temperature of the KL term.") var distillTemperature = 2.0
+    @Option(name: .customLong("distill-hidden"), help: "β: also match the residual stream after every block (MSE), weighted by β.")
+    var distillHidden = 0.0
+    @Option(name: .customLong("chi-schedule"), help: ArgumentHelp("Progressive truncation: TT-SVD every linear layer to χ at each step, e.g. 32@0,16@300,8@600 (a dense --init is compressed at the first).", valueName: "χ@step,…"))
+    var chiSchedule: String?
+
+    func apply(to o: inout TrainOptions) throws {
+        if let teacher {
+            o.distillation = DistillationOptions(teacher: teacher, weight: distillWeight, temperature: distillTemperature,
+                                                 hiddenWeight: distillHidden)
+        }
+        if let chiSchedule {
+            do { o.chiSchedule = try ChiSchedule(parsing: chiSchedule) } catch { throw ValidationError("\(error)") }
+        }
+        do { try o.validate() } catch { throw ValidationError("\(error)") }
+    }
 }
 
 /// The data file: --data, else Data/tinyshakespeare.txt in the working directory or the source tree.
@@ -88,15 +147,20 @@ struct Train: ParsableCommand {
         SVG plots. --resume continues an interrupted run bit for bit.
 
         Examples:
-          mpo-train train --model mpo --chi 8 --steps 200
+          mpo-train train --preset quick                                  (word-like text in ≈ 2 minutes)
+          mpo-train train --model mpo --chi 8                             (the paper's recipe)
           mpo-train train --model mpo --chi 8 --embedding tt:4 --steps 500
           mpo-train train --model dense --out runs/dense
           mpo-train train --init runs/mpo16.safetensors --steps 500 --lr 1e-4   (fine-tune a compressed model)
+          mpo-train train --init runs/dense-chi8.safetensors --teacher runs/dense/checkpoint.safetensors --steps 1000
+          mpo-train train --init runs/dense/checkpoint.safetensors --chi-schedule 32@0,16@300,8@600 --teacher runs/dense/checkpoint.safetensors
+          mpo-train train --steps 0 --eval-batches 0 --d-model 768 --layers 12 --heads 12 --d-ff 3072 --context 1024 --out runs/gpt2-shape
           mpo-train train --out runs/dense --resume
         """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var recipe: RecipeOptions
+    @OptionGroup var compression: CompressionRecipeOptions
     @OptionGroup var deviceOptions: DeviceOptions
     @Option(help: "Run directory (default runs/<model>[-chi<χ>]).") var out: String?
     @Option(name: .customLong("init"), help: "Start from this checkpoint's weights (its shape wins over the model options).") var initFrom: String?
@@ -104,6 +168,10 @@ struct Train: ParsableCommand {
     @Flag(help: "Print only evaluations and the summary.") var quiet = false
     @Option(name: .customLong("skip-nonfinite"), help: "Skip up to N steps whose loss or gradient is NaN/inf instead of stopping.")
     var skipNonFinite = 0
+
+    func validate() throws {
+        if let lr = recipe.lr, lr.values.count > 1 { throw ValidationError("train takes one --lr (got \(lr.values.count)); sweep runs several") }
+    }
 
     func run() throws {
         let device = try deviceOptions.make()
@@ -124,10 +192,20 @@ struct Train: ParsableCommand {
         model.mpoStrategy = modelOptions.strategy
         let dir = URL(fileURLWithPath: out ?? "runs/\(name)")
         name = dir.lastPathComponent
-        let trainer = try Trainer(model: model, data: data, options: recipe.options(context: model.config.context), directory: dir)
+        var options = recipe.options(context: model.config.context)
+        try compression.apply(to: &options)
+        let trainer = try Trainer(model: model, data: data, options: options, directory: dir)
+        if let path = compression.teacher {
+            let t = try loadCheckpoint(path, device: device, hints: modelOptions.hints, purpose: .inference)
+            trainer.teacher = try Teacher(model: t, options: options.distillation!)
+            print("teacher: \(path), \(t.parameterCount) parameters (α \(compression.distillWeight), τ \(compression.distillTemperature)\(compression.distillHidden > 0 ? ", β \(compression.distillHidden)" : ""))")
+        }
         var info = RunRecord(name: name, model: model.config.isMPO ? "mpo" : "dense", chi: model.config.chi)
-        info.initFrom = initFrom; info.embedding = model.config.tokenEmbedding.description
+        info.initFrom = initFrom; info.embedding = model.config.tokenEmbedding.description; info.preset = recipe.preset.rawValue
         trainer.runInfo = info
+        trainer.onTruncation = { step, chi, error in
+            print(String(format: "step %d: truncated to χ = %d, %d parameters, relative error %.4f", step, chi, trainer.model.parameterCount, error))
+        }
         if model.config.tokenEmbedding != .dense {
             print("embedding: \(model.config.tokenEmbedding), \(model.config.embeddingParameterCount) parameters (dense \(model.config.vocabularySize * model.config.channels))")
         }
@@ -138,9 +216,12 @@ struct Train: ParsableCommand {
         trainer.onEval = progress.eval
         try trainer.run(resume: resume)
         progress.finish()
-        let last = trainer.evals.last
-        print(String(format: "done in %.1f s: val loss %.4f, val accuracy %.2f%%; checkpoint %@",
-                     trainer.wallSeconds, last?.valLoss ?? .nan, 100 * (last?.valAccuracy ?? .nan), trainer.checkpointURL.path))
+        if let last = trainer.evals.last {
+            print(String(format: "done in %.1f s: val loss %.4f, val accuracy %.2f%%; checkpoint %@",
+                         trainer.wallSeconds, last.valLoss, 100 * last.valAccuracy, trainer.checkpointURL.path))
+        } else {
+            print(String(format: "done in %.1f s (no evaluation); checkpoint %@", trainer.wallSeconds, trainer.checkpointURL.path))
+        }
         try writePlots([RunMetrics.load(trainer.metricsURL, name: name)], to: dir)
     }
 }

@@ -97,6 +97,15 @@ final class FaultyDevice: ComputeDevice {
     func biasBackward(_ d: TensorView, dBias: TensorView, rows: Int, columns: Int) {
         base.biasBackward(d, dBias: dBias, rows: rows, columns: columns)
     }
+    func distillation(student: TensorView, teacher: TensorView, losses: TensorView, dLogits: TensorView?,
+                      temperature: Float, gradScale: Float, rows: Int, vocabulary: Int) {
+        base.distillation(student: student, teacher: teacher, losses: losses, dLogits: dLogits, temperature: temperature,
+                          gradScale: gradScale, rows: rows, vocabulary: vocabulary)
+    }
+    func squaredDistance(_ a: TensorView, _ b: TensorView, sums: TensorView, dA: TensorView?, gradScale: Float,
+                         rows: Int, columns: Int) {
+        base.squaredDistance(a, b, sums: sums, dA: dA, gradScale: gradScale, rows: rows, columns: columns)
+    }
     func add(_ a: TensorView, _ b: TensorView, out: TensorView) { base.add(a, b, out: out) }
     func accumulate(_ s: TensorView, into d: TensorView) { base.accumulate(s, into: d) }
     func scale(_ v: TensorView, by f: Float) { base.scale(v, by: f) }

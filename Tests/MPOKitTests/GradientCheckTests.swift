@@ -274,4 +274,46 @@ struct GradientCheckTests {
         cpu.dev.permute(cpu.f(G), shape: dShape, order: inverse, into: dx, accumulate: true)
         #expect(relErr(cpu.read(dx), g) < deviceTolerance)
     }
+
+    // MARK: distillation
+
+    @Test("distillation: τ²·KL(teacher ‖ student) has the hand-derived gradient τ·(p − q)", arguments: [0.5, 1.0, 3.0])
+    func distillation(temperature tau: Double) {
+        let N = 3, V = 7
+        let s = randoms(N * V, -3, 3, seed: 32), t = randoms(N * V, -3, 3, seed: 33), zero = [Double](repeating: 0, count: N * V)
+        func loss(_ x: [Double]) -> Double {
+            NaiveReference.distillation(student: x, teacher: t, dLogits: zero, rows: N, vocabulary: V, temperature: tau,
+                                        gradScale: 1).losses.reduce(0, +)
+        }
+        let r = NaiveReference.distillation(student: s, teacher: t, dLogits: zero, rows: N, vocabulary: V, temperature: tau, gradScale: 1)
+        #expect(relErr(r.dLogits, numericGradient(s, loss)) < fdTolerance)
+        // KL(q ‖ q) = 0 and its gradient vanishes.
+        let same = NaiveReference.distillation(student: t, teacher: t, dLogits: zero, rows: N, vocabulary: V, temperature: tau, gradScale: 1)
+        #expect(same.losses.allSatisfy { abs($0) < 1e-12 } && same.dLogits.allSatisfy { abs($0) < 1e-12 })
+        // A hand-computed value: V = 2, s = (0, 0), t = (log 3, 0), τ = 1: q = (3/4, 1/4), p = (1/2, 1/2),
+        // KL = 3/4·log(3/2) + 1/4·log(1/2).
+        let two = NaiveReference.distillation(student: [0, 0], teacher: [log(3), 0], dLogits: [0, 0], rows: 1, vocabulary: 2,
+                                              temperature: 1, gradScale: 1)
+        #expect(abs(two.losses[0] - (0.75 * log(1.5) + 0.25 * log(0.5))) < 1e-12)
+        #expect(abs(two.dLogits[0] - (0.5 - 0.75)) < 1e-12)
+        let cpu = CPUBench(), losses = cpu.zeros(N), d = cpu.f(randoms(N * V, seed: 34))
+        cpu.dev.distillation(student: cpu.f(s), teacher: cpu.f(t), losses: losses, dLogits: d, temperature: Float(tau),
+                             gradScale: 0.5, rows: N, vocabulary: V)
+        let ref = NaiveReference.distillation(student: s, teacher: t, dLogits: randoms(N * V, seed: 34), rows: N, vocabulary: V,
+                                              temperature: tau, gradScale: 0.5)
+        #expect(relErr(cpu.read(losses), ref.losses) < deviceTolerance)
+        #expect(relErr(cpu.read(d), ref.dLogits) < deviceTolerance)
+    }
+
+    @Test("squared distance: Σ(a − b)² has the gradient 2(a − b)")
+    func squaredDistance() {
+        let N = 4, C = 5
+        let a = randoms(N * C, seed: 35), b = randoms(N * C, seed: 36), zero = [Double](repeating: 0, count: N * C)
+        let r = NaiveReference.squaredDistance(a, b, dA: zero, rows: N, columns: C, gradScale: 1)
+        let fd = numericGradient(a) { NaiveReference.squaredDistance($0, b, dA: zero, rows: N, columns: C, gradScale: 1).sums.reduce(0, +) }
+        #expect(relErr(r.dA, fd) < fdTolerance)
+        let cpu = CPUBench(), sums = cpu.zeros(N), d = cpu.f(zero)
+        cpu.dev.squaredDistance(cpu.f(a), cpu.f(b), sums: sums, dA: d, gradScale: 1, rows: N, columns: C)
+        #expect(relErr(cpu.read(sums), r.sums) < deviceTolerance && relErr(cpu.read(d), r.dA) < deviceTolerance)
+    }
 }

@@ -163,9 +163,10 @@ public enum ModelCheckpoint {
     }
 
     /// Builds a model on `device` from a checkpoint file.
-    public static func loadModel(_ url: URL, device: any ComputeDevice, hints: ShapeHints = ShapeHints()) throws -> PicoGPT {
+    public static func loadModel(_ url: URL, device: any ComputeDevice, hints: ShapeHints = ShapeHints(),
+                                 purpose: ModelPurpose = .training) throws -> PicoGPT {
         let file = try open(url)
-        let model = try PicoGPT(config: try inferConfig(file, hints: hints), device: device)
+        let model = try PicoGPT(config: try inferConfig(file, hints: hints), device: device, purpose: purpose)
         try load(file, into: model, extraTensors: { $0.hasPrefix("optimizer.") })
         return model
     }

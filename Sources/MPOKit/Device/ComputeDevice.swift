@@ -96,6 +96,18 @@ public protocol ComputeDevice: AnyObject {
     func crossEntropy(logits: TensorView, targets: TensorView, losses: TensorView, correct: TensorView,
                       dLogits: TensorView?, gradScale: Float, rows: Int, vocabulary: Int)
 
+    /// Knowledge distillation on logits at temperature τ, per row of the student's logits s and the
+    /// teacher's t (rows, V): with p = softmax(s/τ), q = softmax(t/τ), losses[r] = τ²·KL(q ‖ p) =
+    /// τ²·Σ q·(log q − log p) and, if dLogits is given, dLogits += gradScale·τ·(p − q) (accumulates:
+    /// it adds to the cross-entropy's gradient). Sums in Double.
+    func distillation(student: TensorView, teacher: TensorView, losses: TensorView, dLogits: TensorView?,
+                      temperature: Float, gradScale: Float, rows: Int, vocabulary: Int)
+
+    /// sums[r] = Σ_c (a[r, c] − b[r, c])² (Double sums), and dA += gradScale·2·(a − b) if given
+    /// (hidden-state matching: a is the student's residual stream, b the teacher's).
+    func squaredDistance(_ a: TensorView, _ b: TensorView, sums: TensorView, dA: TensorView?, gradScale: Float,
+                         rows: Int, columns: Int)
+
     // MARK: - Optimiser
     /// Σ x² in double precision (synchronises; the one scalar a step reads back besides the loss).
     func sumOfSquares(_ view: TensorView) throws -> Double

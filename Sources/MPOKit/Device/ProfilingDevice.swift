@@ -91,6 +91,17 @@ public final class ProfilingDevice: ComputeDevice {
     public func crossEntropy(logits: TensorView, targets: TensorView, losses: TensorView, correct: TensorView, dLogits: TensorView?, gradScale: Float, rows: Int, vocabulary: Int) {
         time("crossEntropy") { base.crossEntropy(logits: logits, targets: targets, losses: losses, correct: correct, dLogits: dLogits, gradScale: gradScale, rows: rows, vocabulary: vocabulary) }
     }
+    public func distillation(student: TensorView, teacher: TensorView, losses: TensorView, dLogits: TensorView?,
+                             temperature: Float, gradScale: Float, rows: Int, vocabulary: Int) {
+        time("distillation") {
+            base.distillation(student: student, teacher: teacher, losses: losses, dLogits: dLogits, temperature: temperature,
+                              gradScale: gradScale, rows: rows, vocabulary: vocabulary)
+        }
+    }
+    public func squaredDistance(_ a: TensorView, _ b: TensorView, sums: TensorView, dA: TensorView?, gradScale: Float,
+                                rows: Int, columns: Int) {
+        time("squaredDistance") { base.squaredDistance(a, b, sums: sums, dA: dA, gradScale: gradScale, rows: rows, columns: columns) }
+    }
     public func sumOfSquares(_ v: TensorView) throws -> Double {
         try throwPending()
         let r = try time("sumOfSquares") { try base.sumOfSquares(v) }

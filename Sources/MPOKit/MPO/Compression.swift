@@ -30,6 +30,18 @@ public enum Compression {
     public static func compressWeight(_ w: [Float], layer: String, factorization f: MPOFactorization, chi: Int,
                                       relativeTolerance: Double? = nil) throws -> (MPOCores<Float>, LayerCompression) {
         let (cores, r) = try ttSVD(w.map(Double.init), factorization: f, maxBond: chi, relativeTolerance: relativeTolerance)
+        return report(cores, r, layer: layer, factorization: f, chi: chi)
+    }
+
+    /// TT-SVD with a cap per bond (a budgeted allocation); `chi` in the report is the largest bond.
+    public static func compressWeight(_ w: [Float], layer: String, factorization f: MPOFactorization, maxBonds: [Int],
+                                      relativeTolerance: Double? = nil) throws -> (MPOCores<Float>, LayerCompression) {
+        let (cores, r) = try ttSVD(w.map(Double.init), factorization: f, maxBonds: maxBonds, relativeTolerance: relativeTolerance)
+        return report(cores, r, layer: layer, factorization: f, chi: r.bonds.max() ?? 1)
+    }
+
+    private static func report(_ cores: MPOCores<Double>, _ r: TTSVDReport, layer: String, factorization f: MPOFactorization,
+                               chi: Int) -> (MPOCores<Float>, LayerCompression) {
         let report = LayerCompression(
             layer: layer, out: f.outFeatures, in: f.inFeatures, factorization: f.description, chi: chi, bonds: r.bonds,
             denseParameters: r.denseParameters, parameters: r.parameters, compressionRatio: r.compressionRatio,
@@ -65,39 +77,58 @@ public enum Compression {
         }
     }
 
-    /// A new MPO model on the same device: TT-SVD of every linear weight at `chi` (per-layer
-    /// overrides in `chiOverrides`), all other parameters copied from `dense`.
-    public static func compress(_ dense: PicoGPT, chi: Int, chiOverrides: [String: Int] = [:],
+    /// A new MPO model on the same device: TT-SVD of every linear weight at `chi` (per-layer χ in
+    /// `chiOverrides`, or a cap per bond in `bondCaps` from a budgeted allocation), all other
+    /// parameters copied from `model`. With `layers`, only those are compressed; every other
+    /// layer stays as it is (dense or MPO). Works on MPO models too (their contracted W is
+    /// TT-SVD'd again: progressive truncation).
+    public static func compress(_ model: PicoGPT, chi: Int, chiOverrides: [String: Int] = [:],
+                                bondCaps: [String: [Int]] = [:], layers: Set<String>? = nil,
                                 factorizations: [String: MPOFactorization] = [:],
                                 relativeTolerance: Double? = nil) throws -> (PicoGPT, [LayerCompression]) {
         guard chi >= 1 else { throw ModelError("bond dimension χ must be ≥ 1 (got \(chi))") }
-        let weights = try denseWeights(dense)
-        var config = dense.config
+        let weights = try denseWeights(model)
+        var config = model.config
+        config.chi = nil
+        config.chiOverrides = [:]
+        config.bonds = [:]
         config.factorizations = [:]
         var cores: [String: MPOCores<Float>] = [:]
         var reports: [LayerCompression] = []
         for l in config.linearLayers {
-            let f = factorizations[l.name] ?? dense.config.factorizations[l.name] ?? MPOFactorization.standard(out: l.out, in: l.in)
+            let kind = model.config.linearKind(l.name, out: l.out, in: l.in)
+            let f = factorizations[l.name] ?? model.config.factorizations[l.name] ?? MPOFactorization.standard(out: l.out, in: l.in)
+            if let layers, !layers.contains(l.name) {   // kept as it is
+                if case .mpo(let kept, let b) = kind {
+                    config.bonds[l.name] = b
+                    if kept != MPOFactorization.standard(out: l.out, in: l.in) { config.factorizations[l.name] = kept }
+                }
+                continue
+            }
             try f.validate(out: l.out, in: l.in)
-            let (c, r) = try compressWeight(weights[l.name]!, layer: l.name, factorization: f,
-                                            chi: chiOverrides[l.name] ?? chi, relativeTolerance: relativeTolerance)
+            let (c, r): (MPOCores<Float>, LayerCompression)
+            if let caps = bondCaps[l.name] {
+                (c, r) = try compressWeight(weights[l.name]!, layer: l.name, factorization: f, maxBonds: caps,
+                                            relativeTolerance: relativeTolerance)
+            } else {
+                (c, r) = try compressWeight(weights[l.name]!, layer: l.name, factorization: f, chi: chiOverrides[l.name] ?? chi,
+                                            relativeTolerance: relativeTolerance)
+            }
             config.bonds[l.name] = c.bonds
             if f != MPOFactorization.standard(out: l.out, in: l.in) { config.factorizations[l.name] = f }
             cores[l.name] = c
             reports.append(r)
         }
-        config.chi = nil
-        config.chiOverrides = [:]
-        let model = try PicoGPT(config: config, device: dense.device)
-        for spec in model.layout.specs {
-            if let r = spec.name.range(of: ".cores."), !spec.name.hasPrefix("tok_emb.") {  // embedding cores: copied
-                let layer = String(spec.name[..<r.lowerBound]), k = Int(spec.name[r.upperBound...])!
-                try model.setParameter(spec.name, cores[layer]!.cores[k])
+        let out = try PicoGPT(config: config, device: model.device)
+        for spec in out.layout.specs {
+            if let r = spec.name.range(of: ".cores."), !spec.name.hasPrefix("tok_emb."),
+               let c = cores[String(spec.name[..<r.lowerBound])] {   // a freshly compressed layer
+                try out.setParameter(spec.name, c.cores[Int(spec.name[r.upperBound...])!])
             } else {
-                try model.setParameter(spec.name, try dense.parameter(spec.name))
+                try out.setParameter(spec.name, try model.parameter(spec.name))
             }
         }
-        return (model, reports)
+        return (out, reports)
     }
 
     /// Aggregate over layers: parameters, and the relative error sqrt(Σ‖W−Ŵ‖² / Σ‖W‖²).

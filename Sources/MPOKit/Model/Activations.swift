@@ -68,6 +68,8 @@ final class Activations {
     let output: TensorView         // x_L (N, C); for inference, the one residual stream
     let lnf, lnfMean, lnfRstd: TensorView
     let logits, losses, correct: TensorView
+    /// Per-row distillation losses (KL, then the hidden distances block by block).
+    let distillLosses: TensorView
     let backward: BackwardScratch?
 
     init(config c: ModelConfig, batch: Int, time: Int, device: any ComputeDevice, inference: Bool = false) throws {
@@ -77,7 +79,8 @@ final class Activations {
         for l in 0..<(inference ? 1 : c.layers) {
             BlockActivations.plan(&plan, block: l, rows: N, channels: C, ffn: F, lse: batch * c.heads * time)
         }
-        var names = [("ln_f", N * C), ("ln_f.mean", N), ("ln_f.rstd", N), ("logits", N * V), ("losses", N), ("correct", N)]
+        var names = [("ln_f", N * C), ("ln_f.mean", N), ("ln_f.rstd", N), ("logits", N * V), ("losses", N), ("correct", N),
+                     ("distill.losses", N)]
         if !inference {
             names += [("output", N * C), ("d.residual", N * C), ("d.ln", N * C), ("d.att", N * C), ("d.q", N * C),
                       ("d.k", N * C), ("d.v", N * C), ("d.hidden", N * F), ("d.logits", N * V)]
@@ -101,6 +104,6 @@ final class Activations {
                                        dv: v("d.v"), dHidden: v("d.hidden"), dLogits: v("d.logits"))
         }
         lnf = v("ln_f"); lnfMean = v("ln_f.mean"); lnfRstd = v("ln_f.rstd")
-        logits = v("logits"); losses = v("losses"); correct = v("correct")
+        logits = v("logits"); losses = v("losses"); correct = v("correct"); distillLosses = v("distill.losses")
     }
 }

@@ -3,18 +3,50 @@
 
 import Foundation
 
-/// Mean loss and token accuracy of one forward pass.
+/// Mean loss and token accuracy of one forward pass. With distillation, `loss` is the training
+/// loss (1 − α)·CE + α·τ²·KL + β·MSE and the parts are given separately.
 public struct PassResult: Sendable, Equatable {
     public var loss: Double
     public var accuracy: Double
+    /// Mean cross-entropy against the targets (= loss without distillation).
+    public var crossEntropy: Double
+    /// Mean τ²·KL(teacher ‖ student) over positions, and the mean squared hidden-state distance
+    /// (over blocks, positions and channels); nil without distillation (or hidden matching).
+    public var distillation: Double? = nil
+    public var hidden: Double? = nil
+
+    public init(loss: Double, accuracy: Double, crossEntropy: Double? = nil, distillation: Double? = nil, hidden: Double? = nil) {
+        self.loss = loss; self.accuracy = accuracy; self.crossEntropy = crossEntropy ?? loss
+        self.distillation = distillation; self.hidden = hidden
+    }
+}
+
+/// What the student of a distillation matches in one forward pass (views on the student's device):
+/// the teacher's logits (N, V) and, for hidden matching, its residual stream after every block
+/// (L, N, C). loss = (1 − α)·CE + α·τ²·KL(teacher ‖ student) + β·mean((h_s − h_t)²).
+public struct DistillationTargets {
+    public var logits: TensorView
+    public var residuals: TensorView?
+    public var weight: Double
+    public var temperature: Double
+    public var hiddenWeight: Double
+
+    public init(logits: TensorView, residuals: TensorView? = nil, weight: Double, temperature: Double, hiddenWeight: Double = 0) {
+        self.logits = logits; self.residuals = residuals; self.weight = weight
+        self.temperature = temperature; self.hiddenWeight = hiddenWeight
+    }
 }
 
 extension PicoGPT {
     /// Runs the model on `tokens` (B·T ids, row-major). With `targets`, also computes the mean
-    /// cross-entropy and accuracy, and (if `needsGradients`) the logits' gradient for `backward`.
+    /// cross-entropy and accuracy, and (if `needsGradients`) the logits' gradient for `backward`;
+    /// with `distill`, the distillation loss too (its gradient follows in `backward`).
+    /// `captureResiduals` (L, B·T, C) receives the residual stream after every block (a teacher's
+    /// forward for hidden-state matching).
     @discardableResult
     public func forward(tokens: [Int32], targets: [Int32]? = nil, batch: Int, time: Int,
-                        needsGradients: Bool = true) throws -> PassResult? {
+                        needsGradients: Bool = true, distill: DistillationTargets? = nil,
+                        captureResiduals: TensorView? = nil) throws -> PassResult? {
         let c = config, N = batch * time, C = c.channels
         guard batch >= 1, time >= 1, time <= c.context else {
             throw ModelError("batch \(batch) × time \(time) is not a valid input; time must be 1…\(c.context) (the model's context)")
@@ -25,7 +57,18 @@ extension PicoGPT {
         for t in tokens + (targets ?? []) where t < 0 || Int(t) >= c.vocabularySize {
             throw ModelError("token id \(t) outside the vocabulary 0..<\(c.vocabularySize)")
         }
+        if let capture = captureResiduals, capture.count < c.layers * N * C {
+            throw ModelError("captureResiduals holds \(capture.count) values; \(c.layers) blocks × \(N) rows × \(C) need more")
+        }
+        if let d = distill {
+            guard d.logits.count >= N * c.vocabularySize, (d.residuals?.count ?? c.layers * N * C) >= c.layers * N * C,
+                  d.weight >= 0, d.weight <= 1, d.temperature > 0, d.hiddenWeight >= 0 else {
+                throw ModelError("distillation targets do not fit this batch, or α ∉ [0, 1], τ ≤ 0 or β < 0")
+            }
+            guard d.hiddenWeight == 0 || d.residuals != nil else { throw ModelError("hidden-state matching needs the teacher's residuals") }
+        }
         let a = try activations(batch: batch, time: time)
+        distillTargets = distill
         let dev = device
         try dev.write(tokens, to: a.tokens)
         if let targets { try dev.write(targets, to: a.targets) }
@@ -41,19 +84,39 @@ extension PicoGPT {
                                     ln1: b.ln1, ln1Mean: b.ln1Mean, ln1Rstd: b.ln1Rstd, q: b.q, kNew: b.k, vNew: b.v,
                                     kAll: b.k, vAll: b.v, att: b.att, lse: b.lse, ln2: b.ln2, ln2Mean: b.ln2Mean,
                                     ln2Rstd: b.ln2Rstd, hidden: b.hidden), rows: N, shape: shape)
+            if let capture = captureResiduals { dev.copy(residual(after: l, a), to: capture.view(l * N * C, N * C)) }
         }
         dev.layerNormForward(a.output, weight: param("ln_f.weight"), bias: param("ln_f.bias"), out: a.lnf,
                              mean: a.lnfMean, rstd: a.lnfRstd, rows: N, columns: C)
         try linears["lm_head"]!.forward(dev, x: a.lnf, y: a.logits, rows: N)
         guard targets != nil else { return nil }
+        let alpha = distill?.weight ?? 0
+        let dLogits = needsGradients ? a.backward?.dLogits : nil
         dev.crossEntropy(logits: a.logits, targets: a.targets, losses: a.losses, correct: a.correct,
-                         dLogits: needsGradients ? a.backward?.dLogits : nil, gradScale: 1 / Float(N),
+                         dLogits: dLogits, gradScale: distill == nil ? 1 / Float(N) : Float((1 - alpha) / Double(N)),
                          rows: N, vocabulary: c.vocabularySize)
-        let losses = try dev.read(a.losses), correct = try dev.read(a.correct)
-        var sl = 0.0, sc = 0.0
-        for i in 0..<N { sl += Double(losses[i]); sc += Double(correct[i]) }
-        return PassResult(loss: sl / Double(N), accuracy: sc / Double(N))
+        func mean(_ v: TensorView, over n: Int) throws -> Double { try dev.read(v).reduce(0.0) { $0 + Double($1) } / Double(n) }
+        let ce = try mean(a.losses, over: N), accuracy = try mean(a.correct, over: N)
+        guard let d = distill else { return PassResult(loss: ce, accuracy: accuracy) }
+        dev.distillation(student: a.logits, teacher: d.logits, losses: a.distillLosses, dLogits: dLogits,
+                         temperature: Float(d.temperature), gradScale: Float(alpha / Double(N)), rows: N, vocabulary: c.vocabularySize)
+        let kd = try mean(a.distillLosses, over: N)
+        var hidden: Double? = nil
+        if d.hiddenWeight > 0, let teacher = d.residuals {
+            var total = 0.0
+            for l in 0..<c.layers {
+                dev.squaredDistance(residual(after: l, a), teacher.view(l * N * C, N * C), sums: a.distillLosses, dA: nil,
+                                    gradScale: 0, rows: N, columns: C)
+                total += try mean(a.distillLosses, over: N * C * c.layers)
+            }
+            hidden = total
+        }
+        let loss = (1 - alpha) * ce + alpha * kd + d.hiddenWeight * (hidden ?? 0)
+        return PassResult(loss: loss, accuracy: accuracy, crossEntropy: ce, distillation: kd, hidden: hidden)
     }
+
+    /// The residual stream after block `l` in the activations `a`.
+    func residual(after l: Int, _ a: Activations) -> TensorView { l + 1 < config.layers ? a.blocks[l + 1].input : a.output }
 
     /// Where one block's forward reads and writes. `input`, `mid` and `output` may be one view
     /// (the residual updated in place, as the generator does); new keys/values go to `kNew`/`vNew`
@@ -84,9 +147,12 @@ extension PicoGPT {
     }
 
     /// Logits (B, T, V) of the last forward pass.
-    public func logits() throws -> [Float] {
+    public func logits() throws -> [Float] { try device.read(try logitsView()) }
+
+    /// The device view of the last forward pass's logits (B·T, V) (a teacher's, for distillation).
+    public func logitsView() throws -> TensorView {
         guard let a = acts else { throw ModelError("no forward pass has run yet") }
-        return try device.read(a.logits)
+        return a.logits
     }
 
     /// Accumulates the gradient of the last forward pass's mean loss into `grads`
@@ -104,6 +170,11 @@ extension PicoGPT {
         let shape = AttentionShape(batch: a.batch, time: a.time, heads: c.heads, headDim: c.headDim)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let b = a.blocks[l], p = "blocks.\(l)"
+            // Hidden-state matching: d(β·mean((h_l − t_l)²)) enters the residual after block l.
+            if let t = distillTargets, t.hiddenWeight > 0, let teacher = t.residuals {
+                dev.squaredDistance(residual(after: l, a), teacher.view(l * N * C, N * C), sums: a.distillLosses, dA: dx,
+                                    gradScale: Float(t.hiddenWeight / Double(c.layers * N * C)), rows: N, columns: C)
+            }
             // FFN branch: dx is d(next); the residual passes it to d(mid) unchanged.
             try linears["\(p).ffn.W2"]!.backward(dev, dY: dx, x: b.hidden, dX: d.dHidden, rows: N)
             try linears["\(p).ffn.W1"]!.backwardReLU(dev, dY: d.dHidden, y: b.hidden, x: b.ln2, dX: d.dLn, rows: N)

@@ -34,6 +34,8 @@ public final class PicoGPT {
     /// The token embedding (dense table, per-token tensor train or table MPO).
     let embedding: TokenEmbedding
     var acts: Activations?
+    /// The distillation targets of the last forward pass (backward adds their hidden-state gradient).
+    var distillTargets: DistillationTargets?
     let version = ParameterVersion()
     var arenas: [Activations] = []
     /// How MPO layers contract (automatic: the cheaper in FLOPs per layer and call).

@@ -63,18 +63,22 @@ public struct TruncationRecord: Codable, Sendable, Equatable {
 
 extension StepRecord: Codable {
     enum CodingKeys: String, CodingKey {
-        case step, loss, accuracy, elapsed, total
+        case step, loss, accuracy, elapsed, total, hidden
         case learningRate = "lr", gradNorm = "grad_norm", tokensPerSecond = "tokens_per_second"
+        case crossEntropy = "cross_entropy", distillation = "kd"
     }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         step = try c.decode(Int.self, forKey: .step)
         loss = try c.lenientNumber(.loss)
-        total = try c.decodeIfPresent(Int.self, forKey: .total) ?? 0
+        total = (try? c.decodeIfPresent(Int.self, forKey: .total)) ?? 0
         accuracy = c.optionalNumber(.accuracy); learningRate = c.optionalNumber(.learningRate)
         gradNorm = c.optionalNumber(.gradNorm); tokensPerSecond = c.optionalNumber(.tokensPerSecond)
         elapsed = c.optionalNumber(.elapsed)
+        crossEntropy = c.contains(.crossEntropy) ? c.optionalNumber(.crossEntropy) : nil
+        distillation = c.contains(.distillation) ? c.optionalNumber(.distillation) : nil
+        hidden = c.contains(.hidden) ? c.optionalNumber(.hidden) : nil
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -82,6 +86,8 @@ extension StepRecord: Codable {
         try c.encode(step, forKey: .step); try c.encode(loss, forKey: .loss); try c.encode(accuracy, forKey: .accuracy)
         try c.encode(learningRate, forKey: .learningRate); try c.encode(gradNorm, forKey: .gradNorm)
         try c.encode(tokensPerSecond, forKey: .tokensPerSecond); try c.encode(elapsed, forKey: .elapsed)
+        try c.encodeIfPresent(crossEntropy, forKey: .crossEntropy); try c.encodeIfPresent(distillation, forKey: .distillation)
+        try c.encodeIfPresent(hidden, forKey: .hidden)
     }
 }
 

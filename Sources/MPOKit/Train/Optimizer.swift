@@ -1,30 +1,22 @@
 // AdamW over the flat parameter arena (SPEC §6): global-norm clipping, decoupled weight decay
 // on every parameter, bias-corrected moments. The moments are two more arenas with the
-// parameters' layout, so a checkpoint stores them by parameter name.
-
-public struct TrainingHyper: Codable, Equatable, Sendable {
-    public var learningRate: Double = 3e-4
-    public var warmupSteps = 100
-    public var beta1: Double = 0.9
-    public var beta2: Double = 0.95
-    public var epsilon: Double = 1e-8
-    public var weightDecay: Double = 0.1
-    public var clipNorm: Double = 1.0
-    public init() {}
-}
+// parameters' layout, so a checkpoint stores them by parameter name. The hyper-parameters are
+// the recipe's (TrainOptions); each update hands the device one AdamWHyper (that step's lr and
+// bias-correction step).
 
 public final class AdamW {
     public let model: PicoGPT
-    public var hyper: TrainingHyper
+    /// The recipe: betas, eps, weight decay and the clipping norm are read from it.
+    public var options: TrainOptions
     public let m: DeviceBuffer
     public let v: DeviceBuffer
     /// Updates applied so far (the bias-correction step of the next update is `step + 1`).
     public private(set) var step = 0
 
-    public init(model: PicoGPT, hyper: TrainingHyper = TrainingHyper()) throws {
+    public init(model: PicoGPT, options: TrainOptions = TrainOptions()) throws {
         _ = try model.gradientArena()   // an inference-only model cannot be trained
         self.model = model
-        self.hyper = hyper
+        self.options = options
         m = try model.device.makeBuffer(count: model.layout.count, label: "adam m")
         v = try model.device.makeBuffer(count: model.layout.count, label: "adam v")
     }
@@ -34,7 +26,7 @@ public final class AdamW {
     @discardableResult
     public func clipGradients() throws -> Double {
         let norm = try model.gradientNorm()
-        let scale = min(1, hyper.clipNorm / (norm + 1e-6))
+        let scale = min(1, options.clip / (norm + 1e-6))
         if scale < 1 { model.device.scale(model.grads!.all, by: Float(scale)) }
         return norm
     }
@@ -42,14 +34,17 @@ public final class AdamW {
     /// One AdamW update with learning rate `lr`.
     public func update(learningRate lr: Double) {
         step += 1
-        let h = AdamWHyper(learningRate: Float(lr), beta1: Float(hyper.beta1), beta2: Float(hyper.beta2),
-                           epsilon: Float(hyper.epsilon), weightDecay: Float(hyper.weightDecay), step: step)
+        let h = AdamWHyper(learningRate: Float(lr), beta1: Float(options.beta1), beta2: Float(options.beta2),
+                           epsilon: Float(options.epsilon), weightDecay: Float(options.weightDecay), step: step)
         model.device.adamW(parameters: model.params.all, gradients: model.grads!.all, m: m.all, v: v.all, hyper: h)
         model.parametersChanged()
     }
 
     /// Restores the optimiser state (moments and step count) from host arrays in arena layout.
     public func restore(m mHost: [Float], v vHost: [Float], step: Int) throws {
+        guard mHost.count == model.layout.count, vHost.count == model.layout.count else {
+            throw ModelError("optimizer state of \(mHost.count) values for a model of \(model.layout.count)")
+        }
         try model.device.write(mHost, to: m.all)
         try model.device.write(vHost, to: v.all)
         self.step = step

@@ -7,20 +7,25 @@ public struct StepStats: Sendable, Equatable {
     public var gradNorm: Double
     /// False when the loss or gradient norm was NaN/inf: the update was not applied.
     public var applied: Bool
+    /// The pass's parts (cross-entropy, and the distillation terms with a teacher).
+    public var pass: PassResult
 }
 
 extension AdamW {
     /// zero-grad → forward → backward → clip → update, on one batch. A non-finite loss or
     /// gradient norm never reaches the parameters: the update is skipped (`applied` false).
     @discardableResult
-    public func trainStep(tokens: [Int32], targets: [Int32], batch: Int, time: Int, learningRate lr: Double) throws -> StepStats {
+    /// With a `teacher`, the loss is the distillation loss (Distillation.swift).
+    public func trainStep(tokens: [Int32], targets: [Int32], batch: Int, time: Int, learningRate lr: Double,
+                          teacher: Teacher? = nil) throws -> StepStats {
+        let distill = try teacher?.targets(tokens: tokens, batch: batch, time: time)
         model.zeroGradients()
-        let r = try model.forward(tokens: tokens, targets: targets, batch: batch, time: time)!
+        let r = try model.forward(tokens: tokens, targets: targets, batch: batch, time: time, distill: distill)!
         try model.backward()
         let norm = try clipGradients()
         let finite = r.loss.isFinite && norm.isFinite
         if finite { update(learningRate: lr) }
-        return StepStats(loss: r.loss, accuracy: r.accuracy, gradNorm: norm, applied: finite)
+        return StepStats(loss: r.loss, accuracy: r.accuracy, gradNorm: norm, applied: finite, pass: r)
     }
 }
 
@@ -36,5 +41,42 @@ extension PicoGPT {
             l += r.loss; a += r.accuracy
         }
         return (l / Double(max(batches, 1)), a / Double(max(batches, 1)))
+    }
+}
+
+/// Loss and accuracy over a whole split.
+public struct SplitEvaluation: Sendable, Equatable {
+    public var loss: Double
+    public var accuracy: Double
+    /// Tokens scored (every window's T positions).
+    public var tokens: Int
+    public var windows: Int
+}
+
+extension PicoGPT {
+    /// Mean loss and token accuracy over every non-overlapping window of `time` tokens of
+    /// `split` (starts 0, T, 2T, … while a window and its shifted targets fit), in batches of
+    /// `batchSize`: deterministic, and over the whole split, so a result is not evaluation noise.
+    public func evaluateAll(_ split: [Int32], time: Int, batchSize: Int = 32) throws -> SplitEvaluation {
+        guard time >= 1, split.count > time else {
+            throw ModelError("the split has \(split.count) tokens; windows of \(time) need more")
+        }
+        let windows = (split.count - 1) / time
+        var lossSum = 0.0, correctSum = 0.0
+        var w = 0
+        while w < windows {
+            let b = min(batchSize, windows - w)
+            var tok: [Int32] = [], tgt: [Int32] = []
+            tok.reserveCapacity(b * time); tgt.reserveCapacity(b * time)
+            for i in w..<(w + b) {
+                tok.append(contentsOf: split[(i * time)..<(i * time + time)])
+                tgt.append(contentsOf: split[(i * time + 1)...(i * time + time)])
+            }
+            let r = try forward(tokens: tok, targets: tgt, batch: b, time: time, needsGradients: false)!
+            lossSum += r.loss * Double(b * time); correctSum += r.accuracy * Double(b * time)
+            w += b
+        }
+        let n = windows * time
+        return SplitEvaluation(loss: lossSum / Double(n), accuracy: correctSum / Double(n), tokens: n, windows: windows)
     }
 }

@@ -1,9 +1,12 @@
 // Trainer: the paper's training loop (SPEC §6) with evaluation, metrics, checkpoints and resume.
 //
-// Order per step s of S: set lr; evaluate if s % evalInterval == 0 (then checkpoint); forward;
-// backward; clip; AdamW. A final evaluation and checkpoint follow the last step. Batches come
-// from a train RNG stream and evaluation batches from a separate eval stream, both derived
-// from the seed and stored in checkpoints, so a resumed run continues bit for bit.
+// Order per step s of S: truncate if the χ schedule names s (every linear layer TT-SVD'd to the
+// new χ, the moments of the changed tensors reset); set lr; evaluate if s % evalInterval == 0
+// (then checkpoint); forward (with the teacher's targets when distilling); backward; clip;
+// AdamW. A final evaluation and checkpoint follow the last step. Batches come from a train RNG
+// stream and evaluation batches from a separate eval stream, both derived from the seed and
+// stored in checkpoints, so a resumed run continues bit for bit — across a truncation too (the
+// checkpoint carries the truncated shapes; TT-SVD is deterministic).
 
 import Foundation
 
@@ -11,6 +14,14 @@ public struct StepRecord: Sendable {
     public var step: Int, total: Int
     public var loss: Double, accuracy: Double, learningRate: Double, gradNorm: Double
     public var tokensPerSecond: Double, elapsed: Double
+    /// With distillation: the parts of `loss` (cross-entropy, τ²·KL, hidden MSE).
+    public var crossEntropy: Double? = nil, distillation: Double? = nil, hidden: Double? = nil
+
+    public init(step: Int, total: Int, loss: Double, accuracy: Double, learningRate: Double, gradNorm: Double,
+                tokensPerSecond: Double, elapsed: Double) {
+        self.step = step; self.total = total; self.loss = loss; self.accuracy = accuracy; self.learningRate = learningRate
+        self.gradNorm = gradNorm; self.tokensPerSecond = tokensPerSecond; self.elapsed = elapsed
+    }
 }
 
 public struct EvalRecord: Sendable, Equatable {
@@ -21,9 +32,12 @@ public struct EvalRecord: Sendable, Equatable {
 }
 
 public final class Trainer {
-    public let model: PicoGPT
-    public let optimizer: AdamW
+    /// The model being trained (replaced by a truncated one at each step of the χ schedule).
+    public private(set) var model: PicoGPT
+    public private(set) var optimizer: AdamW
     public let data: TextDataset
+    /// The frozen teacher when `options.distillation` is set (required then).
+    public var teacher: Teacher?
     public let options: TrainOptions
     public let directory: URL
     /// The run record written first (the trainer fills in parameters, device, seed, steps, lr).
@@ -32,6 +46,8 @@ public final class Trainer {
     public var onStep: (StepRecord) throws -> Void = { _ in }
     public var onEval: (EvalRecord) throws -> Void = { _ in }
     public var onCheckpoint: (URL, Int) throws -> Void = { _, _ in }
+    /// (step, χ, relative error) after each truncation of the χ schedule.
+    public var onTruncation: (Int, Int, Double) throws -> Void = { _, _, _ in }
     public private(set) var evals: [EvalRecord] = []
     public private(set) var losses: [Double] = []
     public private(set) var wallSeconds = 0.0
@@ -55,7 +71,7 @@ public final class Trainer {
         self.data = data
         self.options = options
         self.directory = directory
-        optimizer = try AdamW(model: model, hyper: options.hyper)
+        optimizer = try AdamW(model: model, options: options)
         do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw ModelError("cannot create output directory \(directory.path): \(error.localizedDescription)")
         }
@@ -80,9 +96,34 @@ public final class Trainer {
         try model.evaluate(split, batches: batches, batchSize: options.evalBatchSize, time: options.time, rng: &rng)
     }
 
+    /// Every linear layer TT-SVD'd to `chi` (a dense model becomes an MPO one); the optimiser keeps
+    /// the moments of every tensor whose name and shape survive (embedding, LayerNorms, biases) and
+    /// starts the new cores from zero moments, at the same step count. Returns the linear layers'
+    /// relative error sqrt(Σ‖W − Ŵ‖² / Σ‖W‖²).
+    func truncate(to chi: Int) throws -> Double {
+        let (smaller, reports) = try Compression.compress(model, chi: chi)
+        smaller.mpoStrategy = model.mpoStrategy
+        let next = try AdamW(model: smaller, options: options)
+        let oldM = try model.device.read(optimizer.m.all), oldV = try model.device.read(optimizer.v.all)
+        var m = [Float](repeating: 0, count: smaller.layout.count), v = m
+        for spec in smaller.layout.specs {
+            guard let old = model.layout[spec.name], old.shape == spec.shape, !spec.name.contains(".cores.") else { continue }
+            m.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: oldM[old.offset..<(old.offset + old.count)])
+            v.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: oldV[old.offset..<(old.offset + old.count)])
+        }
+        try next.restore(m: m, v: v, step: optimizer.step)
+        model = smaller
+        optimizer = next
+        return Compression.total(reports).relativeError
+    }
+
     /// Trains to `options.steps`. With `resume`, continues from the run directory's checkpoint.
     @discardableResult
     public func run(resume: Bool = false) throws -> [EvalRecord] {
+        guard (options.distillation == nil) == (teacher == nil) else {
+            throw ModelError(teacher == nil ? "the recipe distils from a teacher: pass --teacher" : "a teacher was given but the recipe has no distillation options")
+        }
+        try teacher?.check(student: model, time: options.time)
         var state = TrainingState(step: 0, optimizerStep: 0, trainRNG: SplitMix64(seed: options.trainStreamSeed),
                                   evalRNG: SplitMix64(seed: options.evalStreamSeed), options: options)
         var skipEvalAt: Int? = nil
@@ -91,6 +132,14 @@ public final class Trainer {
                 throw ModelError("--resume: no checkpoint at \(checkpointURL.path); start without --resume")
             }
             let file = try ModelCheckpoint.open(checkpointURL)
+            // After a truncation the checkpoint holds smaller cores than the model the run began with.
+            let saved = try ModelCheckpoint.inferConfig(file)
+            if saved != model.config, options.chiSchedule != nil {
+                let m = try PicoGPT(config: saved, device: model.device)
+                m.mpoStrategy = model.mpoStrategy
+                model = m
+                optimizer = try AdamW(model: m, options: options)
+            }
             try ModelCheckpoint.load(file, into: model, extraTensors: { $0.hasPrefix("optimizer.") })
             state = try TrainingCheckpoint.restore(file, optimizer: optimizer)
             guard state.options == options else {
@@ -103,6 +152,11 @@ public final class Trainer {
             var info = runInfo
             info.parameters = model.parameterCount; info.device = model.device.name
             info.seed = Int(truncatingIfNeeded: options.seed); info.steps = options.steps; info.learningRate = options.learningRate
+            if let d = options.distillation {
+                info.teacher = d.teacher; info.distillWeight = d.weight; info.distillTemperature = d.temperature
+                info.distillHidden = d.hiddenWeight
+            }
+            info.chiSchedule = options.chiSchedule?.description
             try log.append(.run(info))
         }
         let start = DispatchTime.now().uptimeNanoseconds
@@ -110,7 +164,12 @@ public final class Trainer {
         let tokensPerStep = Double(options.batch * options.time)
         var s = state.step
         while true {
-            if s % options.evalInterval == 0 || s == options.steps, skipEvalAt != s {
+            if let chi = options.chiSchedule?.chi(at: s), skipEvalAt != s {
+                let error = try truncate(to: chi)
+                try log.append(.truncation(TruncationRecord(step: s, chi: chi, parameters: model.parameterCount, relativeError: error)))
+                try onTruncation(s, chi, error)
+            }
+            if (s % options.evalInterval == 0 || s == options.steps) && options.evalBatches > 0, skipEvalAt != s {
                 let (tl, ta) = try evaluate(data.train, batches: options.trainEvalBatches, rng: &state.evalRNG)
                 let (vl, va) = try evaluate(data.validation, batches: options.evalBatches, rng: &state.evalRNG)
                 let e = EvalRecord(step: s, trainLoss: tl, trainAccuracy: ta, valLoss: vl, valAccuracy: va, elapsed: elapsed())
@@ -130,7 +189,8 @@ public final class Trainer {
             let lr = options.learningRate(at: s)
             let (tok, tgt) = TextDataset.sample(data.train, batch: options.batch, time: options.time, rng: &state.trainRNG)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let st = try optimizer.trainStep(tokens: tok, targets: tgt, batch: options.batch, time: options.time, learningRate: lr)
+            let st = try optimizer.trainStep(tokens: tok, targets: tgt, batch: options.batch, time: options.time, learningRate: lr,
+                                             teacher: teacher)
             if !st.applied {   // skip the step (if allowed) or stop; the gradients are still there to inspect
                 let culprit = try firstNonFiniteGradient() ?? "the loss"
                 skippedSteps += 1
@@ -140,8 +200,9 @@ public final class Trainer {
             }
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             losses.append(st.loss)
-            let rec = StepRecord(step: s, total: options.steps, loss: st.loss, accuracy: st.accuracy, learningRate: lr,
+            var rec = StepRecord(step: s, total: options.steps, loss: st.loss, accuracy: st.accuracy, learningRate: lr,
                                  gradNorm: st.gradNorm, tokensPerSecond: tokensPerStep / dt, elapsed: elapsed())
+            if teacher != nil { rec.crossEntropy = st.pass.crossEntropy; rec.distillation = st.pass.distillation; rec.hidden = st.pass.hidden }
             try log.append(.step(rec))
             try onStep(rec)
             s += 1

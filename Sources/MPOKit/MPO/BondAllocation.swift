@@ -1,0 +1,115 @@
+// BondAllocation: a parameter budget in, a bond per site of every linear layer out (CompactifAI
+// chooses χ per layer; Bayesian TT and CoMERA adapt ranks to a budget), from the layers'
+// TT-SVD spectra: e_layer(χ)² is the relative error² of the layer's TT-SVD at χ (computed on
+// demand and cached — one TT-SVD per greedy step).
+//
+// Greedy over a χ per layer (every inner bond of a layer min(χ, its rank), so bonds still differ
+// along a chain where a rank caps them): every layer starts at χ = 1; repeatedly raise the χ of
+// the layer whose next step buys the most weighted error reduction per added parameter,
+//     gain = w_layer · (e(χ)² − e(χ + 1)²),   cost = params(χ + 1) − params(χ),
+// among the steps that still fit the budget, until none does. The spectra fall and the cost
+// grows with χ, so each layer's gain per parameter shrinks as it grows: the greedy order is the
+// marginal-value order. (Growing single bonds greedily does not work: on a 3-site layer the
+// first bond is cheap to grow while the second stays at 1, a chain that discards nearly all of
+// W.) `weights` default to 1 (plain energy); `sensitivity` measures them as the validation-loss
+// increase of compressing one layer alone, per unit of its relative error². The TT-SVD that
+// follows caps each bond at its allocation (ttSVD(maxBonds:)).
+
+import Foundation
+import TensorTrain
+
+public struct BondAllocation: Sendable {
+    /// Layer name → bonds [1, b_1, …, b_{L−1}, 1].
+    public var bonds: [String: [Int]]
+    /// Parameters of the whole model with these bonds (linear cores + everything kept dense).
+    public var modelParameters: Int
+    /// Layer name → the relative error of its TT-SVD at the allocated bonds.
+    public var predictedError: [String: Double]
+}
+
+public enum BondAllocator {
+    /// One layer's inputs: its factorisation, weight and the TT-SVD errors² found so far.
+    final class Layer {
+        let name: String
+        let factorization: MPOFactorization
+        let w: [Float]
+        let weight: Double
+        private var errors: [Int: Double] = [:]
+
+        init(name: String, factorization: MPOFactorization, w: [Float], weight: Double) {
+            self.name = name; self.factorization = factorization; self.w = w; self.weight = weight
+        }
+
+        /// The relative error² of this layer's TT-SVD at χ.
+        func error2(_ chi: Int) throws -> Double {
+            if let e = errors[chi] { return e }
+            let r = try Compression.compressWeight(w, layer: name, factorization: factorization, chi: chi).1
+            errors[chi] = r.relativeError * r.relativeError
+            return errors[chi]!
+        }
+    }
+
+    /// Bonds for every linear layer of `model` so that the whole model has at most
+    /// `parameters` trainable scalars. `weights` (layer name → factor) scale each layer's
+    /// relative error²; missing layers weigh 1.
+    public static func allocate(_ model: PicoGPT, parameters budget: Int,
+                                factorizations: [String: MPOFactorization] = [:],
+                                weights: [String: Double] = [:]) throws -> BondAllocation {
+        let dense = try Compression.denseWeights(model)
+        let fixed = model.parameterCount - model.config.linearLayers.reduce(0) { acc, l in
+            acc + model.layout.specs.filter { $0.name.hasPrefix(l.name + ".") && !$0.name.hasSuffix(".bias") }.reduce(0) { $0 + $1.count }
+        }
+        var layers: [Layer] = []
+        for l in model.config.linearLayers {
+            let f = factorizations[l.name] ?? model.config.factorizations[l.name] ?? MPOFactorization.standard(out: l.out, in: l.in)
+            layers.append(Layer(name: l.name, factorization: f, w: dense[l.name]!, weight: weights[l.name] ?? 1))
+        }
+        var chi = [Int](repeating: 1, count: layers.count)
+        func bonds(_ i: Int, _ c: Int) -> [Int] { layers[i].factorization.cappedBonds(chi: c) }
+        func cores(_ i: Int, _ c: Int) -> Int { layers[i].factorization.parameterCount(bonds: bonds(i, c)) }
+        var used = fixed + layers.indices.reduce(0) { $0 + cores($1, 1) }
+        guard used <= budget else {
+            throw ModelError("a budget of \(budget) parameters is below the smallest MPO model (\(used): every bond 1, plus \(fixed) kept dense); give at least \(used)")
+        }
+        while true {
+            var best: (gain: Double, layer: Int, cost: Int)? = nil
+            for i in layers.indices where bonds(i, chi[i] + 1) != bonds(i, chi[i]) {
+                let cost = cores(i, chi[i] + 1) - cores(i, chi[i])
+                guard used + cost <= budget else { continue }
+                let gain = layers[i].weight * (try layers[i].error2(chi[i]) - layers[i].error2(chi[i] + 1)) / Double(max(cost, 1))
+                if best == nil || gain > best!.gain { best = (gain, i, cost) }
+            }
+            guard let b = best, b.gain > 0 else { break }
+            chi[b.layer] += 1
+            used += b.cost
+        }
+        let allBonds = layers.indices.map { bonds($0, chi[$0]) }
+        var out: [String: [Int]] = [:], predicted: [String: Double] = [:]
+        for (i, layer) in layers.enumerated() {
+            out[layer.name] = allBonds[i]
+            predicted[layer.name] = try layer.error2(chi[i]).squareRoot()
+        }
+        return BondAllocation(bonds: out, modelParameters: used, predictedError: predicted)
+    }
+
+    /// Per-layer weights for `allocate`: compress each layer alone at bond `chi` (TT-SVD), and
+    /// take the increase of the mean loss over `batches` validation batches per unit of that
+    /// layer's relative error² (floored at 1e-3 of the median, so no layer is free).
+    public static func sensitivity(_ model: PicoGPT, chi: Int, validation: [Int32], batches: Int, batchSize: Int = 8,
+                                   seed: UInt64 = 2024) throws -> [String: Double] {
+        let time = model.config.context
+        func loss(_ m: PicoGPT) throws -> Double {
+            var rng = SplitMix64(seed: seed)
+            return try m.evaluate(validation, batches: batches, batchSize: batchSize, time: time, rng: &rng).loss
+        }
+        let base = try loss(model)
+        var raw: [String: Double] = [:]
+        for l in model.config.linearLayers {
+            let (one, reports) = try Compression.compress(model, chi: chi, layers: [l.name])
+            let err = reports.first { $0.layer == l.name }!.relativeError
+            raw[l.name] = max(try loss(one) - base, 0) / max(err * err, 1e-12)
+        }
+        let median = raw.values.sorted()[raw.count / 2]
+        return raw.mapValues { max($0, 1e-3 * median) }
+    }
+}
