@@ -60,6 +60,10 @@ struct CLITests {
         (["sample", "--checkpoint", "Tests/Resources/reference/dense_seed2024.safetensors", "--prompt", "ROMEO:"], "--heads"),
         (["train", "--model", "tucker"], "tucker"),
         (["train", "--strategy", "fastest"], "fastest"),
+        (["train", "--lr", "1e-3,2e-3"], "sweep"),                                            // one lr per run
+        (["train", "--chi-schedule", "16@300,8@100"], "increase"),
+        (["train", "--teacher", "t.safetensors", "--distill-weight", "1.5"], "--distill-weight"),
+        (["compress", "--checkpoint", "x.safetensors", "--chi", "8", "--params", "9000", "--out", "y"], "one of"),
     ])
     func usageErrors(args: [String], needle: String) throws {
         let (code, _, err) = try CLI.run(args)
@@ -144,6 +148,31 @@ struct CLITests {
         let rows = try #require(json?["runs"] as? [[String: Any]])
         #expect(rows.count == 2 && rows[0]["tokens_per_second"] as? Double == 200 && rows[1]["wall_seconds"] as? Double == 200)
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("summary.svg").path))
+    }
+
+    @Test("train --steps 0 --eval-batches 0 writes the initialised model; eval --json scores it on the whole split")
+    func initialiseThenEval() throws {
+        let dir = Tiny.tempDir()
+        let text = dir.appendingPathComponent("tiny.txt")
+        try Data(Tiny.text.utf8).write(to: text)
+        let out = dir.appendingPathComponent("init")
+        var (code, stdout, err) = try CLI.run(["train", "--data", text.path, "--layers", "1", "--d-model", "16", "--heads", "2",
+                                               "--d-ff", "32", "--context", "16", "--steps", "0", "--eval-batches", "0", "--out", out.path])
+        #expect(code == 0 && stdout.contains("no evaluation"), "\(err)")
+        let ckpt = out.appendingPathComponent("checkpoint.safetensors").path
+        (code, stdout, err) = try CLI.run(["eval", "--checkpoint", ckpt, "--data", text.path, "--json"])
+        #expect(code == 0, "\(err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
+        let val = try TextDataset(text: Tiny.text).validation.count
+        #expect(obj["windows"] as? Int == (val - 1) / 16 && obj["tokens"] as? Int == (val - 1) / 16 * 16)
+        let loss = try #require(obj["val_loss"] as? Double)
+        #expect(abs(loss - log(Double(try TextDataset(text: Tiny.text).vocabulary.count))) < 0.05)   // untrained: ≈ log V
+        // A budgeted compression of it fits the budget and says so.
+        let small = dir.appendingPathComponent("small.safetensors")
+        (code, stdout, err) = try CLI.run(["compress", "--checkpoint", ckpt, "--data", text.path, "--params", "3000", "--out", small.path,
+                                           "--eval-batches", "1"])
+        #expect(code == 0 && stdout.contains("budget 3000"), "\(err)")
+        #expect(try ModelCheckpoint.loadModel(small, device: CPUDevice()).parameterCount <= 3000)
     }
 
     @Test("report --json gives per-layer errors for each χ")

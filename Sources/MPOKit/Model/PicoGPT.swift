@@ -120,6 +120,14 @@ public final class PicoGPT {
         parametersChanged()
     }
 
+    /// Copies every parameter of `other`, a model of the same configuration (e.g. a training
+    /// model into an inference-only one).
+    public func load(from other: PicoGPT) throws {
+        guard other.config == config else { throw ModelError("cannot load a model of another configuration") }
+        try device.write(try other.device.read(other.params.all), to: params.all)
+        parametersChanged()
+    }
+
     /// Call after writing parameters directly: MPO layers then rebuild their weights.
     public func parametersChanged() { version.value &+= 1 }
 
