@@ -4,8 +4,9 @@
 // Legend: B batch, T time, H heads, HD = ATT_HD head dim (a -D option: the host builds this
 // file once per head dim it meets), C = H·HD row stride of q/k/v/out (B,T,C); head h owns
 // columns [h·HD, (h+1)·HD). lse (B,H,T) is the log-sum-exp of each query's scaled scores.
-// Forward also serves KV-cache decoding: k, v are (B, TK, C) with TK = OFF + T, and query t
-// sits at absolute position OFF + t (sees keys 0…OFF + t). Backward is training-only (OFF = 0).
+// Forward also serves KV-cache decoding: k, v are (B, KVR, C) (a cache of KVR rows per
+// sequence) of which the first TK = OFF + T are seen, and query t sits at absolute position
+// OFF + t (sees keys 0…OFF + t). Backward is training-only (OFF = 0, KVR = T).
 // Work-group grid: (tiles of T, B·H).
 //
 // forward      one work-item per query: online softmax over key tiles staged in local memory,
@@ -39,12 +40,12 @@ inline float att_dot(const float *a, __local const float *b) {
 __kernel __attribute__((reqd_work_group_size(ATT_BQ, 1, 1)))
 void kernel_attention_forward(__global const float *q, int qo, __global const float *k, int ko,
                               __global const float *v, int vo, __global float *out, int oo,
-                              __global float *lse, int lo, int T, int TK, int OFF, float scale, int H) {
+                              __global float *lse, int lo, int T, int TK, int OFF, float scale, int H, int KVR) {
     __local float Ks[ATT_BK][ATT_HD], Vs[ATT_BK][ATT_HD];
     const int lid = get_local_id(0), tile = get_group_id(0), pair = get_group_id(1);
     const int C = H * ATT_HD;
     const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;      // q, out
-    const long kvBase = (long)(pair / H) * TK * C + (pair % H) * ATT_HD;   // k, v
+    const long kvBase = (long)(pair / H) * KVR * C + (pair % H) * ATT_HD;  // k, v
     const int t = tile * ATT_BQ + lid, pos = OFF + t;
     const bool active = t < T;
 

@@ -102,7 +102,7 @@ extension OpenCLDevice {
     private func checkAttention(_ s: AttentionShape, _ views: [TensorView], kv: [TensorView], lse: TensorView, _ op: String) {
         precondition(s.batch >= 0 && s.time >= 0 && s.heads >= 1 && s.headDim >= 1 && s.queryOffset >= 0, "\(op): bad \(s)")
         for v in views { precondition(v.count >= s.tokens * s.channels, "\(op): view of \(v.count) too small for \(s)") }
-        for v in kv { precondition(v.count >= s.batch * s.keys * s.channels, "\(op): k/v view of \(v.count) too small for \(s)") }
+        for v in kv { precondition(v.count >= s.batch * s.kvRows * s.channels, "\(op): k/v view of \(v.count) too small for \(s)") }
         precondition(lse.count >= s.batch * s.heads * s.time, "\(op): lse too small for \(s)")
     }
 
@@ -116,7 +116,7 @@ extension OpenCLDevice {
             let tiles = (s.time + tile - 1) / tile
             launch("attentionForward", p, "kernel_attention_forward", global: [tiles * tile, s.batch * s.heads], local: [tile, 1],
                    [.view(q), .view(k), .view(v), .view(out), .view(lse), .int(s.time), .int(s.keys), .int(s.queryOffset),
-                    .float(scale), .int(s.heads)])
+                    .float(scale), .int(s.heads), .int(s.kvRows)])
         }
     }
 

@@ -156,7 +156,7 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
 
     /// Bytes currently allocated through `makeBuffer` (checked against the device's memory).
     public var allocatedBytes: Int { allocated.bytes }
-    private let allocated = AllocationLedger()
+    private let allocated = ByteLedger()
 
     public func makeBuffer(count: Int, label: String) throws -> DeviceBuffer {
         guard count >= 0, count < Int(Int32.max) else {
@@ -246,12 +246,4 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
         scratch[slot] = (m, size)
         return m
     }
-}
-
-/// Running total of a device's allocations (shared with each buffer's release closure).
-final class AllocationLedger: @unchecked Sendable {
-    private let lock = NSLock()
-    private var total = 0
-    var bytes: Int { lock.lock(); defer { lock.unlock() }; return total }
-    func add(_ n: Int) { lock.lock(); total += n; lock.unlock() }
 }

@@ -173,7 +173,7 @@ public enum NaiveReference {
         let C = s.channels, hd = s.headDim, scale = 1 / Double(hd).squareRoot()
         return (0...(s.queryOffset + t)).map { j in
             var dot = 0.0
-            for d in 0..<hd { dot += q[(b * s.time + t) * C + h * hd + d] * k[(b * s.keys + j) * C + h * hd + d] }
+            for d in 0..<hd { dot += q[(b * s.time + t) * C + h * hd + d] * k[(b * s.kvRows + j) * C + h * hd + d] }
             return dot * scale
         }
     }
@@ -193,7 +193,7 @@ public enum NaiveReference {
                     lse[(b * s.heads + h) * T + t] = l
                     for j in 0..<sc.count {
                         let p = exp(sc[j] - l)
-                        for d in 0..<hd { out[(b * T + t) * C + h * hd + d] += p * v[(b * s.keys + j) * C + h * hd + d] }
+                        for d in 0..<hd { out[(b * T + t) * C + h * hd + d] += p * v[(b * s.kvRows + j) * C + h * hd + d] }
                     }
                 }
             }

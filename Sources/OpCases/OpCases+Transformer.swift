@@ -110,7 +110,7 @@ extension OpCases {
     // MARK: - attention
 
     private static func attentionInputs(_ g: inout InputGenerator, _ s: AttentionShape, range r: Float) {
-        let n = s.tokens * s.channels, kv = s.batch * s.keys * s.channels   // k, v: (B, queryOffset + T, C)
+        let n = s.tokens * s.channels, kv = s.batch * s.kvRows * s.channels   // k, v: (B, kvRows ≥ queryOffset + T, C)
         g.uniform("q", n, -r, r); g.uniform("k", kv, -r, r); g.uniform("v", kv, -1, 1)
         g.uniform("out", n, -1, 1); g.uniform("lse", s.batch * s.heads * s.time, -1, 1)
     }
@@ -124,9 +124,9 @@ extension OpCases {
     /// q and k uniform in ±range (a wider range gives peakier softmax rows). queryOffset > 0 is
     /// the KV-cache decode form (k, v longer than q).
     static func attentionForward(_ s: AttentionShape, range: Float = 1) -> OpCase {
-        let n = s.tokens * s.channels, kv = s.batch * s.keys * s.channels
+        let n = s.tokens * s.channels, kv = s.batch * s.kvRows * s.channels
         let vars = "B=\(s.batch) T=\(s.time) H=\(s.heads) hd=\(s.headDim) qk=±\(range)"
-            + (s.queryOffset > 0 ? " offset=\(s.queryOffset)" : "")
+            + (s.queryOffset > 0 ? " offset=\(s.queryOffset)" : "") + (s.kvRows > s.keys ? " kvRows=\(s.kvRows)" : "")
         return CaseBuilder.make(.attentionForward, vars, flops: s.forwardFlops,
                                 bytes: bytes(2 * n + 2 * kv + s.batch * s.heads * s.time), inputs: { g in
             attentionInputs(&g, s, range: range)

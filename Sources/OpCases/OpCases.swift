@@ -171,6 +171,8 @@ public enum OpCases {
             attentionForward(AttentionShape(batch: 2, time: 1, heads: 2, headDim: 4, queryOffset: 9)),
             attentionForward(AttentionShape(batch: 1, time: 3, heads: 1, headDim: 32, queryOffset: 66)), // keys cross a tile
             attentionForward(AttentionShape(batch: 2, time: 70, heads: 1, headDim: 4, queryOffset: 3)),  // queries cross a tile
+            attentionForward(AttentionShape(batch: 3, time: 1, heads: 2, headDim: 8, queryOffset: 20, kvRows: 37)), // batched cache
+            attentionForward(AttentionShape(batch: 2, time: 5, heads: 2, headDim: 16, queryOffset: 7, kvRows: 40)), // batched prefill
         ]
         c += [
             crossEntropy(rows: 8, vocabulary: 16, gradScale: 0.125),

@@ -113,6 +113,11 @@ public struct MPOFactorization: Equatable, Hashable, Codable, Sendable, CustomSt
 
     // MARK: - Standard and automatic factorisations
 
+    /// Whether (out, in) is one of SPEC §2's table (those factorisations are fixed).
+    public static func isSpecified(out: Int, in inF: Int) -> Bool {
+        [(128, 128), (512, 128), (128, 512), (65, 128)].contains { $0 == (out, inF) }
+    }
+
     /// The SPEC §2 table: (128,128) → [8,16]×[8,16]; (512,128) → [8,8,8]×[4,4,8];
     /// (128,512) → [4,4,8]×[8,8,8]; (65,128) → [5,13]×[8,16]. Any other shape → `automatic`.
     public static func standard(out: Int, in inF: Int) -> MPOFactorization {

@@ -2,6 +2,8 @@
 // (forward + backward + AdamW) for dense and each χ, and forward-only tokens/s.
 
 import ArgumentParser
+import CBLAS
+import CKernels
 import Foundation
 import MPOKit
 import OpCases
@@ -32,6 +34,12 @@ struct Bench: ParsableCommand {
     var profile = false
     @Option(help: "Instead of whole steps, time the op cases (the perf table shared with the parity tests) whose name matches this text ('' = all).")
     var ops: String?
+    @Flag(help: "Instead of training steps: the decode table — PicoGPT and a GPT-2-small shape, dense and MPO, inference-only: decode tokens/s at batch 1 and 8, prefill, weight bytes, peak RSS (one process per model).")
+    var decode = false
+    @Option(help: "Models of --decode, as shape:dense|χ with shapes picogpt and gpt2.") var decodeModels = DecodeModel.table.joined(separator: ",")
+    @Option(help: "Prompt tokens of --decode (prefilled in one forward).") var promptTokens = 32
+    @Option(help: "Tokens decoded after the prompt (--decode).") var decodeTokens = 256
+    @Option(help: ArgumentHelp("Run one --decode model in this process (used by --decode).", visibility: .hidden)) var decodeOne: String?
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
@@ -42,9 +50,16 @@ struct Bench: ParsableCommand {
         let chis = chi.trimmingCharacters(in: .whitespaces).isEmpty ? [] : try parseChiList(chi)
         let device = try deviceOptions.make()
         if let ops { return try benchOps(filter: ops, device: device) }
+        if let one = decodeOne {
+            guard let spec = DecodeModel(one) else { throw ValidationError("--decode-one: '\(one)' is not shape:dense|χ") }
+            return try decodeOne(spec, device: device)
+        }
+        if decode { return try decodeTable() }
         let env = ProcessInfo.processInfo.environment
         let sgemm = try sgemmRate(device)
-        let common: [String: Any] = ["peer": "mpo-train", "device": device.name,
+        let corename = String(cString: mpo_openblas_corename())
+        let simd = mpo_simd_name(mpo_simd_active())
+        let common: [String: Any] = ["peer": "mpo-train", "device": device.name, "openblas_kernels": corename, "simd": simd,
                                      "openblas_coretype": env["OPENBLAS_CORETYPE"] ?? "", "openblas_l2_size": env["OPENBLAS_L2_SIZE"] ?? ""]
         func emit(_ fields: [String: Any]) {
             guard json, let data = try? JSONSerialization.data(withJSONObject: common.merging(fields) { $1 }, options: [.sortedKeys]) else { return }
@@ -53,7 +68,7 @@ struct Bench: ParsableCommand {
         emit(["what": "sgemm", "gflops": sgemm])
         if !json {
             print("device: \(device.name)")
-            print("OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)") OPENBLAS_L2_SIZE=\(env["OPENBLAS_L2_SIZE"] ?? "(unset)")")
+            print("OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)") OPENBLAS_L2_SIZE=\(env["OPENBLAS_L2_SIZE"] ?? "(unset)"); OpenBLAS kernels: \(corename); our kernels: \(simd)\(mpo_cpu_has_avx512() != 0 ? " (the CPU has AVX-512)" : "")")
             print(String(format: "sgemm (NT m=%d n=512 k=128, the FFN's first GEMM): %.1f GFLOP/s", batch * time, sgemm))
             print("B=\(batch) T=\(time), median of \(repeats) steps; forward-only at B=\(min(8, batch))\n")
             print(pad("model", 10) + lpad("params", 10) + lpad("step ms", 10) + lpad("tok/s", 9) + lpad("GFLOP", 7)

@@ -68,7 +68,7 @@ struct Compress: ParsableCommand {
         if params != nil || ratio != nil {
             let budget = params ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
             let allocation = try allocate(dense, budget: budget, validation: data.validation)
-            (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: allocation.bonds, relativeTolerance: tolerance)
+            (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: allocation.bonds, factorizations: allocation.factorizations, relativeTolerance: tolerance)
             print("budget \(budget) parameters: allocation of \(allocation.modelParameters)")
         }
         for r in reports {

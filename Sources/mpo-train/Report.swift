@@ -86,11 +86,13 @@ struct Report: ParsableCommand {
             }
             print("χ = \(c)")
             print(pad("layer", 22) + pad("factors", 22) + lpad("bonds", 14) + lpad("params", 9) + lpad("ratio", 8)
-                  + lpad("rel.err", 9) + lpad("bound", 9))
+                  + lpad("rel.err", 9) + lpad("bound", 9) + lpad("FLOP/row dense", 16) + lpad("site", 10))
             for r in reports {
                 print(pad(r.layer, 22) + pad(r.factorization, 22) + lpad(r.bonds.map(String.init).joined(separator: ","), 14)
                       + lpad("\(r.parameters)", 9) + lpad(String(format: "%.1f×", r.compressionRatio), 8)
-                      + lpad(String(format: "%.4f", r.relativeError), 9) + lpad(String(format: "%.4f", r.errorBound), 9))
+                      + lpad(String(format: "%.4f", r.relativeError), 9) + lpad(String(format: "%.4f", r.errorBound), 9)
+                      + lpad(String(format: "%.0f", r.denseFlopsPerRow), 16)
+                      + lpad(String(format: "%.0f", r.siteFlopsPerRow), 10) + String(format: " (%.2f×)", r.siteFlopsPerRow / r.denseFlopsPerRow))
             }
             print(pad("all linear layers", 44) + lpad("", 14) + lpad("\(total.mpo)", 9)
                   + lpad(String(format: "%.1f×", Double(total.dense) / Double(total.mpo)), 8)
@@ -101,7 +103,7 @@ struct Report: ParsableCommand {
         var allocationInfo: [String: Any]? = nil
         if let params {
             let a = try BondAllocator.allocate(model, parameters: params)
-            let (_, reports) = try Compression.compress(model, chi: 1, bondCaps: a.bonds, relativeTolerance: tolerance)
+            let (_, reports) = try Compression.compress(model, chi: 1, bondCaps: a.bonds, factorizations: a.factorizations, relativeTolerance: tolerance)
             let total = Compression.total(reports)
             allocationInfo = ["budget": params, "model_parameters": a.modelParameters, "linear_relative_error": total.relativeError,
                               "layers": try reports.map { r -> [String: Any] in

@@ -37,6 +37,7 @@ struct ModelOptions: ParsableArguments {
         do { c.tokenEmbedding = try EmbeddingKind.parse(embedding, vocabulary: vocabularySize, channels: dModel) } catch {
             throw ValidationError("\(error)")
         }
+        if model == .mpo { c = c.choosingFactorizations(chi: chi) }   // shapes SPEC does not fix: cheapest to run
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }

@@ -53,6 +53,7 @@ final class FaultyDevice: ComputeDevice {
     init(_ fault: Fault) { self.fault = fault }
 
     var name: String { "faulty(\(fault)) " + base.name }
+    var allocatedBytes: Int { base.allocatedBytes }
     var kind: DeviceKind { base.kind }
     private func host(_ v: TensorView) -> [Float] { try! base.read(v) }
     private func put(_ x: [Float], _ v: TensorView) { try! base.write(x, to: v) }

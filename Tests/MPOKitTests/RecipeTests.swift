@@ -132,7 +132,7 @@ struct RecipeTests {
         let budget = 2_000
         let alloc = try BondAllocator.allocate(m, parameters: budget)
         #expect(alloc.modelParameters <= budget)
-        let (compressed, reports) = try Compression.compress(m, chi: 1, bondCaps: alloc.bonds)
+        let (compressed, reports) = try Compression.compress(m, chi: 1, bondCaps: alloc.bonds, factorizations: alloc.factorizations)
         #expect(compressed.parameterCount == alloc.modelParameters)
         let q = try #require(reports.first { $0.layer == "blocks.0.attn.W_q" })
         #expect(q.bonds.max()! <= 2 && q.relativeError < 1e-5, "W_q \(q.bonds) error \(q.relativeError)")

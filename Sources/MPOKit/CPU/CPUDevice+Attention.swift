@@ -24,14 +24,14 @@ extension CPUDevice {
 
     public func attentionForward(_ s: AttentionShape, q: TensorView, k: TensorView, v: TensorView,
                                  out: TensorView, lse: TensorView) {
-        let T = s.time, C = s.channels, hd = s.headDim, H = s.heads, TK = s.keys
-        precondition(q.count >= s.tokens * C && k.count >= s.batch * TK * C && v.count >= s.batch * TK * C
+        let T = s.time, C = s.channels, hd = s.headDim, H = s.heads, TK = s.keys, R = s.kvRows
+        precondition(q.count >= s.tokens * C && k.count >= s.batch * R * C && v.count >= s.batch * R * C
                      && out.count >= s.tokens * C && lse.count >= s.batch * H * T, "attention shape mismatch")
         let pq = ptr(q), pk = ptr(k), pv = ptr(v), po = ptr(out), pl = ptr(lse)
         let scale = 1 / Float(hd).squareRoot()
         forEachPair(s.batch * H, work: s.batch * H * T * TK * hd, scratch: mpo_attention_scratch(Int32(T), Int32(TK), Int32(hd))) { pair, scratch in
             let b = pair / H, h = pair % H
-            let base = b * T * C + h * hd, kvBase = b * TK * C + h * hd
+            let base = b * T * C + h * hd, kvBase = b * R * C + h * hd
             mpo_attention_forward(pq + base, pk + kvBase, pv + kvBase, po + base, pl + pair * T, Int32(T), Int32(TK),
                                   Int32(s.queryOffset), Int32(hd), Int32(C), scale, scratch)
         }

@@ -32,12 +32,19 @@ public final class CPUDevice: ComputeDevice {
 
     // MARK: - Memory
 
+    /// Bytes held by the buffers of this device now (what a model allocates, for the memory tests
+    /// and `bench --decode`).
+    public var allocatedBytes: Int { ledger.bytes }
+    private let ledger = ByteLedger()
+
     public func makeBuffer(count: Int, label: String) throws -> DeviceBuffer {
         guard count >= 0 else { throw DeviceError("cannot allocate '\(label)' with \(count) elements") }
         let bytes = max(count, 1) * 4
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-        return DeviceBuffer(count: count, label: label, owner: ObjectIdentifier(self), handle: raw) { $0.deallocate() }
+        ledger.add(bytes)
+        let l = ledger
+        return DeviceBuffer(count: count, label: label, owner: ObjectIdentifier(self), handle: raw) { $0.deallocate(); l.add(-bytes) }
     }
 
     @inline(__always) func ptr(_ v: TensorView) -> UnsafeMutablePointer<Float> {

@@ -22,6 +22,8 @@ public protocol ComputeDevice: AnyObject {
     var kind: DeviceKind { get }
 
     // MARK: - Memory
+    /// Bytes held by this device's live buffers (what a model really allocates).
+    var allocatedBytes: Int { get }
     /// A buffer of `count` 4-byte elements (Float32 or Int32), zero-filled.
     func makeBuffer(count: Int, label: String) throws -> DeviceBuffer
     func upload(_ source: UnsafeBufferPointer<Float>, to view: TensorView) throws

@@ -6,6 +6,8 @@
 // A `TensorView` is a (buffer, offset, count) window with no ownership: ops take views, so one
 // flat parameter arena can hold every tensor (DESIGN §1: offsets instead of sub-buffers).
 
+import Foundation
+
 /// One device allocation of `count` 4-byte elements.
 public final class DeviceBuffer: @unchecked Sendable {
     public let count: Int
@@ -50,4 +52,14 @@ public struct TensorView: @unchecked Sendable {
                      "sub-view [\(offset), \(offset + count)) outside view of \(self.count) elements in '\(buffer.label)'")
         return TensorView(buffer: buffer, offset: self.offset + offset, count: count)
     }
+}
+
+/// A device's running total of allocated bytes, shared with each buffer's release closure
+/// (every device keeps one: `allocatedBytes`).
+public final class ByteLedger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total = 0
+    public init() {}
+    public var bytes: Int { lock.lock(); defer { lock.unlock() }; return total }
+    public func add(_ n: Int) { lock.lock(); total += n; lock.unlock() }
 }

@@ -77,17 +77,21 @@ public struct MPOContraction: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "mpo \(outFactors)×\(inFactors) bonds \(bonds) rows=\(rows)" }
 }
 
-/// Causal multi-head attention over q laid out (B, T, C) and k, v laid out (B, queryOffset + T, C),
-/// C = heads · headDim; head h owns features [h·headDim, (h+1)·headDim). Query t sits at absolute
-/// position queryOffset + t and sees keys 0…queryOffset + t. `queryOffset` > 0 is the KV-cache
-/// decode case (forward only); training uses 0.
+/// Causal multi-head attention over q laid out (B, T, C) and k, v laid out (B, kvRows, C) with
+/// kvRows ≥ queryOffset + T (a KV cache holds `kvRows` positions per sequence), C = heads · headDim;
+/// head h owns features [h·headDim, (h+1)·headDim). Query t sits at absolute position
+/// queryOffset + t and sees keys 0…queryOffset + t. `queryOffset` > 0 is the KV-cache decode case
+/// (forward only); training uses 0.
 public struct AttentionShape: Sendable, Equatable, CustomStringConvertible {
     public var batch: Int, time: Int, heads: Int, headDim: Int
     public var queryOffset: Int
-    public init(batch: Int, time: Int, heads: Int, headDim: Int, queryOffset: Int = 0) {
+    /// Rows per batch item in the k and v buffers (the cache's capacity); the keys seen are the first `keys`.
+    public var kvRows: Int
+    public init(batch: Int, time: Int, heads: Int, headDim: Int, queryOffset: Int = 0, kvRows: Int? = nil) {
         self.batch = batch; self.time = time; self.heads = heads; self.headDim = headDim; self.queryOffset = queryOffset
+        self.kvRows = max(kvRows ?? 0, queryOffset + time)
     }
-    /// Key/value rows per batch item.
+    /// Keys seen per batch item.
     public var keys: Int { queryOffset + time }
     public var channels: Int { heads * headDim }
     public var tokens: Int { batch * time }
@@ -95,6 +99,7 @@ public struct AttentionShape: Sendable, Equatable, CustomStringConvertible {
     public var forwardFlops: Double { 2 * 2 * Double(batch * heads) * Double(time * (time + 1) / 2) * Double(headDim) }
     public var description: String {
         "attention B=\(batch) T=\(time) H=\(heads) hd=\(headDim)" + (queryOffset > 0 ? " offset=\(queryOffset)" : "")
+            + (kvRows > keys ? " kvRows=\(kvRows)" : "")
     }
 }
 

@@ -56,6 +56,7 @@ public final class ProfilingDevice: ComputeDevice {
         time("biasBackward") { base.biasBackward(d, dBias: dBias, rows: rows, columns: columns) }
     }
     public var batchedGemmPenalty: Double { base.batchedGemmPenalty }
+    public var allocatedBytes: Int { base.allocatedBytes }
     public func mpoForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, accumulate: Bool, scratch: TensorView) {
         time("mpoForward", flops: s.flops) { base.mpoForward(s, x: x, cores: cores, y: y, accumulate: accumulate, scratch: scratch) }
     }

@@ -19,8 +19,9 @@ import Foundation
 import TensorTrain
 
 public struct BondAllocation: Sendable {
-    /// Layer name → bonds [1, b_1, …, b_{L−1}, 1].
+    /// Layer name → bonds [1, b_1, …, b_{L−1}, 1], for the factorisation in `factorizations`.
     public var bonds: [String: [Int]]
+    public var factorizations: [String: MPOFactorization]
     /// Parameters of the whole model with these bonds (linear cores + everything kept dense).
     public var modelParameters: Int
     /// Layer name → the relative error of its TT-SVD at the allocated bonds.
@@ -61,7 +62,7 @@ public enum BondAllocator {
         }
         var layers: [Layer] = []
         for l in model.config.linearLayers {
-            let f = factorizations[l.name] ?? model.config.factorizations[l.name] ?? MPOFactorization.standard(out: l.out, in: l.in)
+            let f = factorizations[l.name] ?? Compression.factorization(of: l.name, in: model, chi: 8)
             layers.append(Layer(name: l.name, factorization: f, w: dense[l.name]!, weight: weights[l.name] ?? 1))
         }
         var chi = [Int](repeating: 1, count: layers.count)
@@ -84,12 +85,13 @@ public enum BondAllocator {
             used += b.cost
         }
         let allBonds = layers.indices.map { bonds($0, chi[$0]) }
-        var out: [String: [Int]] = [:], predicted: [String: Double] = [:]
+        var out: [String: [Int]] = [:], predicted: [String: Double] = [:], facs: [String: MPOFactorization] = [:]
         for (i, layer) in layers.enumerated() {
             out[layer.name] = allBonds[i]
+            facs[layer.name] = layer.factorization
             predicted[layer.name] = try layer.error2(chi[i]).squareRoot()
         }
-        return BondAllocation(bonds: out, modelParameters: used, predictedError: predicted)
+        return BondAllocation(bonds: out, factorizations: facs, modelParameters: used, predictedError: predicted)
     }
 
     /// Per-layer weights for `allocate`: compress each layer alone at bond `chi` (TT-SVD), and

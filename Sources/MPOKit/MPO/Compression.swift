@@ -23,6 +23,10 @@ public struct LayerCompression: Codable, Sendable, Equatable {
     /// ‖W‖² and ‖W − Ŵ‖², for totals over layers.
     public var normSquared: Double
     public var errorSquared: Double
+    /// FLOPs per row of the two ways to apply the layer: one dense GEMM with W (2·out·in), and
+    /// the site-by-site contraction through the cores (never forming W).
+    public var denseFlopsPerRow: Double
+    public var siteFlopsPerRow: Double
 }
 
 public enum Compression {
@@ -46,7 +50,8 @@ public enum Compression {
             layer: layer, out: f.outFeatures, in: f.inFeatures, factorization: f.description, chi: chi, bonds: r.bonds,
             denseParameters: r.denseParameters, parameters: r.parameters, compressionRatio: r.compressionRatio,
             relativeError: r.relativeError, errorBound: r.errorBound, normSquared: r.normW * r.normW,
-            errorSquared: pow(r.relativeError * r.normW, 2))
+            errorSquared: pow(r.relativeError * r.normW, 2), denseFlopsPerRow: 2 * Double(f.outFeatures * f.inFeatures),
+            siteFlopsPerRow: f.siteFlopsPerRow(bonds: r.bonds))
         return (cores.converted(to: Float.self), report)
     }
 
@@ -66,12 +71,23 @@ public enum Compression {
         return out
     }
 
+    /// The factorisation layer `name` of `model` is compressed with: an MPO layer keeps its own; a
+    /// dense one gets SPEC §2's, or for a shape SPEC does not fix the one cheapest to run site by
+    /// site at `chi` (MPOFactorization.cheapest).
+    public static func factorization(of name: String, in model: PicoGPT, chi: Int) -> MPOFactorization {
+        let l = model.config.linearLayers.first { $0.name == name }!
+        if case .mpo(let current, _) = model.config.linearKind(name, out: l.out, in: l.in) { return current }
+        if let recorded = model.config.factorizations[name] { return recorded }
+        return MPOFactorization.isSpecified(out: l.out, in: l.in) ? MPOFactorization.standard(out: l.out, in: l.in)
+            : MPOFactorization.cheapest(out: l.out, in: l.in, chi: chi)
+    }
+
     /// Reports for every linear layer of a dense model at bond dimension `chi` (no model is built).
     public static func reports(for model: PicoGPT, chi: Int, factorizations: [String: MPOFactorization] = [:],
                                relativeTolerance: Double? = nil) throws -> [LayerCompression] {
         let weights = try denseWeights(model)
         return try model.config.linearLayers.map { l in
-            let f = factorizations[l.name] ?? model.config.factorizations[l.name] ?? MPOFactorization.standard(out: l.out, in: l.in)
+            let f = factorizations[l.name] ?? factorization(of: l.name, in: model, chi: chi)
             return try compressWeight(weights[l.name]!, layer: l.name, factorization: f, chi: chi,
                                       relativeTolerance: relativeTolerance).1
         }
@@ -97,7 +113,8 @@ public enum Compression {
         var reports: [LayerCompression] = []
         for l in config.linearLayers {
             let kind = model.config.linearKind(l.name, out: l.out, in: l.in)
-            let f = factorizations[l.name] ?? model.config.factorizations[l.name] ?? MPOFactorization.standard(out: l.out, in: l.in)
+            let f = factorizations[l.name]
+                ?? factorization(of: l.name, in: model, chi: bondCaps[l.name]?.max() ?? chiOverrides[l.name] ?? chi)
             if let layers, !layers.contains(l.name) {   // kept as it is
                 if case .mpo(let kept, let b) = kind {
                     config.bonds[l.name] = b

@@ -52,6 +52,12 @@ final class MPOWorkspace {
         return b.view(0, count)
     }
 
+    /// Frees the buffers of `slots` (they are allocated again if used).
+    func release(_ slots: [Slot]) {
+        for slot in slots { buffers[slot] = nil }
+        if slots.contains(.weight) { weightOwner = nil }
+    }
+
     /// Bytes held (for the memory tests and `bench --decode`).
     var bytes: Int { buffers.values.reduce(0) { $0 + 4 * $1.count } }
 }

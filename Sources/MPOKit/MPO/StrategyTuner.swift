@@ -10,15 +10,15 @@
 
 import Dispatch
 
-final class StrategyTuner {
+public final class StrategyTuner {
     struct Key: Hashable {
         var outFactors: [Int], inFactors: [Int], bonds: [Int], bucket: Int
     }
 
     /// A decision and the times it was made from (seconds per call), for `bench`.
-    struct Decision: Sendable {
-        var strategy: MPOStrategy
-        var rebuildSeconds: Double, siteSeconds: Double
+    public struct Decision: Sendable {
+        public var strategy: MPOStrategy
+        public var rebuildSeconds: Double, siteSeconds: Double
     }
 
     let device: any ComputeDevice
@@ -57,6 +57,8 @@ final class StrategyTuner {
         let d = Decision(strategy: site < rebuild ? .siteBySite : .rebuild, rebuildSeconds: rebuild, siteSeconds: site)
         decisions[key] = d
         layer.workspace.weightOwner = nil   // the timing rebuilt W from scratch inputs of its own
+        // The rebuild's W-sized buffers stay only while some shape uses the rebuild.
+        if !decisions.values.contains(where: { $0.strategy == .rebuild }) { layer.workspace.release([.weight, .interleaved]) }
         return d.strategy
     }
 }

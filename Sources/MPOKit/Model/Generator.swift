@@ -1,91 +1,136 @@
-// Generator: autoregressive inference with a KV cache (SPEC §7), plus the sampler.
+// Generator: autoregressive inference with a KV cache (SPEC §7) for `batch` sequences decoded
+// in step (rows = batch), plus the sampler.
 //
-// `feed` runs only the new tokens through the model: their keys and values are appended to
-// per-layer caches and their queries attend to everything cached (attentionForward with a
-// query offset). The logits equal the full forward's for the same prefix (tested). Positions are
-// absolute (fixed sinusoids), so once the context window (256) is full and the crop slides, every
-// cached activation changes: `generate` then re-runs the cropped window, exactly as the full
-// forward would.
+// `feed` runs only the new tokens of every sequence through the model: their keys and values go
+// to per-layer caches (batch, capacity, C) and their queries attend to everything cached
+// (attentionForward with a query offset and kvRows = capacity). A prompt is prefilled in one
+// feed. The logits equal the full forward's for the same prefix (tested). Positions are absolute
+// (fixed sinusoids), so once the context window is full and the crop slides, every cached
+// activation changes: `generate` then re-runs the cropped windows, exactly as the full forward
+// would. The caches hold `capacity` positions — by default the model's context, fewer when the
+// caller knows how long the sequences get (prompt + tokens), so memory follows the work.
 
 import Foundation
 
 public final class Generator {
     public let model: PicoGPT
+    public let batch: Int
     public let capacity: Int
     public private(set) var position = 0
     private let kCache: [DeviceBuffer], vCache: [DeviceBuffer]
     private let ids: DeviceBuffer
-    private let x, ln, q, att, lse, hidden, mean, rstd, logits: DeviceBuffer
+    private let x, ln, q, kNew, vNew, att, lse, hidden, mean, rstd, last, logits: DeviceBuffer
 
-    public init(model: PicoGPT) throws {
+    /// `capacity` (≤ the model's context; default it) positions per sequence.
+    public init(model: PicoGPT, batch: Int = 1, capacity: Int? = nil) throws {
+        guard batch >= 1 else { throw ModelError("the generator needs a batch of at least 1 sequence (got \(batch))") }
         self.model = model
-        let c = model.config, dev = model.device, T = c.context, C = c.channels
-        capacity = T
-        kCache = try (0..<c.layers).map { try dev.makeBuffer(count: T * C, label: "k cache \($0)") }
-        vCache = try (0..<c.layers).map { try dev.makeBuffer(count: T * C, label: "v cache \($0)") }
-        ids = try dev.makeBuffer(count: T, label: "generator ids")
-        x = try dev.makeBuffer(count: T * C, label: "gen x"); ln = try dev.makeBuffer(count: T * C, label: "gen ln")
-        q = try dev.makeBuffer(count: T * C, label: "gen q"); att = try dev.makeBuffer(count: T * C, label: "gen att")
-        lse = try dev.makeBuffer(count: c.heads * T, label: "gen lse")
-        hidden = try dev.makeBuffer(count: T * c.ffn, label: "gen hidden")
-        mean = try dev.makeBuffer(count: T, label: "gen mean"); rstd = try dev.makeBuffer(count: T, label: "gen rstd")
-        logits = try dev.makeBuffer(count: T * c.vocabularySize, label: "gen logits")
+        self.batch = batch
+        let c = model.config, dev = model.device, C = c.channels
+        let T = min(max(capacity ?? c.context, 1), c.context), rows = batch * T
+        self.capacity = T
+        kCache = try (0..<c.layers).map { try dev.makeBuffer(count: rows * C, label: "k cache \($0)") }
+        vCache = try (0..<c.layers).map { try dev.makeBuffer(count: rows * C, label: "v cache \($0)") }
+        ids = try dev.makeBuffer(count: rows, label: "generator ids")
+        x = try dev.makeBuffer(count: rows * C, label: "gen x"); ln = try dev.makeBuffer(count: rows * C, label: "gen ln")
+        q = try dev.makeBuffer(count: rows * C, label: "gen q"); att = try dev.makeBuffer(count: rows * C, label: "gen att")
+        // New keys/values land in the cache directly for one sequence; a batch gathers them first.
+        kNew = try dev.makeBuffer(count: batch > 1 ? rows * C : 1, label: "gen k new")
+        vNew = try dev.makeBuffer(count: batch > 1 ? rows * C : 1, label: "gen v new")
+        lse = try dev.makeBuffer(count: c.heads * rows, label: "gen lse")
+        hidden = try dev.makeBuffer(count: rows * c.ffn, label: "gen hidden")
+        mean = try dev.makeBuffer(count: rows, label: "gen mean"); rstd = try dev.makeBuffer(count: rows, label: "gen rstd")
+        last = try dev.makeBuffer(count: batch * C, label: "gen last rows")
+        logits = try dev.makeBuffer(count: batch * c.vocabularySize, label: "gen logits")
     }
 
     /// Forgets the cache.
     public func reset() { position = 0 }
 
-    /// Runs `tokens` at positions position..<position+n through the model, appending to the
-    /// cache; returns the logits (V) of the last token.
-    public func feed(_ tokens: [Int32]) throws -> [Float] {
-        let c = model.config, dev = model.device, n = tokens.count, C = c.channels, V = c.vocabularySize
-        guard n >= 1, position + n <= capacity else {
-            throw ModelError("cannot feed \(n) tokens at position \(position): the context holds \(capacity)")
+    /// Runs one token per sequence at `position` (or a prompt: the same number n of tokens for
+    /// every sequence, positions position..<position+n) through the model, appending to the caches;
+    /// returns the logits (V) of each sequence's last token.
+    public func feed(_ tokens: [[Int32]]) throws -> [[Float]] {
+        let c = model.config, dev = model.device, C = c.channels, V = c.vocabularySize, B = batch
+        guard tokens.count == B, let n = tokens.first?.count, n >= 1, tokens.allSatisfy({ $0.count == n }) else {
+            throw ModelError("feed needs \(B) sequences of the same length ≥ 1 (got \(tokens.map(\.count)))")
         }
-        for t in tokens where t < 0 || Int(t) >= V { throw ModelError("token id \(t) outside the vocabulary 0..<\(V)") }
-        let p = position, rows = n * C
-        try dev.write(tokens, to: ids.view(0, n))
-        let xv = x.view(0, rows), lnv = ln.view(0, rows), attv = att.view(0, rows)
-        let mv = mean.view(0, n), rv = rstd.view(0, n)
-        dev.embeddingForward(tokens: ids.view(0, n), table: try model.embedding.table(dev),
-                             positions: model.positions.view(p * C, n * C), out: xv, batch: 1, time: n, channels: C)
-        let shape = AttentionShape(batch: 1, time: n, heads: c.heads, headDim: c.headDim, queryOffset: p)
-        let hv = hidden.view(0, n * c.ffn), lv = lse.view(0, c.heads * n)
+        guard position + n <= capacity else {
+            throw ModelError("cannot feed \(n) tokens at position \(position): the cache holds \(capacity)")
+        }
+        for t in tokens.joined() where t < 0 || Int(t) >= V { throw ModelError("token id \(t) outside the vocabulary 0..<\(V)") }
+        let p = position, rows = B * n
+        try dev.write(Array(tokens.joined()), to: ids.view(0, rows))
+        let xv = x.view(0, rows * C), lnv = ln.view(0, rows * C), attv = att.view(0, rows * C)
+        let mv = mean.view(0, rows), rv = rstd.view(0, rows)
+        dev.embeddingForward(tokens: ids.view(0, rows), table: try model.embedding.table(dev),
+                             positions: model.positions.view(p * C, n * C), out: xv, batch: B, time: n, channels: C)
+        let shape = AttentionShape(batch: B, time: n, heads: c.heads, headDim: c.headDim, queryOffset: p, kvRows: capacity)
+        let hv = hidden.view(0, rows * c.ffn), lv = lse.view(0, c.heads * rows)
         for l in 0..<c.layers {   // the residual stream xv is updated in place
-            let kNew = kCache[l].view(p * C, rows), vNew = vCache[l].view(p * C, rows)
+            let kAll = kCache[l].all, vAll = vCache[l].all
+            let kDst = B == 1 ? kAll.view(p * C, rows * C) : kNew.view(0, rows * C)
+            let vDst = B == 1 ? vAll.view(p * C, rows * C) : vNew.view(0, rows * C)
             try model.blockForward(l, PicoGPT.BlockIO(input: xv, mid: xv, output: xv, ln1: lnv, ln1Mean: mv, ln1Rstd: rv,
-                                                  q: q.view(0, rows), kNew: kNew, vNew: vNew,
-                                                  kAll: kCache[l].view(0, (p + n) * C), vAll: vCache[l].view(0, (p + n) * C),
-                                                  att: attv, lse: lv, ln2: lnv, ln2Mean: mv, ln2Rstd: rv, hidden: hv),
-                               rows: n, shape: shape)
+                                                      q: q.view(0, rows * C), kNew: kDst, vNew: vDst, kAll: kAll, vAll: vAll,
+                                                      att: attv, lse: lv, ln2: lnv, ln2Mean: mv, ln2Rstd: rv, hidden: hv),
+                                   rows: rows, shape: shape) {
+                guard B > 1 else { return }   // the cache rows of sequence b are (b·capacity + p)…
+                for b in 0..<B {
+                    dev.copy(kDst.view(b * n * C, n * C), to: kAll.view((b * self.capacity + p) * C, n * C))
+                    dev.copy(vDst.view(b * n * C, n * C), to: vAll.view((b * self.capacity + p) * C, n * C))
+                }
+            }
         }
         dev.layerNormForward(xv, weight: model.param("ln_f.weight"), bias: model.param("ln_f.bias"),
-                             out: lnv, mean: mv, rstd: rv, rows: n, columns: C)
-        // Only the last row's logits are needed.
-        try model.linears["lm_head"]!.forward(dev, x: lnv.view((n - 1) * C, C), y: logits.view(0, V), rows: 1)
+                             out: lnv, mean: mv, rstd: rv, rows: rows, columns: C)
+        // Only each sequence's last row needs logits.
+        let lastRows: TensorView
+        if n == 1 {
+            lastRows = lnv.view(0, B * C)
+        } else {
+            for b in 0..<B { dev.copy(lnv.view((b * n + n - 1) * C, C), to: last.view(b * C, C)) }
+            lastRows = last.all
+        }
+        try model.linears["lm_head"]!.forward(dev, x: lastRows, y: logits.all, rows: B)
         position += n
-        return try dev.read(logits.view(0, V))
+        let all = try dev.read(logits.all)
+        return (0..<B).map { Array(all[($0 * V)..<($0 * V + V)]) }
     }
 
-    /// Samples `count` tokens after `prompt` (crop to the last `capacity` tokens, SPEC §7).
-    /// `onToken` sees each new token as it is produced.
-    public func generate(prompt: [Int32], count: Int, sampler: inout Sampler,
-                         onToken: (Int32) -> Void = { _ in }) throws -> [Int32] {
-        var out = prompt.isEmpty ? [Int32(0)] : prompt
+    /// One sequence: `feed([tokens])`'s logits.
+    public func feed(_ tokens: [Int32]) throws -> [Float] { try feed([tokens])[0] }
+
+    /// Samples `count` tokens after `prompt` for every sequence (sampler b draws sequence b; crop
+    /// to the last `capacity` tokens, SPEC §7). `onToken` sees each step's new tokens.
+    public func generate(prompt: [Int32], count: Int, samplers: inout [Sampler],
+                         onToken: ([Int32]) -> Void = { _ in }) throws -> [[Int32]] {
+        guard samplers.count == batch else { throw ModelError("\(batch) sequences need \(batch) samplers (got \(samplers.count))") }
+        let start = prompt.isEmpty ? [Int32(0)] : prompt
+        var out = [[Int32]](repeating: start, count: batch)
         reset()
-        var logits = try feed(Array(out.suffix(capacity)))
+        var logits = try feed(out.map { Array($0.suffix(capacity)) })
         for _ in 0..<count {
-            let next = Int32(sampler.sample(logits))
-            out.append(next)
+            let next = (0..<batch).map { Int32(samplers[$0].sample(logits[$0])) }
+            for b in 0..<batch { out[b].append(next[b]) }
             onToken(next)
             if position < capacity {
-                logits = try feed([next])
+                logits = try feed(next.map { [$0] })
             } else {
                 reset()
-                logits = try feed(Array(out.suffix(capacity)))
+                logits = try feed(out.map { Array($0.suffix(capacity)) })
             }
         }
         return out
+    }
+
+    /// One sequence (batch 1).
+    public func generate(prompt: [Int32], count: Int, sampler: inout Sampler,
+                         onToken: (Int32) -> Void = { _ in }) throws -> [Int32] {
+        var samplers = [sampler]
+        let out = try generate(prompt: prompt, count: count, samplers: &samplers) { onToken($0[0]) }
+        sampler = samplers[0]
+        return out[0]
     }
 }
 

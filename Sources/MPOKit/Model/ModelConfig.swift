@@ -51,6 +51,17 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         return out.map { (name: $0.0, out: $0.1, in: $0.2, bias: $0.3) }
     }
 
+    /// This configuration with every linear layer whose shape SPEC §2's table does not fix given
+    /// the factorisation that is cheapest to run site by site at χ (MPOFactorization.cheapest),
+    /// recorded explicitly (so checkpoints carry it). Layers with a factorisation already keep it.
+    public func choosingFactorizations(chi: Int) -> ModelConfig {
+        var c = self
+        for l in linearLayers where factorizations[l.name] == nil && !MPOFactorization.isSpecified(out: l.out, in: l.in) {
+            c.factorizations[l.name] = MPOFactorization.cheapest(out: l.out, in: l.in, chi: chiOverrides[l.name] ?? chi)
+        }
+        return c
+    }
+
     /// How the named linear layer (out, in) is stored.
     public func linearKind(_ name: String, out: Int, in: Int) -> LinearKind {
         if let b = bonds[name] {

@@ -128,7 +128,9 @@ extension PicoGPT {
     }
 
     /// Block `l`: mid = input + W_o·Attn(LN1(input)) + b_o; output = mid + W2·relu(W1·LN2(mid) + b1) + b2.
-    func blockForward(_ l: Int, _ io: BlockIO, rows N: Int, shape: AttentionShape) throws {
+    /// `afterKeyValues` runs between the projections and attention (the generator moves a batch's
+    /// new keys and values into its caches there).
+    func blockForward(_ l: Int, _ io: BlockIO, rows N: Int, shape: AttentionShape, afterKeyValues: () -> Void = {}) throws {
         let dev = device, C = config.channels, p = "blocks.\(l)"
         func same(_ a: TensorView, _ b: TensorView) -> Bool { a.buffer === b.buffer && a.offset == b.offset }
         dev.layerNormForward(io.input, weight: param("\(p).ln1.weight"), bias: param("\(p).ln1.bias"), out: io.ln1,
@@ -136,6 +138,7 @@ extension PicoGPT {
         try linears["\(p).attn.W_q"]!.forward(dev, x: io.ln1, y: io.q, rows: N)
         try linears["\(p).attn.W_k"]!.forward(dev, x: io.ln1, y: io.kNew, rows: N)
         try linears["\(p).attn.W_v"]!.forward(dev, x: io.ln1, y: io.vNew, rows: N)
+        afterKeyValues()
         dev.attentionForward(shape, q: io.q, k: io.kAll, v: io.vAll, out: io.att, lse: io.lse)
         if !same(io.input, io.mid) { dev.copy(io.input, to: io.mid) }
         try linears["\(p).attn.W_o"]!.forward(dev, x: io.att, y: io.mid, rows: N, accumulate: true)

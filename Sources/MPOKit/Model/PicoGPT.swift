@@ -43,6 +43,14 @@ public final class PicoGPT {
         didSet { for l in linears.values { l.mpo?.strategy = mpoStrategy } }
     }
 
+    /// The timed choices of an inference-only model's MPO layers so far: one line per (shape, row
+    /// bucket), e.g. "[8, 16]×[8, 16] bonds [1, 8, 1], rows ≤ 1: site (rebuild 41.0 µs, site 6.2 µs)".
+    public var strategyDecisions: [(description: String, decision: StrategyTuner.Decision)] {
+        (strategyTuner?.decisions ?? [:]).map { key, d in
+            ("\(key.outFactors)×\(key.inFactors) bonds \(key.bonds), rows ≤ \(key.bucket)", d)
+        }.sorted { $0.description < $1.description }
+    }
+
     /// The strategy each MPO layer used in the last forward pass (layer name → strategy).
     public var lastMPOStrategies: [String: MPOStrategy] {
         linears.compactMapValues { $0.mpo?.lastStrategy }

@@ -1,0 +1,4 @@
+// MPOKit's public API uses the types of TensorTrain (MPOFactorization, MPOCores, TT-SVD) and
+// SafeTensors (SafeTensorsFile): `import MPOKit` brings them along.
+@_exported import SafeTensors
+@_exported import TensorTrain

@@ -1,0 +1,62 @@
+// The cost of running an MPO layer site by site, and the factorisation that makes it cheapest —
+// for shapes SPEC §2 does not fix (PicoGPT's stay as the table says). Decoding multiplies one
+// row at a time, so the cost that matters is the site-by-site FLOPs per row: the sweep right to
+// left (MPOLinear) costs, per row, Σ_l 2·∏_{k<l} i_k · (i_l·b_{l+1}) · (b_l·o_l) · ∏_{k>l} o_k.
+// The order of the sites is part of the choice (it fixes the contraction order of the sweep).
+
+extension MPOFactorization {
+    /// Multiply-adds × 2 per row of the site-by-site forward with bonds `bonds`.
+    public func siteFlopsPerRow(bonds: [Int]) -> Double {
+        precondition(bonds.count == sites + 1)
+        var total = 0.0
+        for l in 0..<sites {
+            let p = inFactors[..<l].reduce(1, *), o = outFactors[(l + 1)...].reduce(1, *)
+            total += 2 * Double(p) * Double(inFactors[l] * bonds[l + 1]) * Double(bonds[l] * outFactors[l]) * Double(o)
+        }
+        return total
+    }
+
+    /// The factorisation of (out, in) whose site-by-site forward at bond χ costs the fewest FLOPs
+    /// per row, among the balanced ones SPEC's table is made of: 2 to `maxSites` sites, every
+    /// factor ≥ 2 and the factors of each side at most `balance` times apart (unbalanced splits
+    /// such as [384, 2]×[2, 384] are cheaper still but are a low-rank factorisation in disguise),
+    /// and every inner bond able to reach χ (no site so small that its rank caps the bond below
+    /// χ); ties go to fewer parameters. Falls back to `automatic` when no split qualifies (a
+    /// prime, or χ above every rank). E.g. GPT-2's 768×768 at χ = 16: [48, 16]×[16, 48], 0.67× the
+    /// dense FLOPs per row, where the balanced 3-site [8, 8, 12]² costs 2.4×.
+    public static func cheapest(out: Int, in inF: Int, chi: Int, maxSites: Int = 3, balance: Int = 4) -> MPOFactorization {
+        var best: (flops: Double, params: Int, f: MPOFactorization)? = nil
+        func balanced(_ f: [Int]) -> Bool { (f.max() ?? 1) <= balance * (f.min() ?? 1) }
+        for sites in 2...max(2, maxSites) {
+            let outs = orderedFactorizations(out, count: sites).filter(balanced)
+            let ins = orderedFactorizations(inF, count: sites).filter(balanced)
+            for o in outs {
+                for i in ins {
+                    guard let f = try? MPOFactorization(outFactors: o, inFactors: i) else { continue }
+                    let bonds = f.bonds(chi: chi)
+                    guard f.cappedBonds(chi: chi) == bonds else { continue }   // a rank would cap a bond below χ
+                    let flops = f.siteFlopsPerRow(bonds: bonds), params = f.parameterCount(bonds: bonds)
+                    if best == nil || flops < best!.flops || (flops == best!.flops && params < best!.params) {
+                        best = (flops, params, f)
+                    }
+                }
+            }
+        }
+        return best?.f ?? automatic(out: out, in: inF)
+    }
+
+    /// Every ordered list of `count` factors ≥ 2 with product n.
+    static func orderedFactorizations(_ n: Int, count: Int) -> [[Int]] {
+        if count == 1 { return n >= 2 ? [[n]] : [] }
+        var out: [[Int]] = []
+        var d = 2
+        while d * d <= n || d <= n {
+            if n % d == 0, n / d >= 2 {
+                for rest in orderedFactorizations(n / d, count: count - 1) { out.append([d] + rest) }
+            }
+            d += 1
+            if d > n / 2 { break }
+        }
+        return out
+    }
+}
