@@ -39,6 +39,8 @@ public struct OpenCLTuning: Sendable {
     public var crossEntropyGroup: Int
     public var sumOfSquaresGroup: Int
     public var sumOfSquaresGroups = 64
+    /// Work-items per row of the fused MPO contraction (mpo.cl).
+    public var mpoGroup: Int
     /// For C tiles of at least tm×tn: the register-blocked build.
     public var gemmLarge: GemmTiling
     /// For skinny or tiny products (MPO site steps): one output per work-item.
@@ -55,6 +57,7 @@ public struct OpenCLTuning: Sendable {
         layerNormGroup = pow2(atMost: min(128, maxWG))
         crossEntropyGroup = pow2(atMost: min(64, maxWG))
         sumOfSquaresGroup = pow2(atMost: min(256, maxWG))
+        mpoGroup = pow2(atMost: min(128, maxWG))
         gemmLarge = maxWG >= 256 ? GemmTiling(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4) : GemmTiling(tm: 64, tn: 64, tk: 16, wm: 8, wn: 8)
         gemmSmall = maxWG >= 256 ? GemmTiling(tm: 16, tn: 16, tk: 16, wm: 1, wn: 1) : GemmTiling(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2)
         attentionTile = min(32, pow2(atMost: maxWG))
@@ -68,7 +71,9 @@ public struct OpenCLTuning: Sendable {
     var commonOptions: String { "-cl-std=CL1.2 -DUSE_FP64=\(useFP64 ? 1 : 0)" }
     /// Bytes of one acc_t (common.cl): Double where the device has it.
     var accumulatorBytes: Int { useFP64 ? 8 : 4 }
-    var mainOptions: String { "-DLN_WG=\(layerNormGroup) -DXENT_WG=\(crossEntropyGroup) -DSSQ_WG=\(sumOfSquaresGroup)" }
+    var mainOptions: String {
+        "-DLN_WG=\(layerNormGroup) -DXENT_WG=\(crossEntropyGroup) -DSSQ_WG=\(sumOfSquaresGroup) -DMPO_WG=\(mpoGroup)"
+    }
 
     /// Attention tile for a head dim: both K/V (or Q/dO) tiles must fit in local memory.
     func attentionTile(headDim: Int, localMemory: UInt64) -> Int {

@@ -1,0 +1,45 @@
+// OpenCLDevice: the fused MPO inference contraction (`mpoForward`, kernel in mpo.cl): one launch
+// per layer contracts every row through all sites, a work-group per row. Layers of more than four
+// sites take the protocol's default (one GEMM per site).
+
+import COpenCL
+import MPOKit
+
+extension OpenCLDevice {
+    public var batchedGemmPenalty: Double { 4 }
+
+    public func mpoForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, accumulate: Bool,
+                           scratch: TensorView) {
+        precondition(cores.count == s.sites && (0..<s.sites).allSatisfy { cores[$0].count >= s.coreCount($0) },
+                     "mpoForward: \(cores.count) cores for \(s)")
+        precondition(x.count >= s.rows * s.inFeatures && y.count >= s.rows * s.outFeatures && scratch.count >= s.scratchCount,
+                     "mpoForward: views too small for \(s)")
+        guard s.rows > 0 else { return }
+        guard s.sites <= 4 else {   // beyond the kernel's table: the GEMM sequence
+            let half = s.scratchCount / 2
+            var input = x
+            for l in stride(from: s.sites - 1, through: 0, by: -1) {
+                let st = s.step(l), beta: Float = l == 0 && accumulate ? 1 : 0
+                let out = l == 0 ? y : scratch.view((l % 2) * half, st.p * st.mo * st.o)
+                gemm(GemmShape(m: st.mo, n: st.o, k: st.k, transposeA: true, beta: beta, batch: st.p, strideA: 0,
+                               strideB: st.k * st.o, strideC: st.mo * st.o), a: cores[l], b: input, c: out)
+                input = out
+            }
+            return
+        }
+        var dims = [Int](repeating: 0, count: 16)
+        for l in 0..<s.sites {
+            let st = s.step(l)
+            dims[4 * l] = st.p / s.rows; dims[4 * l + 1] = st.k; dims[4 * l + 2] = st.mo; dims[4 * l + 3] = st.o
+        }
+        let half = s.scratchCount / 2, perRow = half / s.rows
+        let core = (0..<4).map { cores[min($0, s.sites - 1)] }
+        locked {
+            launch("mpoForward", main, "kernel_mpo_forward", global: [tuning.mpoGroup, s.rows], local: [tuning.mpoGroup, 1],
+                   [.view(x), .view(y), .view(scratch), .int(half), .int(perRow),
+                    .view(core[0]), .view(core[1]), .view(core[2]), .view(core[3]),
+                    .int8(Array(dims[0..<8])), .int8(Array(dims[8..<16])), .int(s.sites), .int(s.inFeatures), .int(s.outFeatures),
+                    .int(accumulate ? 1 : 0)])
+        }
+    }
+}

@@ -1,0 +1,34 @@
+// Inference-only models on OpenCL: the fused MPO kernel (mpo.cl), the rebuild path and the
+// tuner's pick give the training model's logits; KV-cache decoding matches the CPU's.
+
+import Foundation
+import MPOKit
+import MPOOpenCL
+import Testing
+
+@Suite("OpenCL inference-only models", .enabled(if: Shared.available, OpenCLGate.reason))
+struct InferenceOpenCLTests {
+    @Test("the same logits as the training model, whichever contraction", arguments: InferenceProbe.configs().map(\.name),
+          [MPOStrategy.rebuild, .siteBySite, .automatic])
+    func sameLogits(name: String, strategy: MPOStrategy) throws {
+        let config = InferenceProbe.configs().first { $0.name == name }!.config
+        let err = try InferenceProbe.worstLogitError(config, strategy: strategy, device: try Shared.opencl())
+        #expect(err <= 1e-5, "\(name) \(strategy): relative logit error \(err)")
+    }
+
+    @Test("batched KV-cache decoding on OpenCL gives the CPU's logits")
+    func decodingMatchesCPU() throws {
+        let config = InferenceProbe.configs()[1].config
+        var logits: [[[Float]]] = []
+        for device in [CPUDevice() as any ComputeDevice, try Shared.opencl()] {
+            let m = try PicoGPT(config: config, device: device, purpose: .inference)
+            try m.initialize(seed: 8)
+            m.mpoStrategy = .siteBySite
+            let gen = try Generator(model: m, batch: 2, capacity: 12)
+            var steps = [try gen.feed([[1, 2, 3], [4, 5, 6]])]
+            for t in 0..<5 { steps.append(try gen.feed([[Int32(t)], [Int32(t + 7)]])) }
+            logits.append(steps.flatMap { $0 })
+        }
+        for (a, b) in zip(logits[0], logits[1]) { #expect(relativeError(b, a) < 1e-5) }
+    }
+}
