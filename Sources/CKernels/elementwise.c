@@ -196,10 +196,10 @@ void mpo_scale(float *p, size_t n, float s) {
 // MARK: - AdamW
 
 void mpo_adamw(float *p, const float *g, float *m, float *v, size_t n, float beta1, float beta2,
-               float eps, float decay, float stepSize, float bc2Sqrt) {
+               float eps, float decay, float stepSize, float bc2Sqrt, float gradScale) {
     const float a1 = 1.0f - beta1, a2 = 1.0f - beta2;
     for (size_t i = 0; i < n; i++) {
-        const float gi = g[i];
+        const float gi = g[i] * gradScale;
         const float mi = beta1 * m[i] + a1 * gi;
         const float vi = beta2 * v[i] + a2 * gi * gi;
         m[i] = mi;

@@ -197,6 +197,7 @@ extension OpenCLDevice {
             var bytes = [UInt8](repeating: 0, count: groups * width)
             try check(clEnqueueReadBuffer(queue, partial, cl_bool(CL_TRUE), 0, bytes.count, &bytes, 0, nil, nil),
                       "clEnqueueReadBuffer(sumOfSquares partials)")
+            waited()
             return bytes.withUnsafeBytes { raw in
                 tuning.useFP64 ? raw.bindMemory(to: Double.self).reduce(0, +)
                                : raw.bindMemory(to: Float.self).reduce(0.0) { $0 + Double($1) }
@@ -204,14 +205,59 @@ extension OpenCLDevice {
         }
     }
 
-    public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper h: AdamWHyper) {
+    public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper h: AdamWHyper,
+                      control: TensorView?) {
         precondition(parameters.count == gradients.count && m.count == parameters.count && v.count == parameters.count,
                      "adamW size mismatch")
         let s = h.stepScalars   // exactly as CPUDevice computes them
         locked {
             launch1D("adamW", "kernel_adamw_forward", n: parameters.count,
                      [.view(parameters), .view(gradients), .view(m), .view(v), .int(parameters.count),
-                      .float(h.beta1), .float(h.beta2), .float(h.epsilon), .float(s.decay), .float(s.stepSize), .float(s.bc2Sqrt)])
+                      .float(h.beta1), .float(h.beta2), .float(h.epsilon), .float(s.decay), .float(s.stepSize), .float(s.bc2Sqrt),
+                      ] + accumulatorArgs(control ?? parameters, "adamW") + [.int(control == nil ? 0 : 1)])
         }
+    }
+
+    // MARK: - Step scalars (acc_t values in the view: this device's layout)
+
+    /// A view holding acc_t values: its buffer and its offset in acc_t units (the view must start
+    /// at a multiple of the acc_t size).
+    func accumulatorArgs(_ v: TensorView, _ op: String) -> [KernelArg] {
+        let width = tuning.accumulatorBytes
+        precondition((v.offset * 4) % width == 0, "\(op): an acc_t view must start at a multiple of \(width) bytes")
+        return [.mem(mem(v, op)), .int(v.offset * 4 / width)]
+    }
+
+    public func stepScalars(losses: TensorView, correct: TensorView, extra: TensorView?, rows: Int, gradients: TensorView,
+                            clip: Double, into out: TensorView) {
+        precondition(out.count >= StepScalars.count && losses.count >= rows && correct.count >= rows && (extra?.count ?? rows) >= rows,
+                     "stepScalars shape mismatch")
+        let g = tuning.sumOfSquaresGroup
+        let groups = max(1, min(tuning.sumOfSquaresGroups, (gradients.count + g - 1) / g))
+        locked {
+            guard let partial = scratchBuffer(.stepPartial, bytes: groups * tuning.accumulatorBytes) else { return }
+            launch("stepScalars", main, "kernel_sumsq_forward", global: [groups * g], local: [g],
+                   [.view(gradients), .int(gradients.count), .mem(partial)])
+            launch("stepScalars", main, "kernel_step_scalars", global: [g], local: [g],
+                   [.view(losses), .view(correct), .view(extra ?? losses), .int(extra == nil ? 0 : 1), .int(rows),
+                    .mem(partial), .int(groups), .float(Float(clip))] + accumulatorArgs(out, "stepScalars"))
+        }
+    }
+
+    public func readStepScalars(_ v: TensorView) throws -> StepScalars {
+        precondition(v.count >= StepScalars.count, "readStepScalars: view too small")
+        let width = tuning.accumulatorBytes
+        var bytes = [UInt8](repeating: 0, count: 6 * width)
+        let m = mem(v, "readStepScalars")
+        try locked {
+            try throwPending()
+            try check(clEnqueueReadBuffer(queue, m, cl_bool(CL_TRUE), v.offset * 4, bytes.count, &bytes, 0, nil, nil),
+                      "clEnqueueReadBuffer(step scalars)")
+            waited()
+        }
+        let d: [Double] = bytes.withUnsafeBytes { raw in
+            width == 8 ? Array(raw.bindMemory(to: Double.self)) : raw.bindMemory(to: Float.self).map(Double.init)
+        }
+        return StepScalars(crossEntropy: d[0], distillation: d[1], accuracy: d[2], gradientSquares: d[3], clipScale: d[4], finite: d[5] != 0)
     }
 }

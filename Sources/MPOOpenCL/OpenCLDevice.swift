@@ -44,7 +44,19 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
     /// Scratch allocations by purpose, grown on demand (the queue is in order, so reuse is safe).
     var scratch: [ScratchSlot: (mem: cl_mem, bytes: Int)] = [:]
 
-    enum ScratchSlot { case gemmPartial, columnPartial, embeddingPartial, sumOfSquares }
+    enum ScratchSlot { case gemmPartial, columnPartial, embeddingPartial, sumOfSquares, stepPartial }
+
+    /// Kernels enqueued and host waits (blocking reads/writes, clFinish) since the device was made:
+    /// `bench` reports both per training step.
+    public internal(set) var launches = 0
+    public internal(set) var hostWaits = 0
+    public var queueCounters: QueueCounters? { locked { QueueCounters(launches: launches, hostWaits: hostWaits) } }
+    /// Host copies of uploads in flight (uploads do not wait: the data is copied here and the
+    /// copy freed at the next host wait, when the in-order queue has run the write).
+    var staged: [UnsafeMutableRawPointer] = []
+    var stagedBytes = 0
+    /// Past this many bytes in flight an upload waits for the queue (bounds the host memory).
+    static let stagingLimit = 64 << 20
 
     /// When true, every launch waits for completion and its wall time is added to `profile`
     /// (slow: for finding hot kernels only). Starts as MPO_OPENCL_PROFILE=1.
@@ -113,6 +125,7 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
 
     deinit {
         clFinish(queue)
+        for p in staged { free(p) }
         for s in scratch.values { clReleaseMemObject(s.mem) }
         attentionPrograms = [:]
         clReleaseCommandQueue(queue)
@@ -200,9 +213,27 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
         guard count > 0, let base else { return }
         let m = mem(view, "upload")
         try locked {
-            try check(clEnqueueWriteBuffer(queue, m, cl_bool(CL_TRUE), view.offset * 4, count * 4, base, 0, nil, nil),
-                      "clEnqueueWriteBuffer(\(view.buffer.label))")
+            guard let copy = malloc(count * 4) else { throw DeviceError("out of host memory staging an upload of \(count) values") }
+            memcpy(copy, base, count * 4)
+            let status = clEnqueueWriteBuffer(queue, m, cl_bool(CL_FALSE), view.offset * 4, count * 4, copy, 0, nil, nil)
+            guard status == CL_SUCCESS else {
+                free(copy)
+                throw OpenCLError(code: status, call: "clEnqueueWriteBuffer(\(view.buffer.label))")
+            }
+            staged.append(copy); stagedBytes += count * 4
+            if stagedBytes > Self.stagingLimit {
+                try check(clFinish(queue), "clFinish")
+                waited()
+            }
         }
+    }
+
+    /// Call (with the lock held) after a wait for the whole queue: counts it and frees the
+    /// copies of the uploads the queue has now run.
+    func waited() {
+        hostWaits += 1
+        for p in staged { free(p) }
+        staged.removeAll(keepingCapacity: true); stagedBytes = 0
     }
 
     public func upload(_ source: UnsafeBufferPointer<Float>, to view: TensorView) throws {
@@ -223,6 +254,7 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
             guard view.count > 0, let base = destination.baseAddress else { return }
             try check(clEnqueueReadBuffer(queue, m, cl_bool(CL_TRUE), view.offset * 4, view.count * 4, base, 0, nil, nil),
                       "clEnqueueReadBuffer(\(view.buffer.label))")
+            waited()
         }
     }
 
@@ -230,6 +262,7 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
         try locked {
             try throwPending()
             try check(clFinish(queue), "clFinish")
+            waited()
         }
     }
 

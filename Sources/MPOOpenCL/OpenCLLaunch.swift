@@ -151,6 +151,7 @@ extension OpenCLDevice {
                 clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, gp.baseAddress, lp.baseAddress, 0, nil, nil)
             }
         }
+        launches += 1
         if status != CL_SUCCESS {
             record(OpenCLError(code: status, call: "clEnqueueNDRangeKernel(\(kernelName)) in \(op)",
                                detail: "global \(g), local \(local)"))

@@ -175,7 +175,7 @@ final class OpenCLProgram {
             clGetKernelInfo(k, cl_kernel_info(CL_KERNEL_FUNCTION_NAME), 0, nil, &size)
             var name = [CChar](repeating: 0, count: size + 1)
             clGetKernelInfo(k, cl_kernel_info(CL_KERNEL_FUNCTION_NAME), size, &name, nil)
-            out[String(cString: name)] = k
+            out[String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)] = k
         }
         return out
     }

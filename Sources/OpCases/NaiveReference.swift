@@ -295,6 +295,17 @@ public enum NaiveReference {
 
     public static func sumOfSquares(_ x: [Double]) -> Double { x.reduce(0) { $0 + $1 * $1 } }
 
+    /// A training step's scalars (ComputeDevice.stepScalars): means over the rows, Σg², the clip
+    /// scale min(1, clip/(√Σg² + 1e-6)) and whether the losses and Σg² are finite.
+    public static func stepScalars(losses: [Double], correct: [Double], extra: [Double]?, gradients: [Double], clip: Double)
+        -> StepScalars {
+        let n = Double(losses.count), ce = losses.reduce(0, +), kd = extra?.reduce(0, +) ?? 0
+        let g2 = sumOfSquares(gradients)
+        return StepScalars(crossEntropy: ce / n, distillation: kd / n, accuracy: correct.reduce(0, +) / n, gradientSquares: g2,
+                           clipScale: StepScalars.clipScale(norm: g2.squareRoot(), clip: clip),
+                           finite: ce.isFinite && kd.isFinite && g2.isFinite)
+    }
+
     /// Decoupled AdamW (Loshchilov & Hutter; PyTorch AdamW docs): p ← p − lr·wd·p;
     /// m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p − lr·m̂/(√v̂ + eps) with
     /// m̂ = m/(1−β1^step), v̂ = v/(1−β2^step).

@@ -18,7 +18,7 @@ public enum Op: String, CaseIterable, Sendable {
     case gemm, permute, fill, copy, addBias, biasBackward, addBiasReLU, reluBackwardBias, add, accumulate, scale,
          reluForward, reluBackward,
          embeddingForward, embeddingBackward, layerNormForward, layerNormBackward, attentionForward,
-         attentionBackward, crossEntropy, distillation, squaredDistance, mpoForward, sumOfSquares, adamW
+         attentionBackward, crossEntropy, distillation, squaredDistance, mpoForward, sumOfSquares, stepScalars, adamW
 }
 
 /// One row of the table: an op with fixed shapes and parameters.

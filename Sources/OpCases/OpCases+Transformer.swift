@@ -244,45 +244,4 @@ extension OpCases {
             return withGradient ? ["sums": r.sums, "dA": r.dA] : ["sums": r.sums]
         })
     }
-
-    // MARK: - optimiser
-
-    /// `spike`: x[0] = 100 and the rest ≈ 0.01, so a Float running sum loses the small squares
-    /// (each below half an ulp of 10⁴) and misses the total by ~10⁻³ relative (nmse ~10⁻⁶).
-    static func sumOfSquares(count n: Int, spike: Bool = false) -> OpCase {
-        CaseBuilder.make(.sumOfSquares, "n=\(n)\(spike ? " spike" : "")", flops: Double(2 * n), bytes: bytes(n), inputs: { g in
-            if spike {
-                var x = g.uniform("x", n, 0.0099, 0.0101)
-                x[0] = 100
-                g.set("x", x)
-            } else {
-                g.uniform("x", n, -1, 1)
-            }
-        }, device: { ws, h in
-            let x = try ws.input("x", h["x"])
-            let result = SumBox()
-            return OpInstance(workspace: ws, scalarNames: ["sum"], scalars: { ["sum": [Float(result.value)]] }) {
-                result.value = try ws.device.sumOfSquares(x)
-            }
-        }, reference: { h in ["sum": [NaiveReference.sumOfSquares(h.d("x"))]] })
-    }
-
-    private final class SumBox { var value = Double.nan }
-
-    /// m uniform in ±0.1, v in [0, 0.01) (second moments are never negative), g in ±1.
-    static func adamW(count n: Int, hyper: AdamWHyper) -> OpCase {
-        let vars = "n=\(n) lr=\(hyper.learningRate) wd=\(hyper.weightDecay) step=\(hyper.step) eps=\(hyper.epsilon)"
-        return CaseBuilder.make(.adamW, vars, flops: Double(15 * n), bytes: bytes(7 * n), inputs: { g in
-            g.uniform("parameters", n, -1, 1); g.uniform("gradients", n, -1, 1)
-            g.uniform("m", n, -0.1, 0.1); g.uniform("v", n, 0, 0.01)
-        }, device: { ws, h in
-            let p = try ws.output("parameters", h["parameters"]), gr = try ws.input("gradients", h["gradients"])
-            let m = try ws.output("m", h["m"]), v = try ws.output("v", h["v"])
-            return ws.instance { ws.device.adamW(parameters: p, gradients: gr, m: m, v: v, hyper: hyper) }
-        }, reference: { h in
-            let r = NaiveReference.adamW(parameters: h.d("parameters"), gradients: h.d("gradients"), m: h.d("m"), v: h.d("v"),
-                                         hyper: hyper)
-            return ["parameters": r.parameters, "m": r.m, "v": r.v]
-        })
-    }
 }

@@ -194,6 +194,15 @@ public enum OpCases {
             adamW(count: 37, hyper: AdamWHyper(learningRate: 3e-4, beta1: 0.8, beta2: 0.99, weightDecay: 0, step: 1000)),
             adamW(count: 1, hyper: AdamWHyper(learningRate: 0.1, epsilon: 1e-3, weightDecay: 0.5, step: 3)),
             adamW(count: 40_001, hyper: AdamWHyper(learningRate: 1e-2, step: 7)),              // CPU: 2 chunks
+            stepScalars(rows: 1, gradients: 1, clip: 1), stepScalars(rows: 300, gradients: 40_001, clip: 1, extra: true),
+            stepScalars(rows: 37, gradients: 100, clip: 100),                                  // not clipped: scale 1
+            stepScalars(rows: 16, gradients: 513, clip: 1, poison: true),                      // finite 0
+            adamWControlled(count: 40_001, gradientRange: 1, clip: 1, poison: false,           // clipped (|g| ≈ 115)
+                            hyper: AdamWHyper(learningRate: 1e-2, step: 7)),
+            adamWControlled(count: 100, gradientRange: 0.01, clip: 1, poison: false,           // below the clip: as is
+                            hyper: AdamWHyper(learningRate: 1e-3, step: 2)),
+            adamWControlled(count: 257, gradientRange: 1, clip: 1, poison: true,               // NaN loss: unchanged
+                            hyper: AdamWHyper(learningRate: 1e-2, step: 3)),
         ]
         return c
     }()
@@ -271,6 +280,7 @@ public enum OpCases {
             squaredDistance(rows: N, columns: C, gradScale: 1 / Float(N * C)),
             sumOfSquares(count: params),
             adamW(count: params, hyper: AdamWHyper(learningRate: 1e-3, step: 10)),
+            stepScalars(rows: N, gradients: params, clip: 1),
         ]
         return c
     }()

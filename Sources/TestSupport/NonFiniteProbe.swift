@@ -16,8 +16,10 @@ public enum NonFiniteProbe {
         public var loss: Double
         public var gradNorm: Double
         public var applied: Bool
-        /// Every parameter kept its value (bit for bit) through the refused step.
+        /// Every parameter and both moments kept their values (bit for bit) through the refused step.
         public var unchanged: Bool
+        /// The optimiser's step count afterwards (a refused step is not counted).
+        public var stepsCounted: Int
     }
 
     /// One training step of a small dense model on `device` with parameter `name`[3] = NaN.
@@ -31,9 +33,11 @@ public enum NonFiniteProbe {
         let before = try device.read(model.params.all)
         var rng = SplitMix64(seed: 4)
         let tokens = (0..<16).map { _ in Int32(rng.below(11)) }, targets = (0..<16).map { _ in Int32(rng.below(11)) }
-        let st = try AdamW(model: model).trainStep(tokens: tokens, targets: targets, batch: 2, time: 8, learningRate: 1e-3)
+        let opt = try AdamW(model: model)
+        let st = try opt.trainStep(tokens: tokens, targets: targets, batch: 2, time: 8, learningRate: 1e-3)
         let after = try device.read(model.params.all)
-        let same = zip(before, after).allSatisfy { $0.bitPattern == $1.bitPattern }
-        return Outcome(loss: st.loss, gradNorm: st.gradNorm, applied: st.applied, unchanged: same)
+        let moments = try device.read(opt.m.all) + device.read(opt.v.all)
+        let same = zip(before, after).allSatisfy { $0.bitPattern == $1.bitPattern } && moments.allSatisfy { $0 == 0 }
+        return Outcome(loss: st.loss, gradNorm: st.gradNorm, applied: st.applied, unchanged: same, stepsCounted: opt.step)
     }
 }

@@ -58,7 +58,7 @@ struct Bench: ParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let sgemm = try sgemmRate(device)
         let corename = String(cString: mpo_openblas_corename())
-        let simd = mpo_simd_name(mpo_simd_active())
+        let simd = String(cString: mpo_simd_name(mpo_simd_active()))
         let common: [String: Any] = ["peer": "mpo-train", "device": device.name, "openblas_kernels": corename, "simd": simd,
                                      "openblas_coretype": env["OPENBLAS_CORETYPE"] ?? "", "openblas_l2_size": env["OPENBLAS_L2_SIZE"] ?? ""]
         func emit(_ fields: [String: Any]) {
@@ -94,6 +94,9 @@ struct Bench: ParsableCommand {
                 fwd.append(try seconds { try model.forward(tokens: fwdTokens, batch: fwdBatch, time: time, needsGradients: false); try device.synchronize() })
             }
             let ms = median(times) * 1000, fms = median(fwd) * 1000
+            let before = device.queueCounters
+            try step()
+            let perStep = device.queueCounters.flatMap { after in before.map { after - $0 } }
             let prof = try profiledStep(config: config, device: device, strategy: strat, tokens: tokens, targets: targets)
             let gflop = prof.flops.values.reduce(0, +) / 1e9
             if c == nil { denseMs = ms }
@@ -101,7 +104,8 @@ struct Bench: ParsableCommand {
             let strategies = Dictionary(grouping: model.lastMPOStrategies, by: { $0.value.rawValue }).map { "\($0.key) \($0.value.count)" }
                 .sorted().joined(separator: ", ")
             emit(["what": "train_step", "model": name, "parameters": model.parameterCount, "batch": batch, "time": time, "ms": ms,
-                  "tokens_per_second": Double(n) / ms * 1000, "gflop": gflop, "strategies": strategies])
+                  "tokens_per_second": Double(n) / ms * 1000, "gflop": gflop, "strategies": strategies]
+                 .merging(perStep.map { ["launches": $0.launches, "host_waits": $0.hostWaits] } ?? [:]) { $1 })
             emit(["what": "forward", "model": name, "batch": fwdBatch, "time": time, "ms": fms,
                   "tokens_per_second": Double(fwdBatch * time) / fms * 1000])
             if !json {
@@ -110,7 +114,8 @@ struct Bench: ParsableCommand {
                       + lpad(String(format: "%.1f", gflop / ms * 1000), 9) + lpad(String(format: "%.0f%%", 100 * gflop / ms * 1000 / sgemm), 8)
                       + lpad(String(format: "%.0f", Double(fwdBatch * time) / fms * 1000), 11)
                       + "  " + (strategies.isEmpty ? "-" : strategies)
-                      + (c != nil ? String(format: "  (%.2f× dense)", ms / denseMs) : ""))
+                      + (c != nil ? String(format: "  (%.2f× dense)", ms / denseMs) : "")
+                      + (perStep.map { "  [\($0.launches) kernels, \($0.hostWaits) host wait\($0.hostWaits == 1 ? "" : "s") per step]" } ?? ""))
             }
             if profile && !json { printProfile(prof) }
             if c == nil && sampleTokens > 0 {

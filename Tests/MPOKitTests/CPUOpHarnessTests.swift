@@ -181,10 +181,16 @@ final class FaultyDevice: ComputeDevice {
         guard fault == .sumOfSquaresInFloat else { return try base.sumOfSquares(v) }
         return Double(host(v).reduce(Float(0)) { $0 + $1 * $1 })
     }
-    func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper) {
+    func stepScalars(losses: TensorView, correct: TensorView, extra: TensorView?, rows: Int, gradients: TensorView,
+                     clip: Double, into scalars: TensorView) {
+        base.stepScalars(losses: losses, correct: correct, extra: extra, rows: rows, gradients: gradients, clip: clip, into: scalars)
+    }
+    func readStepScalars(_ scalars: TensorView) throws -> StepScalars { try base.readStepScalars(scalars) }
+    func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper,
+               control: TensorView?) {
         var h = hyper
         if fault == .adamWNoBiasCorrection { h.step = 1_000_000 }
-        base.adamW(parameters: parameters, gradients: gradients, m: m, v: v, hyper: h)
+        base.adamW(parameters: parameters, gradients: gradients, m: m, v: v, hyper: h, control: control)
     }
 }
 

@@ -125,7 +125,7 @@ struct RecipeTests {
         let m = try Self.model(seed: 7, config: ModelConfig(vocabularySize: 11, channels: 16, heads: 2, layers: 1, context: 8, ffn: 32))
         // W_q an exact MPO of bond 2 and every other layer full rank: W_q should stop at bond 2.
         var rng = SplitMix64(seed: 8)
-        let f = MPOFactorization.standard(out: 16, in: 16)
+        let f = Compression.factorization(of: "blocks.0.attn.W_q", in: m, chi: 8)   // the one the allocation uses
         let cores = f.coreShapes(bonds: [1, 2, 1]).map { shape in (0..<shape.reduce(1, *)).map { _ in Float(rng.normal()) } }
         let wq = contractMPO(MPOCores<Float>(factorization: f, bonds: [1, 2, 1], cores: cores))
         try m.setParameter("blocks.0.attn.W_q.weight", wq)

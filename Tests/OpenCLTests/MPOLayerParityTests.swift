@@ -63,4 +63,39 @@ struct MPOLayerParityTests {
         for s in 0..<10 { #expect(abs(curves[0][s] - curves[1][s]) < 1e-4, "step \(s): \(curves[0][s]) vs \(curves[1][s])") }
         #expect(curves[0][9] < curves[0][0])
     }
+
+    @Test("a training step waits for the device once, and its scalars are the CPU's", arguments: [
+        (nil, false), (4, false), (4, true),
+    ] as [(Int?, Bool)])
+    func oneHostWait(chi: Int?, distill: Bool) throws {
+        var stats: [[StepStats]] = []
+        var waits: [Int] = []
+        for device in [CPUDevice() as any ComputeDevice, try Shared.opencl()] {
+            let m = try PicoGPT(config: try Self.config(chi: chi), device: device)
+            try m.initialize(seed: 9)
+            var teacher: Teacher? = nil
+            if distill {
+                let t = try PicoGPT(config: try Self.config(chi: nil), device: device, purpose: .inference)
+                try t.initialize(seed: 4)
+                teacher = try Teacher(model: t, options: DistillationOptions(teacher: "t", weight: 0.5, temperature: 2))
+            }
+            let opt = try AdamW(model: m)
+            var run: [StepStats] = []
+            for s in 0..<3 {
+                let (tok, tgt) = Self.batch(UInt64(200 + s))
+                let before = device.queueCounters
+                run.append(try opt.trainStep(tokens: tok, targets: tgt, batch: 3, time: 16, learningRate: 3e-3, teacher: teacher))
+                if let b = before, let a = device.queueCounters { waits.append((a - b).hostWaits) }
+            }
+            stats.append(run)
+        }
+        #expect(waits == [1, 1, 1], "host waits per step: \(waits)")
+        for s in 0..<3 {
+            let (c, o) = (stats[0][s], stats[1][s])
+            #expect(abs(c.loss - o.loss) < 1e-4 && abs(c.gradNorm - o.gradNorm) < 1e-4 * c.gradNorm, "step \(s): \(c) vs \(o)")
+            #expect(c.accuracy == o.accuracy && c.applied && o.applied)
+            #expect(abs((c.pass.distillation ?? 0) - (o.pass.distillation ?? 0)) < 1e-4)
+            #expect((c.pass.distillation != nil) == distill)
+        }
+    }
 }

@@ -91,7 +91,7 @@ struct ShimTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let cache = ProgramCache(directory: dir)
         func build() throws -> OpenCLProgram {
-            try OpenCLProgram.build(files: ["elementwise.cl"], options: d.tuning.commonOptions, sources: d.sources,
+            try OpenCLProgram.build(files: ["elementwise.cl"], options: d.tuning.commonOptions + " " + d.tuning.mainOptions, sources: d.sources,
                                     context: d.context, device: d.device, deviceKey: d.deviceKey, cache: cache)
         }
         let first = try build()

@@ -107,8 +107,9 @@ void mpo_attention_backward(const float *q, const float *k, const float *v, cons
 // MARK: - Optimiser
 
 /// Decoupled AdamW over n values: p ← p·decay − step·m̂/(√v̂/√bc2 + eps) with the moments updated
-/// first (the CPU device's exact formula; see AdamWHyper).
+/// first (the CPU device's exact formula; see AdamWHyper), on gradients g·gradScale (the clip
+/// scale; 1 leaves them exactly as they are).
 void mpo_adamw(float *p, const float *g, float *m, float *v, size_t n, float beta1, float beta2,
-               float eps, float decay, float stepSize, float bc2Sqrt);
+               float eps, float decay, float stepSize, float bc2Sqrt, float gradScale);
 
 #endif

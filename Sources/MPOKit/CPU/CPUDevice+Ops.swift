@@ -219,14 +219,49 @@ extension CPUDevice {
         return total
     }
 
-    public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper h: AdamWHyper) {
+    public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper h: AdamWHyper,
+                      control: TensorView?) {
         precondition(parameters.count == gradients.count && m.count == parameters.count && v.count == parameters.count,
                      "adamW size mismatch")
+        var gradScale: Float = 1
+        if let control {
+            let sc = scalars(control)
+            guard sc.finite else { return }   // a non-finite step changes nothing
+            gradScale = Float(sc.clipScale)
+        }
         let p = ptr(parameters), g = ptr(gradients), pm = ptr(m), pv = ptr(v)
         let s = h.stepScalars
         parallelFor(parameters.count, grain: 1 << 14) { r in
             let at = r.lowerBound
-            mpo_adamw(p + at, g + at, pm + at, pv + at, r.count, h.beta1, h.beta2, h.epsilon, s.decay, s.stepSize, s.bc2Sqrt)
+            mpo_adamw(p + at, g + at, pm + at, pv + at, r.count, h.beta1, h.beta2, h.epsilon, s.decay, s.stepSize, s.bc2Sqrt,
+                      gradScale)
         }
+    }
+
+    // MARK: - Step scalars (stored as Doubles in the view's memory: this device's layout)
+
+    public func stepScalars(losses: TensorView, correct: TensorView, extra: TensorView?, rows: Int, gradients: TensorView,
+                            clip: Double, into out: TensorView) {
+        precondition(out.count >= StepScalars.count && losses.count >= rows && correct.count >= rows && (extra?.count ?? rows) >= rows,
+                     "stepScalars shape mismatch")
+        let l = ptr(losses), c = ptr(correct), e = extra.map { ptr($0) }
+        var ce = 0.0, kd = 0.0, acc = 0.0
+        for i in 0..<rows { ce += Double(l[i]); acc += Double(c[i]) }
+        if let e { for i in 0..<rows { kd += Double(e[i]) } }
+        let n2 = (try? sumOfSquares(gradients)) ?? .nan
+        let n = Double(rows), scale = StepScalars.clipScale(norm: n2.squareRoot(), clip: clip)
+        let finite = ce.isFinite && kd.isFinite && n2.isFinite
+        let d = UnsafeMutableRawPointer(ptr(out)).assumingMemoryBound(to: Double.self)
+        d[0] = ce / n; d[1] = kd / n; d[2] = acc / n; d[3] = n2; d[4] = scale; d[5] = finite ? 1 : 0
+    }
+
+    private func scalars(_ v: TensorView) -> StepScalars {
+        let d = UnsafeMutableRawPointer(ptr(v)).assumingMemoryBound(to: Double.self)
+        return StepScalars(crossEntropy: d[0], distillation: d[1], accuracy: d[2], gradientSquares: d[3], clipScale: d[4], finite: d[5] != 0)
+    }
+
+    public func readStepScalars(_ v: TensorView) throws -> StepScalars {
+        precondition(v.count >= StepScalars.count, "readStepScalars: view too small")
+        return scalars(v)
     }
 }

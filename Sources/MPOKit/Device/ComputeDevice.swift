@@ -114,7 +114,21 @@ public protocol ComputeDevice: AnyObject {
     /// Σ x² in double precision (synchronises; the one scalar a step reads back besides the loss).
     func sumOfSquares(_ view: TensorView) throws -> Double
     /// Decoupled AdamW over a flat range: p −= lr·wd·p; m, v updated; p −= lr·m̂/(√v̂ + eps).
-    func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper)
+    /// With `control` (the `stepScalars` of this step) every gradient is multiplied by the clip
+    /// scale first, and nothing is updated when the step was not finite — all on the device.
+    func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper,
+               control: TensorView?)
+
+    /// A training step's scalars, reduced on the device with no host wait, into `scalars`
+    /// (`StepScalars.count` elements, in the device's own layout: read them with `readStepScalars`;
+    /// adamW reads the clip scale and the finite flag from them): the mean of `losses` (cross-
+    /// entropy) and of `extra` (distillation, if given) over `rows`, the mean of `correct`, Σ g² of
+    /// `gradients` in Double, the clip scale min(1, clip / (√Σg² + 1e-6)) and whether the losses
+    /// and Σ g² are finite.
+    func stepScalars(losses: TensorView, correct: TensorView, extra: TensorView?, rows: Int, gradients: TensorView,
+                     clip: Double, into scalars: TensorView)
+    /// Waits for the queue and reads what `stepScalars` wrote (the one host wait of a step).
+    func readStepScalars(_ scalars: TensorView) throws -> StepScalars
 
     // MARK: - MPO
     // Training needs no MPO op of its own: both contraction strategies are sequences of `gemm`
@@ -130,9 +144,49 @@ public protocol ComputeDevice: AnyObject {
     /// (an MPO site step with a trailing dimension) than one large GEMM of the same FLOPs; the
     /// training strategy rule weighs such FLOPs by it.
     var batchedGemmPenalty: Double { get }
+
+    /// Kernels enqueued and host waits so far, on a device with a queue (nil on one that runs
+    /// each op as it is called). `bench` reports both per training step.
+    var queueCounters: QueueCounters? { get }
+}
+
+/// What a queued device has done since it was made (`ComputeDevice.queueCounters`).
+public struct QueueCounters: Sendable, Equatable {
+    /// Kernels enqueued.
+    public var launches: Int
+    /// Times the host waited for the queue (blocking reads, clFinish).
+    public var hostWaits: Int
+    public init(launches: Int, hostWaits: Int) { self.launches = launches; self.hostWaits = hostWaits }
+    public static func - (a: Self, b: Self) -> Self { Self(launches: a.launches - b.launches, hostWaits: a.hostWaits - b.hostWaits) }
+}
+
+/// What `stepScalars` reduces (see there).
+public struct StepScalars: Sendable, Equatable {
+    /// Elements the device's scalar buffer needs.
+    public static let count = 16
+    public var crossEntropy: Double
+    public var distillation: Double
+    public var accuracy: Double
+    public var gradientSquares: Double
+    public var clipScale: Double
+    public var finite: Bool
+    public init(crossEntropy: Double, distillation: Double, accuracy: Double, gradientSquares: Double, clipScale: Double, finite: Bool) {
+        self.crossEntropy = crossEntropy; self.distillation = distillation; self.accuracy = accuracy
+        self.gradientSquares = gradientSquares; self.clipScale = clipScale; self.finite = finite
+    }
+    public var gradientNorm: Double { gradientSquares.squareRoot() }
+    /// The clip scale of a gradient norm (SPEC §6): min(1, clip / (norm + 1e-6)).
+    public static func clipScale(norm: Double, clip: Double) -> Double { min(1, clip / (norm + 1e-6)) }
 }
 
 extension ComputeDevice {
+    /// AdamW without a step control (every gradient as it is, always applied).
+    public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper) {
+        adamW(parameters: parameters, gradients: gradients, m: m, v: v, hyper: hyper, control: nil)
+    }
+
+    public var queueCounters: QueueCounters? { nil }
+
     /// Measured on OpenBLAS (`mpo-train bench --profile`: ≈ 16 against ≈ 75 GFLOP/s on a 2-core EPYC).
     public var batchedGemmPenalty: Double { 4 }
 

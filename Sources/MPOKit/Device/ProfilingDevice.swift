@@ -56,6 +56,7 @@ public final class ProfilingDevice: ComputeDevice {
         time("biasBackward") { base.biasBackward(d, dBias: dBias, rows: rows, columns: columns) }
     }
     public var batchedGemmPenalty: Double { base.batchedGemmPenalty }
+    public var queueCounters: QueueCounters? { base.queueCounters }
     public var allocatedBytes: Int { base.allocatedBytes }
     public func mpoForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, accumulate: Bool, scratch: TensorView) {
         time("mpoForward", flops: s.flops) { base.mpoForward(s, x: x, cores: cores, y: y, accumulate: accumulate, scratch: scratch) }
@@ -109,7 +110,18 @@ public final class ProfilingDevice: ComputeDevice {
         try throwPending()
         return r
     }
-    public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper) {
-        time("adamW") { base.adamW(parameters: parameters, gradients: gradients, m: m, v: v, hyper: hyper) }
+    public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper,
+                      control: TensorView?) {
+        time("adamW") { base.adamW(parameters: parameters, gradients: gradients, m: m, v: v, hyper: hyper, control: control) }
+    }
+    public func stepScalars(losses: TensorView, correct: TensorView, extra: TensorView?, rows: Int, gradients: TensorView,
+                            clip: Double, into scalars: TensorView) {
+        time("stepScalars") {
+            base.stepScalars(losses: losses, correct: correct, extra: extra, rows: rows, gradients: gradients, clip: clip, into: scalars)
+        }
+    }
+    public func readStepScalars(_ scalars: TensorView) throws -> StepScalars {
+        try throwPending()
+        return try time("readStepScalars") { try base.readStepScalars(scalars) }
     }
 }

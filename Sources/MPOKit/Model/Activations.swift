@@ -68,8 +68,8 @@ final class Activations {
     let output: TensorView         // x_L (N, C); for inference, the one residual stream
     let lnf, lnfMean, lnfRstd: TensorView
     let logits, losses, correct: TensorView
-    /// Per-row distillation losses (KL, then the hidden distances block by block).
-    let distillLosses: TensorView
+    /// Per-row distillation losses (τ²·KL) and squared hidden-state distances (one block at a time).
+    let distillLosses, hiddenDistances: TensorView
     let backward: BackwardScratch?
 
     init(config c: ModelConfig, batch: Int, time: Int, device: any ComputeDevice, inference: Bool = false) throws {
@@ -80,7 +80,7 @@ final class Activations {
             BlockActivations.plan(&plan, block: l, rows: N, channels: C, ffn: F, lse: batch * c.heads * time)
         }
         var names = [("ln_f", N * C), ("ln_f.mean", N), ("ln_f.rstd", N), ("logits", N * V), ("losses", N), ("correct", N),
-                     ("distill.losses", N)]
+                     ("distill.losses", N), ("distill.hidden", N)]
         if !inference {
             names += [("output", N * C), ("d.residual", N * C), ("d.ln", N * C), ("d.att", N * C), ("d.q", N * C),
                       ("d.k", N * C), ("d.v", N * C), ("d.hidden", N * F), ("d.logits", N * V)]
@@ -105,5 +105,6 @@ final class Activations {
         }
         lnf = v("ln_f"); lnfMean = v("ln_f.mean"); lnfRstd = v("ln_f.rstd")
         logits = v("logits"); losses = v("losses"); correct = v("correct"); distillLosses = v("distill.losses")
+        hiddenDistances = v("distill.hidden")
     }
 }

@@ -46,7 +46,7 @@ extension PicoGPT {
     @discardableResult
     public func forward(tokens: [Int32], targets: [Int32]? = nil, batch: Int, time: Int,
                         needsGradients: Bool = true, distill: DistillationTargets? = nil,
-                        captureResiduals: TensorView? = nil) throws -> PassResult? {
+                        captureResiduals: TensorView? = nil, readResult: Bool = true) throws -> PassResult? {
         let c = config, N = batch * time, C = c.channels
         guard batch >= 1, time >= 1, time <= c.context else {
             throw ModelError("batch \(batch) × time \(time) is not a valid input; time must be 1…\(c.context) (the model's context)")
@@ -95,24 +95,32 @@ extension PicoGPT {
         dev.crossEntropy(logits: a.logits, targets: a.targets, losses: a.losses, correct: a.correct,
                          dLogits: dLogits, gradScale: distill == nil ? 1 / Float(N) : Float((1 - alpha) / Double(N)),
                          rows: N, vocabulary: c.vocabularySize)
+        if let d = distill {
+            dev.distillation(student: a.logits, teacher: d.logits, losses: a.distillLosses, dLogits: dLogits,
+                             temperature: Float(d.temperature), gradScale: Float(alpha / Double(N)), rows: N, vocabulary: c.vocabularySize)
+        }
+        guard readResult else { return nil }   // the losses stay on the device (a training step reduces them there)
         func mean(_ v: TensorView, over n: Int) throws -> Double { try dev.read(v).reduce(0.0) { $0 + Double($1) } / Double(n) }
         let ce = try mean(a.losses, over: N), accuracy = try mean(a.correct, over: N)
         guard let d = distill else { return PassResult(loss: ce, accuracy: accuracy) }
-        dev.distillation(student: a.logits, teacher: d.logits, losses: a.distillLosses, dLogits: dLogits,
-                         temperature: Float(d.temperature), gradScale: Float(alpha / Double(N)), rows: N, vocabulary: c.vocabularySize)
         let kd = try mean(a.distillLosses, over: N)
-        var hidden: Double? = nil
-        if d.hiddenWeight > 0, let teacher = d.residuals {
-            var total = 0.0
-            for l in 0..<c.layers {
-                dev.squaredDistance(residual(after: l, a), teacher.view(l * N * C, N * C), sums: a.distillLosses, dA: nil,
-                                    gradScale: 0, rows: N, columns: C)
-                total += try mean(a.distillLosses, over: N * C * c.layers)
-            }
-            hidden = total
-        }
+        let hidden = try hiddenDistance(a)
         let loss = (1 - alpha) * ce + alpha * kd + d.hiddenWeight * (hidden ?? 0)
         return PassResult(loss: loss, accuracy: accuracy, crossEntropy: ce, distillation: kd, hidden: hidden)
+    }
+
+    /// The mean squared distance of the residual stream to the teacher's (over blocks, rows and
+    /// channels) of the last forward pass, read back; nil without hidden-state matching.
+    func hiddenDistance(_ a: Activations) throws -> Double? {
+        guard let d = distillTargets, d.hiddenWeight > 0, let teacher = d.residuals else { return nil }
+        let c = config, N = a.batch * a.time, C = c.channels
+        var total = 0.0
+        for l in 0..<c.layers {
+            device.squaredDistance(residual(after: l, a), teacher.view(l * N * C, N * C), sums: a.hiddenDistances, dA: nil,
+                                   gradScale: 0, rows: N, columns: C)
+            total += try device.read(a.hiddenDistances).reduce(0.0) { $0 + Double($1) } / Double(N * C * c.layers)
+        }
+        return total
     }
 
     /// The residual stream after block `l` in the activations `a`.
@@ -175,7 +183,7 @@ extension PicoGPT {
             let b = a.blocks[l], p = "blocks.\(l)"
             // Hidden-state matching: d(β·mean((h_l − t_l)²)) enters the residual after block l.
             if let t = distillTargets, t.hiddenWeight > 0, let teacher = t.residuals {
-                dev.squaredDistance(residual(after: l, a), teacher.view(l * N * C, N * C), sums: a.distillLosses, dA: dx,
+                dev.squaredDistance(residual(after: l, a), teacher.view(l * N * C, N * C), sums: a.hiddenDistances, dA: dx,
                                     gradScale: Float(t.hiddenWeight / Double(c.layers * N * C)), rows: N, columns: C)
             }
             // FFN branch: dx is d(next); the residual passes it to d(mid) unchanged.

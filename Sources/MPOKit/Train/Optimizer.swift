@@ -10,8 +10,10 @@ public final class AdamW {
     public var options: TrainOptions
     public let m: DeviceBuffer
     public let v: DeviceBuffer
+    /// A training step's scalars, reduced on the device (`ComputeDevice.stepScalars`).
+    let scalars: DeviceBuffer
     /// Updates applied so far (the bias-correction step of the next update is `step + 1`).
-    public private(set) var step = 0
+    public internal(set) var step = 0
 
     public init(model: PicoGPT, options: TrainOptions = TrainOptions()) throws {
         _ = try model.gradientArena()   // an inference-only model cannot be trained
@@ -19,24 +21,32 @@ public final class AdamW {
         self.options = options
         m = try model.device.makeBuffer(count: model.layout.count, label: "adam m")
         v = try model.device.makeBuffer(count: model.layout.count, label: "adam v")
+        scalars = try model.device.makeBuffer(count: StepScalars.count, label: "step scalars")
     }
 
     /// Clips the gradient arena to `clipNorm` (scale = min(1, clip/(norm + 1e-6))) and returns
-    /// the norm before clipping.
+    /// the norm before clipping (a host wait; `trainStep` clips inside AdamW instead).
     @discardableResult
     public func clipGradients() throws -> Double {
         let norm = try model.gradientNorm()
-        let scale = min(1, options.clip / (norm + 1e-6))
+        let scale = StepScalars.clipScale(norm: norm, clip: options.clip)
         if scale < 1 { model.device.scale(model.grads!.all, by: Float(scale)) }
         return norm
     }
 
-    /// One AdamW update with learning rate `lr`.
+    /// One AdamW update with learning rate `lr` on the gradients as they are.
     public func update(learningRate lr: Double) {
+        enqueueUpdate(learningRate: lr, control: nil)
+    }
+
+    /// Counts the step and enqueues its update; with `control` (a step's scalars) the device
+    /// clips the gradients and skips a non-finite step itself.
+    func enqueueUpdate(learningRate lr: Double, control: TensorView?) {
         step += 1
         let h = AdamWHyper(learningRate: Float(lr), beta1: Float(options.beta1), beta2: Float(options.beta2),
                            epsilon: Float(options.epsilon), weightDecay: Float(options.weightDecay), step: step)
-        model.device.adamW(parameters: model.params.all, gradients: model.grads!.all, m: m.all, v: v.all, hyper: h)
+        model.device.adamW(parameters: model.params.all, gradients: model.grads!.all, m: m.all, v: v.all, hyper: h,
+                           control: control)
         model.parametersChanged()
     }
 

@@ -12,20 +12,39 @@ public struct StepStats: Sendable, Equatable {
 }
 
 extension AdamW {
-    /// zero-grad → forward → backward → clip → update, on one batch. A non-finite loss or
-    /// gradient norm never reaches the parameters: the update is skipped (`applied` false).
+    /// zero-grad → forward → backward → clip → update, on one batch, with one host wait: the
+    /// losses, accuracy, gradient norm and clip scale are reduced on the device (`stepScalars`),
+    /// AdamW reads the clip scale and the finite flag from there, and the step's scalars are read
+    /// once at the end. A non-finite loss or gradient norm never reaches the parameters: the
+    /// update is skipped on the device (`applied` false). The gradient arena keeps the unclipped
+    /// gradients (the clip scale multiplies them inside AdamW).
+    /// With a `teacher`, the loss is the distillation loss (Distillation.swift); hidden-state
+    /// matching (β > 0) reads its distance back before the backward pass (one more wait per block).
     @discardableResult
-    /// With a `teacher`, the loss is the distillation loss (Distillation.swift).
     public func trainStep(tokens: [Int32], targets: [Int32], batch: Int, time: Int, learningRate lr: Double,
                           teacher: Teacher? = nil) throws -> StepStats {
         let distill = try teacher?.targets(tokens: tokens, batch: batch, time: time)
         model.zeroGradients()
-        let r = try model.forward(tokens: tokens, targets: targets, batch: batch, time: time, distill: distill)!
+        try model.forward(tokens: tokens, targets: targets, batch: batch, time: time, distill: distill, readResult: false)
+        let a = try model.activations(batch: batch, time: time)
+        let hidden = try model.hiddenDistance(a)
         try model.backward()
-        let norm = try clipGradients()
-        let finite = r.loss.isFinite && norm.isFinite
-        if finite { update(learningRate: lr) }
-        return StepStats(loss: r.loss, accuracy: r.accuracy, gradNorm: norm, applied: finite, pass: r)
+        let dev = model.device
+        dev.stepScalars(losses: a.losses, correct: a.correct, extra: distill == nil ? nil : a.distillLosses,
+                        rows: batch * time, gradients: model.grads!.all, clip: options.clip, into: scalars.all)
+        let hiddenFinite = hidden?.isFinite ?? true
+        if hiddenFinite { enqueueUpdate(learningRate: lr, control: scalars.all) }
+        let s = try dev.readStepScalars(scalars.all)
+        let applied = s.finite && hiddenFinite
+        if hiddenFinite && !s.finite { step -= 1 }   // the device skipped the update
+        let pass: PassResult
+        if let d = distill {
+            let loss = (1 - d.weight) * s.crossEntropy + d.weight * s.distillation + d.hiddenWeight * (hidden ?? 0)
+            pass = PassResult(loss: loss, accuracy: s.accuracy, crossEntropy: s.crossEntropy, distillation: s.distillation, hidden: hidden)
+        } else {
+            pass = PassResult(loss: s.crossEntropy, accuracy: s.accuracy)
+        }
+        return StepStats(loss: pass.loss, accuracy: pass.accuracy, gradNorm: s.gradientNorm, applied: applied, pass: pass)
     }
 }
 
