@@ -42,7 +42,7 @@ void kernel_attention_forward(__global const float *q, int qo, __global const fl
                               __global const float *v, int vo, __global float *out, int oo,
                               __global float *lse, int lo, int T, int TK, int OFF, float scale, int H, int KVR) {
     __local float Ks[ATT_BK][ATT_HD], Vs[ATT_BK][ATT_HD];
-    const int lid = get_local_id(0), tile = get_group_id(0), pair = get_group_id(1);
+    const int lid = get_local_id(0), tile = get_group_id(0), pair = get_global_id(1);  // y: local size 1, may be offset
     const int C = H * ATT_HD;
     const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;      // q, out
     const long kvBase = (long)(pair / H) * KVR * C + (pair % H) * ATT_HD;  // k, v
@@ -95,7 +95,7 @@ void kernel_attention_backward_dkv(__global const float *q, int qo, __global con
                                    __global float *dk, int dko, __global float *dv, int dvo,
                                    int T, int H, float scale) {
     __local float Qs[ATT_BQ][ATT_HD], dOs[ATT_BQ][ATT_HD], Ls[ATT_BQ], Ds[ATT_BQ];
-    const int lid = get_local_id(0), tile = get_group_id(0), pair = get_group_id(1);
+    const int lid = get_local_id(0), tile = get_group_id(0), pair = get_global_id(1);  // y: local size 1, may be offset
     const int C = H * ATT_HD;
     const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;
     const int j = tile * ATT_BK + lid;
@@ -157,7 +157,7 @@ void kernel_attention_backward_dq(__global const float *q, int qo, __global cons
                                   __global const float *dout, int dso, __global const float *lse, int lo,
                                   __global float *dq, int dqo, int T, int H, float scale) {
     __local float Ks[ATT_BK][ATT_HD], Vs[ATT_BK][ATT_HD];
-    const int lid = get_local_id(0), tile = get_group_id(0), pair = get_group_id(1);
+    const int lid = get_local_id(0), tile = get_group_id(0), pair = get_global_id(1);  // y: local size 1, may be offset
     const int C = H * ATT_HD;
     const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;
     const int i = tile * ATT_BQ + lid;

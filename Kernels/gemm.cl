@@ -52,7 +52,9 @@ void kernel_gemm_tiled(__global const float *A, int ao, int lda, int sa,
                        int batch, int slots, int perSlot) {
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * GEMM_LN + tx;
-    const int col0 = get_group_id(0) * GEMM_TN, row0 = get_group_id(1) * GEMM_TM;
+    // Row tiles from the global id: a launch with more row tiles than a grid dimension holds
+    // is split into launches with a y offset (OpenCLDevice.launch).
+    const int col0 = get_group_id(0) * GEMM_TN, row0 = (int)(get_global_id(1) / GEMM_LM) * GEMM_TM;
     __local float As[GEMM_TK][GEMM_TM + GEMM_PAD];
     __local float Bs[GEMM_TK][GEMM_TN + GEMM_PAD];
 

@@ -44,7 +44,7 @@ extension OpenCLDevice {
             func run(cArgs: [KernelArg], beta: Float, slots: Int, perSlot: Int) {
                 let args: [KernelArg] = [.view(av), .int(s.lda), .int(s.strideA), .view(bv), .int(s.ldb), .int(s.strideB)]
                     + cArgs + shared + [.float(beta), .int(s.batch), .int(slots), .int(perSlot)]
-                let z = min(slots, 65_535)
+                let z = min(slots, maxGroupsPerDimension)
                 if reference {
                     launch("gemm", program, "kernel_gemm_reference", global: [s.n, s.m, z], local: [8, 8, 1], args)
                 } else {

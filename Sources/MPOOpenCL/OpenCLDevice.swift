@@ -49,6 +49,9 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
     /// Kernels enqueued and host waits (blocking reads/writes, clFinish) since the device was made:
     /// `bench` reports both per training step.
     public internal(set) var launches = 0
+    /// Work-groups a launch puts along y (or z) at most: NVIDIA's limit (CUDA's grid). Lower only
+    /// to test the split launches.
+    public var maxGroupsPerDimension = 65_535
     public internal(set) var hostWaits = 0
     public var queueCounters: QueueCounters? { locked { QueueCounters(launches: launches, hostWaits: hostWaits) } }
     /// Host copies of uploads in flight (uploads do not wait: the data is copied here and the
@@ -87,6 +90,10 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
 
     /// The device `opencl:index`, or the preferred one (first GPU, else accelerator, else any).
     public init(index: Int? = nil) throws {
+        // The ICD loader's first use, and PoCL's context set-up, are not safe to run concurrently
+        // (seen: a crash, or no platform found, when test tasks open devices at once).
+        OpenCLDiscovery.lock.lock()
+        defer { OpenCLDiscovery.lock.unlock() }
         let entry = try OpenCLDiscovery.choose(index: index)
         info = entry.info
         device = entry.device
@@ -167,13 +174,21 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
         return OpaquePointer(v.buffer.handle)
     }
 
+    /// Kernels index a buffer with 32-bit ints, and the driver caps one allocation.
+    public var maxBufferElements: Int {
+        let cap = info.maxAllocationBytes > 0 ? Int(clamping: info.maxAllocationBytes / 4) : Int(Int32.max)
+        return min(Int(Int32.max) - 1, cap)
+    }
+
     /// Bytes currently allocated through `makeBuffer` (checked against the device's memory).
     public var allocatedBytes: Int { allocated.bytes }
     private let allocated = ByteLedger()
 
     public func makeBuffer(count: Int, label: String) throws -> DeviceBuffer {
-        guard count >= 0, count < Int(Int32.max) else {
-            throw DeviceError("cannot allocate '\(label)' with \(count) elements on \(name)")
+        guard count >= 0 else { throw DeviceError("cannot allocate '\(label)' with \(count) elements on \(name)") }
+        guard count <= maxBufferElements else {
+            throw DeviceError(String(format: "out of device memory: '%@' needs %.1f MiB in one buffer, more than the largest buffer %@ allows (%.1f MiB, and at most 2^31 − 1 elements); use a smaller --batch or --context, or --device cpu",
+                                     label, Double(count) * 4 / 1_048_576, info.name, Double(maxBufferElements) * 4 / 1_048_576))
         }
         let bytes = max(count, 1) * 4
         // Refuse before the driver does (some overcommit and fail later, in a kernel): the

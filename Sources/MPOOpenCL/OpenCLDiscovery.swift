@@ -20,6 +20,8 @@ public struct OpenCLDeviceInfo: Sendable, CustomStringConvertible {
     public let version: String
     public let computeUnits: Int
     public let globalMemoryBytes: UInt64
+    /// The largest single buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE; often a quarter of the memory).
+    public let maxAllocationBytes: UInt64
     public let localMemoryBytes: UInt64
     public let maxWorkGroupSize: Int
     public let supportsFP64: Bool
@@ -29,7 +31,7 @@ public struct OpenCLDeviceInfo: Sendable, CustomStringConvertible {
     public var description: String {
         let gib = Double(globalMemoryBytes) / Double(1 << 30)
         return "opencl:\(index)  \(name) [\(type)] — \(platformName), \(version), driver \(driverVersion), "
-            + "\(computeUnits) CUs, \(String(format: "%.1f", gib)) GiB, local \(localMemoryBytes / 1024) KiB, "
+            + "\(computeUnits) CUs, \(String(format: "%.1f", gib)) GiB (buffers ≤ \(String(format: "%.1f", Double(maxAllocationBytes) / Double(1 << 30))) GiB), local \(localMemoryBytes / 1024) KiB, "
             + "max work-group \(maxWorkGroupSize)\(supportsFP64 ? ", fp64" : "")"
     }
 }
@@ -53,8 +55,13 @@ enum OpenCLDiscovery {
         return ids.compactMap { $0 }
     }
 
+    /// Serialises discovery and device set-up across threads (see OpenCLDevice.init).
+    static let lock = NSRecursiveLock()
+
     /// Every device of every platform, in index order.
     static func entries() throws -> [Entry] {
+        lock.lock()
+        defer { lock.unlock() }
         var out: [Entry] = []
         for p in try platforms() {
             var n: cl_uint = 0
@@ -106,6 +113,7 @@ enum OpenCLDiscovery {
             name: ds(CL_DEVICE_NAME), type: typeName, driverVersion: ds(CL_DRIVER_VERSION), version: ds(CL_DEVICE_VERSION),
             computeUnits: Int(scalar(d, CL_DEVICE_MAX_COMPUTE_UNITS, cl_uint(0))),
             globalMemoryBytes: scalar(d, CL_DEVICE_GLOBAL_MEM_SIZE, cl_ulong(0)),
+            maxAllocationBytes: scalar(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, cl_ulong(0)),
             localMemoryBytes: scalar(d, CL_DEVICE_LOCAL_MEM_SIZE, cl_ulong(0)),
             maxWorkGroupSize: Int(scalar(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, Int(0))),
             supportsFP64: extensions.split(separator: " ").contains("cl_khr_fp64"))

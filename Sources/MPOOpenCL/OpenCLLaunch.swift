@@ -146,16 +146,36 @@ extension OpenCLDevice {
                 profile[key] = (e.calls + 1, e.seconds + Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
             }
         }
-        let status = g.withUnsafeBufferPointer { gp in
-            local.withUnsafeBufferPointer { lp in
-                clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, gp.baseAddress, lp.baseAddress, 0, nil, nil)
+        // Grids with more work-groups along y than a GPU dimension holds (65,535 on NVIDIA) run
+        // as several launches with a y offset (kernels take y from get_global_id); z is clamped
+        // by its callers, whose kernels stride over it.
+        precondition(g.count < 3 || g[2] / local[2] <= maxGroupsPerDimension, "\(op): \(g[2] / local[2]) work-groups along z")
+        let yGroups = g.count >= 2 ? g[1] / local[1] : 1
+        var y0 = 0
+        repeat {
+            var chunk = g, offset = [Int](repeating: 0, count: g.count)
+            if g.count >= 2 {
+                let n = min(yGroups - y0, maxGroupsPerDimension)
+                chunk[1] = n * local[1]; offset[1] = y0 * local[1]
+                y0 += n
+            } else {
+                y0 = yGroups
             }
-        }
-        launches += 1
-        if status != CL_SUCCESS {
-            record(OpenCLError(code: status, call: "clEnqueueNDRangeKernel(\(kernelName)) in \(op)",
-                               detail: "global \(g), local \(local)"))
-        }
+            let status = chunk.withUnsafeBufferPointer { gp in
+                local.withUnsafeBufferPointer { lp in
+                    offset.withUnsafeBufferPointer { offsetPointer in
+                        clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), offset.allSatisfy { $0 == 0 } ? nil : offsetPointer.baseAddress,
+                                               gp.baseAddress, lp.baseAddress, 0, nil, nil)
+                    }
+                }
+            }
+            launches += 1
+            if status != CL_SUCCESS {
+                record(OpenCLError(code: status, call: "clEnqueueNDRangeKernel(\(kernelName)) in \(op)",
+                                   detail: "global \(chunk) at offset \(offset), local \(local)"))
+                return
+            }
+        } while y0 < yGroups
     }
 
     /// A 1-D elementwise launch over `n` items.

@@ -99,13 +99,14 @@ struct Bench: ParsableCommand {
             let perStep = device.queueCounters.flatMap { after in before.map { after - $0 } }
             let prof = try profiledStep(config: config, device: device, strategy: strat, tokens: tokens, targets: targets)
             let gflop = prof.flops.values.reduce(0, +) / 1e9
+            let counts = perStep ?? prof.counters   // the device's own counters, or the op calls of the profiled step
             if c == nil { denseMs = ms }
             let name = c.map { "mpo-chi\($0)" } ?? "dense"
             let strategies = Dictionary(grouping: model.lastMPOStrategies, by: { $0.value.rawValue }).map { "\($0.key) \($0.value.count)" }
                 .sorted().joined(separator: ", ")
             emit(["what": "train_step", "model": name, "parameters": model.parameterCount, "batch": batch, "time": time, "ms": ms,
                   "tokens_per_second": Double(n) / ms * 1000, "gflop": gflop, "strategies": strategies]
-                 .merging(perStep.map { ["launches": $0.launches, "host_waits": $0.hostWaits] } ?? [:]) { $1 })
+                 .merging(["launches": counts.launches, "syncs": counts.hostWaits]) { $1 })
             emit(["what": "forward", "model": name, "batch": fwdBatch, "time": time, "ms": fms,
                   "tokens_per_second": Double(fwdBatch * time) / fms * 1000])
             if !json {
@@ -115,7 +116,7 @@ struct Bench: ParsableCommand {
                       + lpad(String(format: "%.0f", Double(fwdBatch * time) / fms * 1000), 11)
                       + "  " + (strategies.isEmpty ? "-" : strategies)
                       + (c != nil ? String(format: "  (%.2f× dense)", ms / denseMs) : "")
-                      + (perStep.map { "  [\($0.launches) kernels, \($0.hostWaits) host wait\($0.hostWaits == 1 ? "" : "s") per step]" } ?? ""))
+                      + "  [\(counts.launches) \(perStep == nil ? "ops" : "kernels"), \(counts.hostWaits) host wait\(counts.hostWaits == 1 ? "" : "s") per step]")
             }
             if profile && !json { printProfile(prof) }
             if c == nil && sampleTokens > 0 {

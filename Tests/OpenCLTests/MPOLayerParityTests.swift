@@ -70,7 +70,8 @@ struct MPOLayerParityTests {
     func oneHostWait(chi: Int?, distill: Bool) throws {
         var stats: [[StepStats]] = []
         var waits: [Int] = []
-        for device in [CPUDevice() as any ComputeDevice, try Shared.opencl()] {
+        // A device of its own: the shared one's counters also count concurrent tests' waits.
+        for device in [CPUDevice() as any ComputeDevice, try OpenCLDevice()] {
             let m = try PicoGPT(config: try Self.config(chi: chi), device: device)
             try m.initialize(seed: 9)
             var teacher: Teacher? = nil

@@ -64,6 +64,59 @@ struct ParityTests {
         }
     }
 
+    /// Cases of every op with a 2- or 3-D grid, three per op.
+    static let gridCases: [OpCase] = {
+        let ops: Set<Op> = [.gemm, .addBias, .biasBackward, .addBiasReLU, .reluBackwardBias, .embeddingForward, .embeddingBackward,
+                            .layerNormBackward, .attentionForward, .attentionBackward, .mpoForward]
+        var seen: [Op: Int] = [:]
+        return OpCases.parity.filter { c in
+            guard ops.contains(c.op), seen[c.op, default: 0] < 3 else { return false }
+            seen[c.op, default: 0] += 1
+            return true
+        }
+    }()
+
+    /// Two devices of their own (one splitting every grid into one work-group per launch along
+    /// y), used one test at a time: their launch counts are compared.
+    static let splitPair = Result { () throws -> (whole: OpenCLDevice, split: OpenCLDevice) in
+        let split = try OpenCLDevice()
+        split.maxGroupsPerDimension = 1
+        return (try OpenCLDevice(), split)
+    }
+    static let splitLock = NSLock()
+
+    @Test("grids split into launches of one work-group along y give the same bits", arguments: gridCases)
+    func splitGrids(_ c: OpCase) throws {
+        Self.splitLock.lock(); defer { Self.splitLock.unlock() }
+        let (one, split) = try Self.splitPair.get()
+        let whole = try c.run(one, OpCases.defaultSeed)
+        let parts = try c.run(split, OpCases.defaultSeed)
+        for (name, w) in whole {
+            #expect(parts[name]?.map(\.bitPattern) == w.map(\.bitPattern), "\(c) '\(name)' differs when split")
+        }
+    }
+
+    @Test("a training step with every grid split along y gives the same bits")
+    func splitTraining() throws {
+        Self.splitLock.lock(); defer { Self.splitLock.unlock() }
+        let (one, split) = try Self.splitPair.get()
+        var results: [[Float]] = [], launches: [Int] = []
+        for device in [one, split] {
+            let config = ModelConfig(vocabularySize: 20, channels: 32, heads: 2, layers: 2, context: 16, ffn: 64, chi: 4)
+            let m = try PicoGPT(config: config, device: device)
+            try m.initialize(seed: 3)
+            let opt = try AdamW(model: m)
+            var rng = SplitMix64(seed: 4)
+            let tok = (0..<64).map { _ in Int32(rng.below(20)) }, tgt = (0..<64).map { _ in Int32(rng.below(20)) }
+            let before = device.queueCounters!.launches
+            let st = try opt.trainStep(tokens: tok, targets: tgt, batch: 4, time: 16, learningRate: 1e-3)
+            launches.append(device.queueCounters!.launches - before)
+            results.append(try device.read(m.params.all) + [Float(st.loss), Float(st.gradNorm)])
+        }
+        #expect(launches[1] > launches[0], "launches: \(launches)")
+        #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern))
+    }
+
     @Test("every op of the table has at least one parity case")
     func coverage() {
         let covered = Set(OpCases.parity.map(\.op))

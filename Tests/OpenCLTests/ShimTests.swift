@@ -60,6 +60,23 @@ struct ShimTests {
         }
     }
 
+    @Test("devices opened from six tasks at once all work", .enabled(if: Shared.available, OpenCLGate.reason))
+    func concurrentOpen() async throws {
+        try await withThrowingTaskGroup(of: [Float].self) { g in
+            for i in 0..<6 {
+                g.addTask {
+                    let d = try OpenCLDevice()
+                    let b = try d.makeBuffer(count: 5, label: "x")
+                    d.fill(b.all, value: Float(i))
+                    return try d.read(b.all)
+                }
+            }
+            var sums: [Float] = []
+            for try await r in g { sums.append(r.reduce(0, +)) }
+            #expect(sums.sorted() == [0, 5, 10, 15, 20, 25])
+        }
+    }
+
     // MARK: - Builds
 
     @Test("a broken kernel throws an OpenCLError carrying the build log and the file", .enabled(if: Shared.available, OpenCLGate.reason))

@@ -21,9 +21,15 @@ public final class CPUDevice: ComputeDevice {
     var scratch: [UnsafeMutablePointer<Float>] = []
     var scratchCount = 0
 
-    public init(threads: Int? = nil) {
+    /// The most elements a model puts in one activation segment (no limit by default; a small one
+    /// makes the CPU split its activations as a device with 32-bit offsets must — for tests; the
+    /// CPU itself allocates any size).
+    public let maxBufferElements: Int
+
+    public init(threads: Int? = nil, maxBufferElements: Int = .max) {
         let n = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.threads = n
+        self.maxBufferElements = maxBufferElements
         openblas_set_num_threads(1)
         self.name = "CPU (OpenBLAS, \(n) thread\(n == 1 ? "" : "s"))"
     }

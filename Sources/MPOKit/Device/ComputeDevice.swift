@@ -148,6 +148,10 @@ public protocol ComputeDevice: AnyObject {
     /// Kernels enqueued and host waits so far, on a device with a queue (nil on one that runs
     /// each op as it is called). `bench` reports both per training step.
     var queueCounters: QueueCounters? { get }
+
+    /// The most elements one buffer may hold (the activation arena is split into segments of at
+    /// most this many; a larger single tensor is refused with a message).
+    var maxBufferElements: Int { get }
 }
 
 /// What a queued device has done since it was made (`ComputeDevice.queueCounters`).
@@ -186,6 +190,7 @@ extension ComputeDevice {
     }
 
     public var queueCounters: QueueCounters? { nil }
+    public var maxBufferElements: Int { Int.max }
 
     /// Measured on OpenBLAS (`mpo-train bench --profile`: ≈ 16 against ≈ 75 GFLOP/s on a 2-core EPYC).
     public var batchedGemmPenalty: Double { 4 }

@@ -15,7 +15,13 @@ public final class ProfilingDevice: ComputeDevice {
     public init(_ base: any ComputeDevice) { self.base = base }
     public var name: String { "profiled " + base.name }
     public var kind: DeviceKind { base.kind }
-    public func reset() { seconds = [:]; calls = [:]; flops = [:] }
+    /// Calls that make the host wait for a queued device (download, synchronize, sumOfSquares,
+    /// readStepScalars), and the other ops' calls: `bench` reports them per step where the
+    /// device counts nothing itself (the CPU).
+    public private(set) var hostWaits = 0
+    public var opCalls: Int { calls.filter { $0.key != "download" && $0.key != "readStepScalars" && $0.key != "sumOfSquares" }.values.reduce(0, +) }
+    public var counters: QueueCounters { QueueCounters(launches: opCalls, hostWaits: hostWaits) }
+    public func reset() { seconds = [:]; calls = [:]; flops = [:]; hostWaits = 0 }
     /// The first failure a per-op synchronisation reported, not yet thrown.
     private var pending: (any Error)?
 
@@ -38,10 +44,11 @@ public final class ProfilingDevice: ComputeDevice {
     public func upload(_ s: UnsafeBufferPointer<Int32>, to v: TensorView) throws { try time("upload") { try base.upload(s, to: v) } }
     public func download(_ v: TensorView, into d: UnsafeMutableBufferPointer<Float>) throws {
         try throwPending()
+        hostWaits += 1
         try time("download") { try base.download(v, into: d) }
         try throwPending()
     }
-    public func synchronize() throws { try throwPending(); try base.synchronize() }
+    public func synchronize() throws { hostWaits += 1; try throwPending(); try base.synchronize() }
     public func fill(_ v: TensorView, value: Float) { time("fill") { base.fill(v, value: value) } }
     public func copy(_ s: TensorView, to d: TensorView) { time("copy") { base.copy(s, to: d) } }
     public func permute(_ s: TensorView, shape: [Int], order: [Int], into d: TensorView, accumulate: Bool) {
@@ -57,6 +64,7 @@ public final class ProfilingDevice: ComputeDevice {
     }
     public var batchedGemmPenalty: Double { base.batchedGemmPenalty }
     public var queueCounters: QueueCounters? { base.queueCounters }
+    public var maxBufferElements: Int { base.maxBufferElements }
     public var allocatedBytes: Int { base.allocatedBytes }
     public func mpoForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, accumulate: Bool, scratch: TensorView) {
         time("mpoForward", flops: s.flops) { base.mpoForward(s, x: x, cores: cores, y: y, accumulate: accumulate, scratch: scratch) }
@@ -106,6 +114,7 @@ public final class ProfilingDevice: ComputeDevice {
     }
     public func sumOfSquares(_ v: TensorView) throws -> Double {
         try throwPending()
+        hostWaits += 1
         let r = try time("sumOfSquares") { try base.sumOfSquares(v) }
         try throwPending()
         return r
@@ -122,6 +131,7 @@ public final class ProfilingDevice: ComputeDevice {
     }
     public func readStepScalars(_ scalars: TensorView) throws -> StepScalars {
         try throwPending()
+        hostWaits += 1
         return try time("readStepScalars") { try base.readStepScalars(scalars) }
     }
 }

@@ -5,24 +5,44 @@
 // Shapes (N = B·T): residual streams (N, C); q/k/v/att (N, C); lse (B, H, T); ffn hidden (N, F);
 // logits and dLogits (N, V); losses and correct flags (N); tokens/targets (N) Int32.
 
-/// Named regions of one flat arena, in the order they were added; offsets rounded up to 16
-/// elements (64 bytes).
+/// Named regions of one or more flat arenas (segments), in the order they were added; offsets
+/// rounded up to 16 elements (64 bytes). A tensor that would take a segment past
+/// `segmentLimit` elements starts the next one, so a model whose activations exceed what one
+/// device buffer holds (2³¹ elements on OpenCL) still runs; a single tensor over the limit is
+/// refused by `check`.
 struct ArenaLayout {
-    private(set) var specs: [(name: String, offset: Int, count: Int)] = []
+    private(set) var specs: [(name: String, segment: Int, offset: Int, count: Int)] = []
     private var index: [String: Int] = [:]
-    private(set) var count = 0
+    /// Elements of each segment.
+    private(set) var segments: [Int] = [0]
+    let segmentLimit: Int
+
+    init(segmentLimit: Int = .max) { self.segmentLimit = segmentLimit }
+
+    /// Elements in all segments.
+    var count: Int { segments.reduce(0, +) }
 
     mutating func add(_ name: String, _ n: Int) {
         precondition(index[name] == nil, "activation '\(name)' added twice")
+        let padded = (n + 15) / 16 * 16
+        if segments[segments.count - 1] > 0 && segments[segments.count - 1] > segmentLimit - padded { segments.append(0) }
         index[name] = specs.count
-        specs.append((name, count, n))
-        count += (n + 15) / 16 * 16
+        specs.append((name, segments.count - 1, segments[segments.count - 1], n))
+        segments[segments.count - 1] += padded
     }
 
-    /// The view of `name` in `arena` (laid out by this layout).
-    func view(_ name: String, in arena: DeviceBuffer) -> TensorView {
+    /// Throws if a single tensor is larger than a segment may be.
+    func check(_ what: String) throws {
+        if let big = specs.first(where: { ($0.count + 15) / 16 * 16 > segmentLimit }) {
+            throw ModelError(String(format: "%@: the activation '%@' alone needs %.1f MiB, more than one buffer of this device holds (%.1f MiB); use a smaller --batch or --context",
+                                    what, big.name, Double(big.count) * 4 / 1_048_576, Double(segmentLimit) * 4 / 1_048_576))
+        }
+    }
+
+    /// The view of `name` in `arenas` (one buffer per segment of this layout).
+    func view(_ name: String, in arenas: [DeviceBuffer]) -> TensorView {
         guard let i = index[name] else { preconditionFailure("no activation '\(name)'") }
-        return arena.view(specs[i].offset, specs[i].count)
+        return arenas[specs[i].segment].view(specs[i].offset, specs[i].count)
     }
 }
 
@@ -43,7 +63,7 @@ struct BlockActivations {
         }
     }
 
-    init(_ layout: ArenaLayout, block l: Int, arena: DeviceBuffer) {
+    init(_ layout: ArenaLayout, block l: Int, arena: [DeviceBuffer]) {
         func v(_ name: String) -> TensorView { layout.view("blocks.\(l).\(name)", in: arena) }
         input = v("input"); ln1 = v("ln1"); ln1Mean = v("ln1.mean"); ln1Rstd = v("ln1.rstd")
         q = v("q"); k = v("k"); self.v = v("v"); att = v("att"); lse = v("lse"); mid = v("mid")
@@ -59,7 +79,8 @@ struct BackwardScratch {
 final class Activations {
     let batch: Int, time: Int
     let layout: ArenaLayout
-    let arena: DeviceBuffer
+    /// One buffer per segment of `layout`.
+    let arena: [DeviceBuffer]
     let ids: DeviceBuffer          // Int32: tokens (N) then targets (N)
     let tokens, targets: TensorView
     /// One per block for training; for inference every block is the same set, updated in place
@@ -72,10 +93,11 @@ final class Activations {
     let distillLosses, hiddenDistances: TensorView
     let backward: BackwardScratch?
 
-    init(config c: ModelConfig, batch: Int, time: Int, device: any ComputeDevice, inference: Bool = false) throws {
-        self.batch = batch; self.time = time
+    /// The named tensors of a (B, T) pass of model `c`, in segments of at most `segmentLimit`
+    /// elements.
+    static func plan(config c: ModelConfig, batch: Int, time: Int, inference: Bool, segmentLimit: Int) -> ArenaLayout {
         let N = batch * time, C = c.channels, F = c.ffn, V = c.vocabularySize
-        var plan = ArenaLayout()
+        var plan = ArenaLayout(segmentLimit: segmentLimit)
         for l in 0..<(inference ? 1 : c.layers) {
             BlockActivations.plan(&plan, block: l, rows: N, channels: C, ffn: F, lse: batch * c.heads * time)
         }
@@ -86,8 +108,19 @@ final class Activations {
                       ("d.k", N * C), ("d.v", N * C), ("d.hidden", N * F), ("d.logits", N * V)]
         }
         for (name, n) in names { plan.add(name, n) }
+        return plan
+    }
+
+    init(config c: ModelConfig, batch: Int, time: Int, device: any ComputeDevice, inference: Bool = false) throws {
+        self.batch = batch; self.time = time
+        let N = batch * time
+        let plan = Self.plan(config: c, batch: batch, time: time, inference: inference, segmentLimit: device.maxBufferElements)
+        try plan.check("B=\(batch) T=\(time)")
         layout = plan
-        arena = try device.makeBuffer(count: plan.count, label: "activations B=\(batch) T=\(time)\(inference ? " (inference)" : "")")
+        let label = "activations B=\(batch) T=\(time)\(inference ? " (inference)" : "")"
+        arena = try plan.segments.enumerated().map { i, n in
+            try device.makeBuffer(count: n, label: plan.segments.count == 1 ? label : label + " [\(i + 1)/\(plan.segments.count)]")
+        }
         ids = try device.makeBuffer(count: 2 * N, label: "token ids")
         tokens = ids.view(0, N); targets = ids.view(N, N)
         let a = arena
