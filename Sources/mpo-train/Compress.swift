@@ -33,6 +33,8 @@ struct Compress: ParsableCommand {
     @Option(help: "Compression ratio of the whole model: --params = dense parameters / R.") var ratio: Double?
     @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed (with --params/--ratio).")
     var sensitivity: Int?
+    @Option(name: .customLong("min-chi"), help: "Every layer's χ at least this (with --params/--ratio; default: half the uniform χ that fits the budget, so no layer is starved).")
+    var minChi: Int?
     @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8 or mpo:χ (dense contracts a TT/MPO embedding back).", valueName: "kind"))
     var embedding: String?
     @Option(help: "Output checkpoint.") var out: String
@@ -50,6 +52,8 @@ struct Compress: ParsableCommand {
         guard budgets == 1 || embedding != nil else { throw ValidationError("give --chi, --params or --ratio, --embedding, or both") }
         if let ratio, !(ratio > 1) { throw ValidationError("--ratio must be > 1 (got \(ratio))") }
         if sensitivity != nil && params == nil && ratio == nil { throw ValidationError("--sensitivity goes with --params or --ratio") }
+        if minChi != nil && params == nil && ratio == nil { throw ValidationError("--min-chi goes with --params or --ratio") }
+        if let minChi, minChi < 1 { throw ValidationError("--min-chi must be ≥ 1 (got \(minChi))") }
         let device = try deviceOptions.make()
         let dense = try loadCheckpoint(checkpoint, device: device, hints: shape.hints)
         let vocab = try checkpointVocabulary(checkpoint)
@@ -104,16 +108,20 @@ struct Compress: ParsableCommand {
     }
 
     /// The budgeted allocation, with sensitivity weights when asked (probe χ: the uniform χ whose
-    /// model is nearest the budget).
+    /// model is nearest the budget), every layer at χ ≥ --min-chi (default half the largest
+    /// uniform χ that fits).
     func allocate(_ dense: PicoGPT, budget: Int, validation: [Int32]) throws -> BondAllocation {
         var weights: [String: Double] = [:]
+        func size(_ c: Int) -> Int { var cfg = dense.config; cfg.chi = c; return cfg.parameterLayout().parameterCount }
+        let uniform = (1...256).last { size($0) <= budget } ?? 1
+        let floor = minChi ?? max(1, uniform / 2)
+        print("allocation: every layer χ ≥ \(floor)\(minChi == nil ? " (half of χ = \(uniform), the largest uniform χ that fits)" : "")")
         if let sensitivity {
-            func size(_ c: Int) -> Int { var cfg = dense.config; cfg.chi = c; return cfg.parameterLayout().parameterCount }
             let probe = (1...256).min { abs(size($0) - budget) < abs(size($1) - budget) }!
             weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity)
             print("sensitivity at χ = \(probe) (loss increase per unit relative error², \(sensitivity) batches):")
             for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
         }
-        return try BondAllocator.allocate(dense, parameters: budget, weights: weights)
+        return try BondAllocator.allocate(dense, parameters: budget, weights: weights, minimumChi: floor)
     }
 }

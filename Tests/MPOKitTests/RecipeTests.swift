@@ -137,6 +137,19 @@ struct RecipeTests {
         let q = try #require(reports.first { $0.layer == "blocks.0.attn.W_q" })
         #expect(q.bonds.max()! <= 2 && q.relativeError < 1e-5, "W_q \(q.bonds) error \(q.relativeError)")
         #expect(reports.allSatisfy { abs($0.relativeError - alloc.predictedError[$0.layer]!) < 1e-9 })
+        // No layer's cores outgrow its dense matrix, however large the budget.
+        let rich = try BondAllocator.allocate(m, parameters: 1_000_000)
+        for l in m.config.linearLayers {
+            #expect(rich.factorizations[l.name]!.parameterCount(bonds: rich.bonds[l.name]!) <= l.out * l.in, "\(l.name)")
+        }
+        // A floor: every layer at χ ≥ 3 (where its rank allows), W_q still stopping at its rank 2.
+        let floored = try BondAllocator.allocate(m, parameters: budget, minimumChi: 3)
+        #expect(floored.modelParameters <= budget)
+        for l in m.config.linearLayers where l.name != "blocks.0.attn.W_q" {
+            let f = floored.factorizations[l.name]!
+            #expect(zip(floored.bonds[l.name]!, f.cappedBonds(chi: 3)).allSatisfy { $0 >= $1 }, "\(l.name) \(floored.bonds[l.name]!)")
+        }
+        #expect { try BondAllocator.allocate(m, parameters: 1_500, minimumChi: 6) } throws: { "\($0)".contains("χ = 6") }
         // Too small a budget says what the minimum is.
         #expect { try BondAllocator.allocate(m, parameters: 100) } throws: { "\($0)".contains("smallest MPO model") }
     }
