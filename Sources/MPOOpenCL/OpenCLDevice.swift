@@ -88,8 +88,10 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
 
     // MARK: - Setup
 
-    /// The device `opencl:index`, or the preferred one (first GPU, else accelerator, else any).
-    public init(index: Int? = nil) throws {
+    /// The device `opencl:index`, or the preferred one (first GPU, else accelerator, else any);
+    /// `adjust` may change the tuning chosen for it before the programs are built (tests run the
+    /// GPU tiling and forced split-K on PoCL this way).
+    public init(index: Int? = nil, adjust: ((inout OpenCLTuning) -> Void)? = nil) throws {
         // The ICD loader's first use, and PoCL's context set-up, are not safe to run concurrently
         // (seen: a crash, or no platform found, when test tasks open devices at once).
         OpenCLDiscovery.lock.lock()
@@ -98,7 +100,9 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
         info = entry.info
         device = entry.device
         name = "OpenCL \(entry.info.name) (\(entry.info.platformName))"
-        tuning = OpenCLTuning(for: entry.info)
+        var tuning = OpenCLTuning(for: entry.info)
+        adjust?(&tuning)
+        self.tuning = tuning
         var err: cl_int = CL_SUCCESS
         var dev: cl_device_id? = entry.device
         guard let ctx = clCreateContext(nil, 1, &dev, nil, nil, &err), err == CL_SUCCESS else {

@@ -3,8 +3,8 @@
 // and an opt-in per-kernel profile.
 //
 // Tile sizes follow DESIGN §4: chosen from CL_DEVICE_MAX_WORK_GROUP_SIZE and the local memory
-// size. The defaults suit GPUs and are fine on PoCL (which runs ~6 GFLOP/s on two cores with any
-// tiling tried); MPO_GEMM_LARGE / MPO_GEMM_SMALL = "tm,tn,tk,wm,wn" override the GEMM tiles for
+// size. A GPU gets GemmTiling.gpu for large products; the defaults are fine on PoCL (which runs ~6 GFLOP/s on two cores with any
+// tiling tried); MPO_GEMM_LARGE / MPO_GEMM_SMALL = "tm,tn,tk,wm,wn[,vec,prefetch]" override the GEMM tiles for
 // tuning, and a tuner could replace them per device name.
 
 import COpenCL
@@ -13,23 +13,39 @@ import MPOKit
 
 // MARK: - Tuning
 
-/// One build of gemm.cl: C tile TM×TN, depth TK, WM×WN outputs per work-item.
+/// One build of gemm.cl: C tile TM×TN, depth TK, WM×WN outputs per work-item, VEC consecutive
+/// floats per global load (1 or 4: vload4), and whether the next tiles are prefetched into
+/// registers while the current ones are used (double buffering).
 public struct GemmTiling: Sendable, Equatable {
     public var tm: Int, tn: Int, tk: Int, wm: Int, wn: Int
+    public var vec: Int
+    public var prefetch: Bool
     /// Local size (columns, rows).
     public var local: (Int, Int) { (tn / wn, tm / wm) }
-    public init(tm: Int, tn: Int, tk: Int, wm: Int, wn: Int) {
-        self.tm = tm; self.tn = tn; self.tk = tk; self.wm = wm; self.wn = wn
+    public init(tm: Int, tn: Int, tk: Int, wm: Int, wn: Int, vec: Int = 1, prefetch: Bool = false) {
+        self.tm = tm; self.tn = tn; self.tk = tk; self.wm = wm; self.wn = wn; self.vec = vec; self.prefetch = prefetch
     }
 
-    /// "tm,tn,tk,wm,wn"; nil unless the tile divides evenly into work-items.
+    /// The GPU build (DESIGN §4): 128×128 tiles, 8×8 outputs per work-item (256 work-items),
+    /// float4 loads, register double buffering; 16.5 KiB of local memory.
+    public static let gpu = GemmTiling(tm: 128, tn: 128, tk: 16, wm: 8, wn: 8, vec: 4, prefetch: true)
+
+    /// "tm,tn,tk,wm,wn[,vec[,prefetch 0|1]]"; nil unless the tile divides evenly into work-items
+    /// and into vectors.
     init?(parsing text: String) {
         let v = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard v.count == 5, v.allSatisfy({ $0 > 0 }), v[0] % v[3] == 0, v[1] % v[4] == 0 else { return nil }
-        self.init(tm: v[0], tn: v[1], tk: v[2], wm: v[3], wn: v[4])
+        guard (5...7).contains(v.count), v.allSatisfy({ $0 >= 0 }), v[..<5].allSatisfy({ $0 > 0 }),
+              v[0] % v[3] == 0, v[1] % v[4] == 0 else { return nil }
+        let vec = v.count > 5 ? v[5] : 1
+        guard vec == 1 || (vec == 4 && v[0] % 4 == 0 && v[1] % 4 == 0 && v[2] % 4 == 0) else { return nil }
+        self.init(tm: v[0], tn: v[1], tk: v[2], wm: v[3], wn: v[4], vec: vec, prefetch: v.count > 6 && v[6] != 0)
     }
 
-    var options: String { "-DGEMM_TM=\(tm) -DGEMM_TN=\(tn) -DGEMM_TK=\(tk) -DGEMM_WM=\(wm) -DGEMM_WN=\(wn)" }
+    var options: String {
+        "-DGEMM_TM=\(tm) -DGEMM_TN=\(tn) -DGEMM_TK=\(tk) -DGEMM_WM=\(wm) -DGEMM_WN=\(wn) -DGEMM_VEC=\(vec) -DGEMM_DB=\(prefetch ? 1 : 0)"
+    }
+    /// Local memory of the A and B tiles.
+    var localBytes: Int { tk * (tm + 1 + tn + 1) * 4 }
 }
 
 /// Work-group and tile sizes for one device.
@@ -47,6 +63,13 @@ public struct OpenCLTuning: Sendable {
     public var gemmSmall: GemmTiling
     /// Partial sums of a reduction over the batch (GemmShape.strideC == 0), at most.
     public var gemmReductionSlots = 64
+    /// Split-K: a single product with fewer output tiles than this many work-groups is cut along
+    /// K into up to `gemmReductionSlots` pieces of at least `splitKMinDepth` (4 per compute unit:
+    /// the weight gradients dW = dYᵀ·X, K = B·T, have 4–16 tiles).
+    public var splitKTargetGroups: Int
+    public var splitKMinDepth = 512
+    /// Batched products sharing one A or B run as one folded product (OpenCLDevice.foldedBatch).
+    public var foldBatches = true
     public var attentionTile: Int
     public var useFP64: Bool
 
@@ -59,6 +82,8 @@ public struct OpenCLTuning: Sendable {
         sumOfSquaresGroup = pow2(atMost: min(256, maxWG))
         mpoGroup = pow2(atMost: min(128, maxWG))
         gemmLarge = maxWG >= 256 ? GemmTiling(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4) : GemmTiling(tm: 64, tn: 64, tk: 16, wm: 8, wn: 8)
+        if info.isGPU && maxWG >= 256 && UInt64(GemmTiling.gpu.localBytes) <= info.localMemoryBytes / 2 { gemmLarge = .gpu }
+        splitKTargetGroups = 4 * max(1, info.computeUnits)
         gemmSmall = maxWG >= 256 ? GemmTiling(tm: 16, tn: 16, tk: 16, wm: 1, wn: 1) : GemmTiling(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2)
         attentionTile = min(32, pow2(atMost: maxWG))
         useFP64 = info.supportsFP64
@@ -66,6 +91,7 @@ public struct OpenCLTuning: Sendable {
         let env = ProcessInfo.processInfo.environment
         if let t = env["MPO_GEMM_LARGE"].flatMap(GemmTiling.init(parsing:)) { gemmLarge = t }
         if let t = env["MPO_GEMM_SMALL"].flatMap(GemmTiling.init(parsing:)) { gemmSmall = t }
+        if env["MPO_GEMM_FOLD"] == "0" { foldBatches = false }
     }
 
     var commonOptions: String { "-cl-std=CL1.2 -DUSE_FP64=\(useFP64 ? 1 : 0)" }

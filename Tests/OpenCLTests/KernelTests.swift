@@ -45,6 +45,87 @@ struct KernelTests {
         #expect(relativeError(cl, cpu) < 1e-6, "\(s) \(variant)")
     }
 
+    /// Devices with the GPU build of gemm.cl (128×128 tiles, 8×8 per work-item, float4 loads,
+    /// prefetch) and with split-K forced on every single product of at least 16 deep.
+    static let gpuTiled = Result { try OpenCLDevice(adjust: { $0.gemmLarge = .gpu; $0.splitKTargetGroups = 0 }) }
+    static let splitting = Result { try OpenCLDevice(adjust: { $0.splitKTargetGroups = 1 << 20; $0.splitKMinDepth = 16 }) }
+    static let longK: [GemmShape] = [
+        GemmShape(m: 130, n: 70, k: 1000, lda: 1003, ldb: 71, ldc: 75, alpha: 0.75, beta: 1),
+        GemmShape(m: 130, n: 70, k: 1000, transposeA: true, transposeB: true, lda: 131, ldb: 1002, alpha: -1),
+        GemmShape(m: 128, n: 512, k: 2048, transposeA: true, beta: 1),     // dW = dYᵀ·X
+        GemmShape(m: 257, n: 255, k: 77, transposeB: true),                 // two GPU tiles and an edge each way
+    ]
+
+    @Test("the GPU tiling and forced split-K match the CPU", arguments: gemmShapes + longK, ["gpu", "split"])
+    func gemmBuilds(_ s: GemmShape, build: String) throws {
+        let d = try (build == "gpu" ? Self.gpuTiled : Self.splitting).get()
+        let a = randomFloats(s.extentA, seed: 1), b = randomFloats(s.extentB, seed: 2), c = randomFloats(s.extentC, seed: 3)
+        let cpu = CPUDevice()
+        let (ca, cb, cc) = (try cpu.makeBuffer(a, label: "a"), try cpu.makeBuffer(b, label: "b"), try cpu.makeBuffer(c, label: "c"))
+        cpu.gemm(s, a: ca.all, b: cb.all, c: cc.all)
+        let expected = try cpu.read(cc.all)
+        let (da, db, dc) = (try d.makeBuffer(a, label: "a"), try d.makeBuffer(b, label: "b"), try d.makeBuffer(c, label: "c"))
+        for variant in [GemmVariant.automatic, .large, .reference] {
+            try d.write(c, to: dc.all)
+            d.gemm(s, a: da.all, b: db.all, c: dc.all, variant: variant)
+            #expect(relativeError(try d.read(dc.all), expected) < 1e-6, "\(s) \(build) \(variant)")
+        }
+        if build == "split", s.batch == 1, s.k >= 32 {
+            let split = try #require(d.splitK(s, tiling: d.tuning.gemmLarge))
+            #expect(split.shape.batch >= 2 && split.shape.strideC == 0)
+            #expect((split.shape.batch - 1) * split.shape.k + split.kLast == s.k && split.kLast > 0 && split.kLast <= split.shape.k)
+        }
+    }
+
+    static let unfolded = Result { try OpenCLDevice(adjust: { $0.foldBatches = false }) }
+    static let foldShapes: [GemmShape] = [
+        GemmShape(m: 8, n: 16, k: 32, transposeA: true, batch: 300, strideA: 0, strideB: 512, strideC: 128),    // MPO site forward
+        GemmShape(m: 32, n: 16, k: 8, batch: 300, strideA: 0, strideB: 128, strideC: 512),                      // site dInput
+        GemmShape(m: 12, n: 8, k: 16, transposeB: true, batch: 100, strideA: 192, strideB: 0, strideC: 96),     // shared B: rows
+        GemmShape(m: 12, n: 10, k: 7, transposeA: true, alpha: 0.5, beta: 1, batch: 50, strideA: 84, strideB: 0, strideC: 120),
+        GemmShape(m: 4, n: 3, k: 5, ldc: 60, batch: 20, strideA: 0, strideB: 15, strideC: 3),                   // items side by side in C
+        GemmShape(m: 70, n: 66, k: 40, transposeA: true, transposeB: true, ldb: 41, beta: 1, batch: 3, strideA: 0, strideB: 66 * 41, strideC: 70 * 66),
+    ]
+
+    @Test("batches sharing A or B run folded, bit for bit as unfolded and within 1e-6 of the CPU", arguments: foldShapes)
+    func folded(_ s: GemmShape) throws {
+        let d = try Shared.opencl(), plain = try Self.unfolded.get()
+        let fold = try #require(d.foldedBatch(s))
+        #expect(fold.shape.batch == 1 && (fold.fold == 1 ? fold.shape.n == s.n * s.batch : fold.shape.m == s.m * s.batch))
+        #expect(plain.foldedBatch(s) == nil)
+        let a = randomFloats(s.extentA, seed: 11), b = randomFloats(s.extentB, seed: 12), c = randomFloats(s.extentC, seed: 13)
+        let cpu = CPUDevice()
+        let cc = try cpu.makeBuffer(c, label: "c")
+        cpu.gemm(s, a: try cpu.makeBuffer(a, label: "a").all, b: try cpu.makeBuffer(b, label: "b").all, c: cc.all)
+        let expected = try cpu.read(cc.all)
+        for variant in [GemmVariant.automatic, .large, .small] {
+            var outs: [[Float]] = []
+            for dev in [d, plain] {
+                let out = try dev.makeBuffer(c, label: "c")
+                dev.gemm(s, a: try dev.makeBuffer(a, label: "a").all, b: try dev.makeBuffer(b, label: "b").all, c: out.all, variant: variant)
+                outs.append(try dev.read(out.all))
+            }
+            #expect(relativeError(outs[0], expected) < 1e-6, "\(s) \(variant)")
+            if variant != .automatic { #expect(outs[0].map(\.bitPattern) == outs[1].map(\.bitPattern), "\(s) \(variant): folded differs") }
+        }
+    }
+
+    @Test("split-K cuts the weight gradients on the default tuning, and nothing else")
+    func splitKPolicy() throws {
+        let d = try Shared.opencl()
+        let t = d.tuning.gemmLarge
+        // dW of a 128×128 projection at B·T = 8,192: 4 large tiles, fewer than 4 per compute unit.
+        let dW = GemmShape(m: 128, n: 128, k: 8192, transposeA: true)
+        let tiles = ((128 + t.tm - 1) / t.tm) * ((128 + t.tn - 1) / t.tn)
+        #expect(tiles < d.tuning.splitKTargetGroups)   // 4 tiles < 4 per compute unit on any device with 2+ units
+        let split = try #require(d.splitK(dW, tiling: t))
+        #expect(split.shape.batch * tiles >= min(d.tuning.splitKTargetGroups, 2 * tiles))
+        #expect(split.shape.k % t.tk == 0 && (split.shape.batch - 1) * split.shape.k + split.kLast == 8192)
+        #expect(d.splitK(GemmShape(m: 8192, n: 128, k: 128), tiling: t) == nil)            // forward: many tiles, short K
+        #expect(d.splitK(GemmShape(m: 12, n: 8, k: 16, batch: 4, strideA: 192, strideB: 128, strideC: 0), tiling: t) == nil)
+        #expect(d.splitK(GemmShape(m: 16, n: 16, k: 100), tiling: t) == nil)                 // too short to cut
+    }
+
     @Test("a batch past the 65,535 z-groups limit runs through the grid-stride loop")
     func hugeBatch() throws {
         let s = GemmShape(m: 2, n: 3, k: 2, batch: 70_000, strideA: 0, strideB: 6, strideC: 6)
