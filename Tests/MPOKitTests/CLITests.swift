@@ -47,6 +47,21 @@ enum CLI {
 
 @Suite("mpo-train command line")
 struct CLITests {
+    @Test("check-ops passes the op table on the CPU and exits 1 when a case fails")
+    func checkOps() throws {
+        let (code, out, err) = try CLI.run(["check-ops", "--device", "cpu", "--table", "parity", "--filter", "layerNorm"])
+        #expect(code == 0, "\(out)\(err)")
+        let lines = out.split(separator: "\n").filter { $0.hasPrefix("OK ") }
+        #expect(lines.count >= 4 && lines.allSatisfy { $0.contains("layerNorm") }, "\(out)")
+        #expect(out.contains(" 0 FAIL, 0 not supported of \(lines.count) cases"), "\(out)")
+        // A tolerance of 0 fails every GEMM whose result differs from the float64 loop at all.
+        let (bad, badOut, _) = try CLI.run(["check-ops", "--device", "cpu", "--table", "parity", "--filter", "gemm(NT m=33", "--max-nmse", "0"])
+        #expect(bad == 1, "\(badOut)")
+        #expect(badOut.contains("FAIL  gemm(NT m=33"), "\(badOut)")
+        let (none, _, noneErr) = try CLI.run(["check-ops", "--filter", "no such op"])
+        #expect(none == 64 && noneErr.contains("no such op"), "\(noneErr)")
+    }
+
     @Test("usage errors exit 64 with a message naming the problem", arguments: [
         (["train", "--device", "gpu", "--steps", "1"], "device"),
         (["train", "--model", "mpo", "--chi", "0", "--steps", "1"], "--chi"),

@@ -1,8 +1,6 @@
 // OpenCL vs CPU over the shared op table (OpCases.parity, ggml test-backend-ops style): every
-// case runs on both devices from the same seed; every output must have the same NaN/inf pattern
-// and an nmse within the case's tolerance. Where an output is pure rounding noise on the CPU
-// (e.g. attention backward with T = 1: dq and dk are exactly 0 in exact arithmetic) the OpenCL
-// output may instead pass against the case's float64 reference (`OpCase.reference`). A case the
+// case runs on both devices from the same seed and is judged by OpCheck (same NaN/inf pattern,
+// nmse within the case's tolerance, float64 fallback for rounding-noise outputs). A case the
 // device reports as unsupported is a known issue ("not supported"), never a failure.
 // MPO_PARITY_REPORT=1 also prints the per-op table of worst nmse (MPO_PARITY_OP=<op> filters it;
 // MPO_PARITY_TRACE=1 prints each case before it runs, to find a kernel that crashes the driver).
@@ -13,29 +11,11 @@ import MPOOpenCL
 import OpCases
 import Testing
 
-/// One case on both devices: per-output comparisons, or the unsupported error.
+/// One case on both devices (OpCheck: against the CPU, with the float64 fallback).
 enum ParityRun {
-    case compared([(name: String, comparison: Comparison)])
-    case unsupported(OpenCLError)
-
-    static func run(_ c: OpCase, seed: UInt64 = OpCases.defaultSeed) throws -> ParityRun {
-        let cl = try Shared.opencl()
-        let reference = try c.run(CPUDevice(), seed)
-        let output: [String: [Float]]
-        do { output = try c.run(cl, seed) } catch let e as OpenCLError where e.isUnsupported { return .unsupported(e) }
-        #expect(Set(output.keys) == Set(reference.keys), "\(c): outputs \(output.keys.sorted()) vs \(reference.keys.sorted())")
-        var truth: [String: [Double]]? = nil
-        return .compared(reference.keys.sorted().compactMap { name in
-            guard let o = output[name], let r = reference[name] else { return nil }
-            let vsCPU = Comparison.compare(o, reference: r)
-            if vsCPU.passes(maxNMSE: c.maxNMSE) { return (name, vsCPU) }
-            if truth == nil { truth = c.reference(seed) }
-            if let t = truth?[name] {
-                let vsTruth = Comparison.compare(o, reference: t)
-                if vsTruth.passes(maxNMSE: c.maxNMSE) { return (name, vsTruth) }
-            }
-            return (name, vsCPU)
-        })
+    static func run(_ c: OpCase, seed: UInt64 = OpCases.defaultSeed) throws -> OpCheck.Outcome {
+        try OpCheck.run(c, on: try Shared.opencl(), against: CPUDevice(), seed: seed,
+                        isUnsupported: { ($0 as? OpenCLError)?.isUnsupported == true })
     }
 }
 
