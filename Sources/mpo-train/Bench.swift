@@ -40,12 +40,22 @@ struct Bench: ParsableCommand {
     @Option(help: "Prompt tokens of --decode (prefilled in one forward).") var promptTokens = 32
     @Option(help: "Tokens decoded after the prompt (--decode).") var decodeTokens = 256
     @Option(help: ArgumentHelp("Run one --decode model in this process (used by --decode).", visibility: .hidden)) var decodeOne: String?
+    @Option(help: "Model shape of the training steps: picogpt, or gpt2 (d_model 768, 12 layers, 12 heads, FFN 3072, context 1024; with --time up to 1024).")
+    var shape = "picogpt"
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
         let strat = strategy
-        guard batch >= 1, time >= 1, time <= 256, repeats >= 1, sampleTokens >= 0 else {
-            throw ValidationError("--batch and --repeats must be ≥ 1, --time in 1…256 and --sample-tokens ≥ 0")
+        guard let denseShape = DecodeModel("\(shape):dense") else { throw ValidationError("--shape: '\(shape)' is not picogpt or gpt2") }
+        let context = denseShape.config.context
+        guard batch >= 1, time >= 1, time <= context, repeats >= 1, sampleTokens >= 0 else {
+            throw ValidationError("--batch and --repeats must be ≥ 1, --time in 1…\(context) and --sample-tokens ≥ 0")
+        }
+        /// The training-step model: PicoGPT with SPEC's factorisations, or the GPT-2-small shape
+        /// with the chosen ones (as in --decode).
+        func stepConfig(_ chi: Int?) -> ModelConfig {
+            guard let chi else { return denseShape.config }
+            return shape == "picogpt" ? .mpo(chi: chi) : DecodeModel("\(shape):\(chi)")!.config
         }
         let chis = chi.trimmingCharacters(in: .whitespaces).isEmpty ? [] : try parseChiList(chi)
         let device = try deviceOptions.make()
@@ -56,7 +66,7 @@ struct Bench: ParsableCommand {
         }
         if decode { return try decodeTable() }
         let env = ProcessInfo.processInfo.environment
-        let sgemm = try sgemmRate(device)
+        let sgemm = try sgemmRate(device, n: denseShape.config.ffn, k: denseShape.config.channels)
         let corename = String(cString: mpo_openblas_corename())
         let simd = String(cString: mpo_simd_name(mpo_simd_active()))
         let common: [String: Any] = ["peer": "mpo-train", "device": device.name, "openblas_kernels": corename, "simd": simd,
@@ -67,9 +77,10 @@ struct Bench: ParsableCommand {
         }
         emit(["what": "sgemm", "gflops": sgemm])
         if !json {
-            print("device: \(device.name)")
+            print("device: \(device.name)" + (shape == "picogpt" ? "" : "; shape \(shape)"))
             print("OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)") OPENBLAS_L2_SIZE=\(env["OPENBLAS_L2_SIZE"] ?? "(unset)"); OpenBLAS kernels: \(corename); our kernels: \(simd)\(mpo_cpu_has_avx512() != 0 ? " (the CPU has AVX-512)" : "")")
-            print(String(format: "sgemm (NT m=%d n=512 k=128, the FFN's first GEMM): %.1f GFLOP/s", batch * time, sgemm))
+            print(String(format: "sgemm (NT m=%d n=%d k=%d, the FFN's first GEMM): %.1f GFLOP/s", batch * time,
+                         denseShape.config.ffn, denseShape.config.channels, sgemm))
             print("B=\(batch) T=\(time), median of \(repeats) steps; forward-only at B=\(min(8, batch))\n")
             print(pad("model", 10) + lpad("params", 10) + lpad("step ms", 10) + lpad("tok/s", 9) + lpad("GFLOP", 7)
                   + lpad("GFLOP/s", 9) + lpad("sgemm%", 8) + lpad("fwd tok/s", 11) + "  strategies")
@@ -79,7 +90,7 @@ struct Bench: ParsableCommand {
         let tokens = (0..<n).map { _ in Int32(rng.below(65)) }, targets = (0..<n).map { _ in Int32(rng.below(65)) }
         var denseMs = 0.0
         for c in [nil] + chis.map(Optional.some) {
-            let config: ModelConfig = c.map { .mpo(chi: $0) } ?? .picoGPT
+            let config = stepConfig(c)
             let model = try PicoGPT(config: config, device: device)
             model.mpoStrategy = strat
             try model.initialize(seed: 1)
@@ -104,7 +115,7 @@ struct Bench: ParsableCommand {
             let name = c.map { "mpo-chi\($0)" } ?? "dense"
             let strategies = Dictionary(grouping: model.lastMPOStrategies, by: { $0.value.rawValue }).map { "\($0.key) \($0.value.count)" }
                 .sorted().joined(separator: ", ")
-            emit(["what": "train_step", "model": name, "parameters": model.parameterCount, "batch": batch, "time": time, "ms": ms,
+            emit(["what": "train_step", "model": name, "shape": shape, "parameters": model.parameterCount, "batch": batch, "time": time, "ms": ms,
                   "tokens_per_second": Double(n) / ms * 1000, "gflop": gflop, "strategies": strategies]
                  .merging(["launches": counts.launches, "syncs": counts.hostWaits]) { $1 })
             emit(["what": "forward", "model": name, "batch": fwdBatch, "time": time, "ms": fms,
@@ -142,13 +153,14 @@ func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 
 
 extension Bench {
     /// sgemm GFLOP/s on the FFN's first GEMM (rows = B·T), the rate the whole step is compared with.
-    func sgemmRate(_ device: any ComputeDevice) throws -> Double {
-        let m = batch * time, shape = GemmShape(m: m, n: 512, k: 128, transposeB: true)
-        let a = try device.makeBuffer(count: m * 128, label: "bench a"), b = try device.makeBuffer(count: 512 * 128, label: "bench b")
-        let c = try device.makeBuffer(count: m * 512, label: "bench c")
+    /// GFLOP/s of the model's first FFN GEMM (rows B·T, n = FFN, k = d_model).
+    func sgemmRate(_ device: any ComputeDevice, n: Int = 512, k: Int = 128) throws -> Double {
+        let m = batch * time, shape = GemmShape(m: m, n: n, k: k, transposeB: true)
+        let a = try device.makeBuffer(count: m * k, label: "bench a"), b = try device.makeBuffer(count: n * k, label: "bench b")
+        let c = try device.makeBuffer(count: m * n, label: "bench c")
         var rng = SplitMix64(seed: 3)
-        try device.write((0..<(m * 128)).map { _ in Float(rng.uniform()) - 0.5 }, to: a.all)
-        try device.write((0..<(512 * 128)).map { _ in Float(rng.uniform()) - 0.5 }, to: b.all)
+        try device.write((0..<(m * k)).map { _ in Float(rng.uniform()) - 0.5 }, to: a.all)
+        try device.write((0..<(n * k)).map { _ in Float(rng.uniform()) - 0.5 }, to: b.all)
         func once() throws { device.gemm(shape, a: a.all, b: b.all, c: c.all); try device.synchronize() }
         try once()
         var times: [Double] = []
