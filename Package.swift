@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["MPOKit", "SafeTensors", "COpenCL"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TensorTrainTests", dependencies: ["TensorTrain", "SafeTensors"]),
-        .testTarget(name: "MPOKitTests", dependencies: ["MPOKit", "OpCases", "TestSupport"]),
+        .testTarget(name: "MPOKitTests", dependencies: ["MPOKit", "OpCases", "TestSupport", "CKernels"]),
         .testTarget(name: "OpenCLTests", dependencies: ["MPOOpenCL", "COpenCL", "OpCases", "TestSupport", "SafeTensors"]),
     ],
     swiftLanguageModes: [.v6]

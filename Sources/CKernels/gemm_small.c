@@ -157,10 +157,26 @@ void mpo_dot_rows(const float *x, const float *rows, int ld, int n, int len, flo
 
 // MARK: - MPO site step
 
+// Item p: out_p (mo × o) = Mᵀ (mo × k) · in_p (k × o), M stored k × mo. An item narrower than a
+// vector block (o < 16) and taller than wide runs transposed, out_pᵀ = in_pᵀ · M, vectorised
+// along mo into a stack tile that is then written in place: the same FMA chain per element (a
+// product is commutative and fma rounds once), so the same bits, at up to 16/o the vector use.
 void mpo_site_step(int p0, int p1, int k, int mo, int o, const float *M, const float *in, float *out, float beta) {
+    enum { TILE = 4096 };
     if (p1 <= p0) return;
     if (o == 1) {
         mpo_gemm_small(p1 - p0, mo, k, 1.0f, in + (long)p0 * k, k, 1, M, mo, beta, out + (long)p0 * mo, mo);
+        return;
+    }
+    if (o < 16 && mo > o && mo * o <= TILE) {
+        float t[TILE];
+        for (int p = p0; p < p1; p++) {
+            mpo_gemm_small(o, mo, k, 1.0f, in + (long)p * k * o, 1, o, M, mo, 0.0f, t, mo);
+            float *c = out + (long)p * mo * o;
+            for (int i = 0; i < mo; i++)
+                for (int j = 0; j < o; j++)
+                    c[i * o + j] = beta == 0.0f ? t[j * mo + i] : fmaf(beta, c[i * o + j], t[j * mo + i]);
+        }
         return;
     }
     for (int p = p0; p < p1; p++)

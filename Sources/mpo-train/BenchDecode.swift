@@ -49,6 +49,12 @@ extension Bench {
         model.mpoStrategy = strategy
         try model.initialize(seed: 1)
         let weightsAllocated = device.allocatedBytes
+        // Decoding stays inside the context (PicoGPT: 256 positions; SPEC §7 recomputes the cropped
+        // window past it, a different workload).
+        guard promptTokens >= 1, promptTokens < spec.config.context else {
+            throw ValidationError("--prompt-tokens must be in 1…\(spec.config.context - 1) for \(spec)")
+        }
+        let decodeTokens = min(self.decodeTokens, spec.config.context - promptTokens)
         var rng = SplitMix64(seed: 5)
         let prompt = (0..<promptTokens).map { _ in Int32(rng.below(65)) }
         var result: [String: Any] = ["what": "decode", "model": spec.description, "shape": spec.shape, "chi": spec.chi ?? 0,
@@ -93,7 +99,7 @@ extension Bench {
         var rows: [[String: Any]] = []
         if !json {
             let env = ProcessInfo.processInfo.environment
-            print("decode: \(promptTokens)-token prompt, then \(decodeTokens) tokens; random weights; inference-only models; OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)")")
+            print("decode: \(promptTokens)-token prompt, then \(decodeTokens) tokens (at most to the end of the model's context); random weights; inference-only models; \(deviceOptions.threads.map { "\($0) threads; " } ?? "")OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)")")
             print(pad("model", 14) + lpad("params", 11) + lpad("weights MB", 11) + lpad("prefill tok/s", 14) + lpad("decode b=1", 11)
                   + lpad("vs dense", 9) + lpad("decode b=8", 11) + lpad("vs dense", 9) + lpad("RSS MB b=1", 11) + lpad("vs dense", 9)
                   + "  strategies")
