@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Times mpo-train and its PyTorch twin (picogpt_torch.py) on the same steps, one after the
-# other in this run, and prints the ratios. PyTorch is installed with pip into .venv-peer here
-# only (never needed by the tests). Usage (from the repository root):
+# Times mpo-train and its two PyTorch twins (picogpt_torch.py: the original code, and --fast:
+# fused QKV + scaled_dot_product_attention) on the same steps, one after the other in this run,
+# and prints the ratios — with OPENBLAS_* as the environment sets them, and again with
+# OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (what a user's machine has; OpenBLAS then picks
+# its kernels for the CPU). PyTorch (it uses MKL, not OpenBLAS) runs once. PyTorch is installed
+# with pip into .venv-peer here only (never needed by the tests). Usage (from the repository root):
 #   bash Benchmarks/peer/compare.sh [--threads N] [--chi 4,8,16,32] [--repeats 5] [--batch 32] [--time 256]
-# Env: PEER_TORCH (pip requirement, default "torch"), OPENBLAS_* as the environment sets them.
+# Env: PEER_TORCH (pip requirement, default "torch"), BIN (default .build/release/mpo-train).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 threads=$(nproc); chi=4,8,16,32; repeats=5; batch=32; time=256
@@ -19,9 +22,13 @@ if [ ! -x .venv-peer/bin/python ] || ! .venv-peer/bin/python -c 'import torch' 2
   python3 -m venv .venv-peer
   .venv-peer/bin/pip install -q "${PEER_TORCH:-torch}" numpy
 fi
-swift build -c release --product mpo-train >&2
+BIN=${BIN:-.build/release/mpo-train}
+[ -n "${BIN_PREBUILT:-}" ] || swift build -c release --product mpo-train >&2
 out=$(mktemp -d)
-echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-(unset)}; $threads threads; $(date -u +%F)" >&2
-.build/release/mpo-train bench --json --threads "$threads" --chi "$chi" --repeats "$repeats" --batch "$batch" --time "$time" > "$out/ours.jsonl"
-.venv-peer/bin/python Benchmarks/peer/picogpt_torch.py --threads "$threads" --chi "$chi" --repeats "$repeats" --batch "$batch" --time "$time" > "$out/torch.jsonl"
-.venv-peer/bin/python Benchmarks/peer/ratios.py "$out/ours.jsonl" "$out/torch.jsonl"
+echo "$(lscpu | sed -n 's/^Model name: *//p'); $threads threads; $(date -u +%F)" >&2
+args=(--threads "$threads" --chi "$chi" --repeats "$repeats" --batch "$batch" --time "$time")
+"$BIN" bench --json "${args[@]}" > "$out/ours-env.jsonl"
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$BIN" bench --json "${args[@]}" > "$out/ours-unset.jsonl"
+.venv-peer/bin/python Benchmarks/peer/picogpt_torch.py "${args[@]}" > "$out/torch.jsonl"
+.venv-peer/bin/python Benchmarks/peer/picogpt_torch.py --fast "${args[@]}" --sample-tokens 0 > "$out/torch-fast.jsonl"
+.venv-peer/bin/python Benchmarks/peer/ratios.py "$out/ours-env.jsonl" "$out/ours-unset.jsonl" "$out/torch.jsonl" "$out/torch-fast.jsonl"
