@@ -30,7 +30,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("sample-tokens"), help: "Tokens to sample at batch 1 with the dense model (0 = skip).") var sampleTokens = 500
     @Flag(help: "Print one JSON object per measurement instead of the table (for Benchmarks/peer/compare.sh).")
     var json = false
-    @Flag(help: "Also print where the time of one training step goes, per op (synchronises after every op).")
+    @Flag(help: "Also print where the time of one training step goes, per op (synchronises after every op); with --decode, of one decoded token per model (on stderr).")
     var profile = false
     @Option(help: "Instead of whole steps, time the op cases (the perf table shared with the parity tests) whose name matches this text ('' = all).")
     var ops: String?

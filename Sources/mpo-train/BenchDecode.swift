@@ -87,6 +87,30 @@ extension Bench {
                    $0.decision.rebuildSeconds * 1e6, $0.decision.siteSeconds * 1e6)
         }
         print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+        if profile { try decodeProfile(spec, device: device, prompt: prompt) }
+    }
+
+    /// Where one decoded token's time goes (batch 1, after the prompt and a warm-up), per op, on
+    /// stderr: the same model on a ProfilingDevice (it synchronises after every op).
+    func decodeProfile(_ spec: DecodeModel, device: any ComputeDevice, prompt: [Int32]) throws {
+        let prof = ProfilingDevice(device)
+        let model = try PicoGPT(config: spec.config, device: prof, purpose: .inference)
+        model.mpoStrategy = strategy
+        try model.initialize(seed: 1)
+        let tokens = 16
+        let gen = try Generator(model: model, batch: 1, capacity: prompt.count + 8 + tokens)
+        _ = try gen.feed([prompt])
+        for t in 0..<8 { _ = try gen.feed([[Int32(t)]]) }   // the tuner decides here
+        prof.reset()
+        for t in 0..<tokens { _ = try gen.feed([[Int32(t)]]) }
+        let total = prof.seconds.values.reduce(0, +)
+        printError("\(spec): one decoded token (batch 1, mean of \(tokens)) \(String(format: "%.1f µs", total / Double(tokens) * 1e6)) in ops:")
+        for (op, sec) in prof.seconds.sorted(by: { $0.value > $1.value }) where sec > 0 {
+            let f = prof.flops[op] ?? 0
+            printError("    " + pad(op, 24) + lpad(String(format: "%.1f µs", sec / Double(tokens) * 1e6), 11)
+                       + lpad(String(format: "%.0f%%", 100 * sec / total), 6) + lpad("\((prof.calls[op] ?? 0) / tokens) calls", 11)
+                       + (f > 0 ? lpad(String(format: "%.1f GFLOP/s", f / sec / 1e9), 16) : ""))
+        }
     }
 
     /// The whole table: one child process per model, side by side in time (one after another).
@@ -111,6 +135,7 @@ extension Bench {
             var args = ["bench", "--decode-one", spec.description, "--prompt-tokens", "\(promptTokens)",
                         "--decode-tokens", "\(decodeTokens)", "--device", deviceOptions.device.description, "--strategy", strategy.rawValue]
             if let t = deviceOptions.threads { args += ["--threads", "\(t)"] }
+            if profile { args.append("--profile") }
             p.arguments = args
             let out = Pipe()
             p.standardOutput = out

@@ -69,6 +69,9 @@ struct CLITests {
         (["train", "--heads", "3"], "divisible"),
         (["report", "--chi", "4,x"], "--chi"),
         (["bench", "--threads", "0"], "--threads"),
+        (["bench", "--shape", "tucker"], "--shape"),
+        (["bench", "--time", "300", "--chi", ""], "--time in 1…256"),
+        (["check-ops", "--max-nmse", "-1"], "--max-nmse"),
         (["table", "/nonexistent/run", "--out", "/tmp"], "/nonexistent/run"),
         (["sample", "--checkpoint", "Tests/Resources/reference/dense_seed2024.safetensors", "--heads", "4", "--prompt", "héllo"], "vocabulary"),
         // A PyTorch state_dict does not say how many heads it has: never guessed.
