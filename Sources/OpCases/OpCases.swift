@@ -226,7 +226,8 @@ public enum OpCases {
 
     /// PicoGPT at B=32, T=256: every dense GEMM of a step, the MPO site-by-site GEMMs at χ=4
     /// (W 128×128 as [8,16]×[8,16], W1 512×128 as [8,8,8]×[4,4,8]), and each other op at the
-    /// model's sizes. Inputs are big: generate once per case, and validate in release builds.
+    /// model's sizes. Inputs are big: generate once per case; `mpo-train check-ops` validates
+    /// them against the CPU (CI: every case on PoCL).
     public static let perf: [OpCase] = {
         let B = 32, T = 256, C = 128, F = 512, V = 65, H = 4, N = B * T
         let params = ModelConfig.picoGPT.parameterLayout().parameterCount
