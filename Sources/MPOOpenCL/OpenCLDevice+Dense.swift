@@ -98,7 +98,6 @@ extension OpenCLDevice {
     }
 
     // MARK: - Permute
-    // MARK: - Permute
 
     public func permute(_ source: TensorView, shape: [Int], order: [Int], into destination: TensorView, accumulate: Bool) {
         let perm = Permutation(shape: shape, order: order, source: source, destination: destination)

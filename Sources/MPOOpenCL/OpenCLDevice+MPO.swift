@@ -10,22 +10,10 @@ extension OpenCLDevice {
 
     public func mpoForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, accumulate: Bool,
                            scratch: TensorView) {
-        precondition(cores.count == s.sites && (0..<s.sites).allSatisfy { cores[$0].count >= s.coreCount($0) },
-                     "mpoForward: \(cores.count) cores for \(s)")
-        precondition(x.count >= s.rows * s.inFeatures && y.count >= s.rows * s.outFeatures && scratch.count >= s.scratchCount,
-                     "mpoForward: views too small for \(s)")
+        checkMPOForward(s, x: x, cores: cores, y: y, scratch: scratch)
         guard s.rows > 0 else { return }
         guard s.sites <= 4 else {   // beyond the kernel's table: the GEMM sequence
-            let half = s.scratchCount / 2
-            var input = x
-            for l in stride(from: s.sites - 1, through: 0, by: -1) {
-                let st = s.step(l), beta: Float = l == 0 && accumulate ? 1 : 0
-                let out = l == 0 ? y : scratch.view((l % 2) * half, st.p * st.mo * st.o)
-                gemm(GemmShape(m: st.mo, n: st.o, k: st.k, transposeA: true, beta: beta, batch: st.p, strideA: 0,
-                               strideB: st.k * st.o, strideC: st.mo * st.o), a: cores[l], b: input, c: out)
-                input = out
-            }
-            return
+            return mpoForwardBySite(s, x: x, cores: cores, y: y, accumulate: accumulate, scratch: scratch)
         }
         var dims = [Int](repeating: 0, count: 16)
         for l in 0..<s.sites {

@@ -30,6 +30,7 @@ public enum OpCases {
         c += [
             mpoForward(out: [8, 16], in: [8, 16], chi: 8, rows: 2, accumulate: true),           // y += (W_o, W2 accumulate)
             mpoForward(out: [2, 3, 2, 2], in: [3, 2, 2, 2], chi: 5, rows: 7),                   // 4 sites
+            mpoForward(out: [2, 2, 3, 2, 2], in: [2, 3, 2, 1, 2], chi: 3, rows: 5, accumulate: true), // 5 sites: OpenCL's GEMM sequence
             mpoForward(out: [7, 1], in: [3, 5], chi: 3, rows: 9, accumulate: true),             // a trivial factor
         ]
         return c

@@ -203,12 +203,17 @@ extension Bench {
         return (Double(sampleTokens) / cached, Double(sampleTokens) / full)
     }
 
-    func printProfile(_ prof: ProfilingDevice) {
-        let total = prof.seconds.values.reduce(0, +)
-        for (op, s) in prof.seconds.sorted(by: { $0.value > $1.value }) {
+    func printProfile(_ prof: ProfilingDevice) { for line in profileLines(prof) { print(line) } }
+
+    /// One line per op, slowest first: time per `repeats` (in ms, or µs), share, calls per
+    /// `repeats`, GFLOP/s where FLOPs are counted; `skipIdle` leaves out ops that took no time.
+    func profileLines(_ prof: ProfilingDevice, repeats: Int = 1, microseconds: Bool = false, skipIdle: Bool = false) -> [String] {
+        let total = prof.seconds.values.reduce(0, +), n = Double(repeats)
+        return prof.seconds.sorted(by: { $0.value > $1.value }).filter { !skipIdle || $0.value > 0 }.map { op, s in
             let f = prof.flops[op] ?? 0
-            print("    " + pad(op, 24) + lpad(String(format: "%.1f ms", s * 1000), 11) + lpad(String(format: "%.0f%%", 100 * s / total), 6)
-                  + lpad("\(prof.calls[op] ?? 0) calls", 11) + (f > 0 ? lpad(String(format: "%.1f GFLOP/s", f / s / 1e9), 16) : ""))
+            let time = microseconds ? String(format: "%.1f µs", s / n * 1e6) : String(format: "%.1f ms", s / n * 1000)
+            return "    " + pad(op, 24) + lpad(time, 11) + lpad(String(format: "%.0f%%", 100 * s / total), 6)
+                + lpad("\((prof.calls[op] ?? 0) / repeats) calls", 11) + (f > 0 ? lpad(String(format: "%.1f GFLOP/s", f / s / 1e9), 16) : "")
         }
     }
 }

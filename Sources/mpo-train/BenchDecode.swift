@@ -105,12 +105,7 @@ extension Bench {
         for t in 0..<tokens { _ = try gen.feed([[Int32(t)]]) }
         let total = prof.seconds.values.reduce(0, +)
         printError("\(spec): one decoded token (batch 1, mean of \(tokens)) \(String(format: "%.1f µs", total / Double(tokens) * 1e6)) in ops:")
-        for (op, sec) in prof.seconds.sorted(by: { $0.value > $1.value }) where sec > 0 {
-            let f = prof.flops[op] ?? 0
-            printError("    " + pad(op, 24) + lpad(String(format: "%.1f µs", sec / Double(tokens) * 1e6), 11)
-                       + lpad(String(format: "%.0f%%", 100 * sec / total), 6) + lpad("\((prof.calls[op] ?? 0) / tokens) calls", 11)
-                       + (f > 0 ? lpad(String(format: "%.1f GFLOP/s", f / sec / 1e9), 16) : ""))
-        }
+        for line in profileLines(prof, repeats: tokens, microseconds: true, skipIdle: true) { printError(line) }
     }
 
     /// The whole table: one child process per model, side by side in time (one after another).

@@ -8,10 +8,7 @@ import CKernels
 extension CPUDevice {
     public func mpoForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, accumulate: Bool,
                            scratch: TensorView) {
-        precondition(cores.count == s.sites && (0..<s.sites).allSatisfy { cores[$0].count >= s.coreCount($0) },
-                     "mpoForward: \(cores.count) cores for \(s)")
-        precondition(x.count >= s.rows * s.inFeatures && y.count >= s.rows * s.outFeatures && scratch.count >= s.scratchCount,
-                     "mpoForward: views too small for \(s)")
+        checkMPOForward(s, x: x, cores: cores, y: y, scratch: scratch)
         let half = s.scratchCount / 2, scr = ptr(scratch)
         var input = UnsafePointer(ptr(x))
         for l in stride(from: s.sites - 1, through: 0, by: -1) {

@@ -195,9 +195,24 @@ extension ComputeDevice {
     /// Measured on OpenBLAS (`mpo-train bench --profile`: ≈ 16 against ≈ 75 GFLOP/s on a 2-core EPYC).
     public var batchedGemmPenalty: Double { 4 }
 
-    /// The default: one `gemm` per site (a batch of products sharing the core where O > 1).
+    /// The default: one `gemm` per site (`mpoForwardBySite`).
     public func mpoForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, accumulate: Bool,
                            scratch: TensorView) {
+        mpoForwardBySite(s, x: x, cores: cores, y: y, accumulate: accumulate, scratch: scratch)
+    }
+
+    /// The views an `mpoForward` of `s` needs, checked (every device's implementation calls this).
+    public func checkMPOForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, scratch: TensorView) {
+        precondition(cores.count == s.sites && (0..<s.sites).allSatisfy { cores[$0].count >= s.coreCount($0) },
+                     "mpoForward: \(cores.count) cores for \(s)")
+        precondition(x.count >= s.rows * s.inFeatures && y.count >= s.rows * s.outFeatures && scratch.count >= s.scratchCount,
+                     "mpoForward: views too small for \(s)")
+    }
+
+    /// `mpoForward` as one `gemm` per site (a batch of products sharing the core where O > 1),
+    /// for devices whose fused routine does not cover a contraction.
+    public func mpoForwardBySite(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, accumulate: Bool,
+                                 scratch: TensorView) {
         let half = s.scratchCount / 2
         var input = x
         for l in stride(from: s.sites - 1, through: 0, by: -1) {
