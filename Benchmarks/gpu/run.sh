@@ -13,7 +13,7 @@
 #   decode.txt         decode tokens/s, dense and MPO, PicoGPT and GPT-2-small shapes
 #   train.txt          a 200-step training run on the device (its log and metrics)
 # On a GPU it uses the full shapes and ends within ~8 minutes; on a CPU OpenCL device (PoCL) it
-# uses small ones and ends within a few minutes. No stage's failure stops the others; run.sh
+# uses small ones and ends within a few minutes (STAGE_LIMITS=off: no time limits). No stage's failure stops the others; run.sh
 # exits 1 if check-ops failed or a stage did not finish.
 set -uo pipefail
 OUT=${1:?usage: run.sh OUT}
@@ -58,8 +58,11 @@ if "$BIN" devices 2>/dev/null | grep -q '\[GPU\].*(default)'; then MODE=gpu; els
 say "mode: $MODE"
 
 status=0
+# STAGE_LIMITS=off runs every stage to the end: CI passes it, so that a slow machine cannot fail
+# the check by wall time (the limits exist to keep a lent GPU's 8 minutes in hand).
 stage() {   # stage NAME SECONDS ARGS…: mpo-train ARGS into OUT/NAME.txt, time-limited
   local name=$1 limit=$2; shift 2
+  [ "${STAGE_LIMITS:-on}" = off ] && limit=0   # timeout 0: no limit
   local t0=$(date +%s%N)
   echo "\$ mpo-train $*" > "$OUT/$name.txt"
   timeout --kill-after=10 "$limit" "$BIN" "$@" >> "$OUT/$name.txt" 2>&1

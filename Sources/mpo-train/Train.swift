@@ -176,8 +176,13 @@ struct Train: ParsableCommand {
     @Flag(help: "Print only evaluations and the summary.") var quiet = false
     @Option(name: .customLong("skip-nonfinite"), help: "Skip up to N steps whose loss or gradient is NaN/inf instead of stopping.")
     var skipNonFinite = 0
+    /// For the crash-safety test: a pause after every step, so that a run lasts at least
+    /// steps × this long on any machine and a kill can be aimed at an observed step.
+    @Option(name: .customLong("step-pause-ms"), help: ArgumentHelp("Sleep this many ms after every step (testing).", visibility: .hidden))
+    var stepPauseMs = 0
 
     func validate() throws {
+        if stepPauseMs < 0 { throw ValidationError("--step-pause-ms must be ≥ 0 (got \(stepPauseMs))") }
         if let lr = recipe.lr, lr.values.count > 1 { throw ValidationError("train takes one --lr (got \(lr.values.count)); sweep runs several") }
     }
 
@@ -220,7 +225,8 @@ struct Train: ParsableCommand {
         print("\(name): \(model.parameterCount) parameters on \(device.name); \(data.train.count) train / \(data.validation.count) val tokens; writing \(dir.path)")
         trainer.skipNonFinite = skipNonFinite
         let progress = Progress(quiet: quiet)
-        trainer.onStep = progress.step
+        let pause = UInt32(stepPauseMs) * 1000
+        trainer.onStep = pause == 0 ? progress.step : { record in progress.step(record); usleep(pause) }
         trainer.onEval = progress.eval
         try trainer.run(resume: resume)
         progress.finish()

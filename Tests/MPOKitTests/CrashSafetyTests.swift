@@ -50,36 +50,53 @@ struct CrashSafetyTests {
         let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
         #expect(try CLI.run(args(a)).0 == 0)
         var rng = SplitMix64(seed: 11)
-        var kills = 0, finished = false
+        var kills = 0
         let ckpt = b.appendingPathComponent("checkpoint.safetensors")
+        let metrics = b.appendingPathComponent("metrics.jsonl")
+        // The kills are aimed at observed progress, not at wall time: each run pauses `pause` ms
+        // after every step (a hidden flag), so whatever the machine's speed a run lasts at least
+        // 60 × pause ms and a step the test has seen is followed by more steps. Each kill waits
+        // for a random step k past everything seen so far, then a random part of a step more.
+        let pause = 25
         func start() throws -> Process {
             let p = Process()
             p.executableURL = binary
-            p.arguments = args(b) + (FileManager.default.fileExists(atPath: ckpt.path) ? ["--resume"] : [])
+            p.arguments = args(b) + ["--step-pause-ms", "\(pause)"] + (FileManager.default.fileExists(atPath: ckpt.path) ? ["--resume"] : [])
             p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
             try p.run()
             return p
         }
-        // Six kills at random points (a run that finishes first ends the loop early) ...
-        for _ in 0..<30 where kills < 6 && !finished {
+        /// The last step record in the run's metrics (a line a kill cut short does not parse).
+        func lastStep() -> Int {
+            guard let text = try? String(contentsOf: metrics, encoding: .utf8) else { return -1 }
+            return text.split(separator: "\n").compactMap { line -> Int? in
+                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      o["type"] as? String == "step" else { return nil }
+                return o["step"] as? Int
+            }.max() ?? -1
+        }
+        // Six kills at steps drawn between what has been seen and step 52 (8 steps, ≥ 200 ms of
+        // pauses, before the end) ...
+        var seen = -1
+        while kills < 6 && seen < 50 {
+            let target = seen + 1 + rng.below(max(1, (52 - seen) / 3))
             let p = try start()
-            let deadline = Date().addingTimeInterval(0.05 + rng.uniform() * 0.5)
-            while p.isRunning && Date() < deadline { usleep(5_000) }
-            if !p.isRunning { #expect(p.terminationStatus == 0); finished = true; break }
+            while p.isRunning && lastStep() < target { usleep(1_000) }
+            usleep(UInt32(rng.uniform() * Double(pause) * 1_000))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
-            kills += 1
+            #expect(p.terminationReason == .uncaughtSignal, "the run ended before the kill aimed at step \(target)")
+            if p.terminationReason == .uncaughtSignal { kills += 1 }
+            seen = max(seen, lastStep())
             if FileManager.default.fileExists(atPath: ckpt.path) {   // never partial
                 let f = try SafeTensorsFile(contentsOf: ckpt)
                 #expect(f.metadata["step"] != nil)
             }
         }
         // ... then resume to the end undisturbed.
-        if !finished {
-            let p = try start()
-            p.waitUntilExit()
-            #expect(p.terminationStatus == 0)
-        }
+        let p = try start()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
         #expect(kills >= 3, "only \(kills) kills landed mid-run")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: b.path).filter { $0.contains(".tmp-") }
         #expect(leftovers.isEmpty, "\(leftovers)")   // a resumed run removes unfinished temporary checkpoints

@@ -181,19 +181,14 @@ import Testing
         #expect(f.names == ["ok"])
     }
 
-    @Test func largeTensorReadsQuickly() throws {
+    /// A 4 MB tensor reads back exactly (how fast is a benchmark's business, not a test's).
+    @Test func largeTensorReadsBack() throws {
         let count = 1 << 20  // 4 MB of F32
         let values = (0..<count).map { Float($0) * 0.5 }
         var w = SafeTensorsWriter()
         try w.add("big", shape: [1024, 1024], floats: values)
-        let data = w.serialized()
-        let clock = ContinuousClock()
-        var read: [Float] = []
-        let elapsed = try clock.measure {
-            let f = try SafeTensorsFile(data: data)
-            read = try f.floats("big")
-        }
-        #expect(read == values)
-        #expect(elapsed < .seconds(2), "reading 4 MB took \(elapsed)")
+        let f = try SafeTensorsFile(data: w.serialized())
+        #expect(f.info("big")?.shape == [1024, 1024])
+        #expect(try f.floats("big") == values)
     }
 }
