@@ -30,10 +30,14 @@ let package = Package(
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
         // MARK: - safetensors reader/writer (pure Swift, no device code).
         .target(name: "SafeTensors"),
+        // MARK: - SplitMix64, the one seedable PRNG (init, batches, sampling, test data).
+        .target(name: "SeededRandom"),
         // MARK: - host-side tensor-train math: factorisations, TT-SVD (LAPACK), core contraction.
         .target(name: "TensorTrain", dependencies: ["CBLAS"]),
         // MARK: - the library: devices, model, MPO layers, training, checkpoints.
-        .target(name: "MPOKit", dependencies: ["CBLAS", "CKernels", "SafeTensors", "TensorTrain"]),
+        .target(name: "MPOKit", dependencies: ["CBLAS", "CKernels", "SafeTensors", "SeededRandom", "TensorTrain"]),
+        // MARK: - SVG plots of training runs (a program that only runs models does not link them).
+        .target(name: "Plots", dependencies: ["MPOKit"]),
         // MARK: - the OpenCL device (kernels in Kernels/*.cl).
         .target(name: "MPOOpenCL", dependencies: ["MPOKit", "COpenCL"], plugins: [.plugin(name: "EmbedKernels")]),
         // MARK: - build tool: Kernels/*.cl -> EmbeddedKernels.swift (raw string literals) for MPOOpenCL.
@@ -44,12 +48,13 @@ let package = Package(
         // MARK: - the command-line tool.
         .executableTarget(
             name: "mpo-train",
-            dependencies: ["MPOKit", "MPOOpenCL", "OpCases", "CBLAS", "CKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["MPOKit", "MPOOpenCL", "OpCases", "Plots", "CBLAS", "CKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // MARK: - tests and their fixtures (reference files, the trajectory runner); not a product.
         .target(name: "TestSupport", dependencies: ["MPOKit", "SafeTensors", "COpenCL"]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "TensorTrainTests", dependencies: ["TensorTrain", "SafeTensors"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "SeededRandom"]),
+        .testTarget(name: "TensorTrainTests", dependencies: ["TensorTrain", "SafeTensors", "SeededRandom"]),
+        .testTarget(name: "PlotsTests", dependencies: ["Plots", "MPOKit"]),
         .testTarget(name: "MPOKitTests", dependencies: ["MPOKit", "OpCases", "TestSupport", "CKernels"]),
         .testTarget(name: "OpenCLTests", dependencies: ["MPOOpenCL", "COpenCL", "OpCases", "TestSupport", "SafeTensors"]),
     ],

@@ -1,5 +1,5 @@
 //------------------------------------------------------------------------------------------------
-// attention.cl — causal multi-head attention, flash style (DESIGN §3). No (T,T) buffer.
+// attention.cl — causal multi-head attention, flash style (docs/DESIGN.md §3). No (T,T) buffer.
 //
 // Legend: B batch, T time, H heads, HD = ATT_HD head dim (a -D option: the host builds this
 // file once per head dim it meets), C = H·HD row stride of q/k/v/out (B,T,C); head h owns
@@ -34,6 +34,17 @@ inline float att_dot(const float *a, __local const float *b) {
     return s;
 }
 
+// Stages keys/values k0 … k0 + ATT_BK − 1 of one (batch, head) into local memory (zeros at and
+// past `count`); `kb`/`vb` point at key 0 of the pair, rows `C` apart; `step` work-items share it.
+inline void att_stage_kv(__local float (*Ks)[ATT_HD], __local float (*Vs)[ATT_HD], __global const float *kb,
+                         __global const float *vb, int k0, int count, int C, int lid, int step) {
+    for (int e = lid; e < ATT_BK * ATT_HD; e += step) {
+        const int j = e / ATT_HD, d = e % ATT_HD, key = k0 + j;
+        Ks[j][d] = key < count ? kb[(long)key * C + d] : 0.0f;
+        Vs[j][d] = key < count ? vb[(long)key * C + d] : 0.0f;
+    }
+}
+
 // MARK: - Forward
 
 // Global (ceil(T/BQ)·BQ, B·H), local (BQ, 1).
@@ -56,11 +67,7 @@ void kernel_attention_forward(__global const float *q, int qo, __global const fl
     const int keys = min(TK, OFF + (tile + 1) * ATT_BQ);
     for (int k0 = 0; k0 < keys; k0 += ATT_BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int e = lid; e < ATT_BK * ATT_HD; e += ATT_BQ) {
-            const int j = e / ATT_HD, d = e % ATT_HD, key = k0 + j;
-            Ks[j][d] = key < TK ? k[ko + kvBase + (long)key * C + d] : 0.0f;
-            Vs[j][d] = key < TK ? v[vo + kvBase + (long)key * C + d] : 0.0f;
-        }
+        att_stage_kv(Ks, Vs, k + ko + kvBase, v + vo + kvBase, k0, TK, C, lid, ATT_BQ);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (active && k0 <= pos) {
             const int n = min(ATT_BK, pos - k0 + 1);
@@ -176,11 +183,7 @@ void kernel_attention_backward_dq(__global const float *q, int qo, __global cons
     const int keys = min(T, (tile + 1) * ATT_BQ);
     for (int k0 = 0; k0 < keys; k0 += ATT_BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int e = lid; e < ATT_BK * ATT_HD; e += ATT_BQ) {
-            const int jj = e / ATT_HD, d = e % ATT_HD, key = k0 + jj;
-            Ks[jj][d] = key < T ? k[ko + base + (long)key * C + d] : 0.0f;
-            Vs[jj][d] = key < T ? v[vo + base + (long)key * C + d] : 0.0f;
-        }
+        att_stage_kv(Ks, Vs, k + ko + base, v + vo + base, k0, T, C, lid, ATT_BQ);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (active && k0 <= i) {
             const int n = min(ATT_BK, i - k0 + 1);

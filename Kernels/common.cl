@@ -6,7 +6,7 @@
 // FP_CONTRACT switch. What it is not: a kernel file (no entry points here).
 //
 // Conventions for every kernel: buffers are passed as (pointer, element offset) pairs — the
-// host never uses sub-buffers (DESIGN §1) — and sizes are ints. Entry points are named
+// host never uses sub-buffers (docs/DESIGN.md §1) — and sizes are ints. Entry points are named
 // kernel_<op>_<pass>; tunables are UPPERCASE macros with #ifndef defaults, set with -D by the
 // host per device.
 //------------------------------------------------------------------------------------------------

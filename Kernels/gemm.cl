@@ -19,7 +19,7 @@
 // Split-K: a single long product is cut along K into batch items reduced like a batch
 // (strides along K, the last item shorter: kLast), for few output tiles and a long K (dW).
 // kernel_gemm_reference: one work-item per element of C, the simple kernel the tiled one is
-// tested against (DESIGN §4).
+// tested against (docs/DESIGN.md §4).
 //------------------------------------------------------------------------------------------------
 
 #ifndef GEMM_TM

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch twin of PicoGPT, written from ../../shared/SPEC.md (copied into docs as needed), for
+"""PyTorch twin of PicoGPT, written from docs/SPEC.md, for
 side-by-side timing only: never needed by the tests.
 
 Two twins:
@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# SPEC §2 default factorisations keyed by (out, in): (d_out, d_in).
+# docs/SPEC.md §2 default factorisations keyed by (out, in): (d_out, d_in).
 FACTORS = {
     (128, 128): ([8, 16], [8, 16]),
     (512, 128): ([8, 8, 8], [4, 4, 8]),
@@ -122,7 +122,7 @@ class PicoGPT(nn.Module):
         self.context = context
         self.tok_emb = nn.Embedding(vocab, d)
         nn.init.normal_(self.tok_emb.weight, 0.0, 0.02)
-        # Interleaved sinusoidal table computed in float32, as SPEC §1.2 describes.
+        # Interleaved sinusoidal table computed in float32, as docs/SPEC.md §1.2 describes.
         pos = torch.arange(context, dtype=torch.float32).unsqueeze(1)
         freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
         pe = torch.zeros(context, d)
@@ -179,7 +179,7 @@ def main():
         model = PicoGPT(chi=chi, sdpa=sdpa, fused=args.fast)
         params = sum(p.numel() for p in model.parameters())
         expected = 808448 if chi == 0 else 13696 + 6136 * chi + 256 * chi * chi
-        assert params == expected, f"parameter count {params} != SPEC's {expected}"
+        assert params == expected, f"parameter count {params} != docs/SPEC.md's {expected}"
         opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
 
         def step():

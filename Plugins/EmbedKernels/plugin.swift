@@ -1,6 +1,6 @@
 // EmbedKernels: build-tool plugin that turns the package's top-level Kernels/*.cl into one
 // generated Swift file of raw string literals (EmbeddedKernels.swift), so the OpenCL device
-// carries its kernel sources inside the binary (DESIGN §4, §5). Every .cl file is an input of
+// carries its kernel sources inside the binary (docs/DESIGN.md §4, §5). Every .cl file is an input of
 // the build command, so editing one regenerates the file. The work is done by the
 // `embed-kernels` executable; this plugin only lists the files.
 

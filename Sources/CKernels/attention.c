@@ -1,4 +1,4 @@
-// Causal attention for one (batch, head) pair, forward and backward (DESIGN §3), on the CPU.
+// Causal attention for one (batch, head) pair, forward and backward (docs/DESIGN.md §3), on the CPU.
 //
 // Tiles of BQ = 32 queries: the scores of a tile against every key it may see (32 × TK floats)
 // and the packed Kᵀ (and Vᵀ) stay in L1/L2, so no (T, T) matrix is ever stored. Each product

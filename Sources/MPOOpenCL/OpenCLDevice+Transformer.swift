@@ -44,8 +44,7 @@ extension OpenCLDevice {
 
     public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
                                  mean: TensorView, rstd: TensorView, rows: Int, columns C: Int) {
-        precondition(x.count >= rows * C && out.count >= rows * C && weight.count >= C && bias.count >= C
-                     && mean.count >= rows && rstd.count >= rows, "layerNorm shape mismatch")
+        checkLayerNormForward(x: x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: C)
         let g = tuning.layerNormGroup
         locked {
             launch("layerNormForward", main, "kernel_layernorm_forward", global: [rows * g], local: [g],
@@ -56,9 +55,8 @@ extension OpenCLDevice {
     public func layerNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, mean: TensorView,
                                   rstd: TensorView, dInput: TensorView, dWeight: TensorView, dBias: TensorView,
                                   rows: Int, columns C: Int) {
-        precondition(dOut.count >= rows * C && x.count >= rows * C && dInput.count >= rows * C && weight.count >= C
-                     && dWeight.count >= C && dBias.count >= C && mean.count >= rows && rstd.count >= rows,
-                     "layerNorm backward shape mismatch")
+        checkLayerNormBackward(dOut: dOut, x: x, weight: weight, mean: mean, rstd: rstd, dInput: dInput, dWeight: dWeight,
+                               dBias: dBias, rows: rows, columns: C)
         guard rows > 0 && C > 0 else { return }
         let g = tuning.layerNormGroup
         locked {
@@ -142,9 +140,7 @@ extension OpenCLDevice {
 
     public func crossEntropy(logits: TensorView, targets: TensorView, losses: TensorView, correct: TensorView,
                              dLogits: TensorView?, gradScale: Float, rows: Int, vocabulary V: Int) {
-        precondition(logits.count >= rows * V && targets.count >= rows && losses.count >= rows && correct.count >= rows,
-                     "crossEntropy shape mismatch")
-        if let d = dLogits { precondition(d.count >= rows * V, "crossEntropy: dLogits too small") }
+        checkCrossEntropy(logits: logits, targets: targets, losses: losses, correct: correct, dLogits: dLogits, rows: rows, vocabulary: V)
         guard rows > 0 && V > 0 else { return }
         let g = tuning.crossEntropyGroup
         locked {
@@ -156,9 +152,8 @@ extension OpenCLDevice {
 
     public func distillation(student: TensorView, teacher: TensorView, losses: TensorView, dLogits: TensorView?,
                              temperature: Float, gradScale: Float, rows: Int, vocabulary V: Int) {
-        precondition(student.count >= rows * V && teacher.count >= rows * V && losses.count >= rows
-                     && (dLogits?.count ?? rows * V) >= rows * V, "distillation shape mismatch")
-        precondition(temperature > 0, "distillation temperature must be > 0")
+        checkDistillation(student: student, teacher: teacher, losses: losses, dLogits: dLogits, temperature: temperature,
+                          rows: rows, vocabulary: V)
         guard rows > 0 && V > 0 else { return }
         let g = tuning.crossEntropyGroup
         locked {
@@ -170,8 +165,7 @@ extension OpenCLDevice {
 
     public func squaredDistance(_ a: TensorView, _ b: TensorView, sums: TensorView, dA: TensorView?, gradScale: Float,
                                 rows: Int, columns C: Int) {
-        precondition(a.count >= rows * C && b.count >= rows * C && sums.count >= rows && (dA?.count ?? rows * C) >= rows * C,
-                     "squaredDistance shape mismatch")
+        checkSquaredDistance(a: a, b: b, sums: sums, dA: dA, rows: rows, columns: C)
         guard rows > 0 && C > 0 else { return }
         let g = tuning.layerNormGroup
         locked {

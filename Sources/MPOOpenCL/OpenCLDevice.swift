@@ -5,7 +5,7 @@
 // per-device -D tile options, kernels created once; each op sets arguments and enqueues — no
 // clFinish between ops. `download`, `synchronize` and `sumOfSquares` wait for the queue.
 // Buffers are cl_mem allocations (DeviceBuffer.handle); ops take (buffer, element offset)
-// pairs, passed to the kernels as arguments — never sub-buffers (DESIGN §1).
+// pairs, passed to the kernels as arguments — never sub-buffers (docs/DESIGN.md §1).
 //
 // Errors: allocation, upload and program builds throw `OpenCLError`. The protocol's ops do not
 // throw, so a failure inside one (an enqueue, a lazily built attention program) is recorded —

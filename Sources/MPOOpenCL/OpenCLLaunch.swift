@@ -2,7 +2,7 @@
 // goes through (set the arguments, round the global size up to the work-group size, enqueue),
 // and an opt-in per-kernel profile.
 //
-// Tile sizes follow DESIGN §4: chosen from CL_DEVICE_MAX_WORK_GROUP_SIZE and the local memory
+// Tile sizes follow docs/DESIGN.md §4: chosen from CL_DEVICE_MAX_WORK_GROUP_SIZE and the local memory
 // size. A GPU gets GemmTiling.gpu for large products; the defaults are fine on PoCL (which runs ~6 GFLOP/s on two cores with any
 // tiling tried); MPO_GEMM_LARGE / MPO_GEMM_SMALL = "tm,tn,tk,wm,wn[,vec,prefetch]" override the GEMM tiles for
 // tuning, and a tuner could replace them per device name.
@@ -26,7 +26,7 @@ public struct GemmTiling: Sendable, Equatable {
         self.tm = tm; self.tn = tn; self.tk = tk; self.wm = wm; self.wn = wn; self.vec = vec; self.prefetch = prefetch
     }
 
-    /// The GPU build (DESIGN §4): 128×128 tiles, 8×8 outputs per work-item (256 work-items),
+    /// The GPU build (docs/DESIGN.md §4): 128×128 tiles, 8×8 outputs per work-item (256 work-items),
     /// float4 loads, register double buffering; 16.5 KiB of local memory.
     public static let gpu = GemmTiling(tm: 128, tn: 128, tk: 16, wm: 8, wn: 8, vec: 4, prefetch: true)
 

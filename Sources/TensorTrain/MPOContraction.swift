@@ -1,5 +1,5 @@
 // MPOContraction.swift — MPO cores and their contraction to a dense (out, in) weight
-// (SPEC §2): contract core 0..L-1 over the shared bonds left to right (a chain of GEMMs), the
+// (docs/SPEC.md §2): contract core 0..L-1 over the shared bonds left to right (a chain of GEMMs), the
 // result is indexed (o0,i0,o1,i1,…); permute to (o0,o1,…,i0,i1,…) and read it row-major as
 // (out, in), o0 being the most significant digit of the output index and i0 of the input.
 

@@ -1,23 +1,42 @@
 // The cost of running an MPO layer site by site, and the factorisation that makes it cheapest —
-// for shapes SPEC §2 does not fix (PicoGPT's stay as the table says). Decoding multiplies one
+// for shapes docs/SPEC.md §2 does not fix (PicoGPT's stay as the table says). Decoding multiplies one
 // row at a time, so the cost that matters is the site-by-site FLOPs per row: the sweep right to
 // left (MPOLinear) costs, per row, Σ_l 2·∏_{k<l} i_k · (i_l·b_{l+1}) · (b_l·o_l) · ∏_{k>l} o_k.
 // The order of the sites is part of the choice (it fixes the contraction order of the sweep).
 
+/// The shape of one step of the site-by-site contraction over `rows` rows (docs/DESIGN.md §2,
+/// strategy 2; sites right to left): before site l the state is (P, K, O) with P = rows·∏_{k<l} i_k,
+/// K = i_l·b_{l+1} and O = ∏_{k>l} o_k; the step multiplies each of the P (K, O) items by the
+/// core as a (K, Mo) matrix, Mo = b_l·o_l. The one definition the layers, the device op and the
+/// cost model all use.
+public struct MPOSiteStep: Sendable, Equatable {
+    public let p: Int, k: Int, mo: Int, o: Int
+
+    public init(site l: Int, outFactors: [Int], inFactors: [Int], bonds: [Int], rows: Int) {
+        p = rows * inFactors[..<l].reduce(1, *)
+        k = inFactors[l] * bonds[l + 1]
+        mo = bonds[l] * outFactors[l]
+        o = outFactors[(l + 1)...].reduce(1, *)
+    }
+
+    /// Multiply-adds × 2.
+    public var flops: Double { 2 * Double(p) * Double(k) * Double(mo) * Double(o) }
+}
+
 extension MPOFactorization {
+    /// Site l's step over `rows` rows with bonds `bonds`.
+    public func siteStep(_ l: Int, bonds: [Int], rows: Int) -> MPOSiteStep {
+        MPOSiteStep(site: l, outFactors: outFactors, inFactors: inFactors, bonds: bonds, rows: rows)
+    }
+
     /// Multiply-adds × 2 per row of the site-by-site forward with bonds `bonds`.
     public func siteFlopsPerRow(bonds: [Int]) -> Double {
         precondition(bonds.count == sites + 1)
-        var total = 0.0
-        for l in 0..<sites {
-            let p = inFactors[..<l].reduce(1, *), o = outFactors[(l + 1)...].reduce(1, *)
-            total += 2 * Double(p) * Double(inFactors[l] * bonds[l + 1]) * Double(bonds[l] * outFactors[l]) * Double(o)
-        }
-        return total
+        return (0..<sites).reduce(0.0) { $0 + siteStep($1, bonds: bonds, rows: 1).flops }
     }
 
     /// The factorisation of (out, in) whose site-by-site forward at bond χ costs the fewest FLOPs
-    /// per row, among the balanced ones SPEC's table is made of: 2 to `maxSites` sites, every
+    /// per row, among the balanced ones docs/SPEC.md's table is made of: 2 to `maxSites` sites, every
     /// factor ≥ 2 and the factors of each side at most `balance` times apart (unbalanced splits
     /// such as [384, 2]×[2, 384] are cheaper still but are a low-rank factorisation in disguise),
     /// and every inner bond able to reach χ (no site so small that its rank caps the bond below

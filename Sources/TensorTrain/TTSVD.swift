@@ -1,8 +1,8 @@
 // TTSVD.swift — dense (out, in) matrix → MPO cores by sequential truncated SVDs (TT-SVD,
-// SPEC §3), with an error report. The SVDs run in the input precision (dgesdd for Double,
+// docs/SPEC.md §3), with an error report. The SVDs run in the input precision (dgesdd for Double,
 // sgesdd for Float); every number in the report is accumulated in Double.
 //
-// Algorithm (exactly SPEC §3):
+// Algorithm (exactly docs/SPEC.md §3):
 //  1. View W row-major as (o0..o_{L-1}, i0..i_{L-1}); permute to interleaved (o0,i0,o1,i1,…);
 //     r_0 = 1; the "remainder" starts as that tensor.
 //  2. For l = 0..L-2: unfold the remainder to (r_l·o_l·i_l) × (∏_{k>l} o_k·i_k); thin SVD
@@ -57,24 +57,6 @@ public func ttSVD(_ w: [Double], factorization: MPOFactorization, maxBonds: [Int
         throw TensorTrainError("TT-SVD: \(factorization.sites) sites need \(factorization.sites + 1) bond caps ≥ 1, got \(maxBonds)")
     }
     return try ttSVDGeneric(w, factorization: factorization, chi: maxBonds.max() ?? 1, tolerance: relativeTolerance, caps: maxBonds)
-}
-
-/// The singular values of every unfolding l = 1…L−1 of W's interleaved tensor, each computed on
-/// W itself (rows ∏_{k<l} o_k·i_k, columns the rest), descending: what truncating bond l alone to
-/// r would discard is Σ_{j≥r} s_j². These are the spectra a budgeted bond allocation ranks.
-public func unfoldingSpectra(_ w: [Double], factorization f: MPOFactorization) throws -> [[Double]] {
-    let nOut = f.outFeatures, nIn = f.inFeatures
-    guard w.count == nOut * nIn else {
-        throw TensorTrainError("unfolding spectra: the matrix has \(w.count) entries, \(f) describes \(nOut * nIn)")
-    }
-    let (outOffset, inOffset) = interleavedOffsets(f)
-    var tensor = [Double](repeating: 0, count: w.count)
-    for r in 0..<nOut { for c in 0..<nIn { tensor[outOffset[r] + inOffset[c]] = w[r * nIn + c] } }
-    var rows = 1
-    return try (1..<max(f.sites, 1)).map { l in
-        rows *= f.outFactors[l - 1] * f.inFactors[l - 1]
-        return try thinSVD(tensor, rows: rows, cols: w.count / rows).s
-    }
 }
 
 /// TT-SVD with float storage (sgesdd for every SVD); the report's numbers are computed in Double.

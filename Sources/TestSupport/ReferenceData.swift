@@ -53,7 +53,7 @@ public enum ReferenceData {
     /// One step of a `<model>_seed2024_train10.json` trajectory as we computed it.
     public struct TrajectoryStep { public var learningRate, expectedLearningRate, loss, gradNorm: Double }
 
-    /// Runs the ten-step trajectory of a `_train10.json` file on `model` (SPEC §6 recipe).
+    /// Runs the ten-step trajectory of a `_train10.json` file on `model` (docs/SPEC.md §6 recipe).
     public static func trajectory(_ jsonName: String, model: PicoGPT, vocab: String) throws -> [TrajectoryStep] {
         let j = try json(jsonName)
         let offsets = j["batch_char_offsets"] as! [[Int]], lrs = j["lr"] as! [Double]

@@ -51,7 +51,7 @@ struct Bench: ParsableCommand {
         guard batch >= 1, time >= 1, time <= context, repeats >= 1, sampleTokens >= 0 else {
             throw ValidationError("--batch and --repeats must be ≥ 1, --time in 1…\(context) and --sample-tokens ≥ 0")
         }
-        /// The training-step model: PicoGPT with SPEC's factorisations, or the GPT-2-small shape
+        /// The training-step model: PicoGPT with docs/SPEC.md's factorisations, or the GPT-2-small shape
         /// with the chosen ones (as in --decode).
         func stepConfig(_ chi: Int?) -> ModelConfig {
             guard let chi else { return denseShape.config }
@@ -109,7 +109,7 @@ struct Bench: ParsableCommand {
             try step()
             let perStep = device.queueCounters.flatMap { after in before.map { after - $0 } }
             let prof = try profiledStep(config: config, device: device, strategy: strat, tokens: tokens, targets: targets)
-            let gflop = prof.flops.values.reduce(0, +) / 1e9
+            let gflop = prof.profile.values.reduce(0) { $0 + $1.flops } / 1e9
             let counts = perStep ?? prof.counters   // the device's own counters, or the op calls of the profiled step
             if c == nil { denseMs = ms }
             let name = c.map { "mpo-chi\($0)" } ?? "dense"
@@ -208,12 +208,12 @@ extension Bench {
     /// One line per op, slowest first: time per `repeats` (in ms, or µs), share, calls per
     /// `repeats`, GFLOP/s where FLOPs are counted; `skipIdle` leaves out ops that took no time.
     func profileLines(_ prof: ProfilingDevice, repeats: Int = 1, microseconds: Bool = false, skipIdle: Bool = false) -> [String] {
-        let total = prof.seconds.values.reduce(0, +), n = Double(repeats)
-        return prof.seconds.sorted(by: { $0.value > $1.value }).filter { !skipIdle || $0.value > 0 }.map { op, s in
-            let f = prof.flops[op] ?? 0
+        let total = prof.profile.values.reduce(0) { $0 + $1.seconds }, n = Double(repeats)
+        return prof.profile.sorted(by: { $0.value.seconds > $1.value.seconds }).filter { !skipIdle || $0.value.seconds > 0 }.map { op, p in
+            let s = p.seconds
             let time = microseconds ? String(format: "%.1f µs", s / n * 1e6) : String(format: "%.1f ms", s / n * 1000)
-            return "    " + pad(op, 24) + lpad(time, 11) + lpad(String(format: "%.0f%%", 100 * s / total), 6)
-                + lpad("\((prof.calls[op] ?? 0) / repeats) calls", 11) + (f > 0 ? lpad(String(format: "%.1f GFLOP/s", f / s / 1e9), 16) : "")
+            return "    " + pad(op.rawValue, 24) + lpad(time, 11) + lpad(String(format: "%.0f%%", 100 * s / total), 6)
+                + lpad("\(p.calls / repeats) calls", 11) + (p.flops > 0 ? lpad(String(format: "%.1f GFLOP/s", p.flops / s / 1e9), 16) : "")
         }
     }
 }

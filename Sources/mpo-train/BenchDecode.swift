@@ -4,7 +4,7 @@
 // its own): parameters, weight bytes, the bytes the device allocated, prefill tokens/s of a
 // 32-token prompt, decode tokens/s of 256 tokens at batch 1 and 8, peak RSS after batch 1 and 8,
 // and the contraction each MPO layer shape chose. Models are inference-only (no gradient or
-// rebuild buffers); MPO layers of shapes SPEC does not fix get the factorisation cheapest to run.
+// rebuild buffers); MPO layers of shapes docs/SPEC.md does not fix get the factorisation cheapest to run.
 
 import ArgumentParser
 import Foundation
@@ -49,7 +49,7 @@ extension Bench {
         model.mpoStrategy = strategy
         try model.initialize(seed: 1)
         let weightsAllocated = device.allocatedBytes
-        // Decoding stays inside the context (PicoGPT: 256 positions; SPEC §7 recomputes the cropped
+        // Decoding stays inside the context (PicoGPT: 256 positions; docs/SPEC.md §7 recomputes the cropped
         // window past it, a different workload).
         guard promptTokens >= 1, promptTokens < spec.config.context else {
             throw ValidationError("--prompt-tokens must be in 1…\(spec.config.context - 1) for \(spec)")
@@ -103,7 +103,7 @@ extension Bench {
         for t in 0..<8 { _ = try gen.feed([[Int32(t)]]) }   // the tuner decides here
         prof.reset()
         for t in 0..<tokens { _ = try gen.feed([[Int32(t)]]) }
-        let total = prof.seconds.values.reduce(0, +)
+        let total = prof.profile.values.reduce(0) { $0 + $1.seconds }
         printError("\(spec): one decoded token (batch 1, mean of \(tokens)) \(String(format: "%.1f µs", total / Double(tokens) * 1e6)) in ops:")
         for line in profileLines(prof, repeats: tokens, microseconds: true, skipIdle: true) { printError(line) }
     }

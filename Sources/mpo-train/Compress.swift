@@ -1,6 +1,6 @@
-// `mpo-train compress`: TT-SVD a trained dense model into an MPO model (SPEC §4), keeping its
+// `mpo-train compress`: TT-SVD a trained dense model into an MPO model (docs/SPEC.md §4), keeping its
 // embedding, LayerNorms and biases, and show what it costs in validation loss. With --embedding
-// the token embedding is TT-SVD'd too (per-token tensor trains or one table MPO, SPEC §5).
+// the token embedding is TT-SVD'd too (per-token tensor trains or one table MPO, docs/SPEC.md §5).
 
 import ArgumentParser
 import Foundation
@@ -16,9 +16,9 @@ struct Compress: ParsableCommand {
         Prints per-layer errors and the validation loss/accuracy before and after, on the same
         batches. Fine-tune the result with `mpo-train train --init OUT`.
 
-        With --params N (or --ratio R) instead of --chi, each bond of every layer gets its own
-        dimension so that the whole model has at most N parameters (dense/R): greedy on the
-        layers' unfolding spectra, each layer's error weighted by its measured sensitivity with
+        With --params N (or --ratio R) instead of --chi, every layer gets its own χ so that the
+        whole model has at most N parameters (dense/R): greedy on the layers' TT-SVD errors per
+        added parameter, each layer's error weighted by its measured sensitivity with
         --sensitivity K (K validation batches per layer).
 
         Examples:
@@ -29,7 +29,7 @@ struct Compress: ParsableCommand {
 
     @Option(help: "Trained dense checkpoint.") var checkpoint: String
     @Option(help: "Bond dimension χ of the linear layers (omit to keep them as they are).") var chi: Int?
-    @Option(help: "Parameter budget of the whole model: a bond per site of every layer, chosen from the spectra.") var params: Int?
+    @Option(help: "Parameter budget of the whole model: a χ per layer, chosen greedily from the layers' TT-SVD errors.") var params: Int?
     @Option(help: "Compression ratio of the whole model: --params = dense parameters / R.") var ratio: Double?
     @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed (with --params/--ratio).")
     var sensitivity: Int?

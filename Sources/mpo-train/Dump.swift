@@ -29,7 +29,7 @@ struct Dump: ParsableCommand {
         let model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints)
         let (tokens, targets, b, t) = try readBatch(batch)
         model.zeroGradients()
-        guard let r = try model.forward(tokens: tokens, targets: targets, batch: b, time: t) else { return }
+        let r = try model.forward(tokens: tokens, targets: targets, batch: b, time: t)
         try model.backward()
         var w = SafeTensorsWriter(metadata: ["source": "mpo-train dump", "checkpoint": checkpoint])
         try w.add("logits", shape: [b, t, model.config.vocabularySize], floats: try model.logits())

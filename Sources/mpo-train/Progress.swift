@@ -2,6 +2,7 @@
 
 import Foundation
 import MPOKit
+import Plots
 
 final class Progress {
     let tty = isatty(STDOUT_FILENO) != 0

@@ -1,7 +1,7 @@
 // `mpo-train report`: what TT-SVD at each χ does to every linear layer of a dense model —
 // parameters, compression ratio, relative reconstruction error and its bound (the table the
 // paper's Table 3 should have been). Also the token embedding: its kind and parameters, and with
-// --embedding what TT-SVD into per-token tensor trains / a table MPO does to it (SPEC §5).
+// --embedding what TT-SVD into per-token tensor trains / a table MPO does to it (docs/SPEC.md §5).
 
 import ArgumentParser
 import Foundation
@@ -27,7 +27,7 @@ struct Report: ParsableCommand {
     @Option(help: ArgumentHelp("Comma-separated embedding compressions to report, e.g. tt:2,tt:4,mpo:8.", valueName: "kinds"))
     var embedding: String?
     @Flag(help: "Print JSON instead of tables.") var json = false
-    @Option(help: "Also show the budgeted allocation (a bond per site, from the spectra) for this whole-model parameter budget.")
+    @Option(help: "Also show the budgeted allocation (a χ per layer, from each layer's TT-SVD errors) for this whole-model parameter budget.")
     var params: Int?
     @OptionGroup var shape: ShapeHintOptions
 

@@ -1,4 +1,4 @@
-// `mpo-train sample`: generate text from a checkpoint with a KV cache (SPEC §7).
+// `mpo-train sample`: generate text from a checkpoint with a KV cache (docs/SPEC.md §7).
 
 import ArgumentParser
 import Foundation

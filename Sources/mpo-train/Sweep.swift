@@ -78,6 +78,6 @@ struct Sweep: ParsableCommand {
             runs.append((trainer.metricsURL, name))
         } }
         try tabulate(runs: runs, to: root,
-                     extra: ["device": device.name, "seed": Int(truncatingIfNeeded: recipe.seed), "finetune_from": finetuneFrom ?? ""])
+                     summary: ResultsFile(device: device.name, seed: Int(truncatingIfNeeded: recipe.seed), finetuneFrom: finetuneFrom ?? ""))
     }
 }

@@ -5,6 +5,7 @@
 import ArgumentParser
 import Foundation
 import MPOKit
+import Plots
 
 struct Table: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,44 +35,68 @@ struct Table: ParsableCommand {
     }
 }
 
+/// One row of the results table (results.json writes it with snake_case keys).
+struct ResultRow: Codable, Equatable {
+    var name: String
+    var parameters: Int
+    var device: String
+    var compressionRatio: Double
+    var valLoss: Double, valAccuracy: Double, trainLoss: Double
+    /// Validation accuracy minus the baseline's (the first run's).
+    var accuracyGap: Double
+    var initialValLoss: Double, initialValAccuracy: Double
+    var steps: Int
+    var wallSeconds: Double
+    var tokensPerSecond: Double
+}
+
+/// results.json: the rows and, from `sweep`, what they share.
+struct ResultsFile: Encodable {
+    var device: String? = nil
+    var seed: Int? = nil
+    var finetuneFrom: String? = nil
+    var runs: [ResultRow] = []
+}
+
 /// Reads each run's metrics, writes results.json, results.md and the overlaid plots into
 /// `directory` and prints the table. The first run is the baseline.
-func tabulate(runs: [(URL, String?)], to directory: URL, extra: [String: Any] = [:]) throws {
+func tabulate(runs: [(URL, String?)], to directory: URL, summary: ResultsFile = ResultsFile()) throws {
     let metrics = try runs.map { try RunMetrics.load($0.0, name: $0.1) }
-    for m in metrics where m.evals.isEmpty || m.parameters == nil {
-        throw ValidationError("run '\(m.name)' has no evaluation or no run record: is its training finished?")
-    }
-    let base = metrics[0]
-    var rows: [[String: Any]] = []
+    var rows: [ResultRow] = []
     for m in metrics {
-        let last = m.evals.last!, first = m.evals.first!
-        rows.append(["name": m.name, "parameters": m.parameters!, "device": m.device ?? "",
-                     "compression_ratio": Double(base.parameters!) / Double(m.parameters!),
-                     "val_loss": last.valLoss, "val_accuracy": last.valAccuracy, "train_loss": last.trainLoss,
-                     "accuracy_gap": last.valAccuracy - base.evals.last!.valAccuracy,
-                     "initial_val_loss": first.valLoss, "initial_val_accuracy": first.valAccuracy,
-                     "steps": m.steps.count, "wall_seconds": m.wallSeconds ?? 0,
-                     "tokens_per_second": m.medianTokensPerSecond ?? 0])
+        guard let last = m.evals.last, let first = m.evals.first, let parameters = m.parameters else {
+            throw ValidationError("run '\(m.name)' has no evaluation or no run record: is its training finished?")
+        }
+        let base = rows.first
+        rows.append(ResultRow(name: m.name, parameters: parameters, device: m.device ?? "",
+                              compressionRatio: Double(base?.parameters ?? parameters) / Double(parameters),
+                              valLoss: last.valLoss, valAccuracy: last.valAccuracy, trainLoss: last.trainLoss,
+                              accuracyGap: last.valAccuracy - (base?.valAccuracy ?? last.valAccuracy),
+                              initialValLoss: first.valLoss, initialValAccuracy: first.valAccuracy,
+                              steps: m.steps.count, wallSeconds: m.wallSeconds ?? 0,
+                              tokensPerSecond: m.medianTokensPerSecond ?? 0))
     }
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    var summary = extra
-    summary["runs"] = rows
-    let json = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
-    try json.write(to: directory.appendingPathComponent("results.json"))
+    var file = summary
+    file.runs = rows
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+    try encoder.encode(file).write(to: directory.appendingPathComponent("results.json"))
     let table = markdownTable(rows)
     try Data(table.utf8).write(to: directory.appendingPathComponent("results.md"))
     print("\n" + table)
     try writePlots(metrics, to: directory)
 }
 
-func markdownTable(_ rows: [[String: Any]]) -> String {
+func markdownTable(_ rows: [ResultRow]) -> String {
     var s = "| model | parameters | ratio | steps | val loss at step 0 | val loss | val acc | gap to first | wall time | tokens/s |\n"
     s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     for r in rows {
         s += String(format: "| %@ | %d | %.1f× | %d | %.4f | %.4f | %.2f %% | %+.2f pp | %@ | %.0f |\n",
-                    r["name"] as! String, r["parameters"] as! Int, r["compression_ratio"] as! Double, r["steps"] as! Int,
-                    r["initial_val_loss"] as! Double, r["val_loss"] as! Double, 100 * (r["val_accuracy"] as! Double),
-                    100 * (r["accuracy_gap"] as! Double), duration(r["wall_seconds"] as! Double), r["tokens_per_second"] as! Double)
+                    r.name, r.parameters, r.compressionRatio, r.steps, r.initialValLoss, r.valLoss, 100 * r.valAccuracy,
+                    100 * r.accuracyGap, duration(r.wallSeconds), r.tokensPerSecond)
     }
     return s
 }

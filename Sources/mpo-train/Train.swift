@@ -1,8 +1,9 @@
-// `mpo-train train`: train a dense or MPO PicoGPT with the paper's recipe (SPEC §6).
+// `mpo-train train`: train a dense or MPO PicoGPT with the paper's recipe (docs/SPEC.md §6).
 
 import ArgumentParser
 import Foundation
 import MPOKit
+import Plots
 
 struct ModelOptions: ParsableArguments {
     @Option(help: "Model kind: dense or mpo.") var model = ModelKind.dense
@@ -37,7 +38,7 @@ struct ModelOptions: ParsableArguments {
         do { c.tokenEmbedding = try EmbeddingKind.parse(embedding, vocabulary: vocabularySize, channels: dModel) } catch {
             throw ValidationError("\(error)")
         }
-        if model == .mpo { c = c.choosingFactorizations(chi: chi) }   // shapes SPEC does not fix: cheapest to run
+        if model == .mpo { c = c.choosingFactorizations(chi: chi) }   // shapes docs/SPEC.md does not fix: cheapest to run
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }
@@ -48,7 +49,7 @@ struct ModelOptions: ParsableArguments {
 
 /// `--preset`: a recipe's defaults; any flag given explicitly wins over them.
 enum Preset: String, CaseIterable, ExpressibleByArgument {
-    /// The paper's benchmark (SPEC §6): 2,000 steps of 32×256 at peak lr 3e-4.
+    /// The paper's benchmark (docs/SPEC.md §6): 2,000 steps of 32×256 at peak lr 3e-4.
     case paper
     /// Word-like text in about two minutes on two cores: 500 steps of 8×256 at peak lr 2e-3.
     case quick
@@ -71,7 +72,7 @@ enum Preset: String, CaseIterable, ExpressibleByArgument {
 }
 
 struct RecipeOptions: ParsableArguments {
-    @Option(help: "Recipe defaults: paper (SPEC §6, the default), quick (word-like text in ≈ 2 min on 2 cores) or tuned (the best peak lr). Flags given explicitly override it.")
+    @Option(help: "Recipe defaults: paper (docs/SPEC.md §6, the default), quick (word-like text in ≈ 2 min on 2 cores) or tuned (the best peak lr). Flags given explicitly override it.")
     var preset = Preset.paper
     @Option(help: "Training steps (paper 2000, quick 500).") var steps: Int?
     @Option(help: "Batch size, random windows per step (paper 32, quick 8).") var batch: Int?

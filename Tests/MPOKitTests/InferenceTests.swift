@@ -1,7 +1,7 @@
 // Inference-only models (compression that pays at run time): the same logits as the training
 // model for every contraction (2- and 3-site layers, χ = 1 … above full rank, 1–64 rows), KV-cache
 // decoding with the fused site path equal to the full forward, a batch of sequences decoded in
-// step equal to each decoded alone, the factorisation chosen for shapes SPEC does not fix, and
+// step equal to each decoded alone, the factorisation chosen for shapes docs/SPEC.md does not fix, and
 // the memory claim — counted in bytes the device allocates, not timed.
 
 import Foundation
@@ -58,7 +58,7 @@ struct InferenceTests {
         #expect(wrapped.allSatisfy { $0.count == 19 })
     }
 
-    @Test("shapes SPEC does not fix get the factorisation cheapest to run; SPEC's keep theirs")
+    @Test("shapes docs/SPEC.md §2 does not list get the factorisation cheapest to run; PicoGPT's keep theirs")
     func factorisationChoice() throws {
         let f16 = MPOFactorization.cheapest(out: 768, in: 768, chi: 16)
         #expect(f16.sites == 2 && f16.outFactors.max()! <= 4 * f16.outFactors.min()!)
@@ -71,7 +71,7 @@ struct InferenceTests {
         var c = ModelConfig(vocabularySize: 65, channels: 768, heads: 12, layers: 1, context: 16, ffn: 3072, chi: 16)
         c = c.choosingFactorizations(chi: 16)
         #expect(c.factorizations["blocks.0.attn.W_q"] == f16)
-        #expect(ModelConfig.mpo(chi: 8).choosingFactorizations(chi: 8).factorizations.isEmpty)   // PicoGPT: SPEC's table
+        #expect(ModelConfig.mpo(chi: 8).choosingFactorizations(chi: 8).factorizations.isEmpty)   // PicoGPT: docs/SPEC.md's table
     }
 
     @Test("an inference-only MPO model holds its cores, KV cache and activations: under ⅓ of its dense twin's bytes")

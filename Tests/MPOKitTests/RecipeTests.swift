@@ -46,12 +46,12 @@ struct RecipeTests {
 
         let student = try Self.model(seed: 2)
         student.zeroGradients()
-        let r = try student.forward(tokens: tok, targets: tgt, batch: 2, time: 8)!
+        let r = try student.forward(tokens: tok, targets: tgt, batch: 2, time: 8)
         try student.backward()
         let g = try student.device.read(try student.gradientArena().all)
         let self_ = try Self.teacher(seed: 2, on: student.device, weight: 0.7, hidden: 0.3)
         student.zeroGradients()
-        let d = try student.forward(tokens: tok, targets: tgt, batch: 2, time: 8, distill: try self_.targets(tokens: tok, batch: 2, time: 8))!
+        let d = try student.forward(tokens: tok, targets: tgt, batch: 2, time: 8, distill: try self_.targets(tokens: tok, batch: 2, time: 8))
         try student.backward()
         #expect(abs(d.distillation!) < 1e-6 && d.hidden! < 1e-12, "KL \(d.distillation!), hidden \(d.hidden!)")
         #expect(abs(d.loss - 0.3 * r.loss) < 1e-6 && d.crossEntropy == r.loss)
@@ -66,7 +66,7 @@ struct RecipeTests {
         let teacher = try Self.teacher(seed: 5, on: student.device, weight: 0.6, temperature: 1.5, hidden: 2)
         let targets = try teacher.targets(tokens: tok, batch: 2, time: 8)
         func loss() throws -> Double {
-            try student.forward(tokens: tok, targets: tgt, batch: 2, time: 8, needsGradients: false, distill: targets)!.loss
+            try student.forward(tokens: tok, targets: tgt, batch: 2, time: 8, needsGradients: false, distill: targets).loss
         }
         student.zeroGradients()
         _ = try student.forward(tokens: tok, targets: tgt, batch: 2, time: 8, distill: targets)
@@ -164,7 +164,7 @@ struct RecipeTests {
         var loss = 0.0
         for w in 0..<10 {
             let tok = Array(split[(w * 8)..<(w * 8 + 8)]), tgt = Array(split[(w * 8 + 1)...(w * 8 + 8)])
-            loss += try m.forward(tokens: tok, targets: tgt, batch: 1, time: 8, needsGradients: false)!.loss
+            loss += try m.forward(tokens: tok, targets: tgt, batch: 1, time: 8, needsGradients: false).loss
         }
         #expect(abs(r.loss - loss / 10) < 1e-6)
         #expect(abs(try m.evaluateAll(split, time: 8, batchSize: 4).loss - r.loss) < 1e-6)

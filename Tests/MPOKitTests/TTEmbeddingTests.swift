@@ -1,4 +1,4 @@
-// TT embeddings (SPEC §5): per-token tensor trains and the table MPO on the CPU device.
+// TT embeddings (docs/SPEC.md §5): per-token tensor trains and the table MPO on the CPU device.
 //  - forward: the device table equals a naive Double contraction of the cores, and the model
 //    computes the same loss/logits as a dense twin whose `tok_emb.weight` is that table;
 //  - backward: the core gradients equal the dense twin's embedding gradient projected onto the
@@ -34,7 +34,7 @@ private struct NaiveNetwork {
         }
     }
 
-    /// SPEC §2 MPO of the (out, in) table: cores (b_l, o_l, i_l, b_{l+1}).
+    /// docs/SPEC.md §2 MPO of the (out, in) table: cores (b_l, o_l, i_l, b_{l+1}).
     static func mpo(out o: [Int], in i: [Int], bonds b: [Int]) -> NaiveNetwork {
         NaiveNetwork(rows: o.reduce(1, *), cols: i.reduce(1, *), bonds: b, aStride: o.indices.map { o[$0] * i[$0] * b[$0 + 1] }) { x, y, l in
             (digits(x, o)[l] * i[l] + digits(y, i)[l]) * b[l + 1]
@@ -140,9 +140,9 @@ struct TTEmbeddingTests {
         #expect(relativeError(try Compression.embeddingTable(m), host) < 1e-6)
         let twin = try TT.denseTwin(m, table: host)
         let (tok, tgt) = TT.batch(3, 8, seed: 5)
-        let a = try #require(try m.forward(tokens: tok, targets: tgt, batch: 3, time: 8, needsGradients: false))
+        let a = try m.forward(tokens: tok, targets: tgt, batch: 3, time: 8, needsGradients: false)
         let la = try m.logits()
-        let b = try #require(try twin.forward(tokens: tok, targets: tgt, batch: 3, time: 8, needsGradients: false))
+        let b = try twin.forward(tokens: tok, targets: tgt, batch: 3, time: 8, needsGradients: false)
         #expect(abs(a.loss - b.loss) < 1e-6, "loss \(a.loss) vs dense twin \(b.loss)")
         #expect(maxAbsDifference(la, try twin.logits()) < 1e-5)
         // Re-compressing the linears keeps the embedding's cores as they are.
@@ -201,7 +201,7 @@ struct TTEmbeddingTests {
         m.zeroGradients()
         try m.forward(tokens: tok, targets: tgt, batch: 2, time: 8)
         try m.backward()
-        func loss() throws -> Double { try m.forward(tokens: tok, targets: tgt, batch: 2, time: 8, needsGradients: false)!.loss }
+        func loss() throws -> Double { try m.forward(tokens: tok, targets: tgt, batch: 2, time: 8, needsGradients: false).loss }
         var checked = 0
         for spec in m.config.embeddingParameterShapes {
             let p = try m.parameter(spec.name), g = try m.gradient(spec.name)
@@ -235,8 +235,8 @@ struct TTEmbeddingTests {
             #expect(relativeError(rebuilt, table) < 1e-5)
             let json = try Reference.json("dense_seed2024.json")
             let (tok, tgt, b, t) = Reference.batch(json)
-            let l0 = try dense.forward(tokens: tok, targets: tgt, batch: b, time: t)!.loss
-            let l1 = try model.forward(tokens: tok, targets: tgt, batch: b, time: t)!.loss
+            let l0 = try dense.forward(tokens: tok, targets: tgt, batch: b, time: t).loss
+            let l1 = try model.forward(tokens: tok, targets: tgt, batch: b, time: t).loss
             #expect(abs(l0 - l1) < 1e-4)
             for s in dense.layout.specs where s.name != "tok_emb.weight" {
                 #expect(try model.parameter(s.name) == (try dense.parameter(s.name)))

@@ -5,6 +5,7 @@
 // A crash or trap fails the whole run. It is not coverage-guided; the PRNG is SplitMix64.
 
 import Foundation
+import SeededRandom
 import Testing
 @testable import SafeTensors
 

@@ -1,6 +1,6 @@
 // TestSupport.swift — shared helpers for the SafeTensors tests: building raw files from a header
 // string and data bytes, asserting that parsing fails with a message containing given facts,
-// locating the PyTorch reference files, and a tiny seeded SplitMix64 PRNG. It holds no tests and
+// locating the PyTorch reference files, and (from SeededRandom) the seeded SplitMix64 PRNG. It holds no tests and
 // is not part of the library; everything here is test-only scaffolding.
 
 import Foundation
@@ -24,19 +24,7 @@ func rawFile(headerBytes: [UInt8], data: [UInt8] = [], declaredLength: UInt64? =
 /// `facts`; returns the message ("" when parsing wrongly succeeded).
 @discardableResult
 func expectRejected(_ data: Data, mentioning facts: [String], sourceLocation: SourceLocation = #_sourceLocation) -> String {
-    do {
-        _ = try SafeTensorsFile(data: data)
-        Issue.record("expected a SafeTensorsError mentioning \(facts), but parsing succeeded", sourceLocation: sourceLocation)
-        return ""
-    } catch let error as SafeTensorsError {
-        for fact in facts {
-            #expect(error.message.contains(fact), "message \"\(error.message)\" should mention \"\(fact)\"", sourceLocation: sourceLocation)
-        }
-        return error.message
-    } catch {
-        Issue.record("expected SafeTensorsError, got \(type(of: error)): \(error)", sourceLocation: sourceLocation)
-        return ""
-    }
+    expectError(mentioning: facts, sourceLocation: sourceLocation) { _ = try SafeTensorsFile(data: data) }
 }
 
 /// Runs `body`, expecting a `SafeTensorsError` whose message contains every string in `facts`.
@@ -73,17 +61,3 @@ func makeTempDirectory() throws -> URL {
     return url
 }
 
-/// SplitMix64: a tiny deterministic PRNG (Steele, Lea & Flood 2014).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in 0..<bound (bound > 0).
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}

@@ -1,30 +1,18 @@
-// TensorTrainTests.swift — factorisations (SPEC §2 table, automatic rule, bonds, parameter
+// TensorTrainTests.swift — factorisations (docs/SPEC.md §2 table, automatic rule, bonds, parameter
 // counts incl. the whole-model formula), error messages, Codable, and contractMPO against a
 // naive hand-written loop (pins down the (o0,o1,…,i0,i1,…) permutation convention).
 // Shared test helpers (deterministic Gaussian generator, naive contraction) live here too.
 
 import Foundation
+import SeededRandom
 import Testing
 @testable import TensorTrain
 
 // MARK: - Helpers
 
-/// SplitMix64 + Box–Muller: deterministic N(0,1) samples, independent of the platform RNG.
-struct Gaussian {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func nextUInt() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { (Double(nextUInt() >> 11) + 0.5) / 9_007_199_254_740_992.0 }
-    mutating func next() -> Double {
-        (-2 * log(uniform())).squareRoot() * cos(2 * Double.pi * uniform())
-    }
-    mutating func array(_ n: Int) -> [Double] { (0..<n).map { _ in next() } }
+extension SplitMix64 {
+    /// n standard normal samples (Box–Muller), independent of the platform RNG.
+    mutating func array(_ n: Int) -> [Double] { (0..<n).map { _ in normal() } }
 }
 
 func frobenius(_ a: [Double]) -> Double { a.reduce(0) { $0 + $1 * $1 }.squareRoot() }
@@ -35,7 +23,7 @@ func relativeDifference(_ a: [Double], _ b: [Double]) -> Double {
 
 /// Random MPO cores with the given bonds.
 func randomCores(_ f: MPOFactorization, bonds: [Int], seed: UInt64) -> MPOCores<Double> {
-    var g = Gaussian(seed: seed)
+    var g = SplitMix64(seed: seed)
     return MPOCores(factorization: f, bonds: bonds,
                     cores: f.coreShapes(bonds: bonds).map { g.array($0.reduce(1, *)) })
 }

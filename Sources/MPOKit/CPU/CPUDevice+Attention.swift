@@ -1,7 +1,7 @@
 // CPUDevice: causal multi-head attention, forward and backward, through the tiled kernels of
 // CKernels (attention.c): per (batch, head) pair, query tiles of 32 rows against packed Kᵀ/Vᵀ
 // held in cache, the log-sum-exp saved by forward and P recomputed from it in backward
-// (DESIGN §3), so no (T, T) matrix is ever stored. Pairs are spread over the workers, each with
+// (docs/DESIGN.md §3), so no (T, T) matrix is ever stored. Pairs are spread over the workers, each with
 // its own scratch; a pair's numbers do not depend on which worker computes it.
 // Legend: B batch, T time, H heads, hd head dim, C = H·hd row stride of q/k/v/out.
 

@@ -8,9 +8,8 @@ import Foundation
 extension CPUDevice {
     public func distillation(student: TensorView, teacher: TensorView, losses: TensorView, dLogits: TensorView?,
                              temperature: Float, gradScale: Float, rows: Int, vocabulary V: Int) {
-        precondition(student.count >= rows * V && teacher.count >= rows * V && losses.count >= rows
-                     && (dLogits?.count ?? rows * V) >= rows * V, "distillation shape mismatch")
-        precondition(temperature > 0, "distillation temperature must be > 0")
+        checkDistillation(student: student, teacher: teacher, losses: losses, dLogits: dLogits, temperature: temperature,
+                          rows: rows, vocabulary: V)
         let s = ptr(student), t = ptr(teacher), ls = ptr(losses), dl = dLogits.map { ptr($0) }
         let tau = Double(temperature), inv = 1 / temperature
         parallelFor(rows, grain: 64) { r in
@@ -39,8 +38,7 @@ extension CPUDevice {
 
     public func squaredDistance(_ a: TensorView, _ b: TensorView, sums: TensorView, dA: TensorView?, gradScale: Float,
                                 rows: Int, columns C: Int) {
-        precondition(a.count >= rows * C && b.count >= rows * C && sums.count >= rows && (dA?.count ?? rows * C) >= rows * C,
-                     "squaredDistance shape mismatch")
+        checkSquaredDistance(a: a, b: b, sums: sums, dA: dA, rows: rows, columns: C)
         let pa = ptr(a), pb = ptr(b), ps = ptr(sums), pd = dA.map { ptr($0) }
         let k = 2 * gradScale
         parallelFor(rows, grain: 64) { r in

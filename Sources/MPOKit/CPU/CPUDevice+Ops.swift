@@ -143,8 +143,7 @@ extension CPUDevice {
 
     public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
                                  mean: TensorView, rstd: TensorView, rows: Int, columns C: Int) {
-        precondition(x.count >= rows * C && out.count >= rows * C && weight.count >= C && bias.count >= C
-                     && mean.count >= rows && rstd.count >= rows, "layerNorm shape mismatch")
+        checkLayerNormForward(x: x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: C)
         let px = ptr(x), w = ptr(weight), b = ptr(bias), o = ptr(out), pm = ptr(mean), pr = ptr(rstd)
         parallelFor(rows, grain: 32) { r in
             let at = r.lowerBound
@@ -155,9 +154,8 @@ extension CPUDevice {
     public func layerNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, mean: TensorView,
                                   rstd: TensorView, dInput: TensorView, dWeight: TensorView, dBias: TensorView,
                                   rows: Int, columns C: Int) {
-        precondition(dOut.count >= rows * C && x.count >= rows * C && dInput.count >= rows * C && weight.count >= C
-                     && dWeight.count >= C && dBias.count >= C && mean.count >= rows && rstd.count >= rows,
-                     "layerNorm backward shape mismatch")
+        checkLayerNormBackward(dOut: dOut, x: x, weight: weight, mean: mean, rstd: rstd, dInput: dInput, dWeight: dWeight,
+                               dBias: dBias, rows: rows, columns: C)
         let d = ptr(dOut), px = ptr(x), w = ptr(weight), pm = ptr(mean), pr = ptr(rstd)
         let dx = ptr(dInput), dw = ptr(dWeight), db = ptr(dBias)
         reduceRows(rows: rows, columns: C, width: 2, { r, acc in   // acc: dWeight (C), dBias (C)
@@ -173,8 +171,7 @@ extension CPUDevice {
 
     public func crossEntropy(logits: TensorView, targets: TensorView, losses: TensorView, correct: TensorView,
                              dLogits: TensorView?, gradScale: Float, rows: Int, vocabulary V: Int) {
-        precondition(logits.count >= rows * V && targets.count >= rows && losses.count >= rows && correct.count >= rows,
-                     "crossEntropy shape mismatch")
+        checkCrossEntropy(logits: logits, targets: targets, losses: losses, correct: correct, dLogits: dLogits, rows: rows, vocabulary: V)
         let lg = ptr(logits), tg = intPtr(targets), ls = ptr(losses), cr = ptr(correct)
         let dl = dLogits.map { ptr($0) }
         parallelFor(rows, grain: 64) { r in

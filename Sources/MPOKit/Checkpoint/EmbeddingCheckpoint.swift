@@ -1,8 +1,8 @@
-// Recognising the token embedding's kind from checkpoint tensor shapes (SPEC §5, §8), for files
+// Recognising the token embedding's kind from checkpoint tensor shapes (docs/SPEC.md §5, §8), for files
 // without our `config` metadata (e.g. PyTorch state_dicts):
 //  - `tok_emb.weight` (V, D): dense;
 //  - `tok_emb.cores.<k>` whose core 0 starts with bond 1, (1, o_0, i_0, b_1): the table MPO
-//    (SPEC §2 core shapes; V = ∏ o_l, D = ∏ i_l);
+//    (docs/SPEC.md §2 core shapes; V = ∏ o_l, D = ∏ i_l);
 //  - `tok_emb.cores.<k>` of shape (V, r_k, d_k, r_{k+1}) with r_0 = 1: per-token tensor trains
 //    (D = ∏ d_k). A vocabulary of 1 would be ambiguous and reads as a table MPO.
 

@@ -1,4 +1,4 @@
-// Model checkpoints in safetensors with PyTorch parameter names (SPEC §8).
+// Model checkpoints in safetensors with PyTorch parameter names (docs/SPEC.md §8).
 //
 // Reading infers the model (dense or MPO, χ and factorisation per layer) from tensor names and
 // shapes, so PyTorch `state_dict` files and ours load the same way; our files also carry the

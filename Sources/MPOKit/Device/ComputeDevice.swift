@@ -179,7 +179,7 @@ public struct StepScalars: Sendable, Equatable {
         self.gradientSquares = gradientSquares; self.clipScale = clipScale; self.finite = finite
     }
     public var gradientNorm: Double { gradientSquares.squareRoot() }
-    /// The clip scale of a gradient norm (SPEC §6): min(1, clip / (norm + 1e-6)).
+    /// The clip scale of a gradient norm (docs/SPEC.md §6): min(1, clip / (norm + 1e-6)).
     public static func clipScale(norm: Double, clip: Double) -> Double { min(1, clip / (norm + 1e-6)) }
 }
 
@@ -199,14 +199,6 @@ extension ComputeDevice {
     public func mpoForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, accumulate: Bool,
                            scratch: TensorView) {
         mpoForwardBySite(s, x: x, cores: cores, y: y, accumulate: accumulate, scratch: scratch)
-    }
-
-    /// The views an `mpoForward` of `s` needs, checked (every device's implementation calls this).
-    public func checkMPOForward(_ s: MPOContraction, x: TensorView, cores: [TensorView], y: TensorView, scratch: TensorView) {
-        precondition(cores.count == s.sites && (0..<s.sites).allSatisfy { cores[$0].count >= s.coreCount($0) },
-                     "mpoForward: \(cores.count) cores for \(s)")
-        precondition(x.count >= s.rows * s.inFeatures && y.count >= s.rows * s.outFeatures && scratch.count >= s.scratchCount,
-                     "mpoForward: views too small for \(s)")
     }
 
     /// `mpoForward` as one `gemm` per site (a batch of products sharing the core where O > 1),

@@ -4,7 +4,7 @@
 // (Float32 or Int32). What `handle` points at is the device's business: host memory on the CPU
 // device, a `cl_mem` on the OpenCL device. The buffer frees itself in `deinit`.
 // A `TensorView` is a (buffer, offset, count) window with no ownership: ops take views, so one
-// flat parameter arena can hold every tensor (DESIGN §1: offsets instead of sub-buffers).
+// flat parameter arena can hold every tensor (docs/DESIGN.md §1: offsets instead of sub-buffers).
 
 import Foundation
 

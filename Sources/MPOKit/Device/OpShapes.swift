@@ -38,7 +38,7 @@ public struct GemmShape: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// One MPO layer's site-by-site forward over `rows` rows (DESIGN §2 strategy 2): x (rows, in) →
+/// One MPO layer's site-by-site forward over `rows` rows (docs/DESIGN.md §2 strategy 2): x (rows, in) →
 /// y (rows, out) through the cores permuted to M_l = (i_l·b_{l+1}, b_l·o_l), sites right to left.
 /// Before site l the state is (P_l, K_l, O_l) = (rows·∏_{k<l} i_k, i_l·b_{l+1}, ∏_{k>l} o_k); the
 /// step gives (P_l, b_l·o_l, O_l), which is exactly site l−1's (P, K, O) layout.
@@ -57,9 +57,8 @@ public struct MPOContraction: Sendable, Equatable, CustomStringConvertible {
     public var inFeatures: Int { inFactors.reduce(1, *) }
 
     /// Site l's step: P items of out (Mo, O) = Mᵀ (Mo, K) · in (K, O).
-    public func step(_ l: Int) -> (p: Int, k: Int, mo: Int, o: Int) {
-        (rows * inFactors[..<l].reduce(1, *), inFactors[l] * bonds[l + 1], bonds[l] * outFactors[l],
-         outFactors[(l + 1)...].reduce(1, *))
+    public func step(_ l: Int) -> MPOSiteStep {
+        MPOSiteStep(site: l, outFactors: outFactors, inFactors: inFactors, bonds: bonds, rows: rows)
     }
 
     /// Elements of core l (= of M_l).
@@ -70,9 +69,7 @@ public struct MPOContraction: Sendable, Equatable, CustomStringConvertible {
         2 * (1..<max(sites, 1)).map { let s = step($0); return s.p * s.mo * s.o }.reduce(1, max)
     }
 
-    public var flops: Double {
-        (0..<sites).reduce(0.0) { let s = step($1); return $0 + 2 * Double(s.p) * Double(s.k) * Double(s.mo) * Double(s.o) }
-    }
+    public var flops: Double { (0..<sites).reduce(0.0) { $0 + step($1).flops } }
 
     public var description: String { "mpo \(outFactors)×\(inFactors) bonds \(bonds) rows=\(rows)" }
 }

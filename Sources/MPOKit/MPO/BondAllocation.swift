@@ -1,6 +1,6 @@
 // BondAllocation: a parameter budget in, a bond per site of every linear layer out (CompactifAI
 // chooses χ per layer; Bayesian TT and CoMERA adapt ranks to a budget), from the layers'
-// TT-SVD spectra: e_layer(χ)² is the relative error² of the layer's TT-SVD at χ (computed on
+// TT-SVD errors: e_layer(χ)² is the relative error² of the layer's TT-SVD at χ (computed on
 // demand and cached — one TT-SVD per greedy step).
 //
 // Greedy over a χ per layer (every inner bond of a layer min(χ, its rank), so bonds still differ
@@ -8,7 +8,7 @@
 // the layer whose next step buys the most weighted error reduction per added parameter,
 //     gain = w_layer · (e(χ)² − e(χ + 1)²),   cost = params(χ + 1) − params(χ),
 // among the steps that still fit the budget and keep the layer's cores no larger than its dense
-// matrix, until none does. The spectra fall and the cost
+// matrix, until none does. The errors fall and the cost
 // grows with χ, so each layer's gain per parameter shrinks as it grows: the greedy order is the
 // marginal-value order. (Growing single bonds greedily does not work: on a 3-site layer the
 // first bond is cheap to grow while the second stays at 1, a chain that discards nearly all of

@@ -1,4 +1,4 @@
-// Compression of a trained dense model into an MPO model (SPEC §3, §4).
+// Compression of a trained dense model into an MPO model (docs/SPEC.md §3, §4).
 //
 // Every linear weight is TT-SVD'd (LAPACK dgesdd, via TensorTrain) to the requested bond
 // dimension; everything else — token embedding, every LayerNorm, every bias — is copied from
@@ -72,7 +72,7 @@ public enum Compression {
     }
 
     /// The factorisation layer `name` of `model` is compressed with: an MPO layer keeps its own; a
-    /// dense one gets SPEC §2's, or for a shape SPEC does not fix the one cheapest to run site by
+    /// dense one gets docs/SPEC.md §2's, or for a shape docs/SPEC.md does not fix the one cheapest to run site by
     /// site at `chi` (MPOFactorization.cheapest).
     public static func factorization(of name: String, in model: PicoGPT, chi: Int) -> MPOFactorization {
         let l = model.config.linearLayers.first { $0.name == name }!

@@ -1,4 +1,4 @@
-// CoreChain: the two halves of DESIGN §2's strategy 1 that MPO layers and per-token TT
+// CoreChain: the two halves of docs/DESIGN.md §2's strategy 1 that MPO layers and per-token TT
 // embeddings share — contract a tensor train's cores left to right into the full tensor, and
 // project a gradient of that tensor back onto the cores through left and right environments —
 // batched over `batch` independent trains with the same shapes (1 for an MPO layer, the

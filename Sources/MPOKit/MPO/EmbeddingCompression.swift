@@ -1,8 +1,8 @@
-// Compression of a token embedding (SPEC §3, §5): TT-SVD of the (V, D) table row by row into
+// Compression of a token embedding (docs/SPEC.md §3, §5): TT-SVD of the (V, D) table row by row into
 // per-token tensor trains, or of the whole table into an MPO, and the host-side contraction
 // back to the table (so a TT/MPO embedding can be reported on or re-compressed).
 //
-// Per row v, the D-vector is SPEC §3's TT-SVD with one "out" index per site: factorisation
+// Per row v, the D-vector is docs/SPEC.md §3's TT-SVD with one "out" index per site: factorisation
 // out = the d_model factors, in = all 1, so the MPO cores (r_k, d_k, 1, r_{k+1}) are exactly the
 // per-token cores (r_k, d_k, r_{k+1}). Without a tolerance the kept ranks depend only on the
 // shapes (min(R, ∏ left, ∏ right)), so every row has the same ranks; they are still padded with
@@ -45,7 +45,7 @@ extension Compression {
         }
     }
 
-    /// Contracts embedding cores (TT: each (V, r_k, d_k, r_{k+1}); MPO: SPEC §2 cores) to the
+    /// Contracts embedding cores (TT: each (V, r_k, d_k, r_{k+1}); MPO: docs/SPEC.md §2 cores) to the
     /// (V, D) table, in Double. Dense: `cores[0]` is the table.
     public static func contractEmbedding(_ kind: EmbeddingKind, vocabulary V: Int, channels D: Int,
                                          cores: [[Double]]) -> [Double] {
@@ -110,7 +110,7 @@ extension Compression {
         return (kind, out, report)
     }
 
-    /// The (V, D) table as one MPO of maximum bond `chi` (TT-SVD of the whole table, SPEC §3),
+    /// The (V, D) table as one MPO of maximum bond `chi` (TT-SVD of the whole table, docs/SPEC.md §3),
     /// with the standard factorisation of (V, D) unless one is given.
     public static func mpoEmbedding(table: [Float], vocabulary V: Int, channels D: Int, chi: Int,
                                     factorization: MPOFactorization? = nil)

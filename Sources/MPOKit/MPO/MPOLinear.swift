@@ -1,5 +1,5 @@
 // MPOLinear: y = x·Wᵀ with W held as MPO cores A_l (b_l, o_l, i_l, b_{l+1}) — forward and
-// backward for both contraction strategies of DESIGN §2, as device `gemm`, `permute` and (for
+// backward for both contraction strategies of docs/DESIGN.md §2, as device `gemm`, `permute` and (for
 // inference) the fused `mpoForward` op, so every device runs them.
 //
 // Strategy `.rebuild`: contract the cores into W (CoreChain over sites o_l·i_l gives the
@@ -82,7 +82,7 @@ final class MPOLinear {
     var permuted: [DeviceBuffer] = []
     var permutedVersion: Int?
 
-    /// SPEC §2's initial std of every core entry: in^(-1/4) / χ^((L-1)/(2L)), so that the
+    /// docs/SPEC.md §2's initial std of every core entry: in^(-1/4) / χ^((L-1)/(2L)), so that the
     /// contracted weight starts with std ≈ in^(-1/2).
     static func initStd(inFeatures: Int, chi: Int, sites: Int) -> Double {
         pow(Double(inFeatures), -0.25) / pow(Double(chi), Double(sites - 1) / Double(2 * sites))
@@ -106,20 +106,8 @@ final class MPOLinear {
 
     // MARK: - Strategy
 
-    /// Shape of site l's step: batch P, K = i_l·b_{l+1}, Mo = b_l·o_l, trailing O = ∏_{k>l} o_k.
-    func siteStep(_ l: Int, rows: Int) -> (p: Int, k: Int, mo: Int, o: Int) {
-        let f = factorization
-        let p = rows * f.inFactors[..<l].reduce(1, *)
-        return (p, f.inFactors[l] * bonds[l + 1], bonds[l] * f.outFactors[l], f.outFactors[(l + 1)...].reduce(1, *))
-    }
-
-    /// Multiply-adds ×2 of one site-by-site forward pass over `rows` rows.
-    func siteForwardFlops(rows: Int) -> Double {
-        (0..<sites).reduce(0.0) { acc, l in
-            let s = siteStep(l, rows: rows)
-            return acc + 2 * Double(s.p) * Double(s.k) * Double(s.mo) * Double(s.o)
-        }
-    }
+    /// Shape of site l's step over `rows` rows (MPOSiteStep).
+    func siteStep(_ l: Int, rows: Int) -> MPOSiteStep { factorization.siteStep(l, bonds: bonds, rows: rows) }
 
     /// Multiply-adds ×2 of contracting the cores into W (the chain; the permute is a copy).
     func rebuildFlops() -> Double {
@@ -138,7 +126,7 @@ final class MPOLinear {
     func siteTrainingCost(rows: Int) -> Double {
         (0..<sites).reduce(0.0) { acc, l in
             let s = siteStep(l, rows: rows)
-            let f = 3 * 2 * Double(s.p) * Double(s.k) * Double(s.mo) * Double(s.o)
+            let f = 3 * s.flops
             return acc + (s.o > 1 ? device.batchedGemmPenalty * f : f)
         }
     }

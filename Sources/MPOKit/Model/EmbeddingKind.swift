@@ -1,13 +1,13 @@
-// Embedding kinds (SPEC §5): how the token embedding (V, D) is stored, its parameter tensors,
+// Embedding kinds (docs/SPEC.md §5): how the token embedding (V, D) is stored, its parameter tensors,
 // their initialisation, and the `--embedding` syntax.
 //
-//  - dense:        `tok_emb.weight` (V, D), as in SPEC §1.
+//  - dense:        `tok_emb.weight` (V, D), as in docs/SPEC.md §1.
 //  - tensor train: TensorGPT's per-token MPS. D = ∏ d_k (default [4,4,8] for D = 128, balanced
 //                  factors otherwise); token v's vector is the contraction of its cores
 //                  G_k[v] (r_k, d_k, r_{k+1}) with ranks [1, r, …, r, 1], d_0 the most
 //                  significant digit of the feature index. Stored as `tok_emb.cores.<k>` with a
 //                  leading vocabulary axis: (V, r_k, d_k, r_{k+1}). V·Σ_k r_k·d_k·r_{k+1} parameters.
-//  - mpo:          the whole table as one MPO, out = vocabulary, in = d_model (SPEC §2 cores
+//  - mpo:          the whole table as one MPO, out = vocabulary, in = d_model (docs/SPEC.md §2 cores
 //                  `tok_emb.cores.<l>` (b_l, o_l, i_l, b_{l+1}); (65,128) → [5,13]×[8,16]).
 //
 // Initialisation from scratch keeps the contracted embedding at std 0.02 like the dense one:

@@ -1,4 +1,4 @@
-// Generator: autoregressive inference with a KV cache (SPEC §7) for `batch` sequences decoded
+// Generator: autoregressive inference with a KV cache (docs/SPEC.md §7) for `batch` sequences decoded
 // in step (rows = batch), plus the sampler.
 //
 // `feed` runs only the new tokens of every sequence through the model: their keys and values go
@@ -102,7 +102,7 @@ public final class Generator {
     public func feed(_ tokens: [Int32]) throws -> [Float] { try feed([tokens])[0] }
 
     /// Samples `count` tokens after `prompt` for every sequence (sampler b draws sequence b; crop
-    /// to the last `capacity` tokens, SPEC §7). `onToken` sees each step's new tokens.
+    /// to the last `capacity` tokens, docs/SPEC.md §7). `onToken` sees each step's new tokens.
     public func generate(prompt: [Int32], count: Int, samplers: inout [Sampler],
                          onToken: ([Int32]) -> Void = { _ in }) throws -> [[Int32]] {
         guard samplers.count == batch else { throw ModelError("\(batch) sequences need \(batch) samplers (got \(samplers.count))") }
@@ -134,7 +134,7 @@ public final class Generator {
     }
 }
 
-/// Temperature + top-k sampling from logits (SPEC §7), seeded.
+/// Temperature + top-k sampling from logits (docs/SPEC.md §7), seeded.
 public struct Sampler: Sendable {
     public var temperature: Double
     public var topK: Int?

@@ -1,7 +1,7 @@
-// ModelConfig: the shape of a PicoGPT (SPEC §1) and, per linear layer, dense or MPO (SPEC §2).
+// ModelConfig: the shape of a PicoGPT (docs/SPEC.md §1) and, per linear layer, dense or MPO (docs/SPEC.md §2).
 //
 // Linear layers are named by their PyTorch module path ("blocks.0.attn.W_q", "lm_head"); the
-// MPO settings are a property of each linear, not a second model class (DESIGN §1).
+// MPO settings are a property of each linear, not a second model class (docs/DESIGN.md §1).
 
 import TensorTrain
 
@@ -20,7 +20,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var factorizations: [String: MPOFactorization] = [:]
     /// Per-layer explicit bond lists [1, b1, …, 1] (e.g. read from a TT-SVD checkpoint).
     public var bonds: [String: [Int]] = [:]
-    /// How the token embedding is stored (SPEC §5); nil means the dense (V, D) table. Optional so
+    /// How the token embedding is stored (docs/SPEC.md §5); nil means the dense (V, D) table. Optional so
     /// configs written before embeddings had kinds still decode; use `tokenEmbedding` (EmbeddingKind.swift).
     public var embedding: EmbeddingKind?
 
@@ -51,7 +51,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         return out.map { (name: $0.0, out: $0.1, in: $0.2, bias: $0.3) }
     }
 
-    /// This configuration with every linear layer whose shape SPEC §2's table does not fix given
+    /// This configuration with every linear layer whose shape docs/SPEC.md §2's table does not fix given
     /// the factorisation that is cheapest to run site by site at χ (MPOFactorization.cheapest),
     /// recorded explicitly (so checkpoints carry it). Layers with a factorisation already keep it.
     public func choosingFactorizations(chi: Int) -> ModelConfig {

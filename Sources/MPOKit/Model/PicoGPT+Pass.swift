@@ -38,15 +38,35 @@ public struct DistillationTargets {
 }
 
 extension PicoGPT {
-    /// Runs the model on `tokens` (B·T ids, row-major). With `targets`, also computes the mean
-    /// cross-entropy and accuracy, and (if `needsGradients`) the logits' gradient for `backward`;
-    /// with `distill`, the distillation loss too (its gradient follows in `backward`).
-    /// `captureResiduals` (L, B·T, C) receives the residual stream after every block (a teacher's
-    /// forward for hidden-state matching).
+    /// Runs the model on `tokens` (B·T ids, row-major), leaving the logits in the activations;
+    /// nothing is read back. `captureResiduals` (L, B·T, C) receives the residual stream after
+    /// every block (a teacher's forward for hidden-state matching).
+    public func forward(tokens: [Int32], batch: Int, time: Int, needsGradients: Bool = true,
+                        captureResiduals: TensorView? = nil) throws {
+        try enqueuePass(tokens: tokens, targets: nil, batch: batch, time: time, needsGradients: needsGradients,
+                        distill: nil, captureResiduals: captureResiduals)
+    }
+
+    /// Runs the model on `tokens` and scores it against `targets`: the mean cross-entropy and
+    /// accuracy, read back, and (if `needsGradients`) the logits' gradient for `backward`; with
+    /// `distill`, the distillation loss too (its gradient follows in `backward`).
     @discardableResult
-    public func forward(tokens: [Int32], targets: [Int32]? = nil, batch: Int, time: Int,
-                        needsGradients: Bool = true, distill: DistillationTargets? = nil,
-                        captureResiduals: TensorView? = nil, readResult: Bool = true) throws -> PassResult? {
+    public func forward(tokens: [Int32], targets: [Int32], batch: Int, time: Int, needsGradients: Bool = true,
+                        distill: DistillationTargets? = nil) throws -> PassResult {
+        try enqueuePass(tokens: tokens, targets: targets, batch: batch, time: time, needsGradients: needsGradients,
+                        distill: distill, captureResiduals: nil)
+        return try readPassResult(batch: batch, time: time)
+    }
+
+    /// The training step's pass: as `forward(tokens:targets:…)` with gradients, but the losses
+    /// stay on the device (the step reduces them there and waits once).
+    func enqueueLoss(tokens: [Int32], targets: [Int32], batch: Int, time: Int, distill: DistillationTargets?) throws {
+        try enqueuePass(tokens: tokens, targets: targets, batch: batch, time: time, needsGradients: true,
+                        distill: distill, captureResiduals: nil)
+    }
+
+    private func enqueuePass(tokens: [Int32], targets: [Int32]?, batch: Int, time: Int, needsGradients: Bool,
+                             distill: DistillationTargets?, captureResiduals: TensorView?) throws {
         let c = config, N = batch * time, C = c.channels
         guard batch >= 1, time >= 1, time <= c.context else {
             throw ModelError("batch \(batch) × time \(time) is not a valid input; time must be 1…\(c.context) (the model's context)")
@@ -89,7 +109,7 @@ extension PicoGPT {
         dev.layerNormForward(a.output, weight: param("ln_f.weight"), bias: param("ln_f.bias"), out: a.lnf,
                              mean: a.lnfMean, rstd: a.lnfRstd, rows: N, columns: C)
         try linears["lm_head"]!.forward(dev, x: a.lnf, y: a.logits, rows: N)
-        guard targets != nil else { return nil }
+        guard targets != nil else { return }
         let alpha = distill?.weight ?? 0
         let dLogits = needsGradients ? a.backward?.dLogits : nil
         dev.crossEntropy(logits: a.logits, targets: a.targets, losses: a.losses, correct: a.correct,
@@ -99,13 +119,17 @@ extension PicoGPT {
             dev.distillation(student: a.logits, teacher: d.logits, losses: a.distillLosses, dLogits: dLogits,
                              temperature: Float(d.temperature), gradScale: Float(alpha / Double(N)), rows: N, vocabulary: c.vocabularySize)
         }
-        guard readResult else { return nil }   // the losses stay on the device (a training step reduces them there)
+    }
+
+    /// Loss and accuracy of the pass just enqueued with targets, read back (a host wait).
+    private func readPassResult(batch: Int, time: Int) throws -> PassResult {
+        let a = try activations(batch: batch, time: time), dev = device, N = batch * time
         func mean(_ v: TensorView, over n: Int) throws -> Double { try dev.read(v).reduce(0.0) { $0 + Double($1) } / Double(n) }
         let ce = try mean(a.losses, over: N), accuracy = try mean(a.correct, over: N)
-        guard let d = distill else { return PassResult(loss: ce, accuracy: accuracy) }
+        guard let d = distillTargets else { return PassResult(loss: ce, accuracy: accuracy) }
         let kd = try mean(a.distillLosses, over: N)
         let hidden = try hiddenDistance(a)
-        let loss = (1 - alpha) * ce + alpha * kd + d.hiddenWeight * (hidden ?? 0)
+        let loss = (1 - d.weight) * ce + d.weight * kd + d.hiddenWeight * (hidden ?? 0)
         return PassResult(loss: loss, accuracy: accuracy, crossEntropy: ce, distillation: kd, hidden: hidden)
     }
 

@@ -1,4 +1,4 @@
-// PicoGPT: the model (SPEC §1), its parameter arenas and its forward/backward data flow.
+// PicoGPT: the model (docs/SPEC.md §1), its parameter arenas and its forward/backward data flow.
 //
 // Parameters, gradients and the two AdamW moments are four flat device arenas sharing one
 // `ParameterLayout`. The data flow is written once here, above the device line: forward is
@@ -98,7 +98,7 @@ public final class PicoGPT {
         return grads.view(s.offset, s.count)
     }
 
-    // MARK: - Initialisation (SPEC §1 dense, §2 MPO)
+    // MARK: - Initialisation (docs/SPEC.md §1 dense, §2 MPO)
 
     /// Fresh weights from `seed`: linear weights and embedding ~ N(0, 0.02); MPO cores
     /// ~ N(0,1)·in^(−1/4)/χ^((L−1)/(2L)); biases 0; LayerNorm weight 1, bias 0; TT / table-MPO

@@ -1,4 +1,4 @@
-// Fixed interleaved sinusoidal positions (SPEC §1.2), computed in Float32 the way PyTorch does:
+// Fixed interleaved sinusoidal positions (docs/SPEC.md §1.2), computed in Float32 the way PyTorch does:
 // f_i = exp(2i · (−ln 10000 / C)), PE[p, 2i] = sin(p·f_i), PE[p, 2i+1] = cos(p·f_i).
 
 import Foundation

@@ -1,4 +1,4 @@
-// AdamW over the flat parameter arena (SPEC §6): global-norm clipping, decoupled weight decay
+// AdamW over the flat parameter arena (docs/SPEC.md §6): global-norm clipping, decoupled weight decay
 // on every parameter, bias-corrected moments. The moments are two more arenas with the
 // parameters' layout, so a checkpoint stores them by parameter name. The hyper-parameters are
 // the recipe's (TrainOptions); each update hands the device one AdamWHyper (that step's lr and
@@ -36,13 +36,14 @@ public final class AdamW {
 
     /// One AdamW update with learning rate `lr` on the gradients as they are.
     public func update(learningRate lr: Double) {
-        enqueueUpdate(learningRate: lr, control: nil)
+        step += 1
+        enqueueUpdate(learningRate: lr, step: step, control: nil)
     }
 
-    /// Counts the step and enqueues its update; with `control` (a step's scalars) the device
-    /// clips the gradients and skips a non-finite step itself.
-    func enqueueUpdate(learningRate lr: Double, control: TensorView?) {
-        step += 1
+    /// Enqueues the update that bias-corrects as step `step` (the caller counts it once it knows
+    /// the update was applied); with `control` (a step's scalars) the device clips the gradients
+    /// and skips a non-finite step itself.
+    func enqueueUpdate(learningRate lr: Double, step: Int, control: TensorView?) {
         let h = AdamWHyper(learningRate: Float(lr), beta1: Float(options.beta1), beta2: Float(options.beta2),
                            epsilon: Float(options.epsilon), weightDecay: Float(options.weightDecay), step: step)
         model.device.adamW(parameters: model.params.all, gradients: model.grads!.all, m: m.all, v: v.all, hyper: h,

@@ -1,4 +1,4 @@
-// Character-level data (SPEC §6): the vocabulary is the sorted distinct characters (Unicode
+// Character-level data (docs/SPEC.md §6): the vocabulary is the sorted distinct characters (Unicode
 // scalars) of the text; the first 90 % of the token stream trains, the rest validates; a batch
 // is B random windows of T tokens (start uniform in [0, n − T)) and the same windows shifted by
 // one as targets.

@@ -1,4 +1,4 @@
-// The training recipe (SPEC §6) as one Codable value: defaults are the paper's.
+// The training recipe (docs/SPEC.md §6) as one Codable value: defaults are the paper's.
 
 public struct TrainOptions: Codable, Equatable, Sendable {
     public var steps = 2000

@@ -1,4 +1,4 @@
-// One optimisation step in the recipe's order (SPEC §6): forward, backward, clip, AdamW;
+// One optimisation step in the recipe's order (docs/SPEC.md §6): forward, backward, clip, AdamW;
 // and the evaluation pass (mean loss and accuracy over random windows).
 
 public struct StepStats: Sendable, Equatable {
@@ -25,7 +25,7 @@ extension AdamW {
                           teacher: Teacher? = nil) throws -> StepStats {
         let distill = try teacher?.targets(tokens: tokens, batch: batch, time: time)
         model.zeroGradients()
-        try model.forward(tokens: tokens, targets: targets, batch: batch, time: time, distill: distill, readResult: false)
+        try model.enqueueLoss(tokens: tokens, targets: targets, batch: batch, time: time, distill: distill)
         let a = try model.activations(batch: batch, time: time)
         let hidden = try model.hiddenDistance(a)
         try model.backward()
@@ -33,10 +33,12 @@ extension AdamW {
         dev.stepScalars(losses: a.losses, correct: a.correct, extra: distill == nil ? nil : a.distillLosses,
                         rows: batch * time, gradients: model.grads!.all, clip: options.clip, into: scalars.all)
         let hiddenFinite = hidden?.isFinite ?? true
-        if hiddenFinite { enqueueUpdate(learningRate: lr, control: scalars.all) }
+        // The device applies this update only if the loss and gradient norm are finite; the step
+        // is counted once the scalars say it was.
+        if hiddenFinite { enqueueUpdate(learningRate: lr, step: step + 1, control: scalars.all) }
         let s = try dev.readStepScalars(scalars.all)
         let applied = s.finite && hiddenFinite
-        if hiddenFinite && !s.finite { step -= 1 }   // the device skipped the update
+        if applied { step += 1 }
         let pass: PassResult
         if let d = distill {
             let loss = (1 - d.weight) * s.crossEntropy + d.weight * s.distillation + d.hiddenWeight * (hidden ?? 0)
@@ -50,13 +52,13 @@ extension AdamW {
 
 extension PicoGPT {
     /// Mean loss and token accuracy over `batches` random (batchSize, time) windows of `split`
-    /// (SPEC §6 evaluation), without gradients.
+    /// (docs/SPEC.md §6 evaluation), without gradients.
     public func evaluate(_ split: [Int32], batches: Int, batchSize: Int, time: Int,
                          rng: inout SplitMix64) throws -> (loss: Double, accuracy: Double) {
         var l = 0.0, a = 0.0
         for _ in 0..<batches {
             let (tok, tgt) = TextDataset.sample(split, batch: batchSize, time: time, rng: &rng)
-            let r = try forward(tokens: tok, targets: tgt, batch: batchSize, time: time, needsGradients: false)!
+            let r = try forward(tokens: tok, targets: tgt, batch: batchSize, time: time, needsGradients: false)
             l += r.loss; a += r.accuracy
         }
         return (l / Double(max(batches, 1)), a / Double(max(batches, 1)))
@@ -91,7 +93,7 @@ extension PicoGPT {
                 tok.append(contentsOf: split[(i * time)..<(i * time + time)])
                 tgt.append(contentsOf: split[(i * time + 1)...(i * time + time)])
             }
-            let r = try forward(tokens: tok, targets: tgt, batch: b, time: time, needsGradients: false)!
+            let r = try forward(tokens: tok, targets: tgt, batch: b, time: time, needsGradients: false)
             lossSum += r.loss * Double(b * time); correctSum += r.accuracy * Double(b * time)
             w += b
         }

@@ -1,4 +1,4 @@
-// Trainer: the paper's training loop (SPEC §6) with evaluation, metrics, checkpoints and resume.
+// Trainer: the paper's training loop (docs/SPEC.md §6) with evaluation, metrics, checkpoints and resume.
 //
 // Order per step s of S: truncate if the χ schedule names s (every linear layer TT-SVD'd to the
 // new χ, the moments of the changed tensors reset); set lr; evaluate if s % evalInterval == 0

@@ -1,4 +1,4 @@
-// The SVG plotting component (Sources/MPOKit/Plots): metrics.jsonl parsing, nice ticks and their
+// The SVG plotting component (Sources/Plots): metrics.jsonl parsing, nice ticks and their
 // labels, well-formed SVG with one polyline per series, data-to-pixel mapping, NaN skipping, and the
 // five files Plots.write produces.
 
@@ -7,7 +7,8 @@ import Foundation
 import FoundationXML
 #endif
 import Testing
-@testable import MPOKit
+import MPOKit
+@testable import Plots
 
 @Suite("Plots")
 struct PlotTests {

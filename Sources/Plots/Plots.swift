@@ -7,6 +7,7 @@
 //   summary.svg       the four as 2×2 panels with one shared legend
 
 import Foundation
+import MPOKit
 
 public enum Plots {
     public struct Options: Sendable {
