@@ -1,17 +1,19 @@
 //------------------------------------------------------------------------------------------------
 // attention.cl — causal multi-head attention, flash style (docs/DESIGN.md §3). No (T,T) buffer.
 //
-// Legend: B batch, T time, H heads, HD = ATT_HD head dim (a -D option: the host builds this
-// file once per head dim it meets), C = H·HD row stride of q/k/v/out (B,T,C); head h owns
-// columns [h·HD, (h+1)·HD). lse (B,H,T) is the log-sum-exp of each query's scaled scores.
-// Forward also serves KV-cache decoding: k, v are (B, KVR, C) (a cache of KVR rows per
+// Legend: B batch, T time, H heads, KVH key/value heads (grouped-query: query head h reads
+// key/value head h / G, G = H/KVH), HD = ATT_HD head dim (a -D option: the host builds this file
+// once per head dim it meets), C = H·HD row stride of q/out (B,T,C), KC = KVH·HD of k/v; head h
+// owns columns [h·HD, (h+1)·HD). lse (B,H,T) is the log-sum-exp of each query's scaled scores.
+// Forward also serves KV-cache decoding: k, v are (B, KVR, KC) (a cache of KVR rows per
 // sequence) of which the first TK = OFF + T are seen, and query t sits at absolute position
 // OFF + t (sees keys 0…OFF + t). Backward is training-only (OFF = 0, KVR = T).
-// Work-group grid: (tiles of T, B·H).
+// Work-group grid: (tiles of T, B·H); backward_dkv (tiles of T, B·KVH).
 //
 // forward      one work-item per query: online softmax over key tiles staged in local memory,
 //              tiles above the diagonal skipped; saves lse = m + log ℓ.
-// backward_dkv one work-item per key: walks the query tiles at or below it, recomputes
+// backward_dkv one work-item per key: walks the query tiles at or below it (for each query head
+//              of its group in turn), recomputes
 //              P = exp(S − lse), accumulates dV += P·dO and dK += dS·Q (D = rowsum(dO∘O)
 //              computed while staging each query tile).
 // backward_dq  one work-item per query: walks the key tiles again for dQ += dS·K.
@@ -51,12 +53,12 @@ inline void att_stage_kv(__local float (*Ks)[ATT_HD], __local float (*Vs)[ATT_HD
 __kernel __attribute__((reqd_work_group_size(ATT_BQ, 1, 1)))
 void kernel_attention_forward(__global const float *q, int qo, __global const float *k, int ko,
                               __global const float *v, int vo, __global float *out, int oo,
-                              __global float *lse, int lo, int T, int TK, int OFF, float scale, int H, int KVR) {
+                              __global float *lse, int lo, int T, int TK, int OFF, float scale, int H, int KVR, int KVH) {
     __local float Ks[ATT_BK][ATT_HD], Vs[ATT_BK][ATT_HD];
     const int lid = get_local_id(0), tile = get_group_id(0), pair = get_global_id(1);  // y: local size 1, may be offset
-    const int C = H * ATT_HD;
-    const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;      // q, out
-    const long kvBase = (long)(pair / H) * KVR * C + (pair % H) * ATT_HD;  // k, v
+    const int C = H * ATT_HD, KC = KVH * ATT_HD, G = H / KVH;
+    const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;                // q, out
+    const long kvBase = (long)(pair / H) * KVR * KC + ((pair % H) / G) * ATT_HD;     // k, v: head h / G
     const int t = tile * ATT_BQ + lid, pos = OFF + t;
     const bool active = t < T;
 
@@ -67,7 +69,7 @@ void kernel_attention_forward(__global const float *q, int qo, __global const fl
     const int keys = min(TK, OFF + (tile + 1) * ATT_BQ);
     for (int k0 = 0; k0 < keys; k0 += ATT_BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        att_stage_kv(Ks, Vs, k + ko + kvBase, v + vo + kvBase, k0, TK, C, lid, ATT_BQ);
+        att_stage_kv(Ks, Vs, k + ko + kvBase, v + vo + kvBase, k0, TK, KC, lid, ATT_BQ);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (active && k0 <= pos) {
             const int n = min(ATT_BK, pos - k0 + 1);
@@ -94,63 +96,68 @@ void kernel_attention_forward(__global const float *q, int qo, __global const fl
 
 // MARK: - Backward: dK, dV
 
-// Global (ceil(T/BK)·BK, B·H), local (BK, 1).
+// Global (ceil(T/BK)·BK, B·KVH), local (BK, 1): one work-item per key of a (batch, key/value
+// head), summing over the G query heads of its group in head order (deterministic, no atomics).
 __kernel __attribute__((reqd_work_group_size(ATT_BK, 1, 1)))
 void kernel_attention_backward_dkv(__global const float *q, int qo, __global const float *k, int ko,
                                    __global const float *v, int vo, __global const float *out, int oo,
                                    __global const float *dout, int dso, __global const float *lse, int lo,
                                    __global float *dk, int dko, __global float *dv, int dvo,
-                                   int T, int H, float scale) {
+                                   int T, int H, float scale, int KVH) {
     __local float Qs[ATT_BQ][ATT_HD], dOs[ATT_BQ][ATT_HD], Ls[ATT_BQ], Ds[ATT_BQ];
     const int lid = get_local_id(0), tile = get_group_id(0), pair = get_global_id(1);  // y: local size 1, may be offset
-    const int C = H * ATT_HD;
-    const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;
+    const int C = H * ATT_HD, KC = KVH * ATT_HD, G = H / KVH, b = pair / KVH, kvh = pair % KVH;
+    const long kvBase = (long)b * T * KC + kvh * ATT_HD;
     const int j = tile * ATT_BK + lid;
     const bool active = j < T;
 
     float kr[ATT_HD], vr[ATT_HD], dkr[ATT_HD], dvr[ATT_HD];
     for (int d = 0; d < ATT_HD; d++) {
-        kr[d] = active ? k[ko + base + (long)j * C + d] : 0.0f;
-        vr[d] = active ? v[vo + base + (long)j * C + d] : 0.0f;
+        kr[d] = active ? k[ko + kvBase + (long)j * KC + d] : 0.0f;
+        vr[d] = active ? v[vo + kvBase + (long)j * KC + d] : 0.0f;
         dkr[d] = 0.0f; dvr[d] = 0.0f;
     }
 
-    for (int i0 = tile * ATT_BK; i0 < T; i0 += ATT_BQ) {
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int e = lid; e < ATT_BQ * ATT_HD; e += ATT_BK) {
-            const int r = e / ATT_HD, d = e % ATT_HD, i = i0 + r;
-            Qs[r][d] = i < T ? q[qo + base + (long)i * C + d] : 0.0f;
-            dOs[r][d] = i < T ? dout[dso + base + (long)i * C + d] : 0.0f;
-        }
-        for (int r = lid; r < ATT_BQ; r += ATT_BK) {
-            const int i = i0 + r;
-            float dsum = 0.0f;
-            if (i < T) {
-                for (int d = 0; d < ATT_HD; d++)
-                    dsum = fma(out[oo + base + (long)i * C + d], dout[dso + base + (long)i * C + d], dsum);
+    for (int g = 0; g < G; g++) {
+        const int h = kvh * G + g;
+        const long base = (long)b * T * C + h * ATT_HD;
+        for (int i0 = tile * ATT_BK; i0 < T; i0 += ATT_BQ) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int e = lid; e < ATT_BQ * ATT_HD; e += ATT_BK) {
+                const int r = e / ATT_HD, d = e % ATT_HD, i = i0 + r;
+                Qs[r][d] = i < T ? q[qo + base + (long)i * C + d] : 0.0f;
+                dOs[r][d] = i < T ? dout[dso + base + (long)i * C + d] : 0.0f;
             }
-            Ds[r] = dsum;
-            Ls[r] = i < T ? lse[lo + (long)pair * T + i] : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (active) {
-            const int n = min(ATT_BQ, T - i0);
-            for (int r = max(0, j - i0); r < n; r++) {      // queries i = i0 + r ≥ j
-                float s = 0.0f, dp = 0.0f;
-                for (int d = 0; d < ATT_HD; d++) { s = fma(Qs[r][d], kr[d], s); dp = fma(dOs[r][d], vr[d], dp); }
-                const float p = exp(s * scale - Ls[r]);
-                const float ds = p * (dp - Ds[r]);
-                for (int d = 0; d < ATT_HD; d++) {
-                    dvr[d] = fma(p, dOs[r][d], dvr[d]);
-                    dkr[d] = fma(ds, Qs[r][d], dkr[d]);
+            for (int r = lid; r < ATT_BQ; r += ATT_BK) {
+                const int i = i0 + r;
+                float dsum = 0.0f;
+                if (i < T) {
+                    for (int d = 0; d < ATT_HD; d++)
+                        dsum = fma(out[oo + base + (long)i * C + d], dout[dso + base + (long)i * C + d], dsum);
+                }
+                Ds[r] = dsum;
+                Ls[r] = i < T ? lse[lo + ((long)b * H + h) * T + i] : 0.0f;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (active) {
+                const int n = min(ATT_BQ, T - i0);
+                for (int r = max(0, j - i0); r < n; r++) {      // queries i = i0 + r ≥ j
+                    float s = 0.0f, dp = 0.0f;
+                    for (int d = 0; d < ATT_HD; d++) { s = fma(Qs[r][d], kr[d], s); dp = fma(dOs[r][d], vr[d], dp); }
+                    const float p = exp(s * scale - Ls[r]);
+                    const float ds = p * (dp - Ds[r]);
+                    for (int d = 0; d < ATT_HD; d++) {
+                        dvr[d] = fma(p, dOs[r][d], dvr[d]);
+                        dkr[d] = fma(ds, Qs[r][d], dkr[d]);
+                    }
                 }
             }
         }
     }
     if (active) {
         for (int d = 0; d < ATT_HD; d++) {
-            dk[dko + base + (long)j * C + d] = dkr[d] * scale;
-            dv[dvo + base + (long)j * C + d] = dvr[d];
+            dk[dko + kvBase + (long)j * KC + d] = dkr[d] * scale;
+            dv[dvo + kvBase + (long)j * KC + d] = dvr[d];
         }
     }
 }
@@ -162,11 +169,12 @@ __kernel __attribute__((reqd_work_group_size(ATT_BQ, 1, 1)))
 void kernel_attention_backward_dq(__global const float *q, int qo, __global const float *k, int ko,
                                   __global const float *v, int vo, __global const float *out, int oo,
                                   __global const float *dout, int dso, __global const float *lse, int lo,
-                                  __global float *dq, int dqo, int T, int H, float scale) {
+                                  __global float *dq, int dqo, int T, int H, float scale, int KVH) {
     __local float Ks[ATT_BK][ATT_HD], Vs[ATT_BK][ATT_HD];
     const int lid = get_local_id(0), tile = get_group_id(0), pair = get_global_id(1);  // y: local size 1, may be offset
-    const int C = H * ATT_HD;
+    const int C = H * ATT_HD, KC = KVH * ATT_HD, G = H / KVH;
     const long base = (long)(pair / H) * T * C + (pair % H) * ATT_HD;
+    const long kvBase = (long)(pair / H) * T * KC + ((pair % H) / G) * ATT_HD;
     const int i = tile * ATT_BQ + lid;
     const bool active = i < T;
 
@@ -183,7 +191,7 @@ void kernel_attention_backward_dq(__global const float *q, int qo, __global cons
     const int keys = min(T, (tile + 1) * ATT_BQ);
     for (int k0 = 0; k0 < keys; k0 += ATT_BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        att_stage_kv(Ks, Vs, k + ko + base, v + vo + base, k0, T, C, lid, ATT_BQ);
+        att_stage_kv(Ks, Vs, k + ko + kvBase, v + vo + kvBase, k0, T, KC, lid, ATT_BQ);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (active && k0 <= i) {
             const int n = min(ATT_BK, i - k0 + 1);

@@ -1,5 +1,5 @@
 //------------------------------------------------------------------------------------------------
-// embedding.cl — token embedding plus (fixed) positional encoding, forward and backward.
+// embedding.cl — token embedding plus positions (fixed or learned), forward and backward.
 //
 // Legend: B batch, T time, N = B·T tokens, C channels, V vocabulary. tokens are Int32 (N).
 // Backward is a scatter-add made deterministic without atomics, in two stages: work-item
@@ -8,16 +8,27 @@
 // on the shape (the host's choice), so a run is reproducible on a device.
 //------------------------------------------------------------------------------------------------
 
-// out[i, c] = table[tokens[i], c] + positions[i mod T, c]. Global (C, N). An id outside the
-// vocabulary writes NaN (the host validates ids; this only keeps the kernel in bounds).
+// out[i, c] = table[tokens[i], c] + positions[i mod T, c] (just the table row without positions:
+// hasPos 0). Global (C, N). An id outside the vocabulary writes NaN (the host validates ids;
+// this only keeps the kernel in bounds).
 __kernel void kernel_embedding_forward(__global const int *tokens, int to, __global const float *table, int tbo,
                                        __global const float *positions, int po, __global float *out, int oo,
-                                       int N, int T, int C, int V) {
+                                       int N, int T, int C, int V, int hasPos) {
     const int c = get_global_id(0), i = get_global_id(1);
     if (c >= C || i >= N) return;
     const int id = tokens[to + i];
     const float e = (id >= 0 && id < V) ? table[tbo + (long)id * C + c] : NAN;
-    out[oo + (long)i * C + c] = e + positions[po + (long)(i % T) * C + c];
+    out[oo + (long)i * C + c] = hasPos ? e + positions[po + (long)(i % T) * C + c] : e;
+}
+
+// Learned positions: dTable[t, c] += Σ_b dout[b, t, c], b in order, in acc_t. Global (C, T).
+__kernel void kernel_position_backward(__global const float *dout, int dso, __global float *dtable, int dto,
+                                       int B, int T, int C) {
+    const int c = get_global_id(0), t = get_global_id(1);
+    if (c >= C || t >= T) return;
+    acc_t acc = 0;
+    for (int b = 0; b < B; b++) acc += (acc_t)dout[dso + ((long)b * T + t) * C + c];
+    dtable[dto + (long)t * C + c] = (float)((acc_t)dtable[dto + (long)t * C + c] + acc);
 }
 
 // Stage 1: partial[chunk, v, c] = Σ_{i in chunk, tokens[i] = v} dout[i, c] for every v (zeroed

@@ -44,52 +44,52 @@ static void causal_scores(int rows, int first, int hd, float alpha, const float 
     }
 }
 
-/// O[r] (hd columns, row stride ld) = alpha · Σ_j P[r, j] · X[j] over the keys row r sees (P is
-/// zero beyond them), sub-tile by sub-tile.
-static void causal_apply(int rows, int first, int hd, float alpha, const float *P, int ldP, const float *X, int ld,
-                         float *O) {
+/// O[r] (hd columns, row stride ldo) = alpha · Σ_j P[r, j] · X[j] (row stride ldx) over the keys
+/// row r sees (P is zero beyond them), sub-tile by sub-tile.
+static void causal_apply(int rows, int first, int hd, float alpha, const float *P, int ldP, const float *X, int ldx,
+                         float *O, int ldo) {
     for (int i = 0; i < rows; i += SUB) {
         const int n = rows - i < SUB ? rows - i : SUB;
-        mpo_gemm_small(n, hd, first + i + n, alpha, P + (long)i * ldP, ldP, 1, X, ld, 0.0f, O + (long)i * ld, ld);
+        mpo_gemm_small(n, hd, first + i + n, alpha, P + (long)i * ldP, ldP, 1, X, ldx, 0.0f, O + (long)i * ldo, ldo);
     }
 }
 
-/// D[j] (hd columns, row stride ld) += alpha · Σ_r P[r, j] · X[r] for keys j < first + rows, where
-/// query r (absolute first + r) sees key j only if j ≤ first + r: keys below `first` take every
-/// row; the diagonal keys, in sub-tiles of SUB, only the rows at or after them.
+/// D[j] (hd columns, row stride ldd) += alpha · Σ_r P[r, j] · X[r] (row stride ldx) for keys
+/// j < first + rows, where query r (absolute first + r) sees key j only if j ≤ first + r: keys
+/// below `first` take every row; the diagonal keys, in sub-tiles of SUB, only the rows at or after them.
 static void causal_apply_transposed(int rows, int first, int hd, float alpha, const float *P, int ldP,
-                                    const float *X, int ld, float *D) {
-    if (first > 0) mpo_gemm_small(first, hd, rows, alpha, P, 1, ldP, X, ld, 1.0f, D, ld);
+                                    const float *X, int ldx, float *D, int ldd) {
+    if (first > 0) mpo_gemm_small(first, hd, rows, alpha, P, 1, ldP, X, ldx, 1.0f, D, ldd);
     for (int i = 0; i < rows; i += SUB) {
         const int n = rows - i < SUB ? rows - i : SUB;
-        mpo_gemm_small(n, hd, rows - i, alpha, P + (long)i * ldP + first + i, 1, ldP, X + (long)i * ld, ld, 1.0f,
-                       D + (long)(first + i) * ld, ld);
+        mpo_gemm_small(n, hd, rows - i, alpha, P + (long)i * ldP + first + i, 1, ldP, X + (long)i * ldx, ldx, 1.0f,
+                       D + (long)(first + i) * ldd, ldd);
     }
 }
 
 /// Decoding (a few queries against a long cache): scores as dot products straight from the key
 /// rows — packing Kᵀ would cost more than the products.
 static void forward_few(const float *q, const float *k, const float *v, float *out, float *lse,
-                        int T, int TK, int off, int hd, int ld, float scale, float *S) {
+                        int T, int TK, int off, int hd, int ld, int ldk, float scale, float *S) {
     for (int t = 0; t < T; t++) {
         const int seen = off + t + 1;
-        mpo_dot_rows(q + (long)t * ld, k, ld, seen, hd, scale, S);
+        mpo_dot_rows(q + (long)t * ld, k, ldk, seen, hd, scale, S);
         const float mx = mpo_max(S, seen);
         const float sum = mpo_exp_sum(S, seen, mx);
         float *o = out + (long)t * ld;
-        mpo_gemm_small(1, hd, seen, 1.0f / sum, S, seen, 1, v, ld, 0.0f, o, ld);
+        mpo_gemm_small(1, hd, seen, 1.0f / sum, S, seen, 1, v, ldk, 0.0f, o, ld);
         lse[t] = mx + logf(sum);
     }
     (void)TK;
 }
 
 void mpo_attention_forward(const float *q, const float *k, const float *v, float *out, float *lse,
-                           int T, int TK, int off, int hd, int ld, float scale, float *scratch) {
+                           int T, int TK, int off, int hd, int ld, int ldk, float scale, float *scratch) {
     if (T <= 0) return;
-    if (T <= FEW) { forward_few(q, k, v, out, lse, T, TK, off, hd, ld, scale, scratch); return; }
+    if (T <= FEW) { forward_few(q, k, v, out, lse, T, TK, off, hd, ld, ldk, scale, scratch); return; }
     const int tkp = round8(TK);
     float *Kt = scratch, *S = Kt + 2 * (size_t)hd * tkp;
-    pack_transposed(k, TK, hd, ld, Kt, tkp);
+    pack_transposed(k, TK, hd, ldk, Kt, tkp);
     for (int t0 = 0; t0 < T; t0 += BQ) {
         const int rows = T - t0 < BQ ? T - t0 : BQ, first = off + t0;
         // S[r, j] = scale · q[t0 + r] · k[j] for the keys j ≤ first + r (up to the sub-tile's end).
@@ -105,21 +105,23 @@ void mpo_attention_forward(const float *q, const float *k, const float *v, float
             lse[t0 + r] = mx + logf(sum);
         }
         // out[t0 …] = P · v
-        causal_apply(rows, first, hd, 1.0f, S, tkp, v, ld, out + (long)t0 * ld);
+        causal_apply(rows, first, hd, 1.0f, S, tkp, v, ldk, out + (long)t0 * ld, ld);
     }
 }
 
 void mpo_attention_backward(const float *q, const float *k, const float *v, const float *out,
                             const float *dout, const float *lse, float *dq, float *dk, float *dv,
-                            int T, int hd, int ld, float scale, float *scratch) {
+                            int T, int hd, int ld, int ldk, int accumulate_kv, float scale, float *scratch) {
     if (T <= 0) return;
     const int tkp = round8(T);
     float *Kt = scratch, *Vt = Kt + (size_t)hd * tkp, *P = Vt + (size_t)hd * tkp, *dS = P + (size_t)BQ * tkp;
-    pack_transposed(k, T, hd, ld, Kt, tkp);
-    pack_transposed(v, T, hd, ld, Vt, tkp);
-    for (int t = 0; t < T; t++) {
-        memset(dk + (long)t * ld, 0, (size_t)hd * sizeof(float));
-        memset(dv + (long)t * ld, 0, (size_t)hd * sizeof(float));
+    pack_transposed(k, T, hd, ldk, Kt, tkp);
+    pack_transposed(v, T, hd, ldk, Vt, tkp);
+    if (!accumulate_kv) {
+        for (int t = 0; t < T; t++) {
+            memset(dk + (long)t * ldk, 0, (size_t)hd * sizeof(float));
+            memset(dv + (long)t * ldk, 0, (size_t)hd * sizeof(float));
+        }
     }
     for (int t0 = 0; t0 < T; t0 += BQ) {
         const int rows = T - t0 < BQ ? T - t0 : BQ;
@@ -141,8 +143,8 @@ void mpo_attention_backward(const float *q, const float *k, const float *v, cons
             }
         }
         // dq[t0 …] = scale · dS · k;  dk += scale · dSᵀ · q[t0 …];  dv += Pᵀ · dO[t0 …]
-        causal_apply(rows, t0, hd, scale, dS, tkp, k, ld, dq + (long)t0 * ld);
-        causal_apply_transposed(rows, t0, hd, scale, dS, tkp, Q, ld, dk);
-        causal_apply_transposed(rows, t0, hd, 1.0f, P, tkp, dO, ld, dv);
+        causal_apply(rows, t0, hd, scale, dS, tkp, k, ldk, dq + (long)t0 * ld, ld);
+        causal_apply_transposed(rows, t0, hd, scale, dS, tkp, Q, ld, dk, ldk);
+        causal_apply_transposed(rows, t0, hd, 1.0f, P, tkp, dO, ld, dv, ldk);
     }
 }

@@ -1,4 +1,4 @@
-// LayerNorm over the last axis (eps 1e-5, biased variance), forward and backward, per row.
+// LayerNorm over the last axis (biased variance) and RMSNorm, forward and backward, per row.
 // Statistics (mean, variance, and backward's two row means) accumulate in Double, two passes
 // like the OpenCL kernels (layernorm.cl); the outputs are computed in Float with the same
 // operation order: out = ((x − m)·rs)·w + b and dx += rs·((w·dy − a) − n̂·b). The column sums of
@@ -8,7 +8,7 @@
 // MARK: - Portable
 
 static void forward_portable(const float *x, const float *w, const float *b, float *out,
-                             float *mean, float *rstd, int rows, int C) {
+                             float *mean, float *rstd, int rows, int C, double eps) {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (long)r * C;
         double s = 0.0;
@@ -16,7 +16,7 @@ static void forward_portable(const float *x, const float *w, const float *b, flo
         const double mu = s / C;
         double v = 0.0;
         for (int c = 0; c < C; c++) { const double d = (double)xr[c] - mu; v += d * d; }
-        const float m = (float)mu, rs = (float)(1.0 / sqrt(v / C + 1e-5));
+        const float m = (float)mu, rs = (float)(1.0 / sqrt(v / C + eps));
         float *o = out + (long)r * C;
         for (int c = 0; c < C; c++) o[c] = (xr[c] - m) * rs * w[c] + b[c];
         mean[r] = m;
@@ -55,7 +55,7 @@ static void backward_portable(const float *dy, const float *x, const float *w, c
 #define HI4(v) _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))
 
 MPO_AVX2 static void forward_avx2(const float *x, const float *w, const float *b, float *out,
-                                  float *mean, float *rstd, int rows, int C) {
+                                  float *mean, float *rstd, int rows, int C, double eps) {
     const int C8 = C & ~7;
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (long)r * C;
@@ -78,7 +78,7 @@ MPO_AVX2 static void forward_avx2(const float *x, const float *w, const float *b
         }
         double var = mpo_hsum4d(_mm256_add_pd(q0, q1));
         for (int c = C8; c < C; c++) { const double d = (double)xr[c] - mu; var += d * d; }
-        const float m = (float)mu, rs = (float)(1.0 / sqrt(var / C + 1e-5));
+        const float m = (float)mu, rs = (float)(1.0 / sqrt(var / C + eps));
         const __m256 vm = _mm256_set1_ps(m), vrs = _mm256_set1_ps(rs);
         float *o = out + (long)r * C;
         for (int c = 0; c < C8; c += 8) {
@@ -141,11 +141,11 @@ MPO_AVX2 static void backward_avx2(const float *dy, const float *x, const float 
 #endif
 
 void mpo_layernorm_forward(const float *x, const float *w, const float *b, float *out,
-                           float *mean, float *rstd, int rows, int C) {
+                           float *mean, float *rstd, int rows, int C, float eps) {
 #if MPO_HAVE_AVX2
-    if (mpo_use_avx2()) { forward_avx2(x, w, b, out, mean, rstd, rows, C); return; }
+    if (mpo_use_avx2()) { forward_avx2(x, w, b, out, mean, rstd, rows, C, (double)eps); return; }
 #endif
-    forward_portable(x, w, b, out, mean, rstd, rows, C);
+    forward_portable(x, w, b, out, mean, rstd, rows, C, (double)eps);
 }
 
 void mpo_layernorm_backward(const float *dy, const float *x, const float *w, const float *mean,
@@ -154,4 +154,35 @@ void mpo_layernorm_backward(const float *dy, const float *x, const float *w, con
     if (mpo_use_avx2()) { backward_avx2(dy, x, w, mean, rstd, dx, dw, db, rows, C); return; }
 #endif
     backward_portable(dy, x, w, mean, rstd, dx, dw, db, rows, C);
+}
+
+// MARK: - RMSNorm (one path: the loops vectorise as written, the sums stay in Double)
+
+void mpo_rmsnorm_forward(const float *x, const float *w, float *out, float *rstd, int rows, int C, float eps) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (long)r * C;
+        double ss = 0.0;
+        for (int c = 0; c < C; c++) ss += (double)xr[c] * (double)xr[c];
+        const float rs = (float)(1.0 / sqrt(ss / C + (double)eps));
+        float *o = out + (long)r * C;
+        for (int c = 0; c < C; c++) o[c] = (xr[c] * rs) * w[c];
+        rstd[r] = rs;
+    }
+}
+
+void mpo_rmsnorm_backward(const float *dy, const float *x, const float *w, const float *rstd, float *dx,
+                          double *dw, int rows, int C) {
+    for (int r = 0; r < rows; r++) {
+        const float *dr = dy + (long)r * C, *xr = x + (long)r * C;
+        const float rs = rstd[r];
+        double sgn = 0.0;
+        for (int c = 0; c < C; c++) {
+            const float nrm = xr[c] * rs;
+            sgn += (double)(w[c] * dr[c]) * (double)nrm;
+            dw[c] += (double)(nrm * dr[c]);
+        }
+        const float a = (float)(sgn / C);
+        float *g = dx + (long)r * C;
+        for (int c = 0; c < C; c++) g[c] += rs * (w[c] * dr[c] - (xr[c] * rs) * a);
+    }
 }

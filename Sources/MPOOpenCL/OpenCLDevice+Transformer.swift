@@ -13,13 +13,23 @@ import MPOKit
 extension OpenCLDevice {
     // MARK: - Embedding
 
-    public func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView, out: TensorView,
+    public func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView?, out: TensorView,
                                  batch: Int, time: Int, channels: Int) {
         let n = batch * time, C = channels
-        precondition(tokens.count >= n && out.count >= n * C && positions.count >= time * C, "embedding shape mismatch")
+        precondition(tokens.count >= n && out.count >= n * C && (positions?.count ?? time * C) >= time * C, "embedding shape mismatch")
         locked {
             launch("embeddingForward", main, "kernel_embedding_forward", global: [C, n], local: [16, 16],
-                   [.view(tokens), .view(table), .view(positions), .view(out), .int(n), .int(time), .int(C), .int(table.count / max(C, 1))])
+                   [.view(tokens), .view(table), .view(positions ?? table), .view(out), .int(n), .int(time), .int(C),
+                    .int(table.count / max(C, 1)), .int(positions == nil ? 0 : 1)])
+        }
+    }
+
+    public func positionBackward(dOut: TensorView, dTable: TensorView, batch: Int, time: Int, channels C: Int) {
+        precondition(dOut.count >= batch * time * C && dTable.count >= time * C, "position backward shape mismatch")
+        guard batch > 0 && time > 0 && C > 0 else { return }
+        locked {
+            launch("positionBackward", main, "kernel_position_backward", global: [C, time], local: [16, 1],
+                   [.view(dOut), .view(dTable), .int(batch), .int(time), .int(C)])
         }
     }
 
@@ -43,12 +53,12 @@ extension OpenCLDevice {
     // MARK: - LayerNorm
 
     public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
-                                 mean: TensorView, rstd: TensorView, rows: Int, columns C: Int) {
+                                 mean: TensorView, rstd: TensorView, rows: Int, columns C: Int, epsilon: Float) {
         checkLayerNormForward(x: x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: C)
         let g = tuning.layerNormGroup
         locked {
             launch("layerNormForward", main, "kernel_layernorm_forward", global: [rows * g], local: [g],
-                   [.view(x), .view(weight), .view(bias), .view(out), .view(mean), .view(rstd), .int(C)])
+                   [.view(x), .view(weight), .view(bias), .view(out), .view(mean), .view(rstd), .int(C), .float(epsilon)])
         }
     }
 
@@ -97,16 +107,9 @@ extension OpenCLDevice {
         return nil
     }
 
-    private func checkAttention(_ s: AttentionShape, _ views: [TensorView], kv: [TensorView], lse: TensorView, _ op: String) {
-        precondition(s.batch >= 0 && s.time >= 0 && s.heads >= 1 && s.headDim >= 1 && s.queryOffset >= 0, "\(op): bad \(s)")
-        for v in views { precondition(v.count >= s.tokens * s.channels, "\(op): view of \(v.count) too small for \(s)") }
-        for v in kv { precondition(v.count >= s.batch * s.kvRows * s.channels, "\(op): k/v view of \(v.count) too small for \(s)") }
-        precondition(lse.count >= s.batch * s.heads * s.time, "\(op): lse too small for \(s)")
-    }
-
     public func attentionForward(_ s: AttentionShape, q: TensorView, k: TensorView, v: TensorView,
                                  out: TensorView, lse: TensorView) {
-        checkAttention(s, [q, out], kv: [k, v], lse: lse, "attentionForward")
+        checkAttention(s, q: [q, out], kv: [k, v], lse: lse, keyRows: s.kvRows)
         guard s.tokens > 0 else { return }
         let scale = 1 / Float(s.headDim).squareRoot()
         locked {
@@ -114,7 +117,7 @@ extension OpenCLDevice {
             let tiles = (s.time + tile - 1) / tile
             launch("attentionForward", p, "kernel_attention_forward", global: [tiles * tile, s.batch * s.heads], local: [tile, 1],
                    [.view(q), .view(k), .view(v), .view(out), .view(lse), .int(s.time), .int(s.keys), .int(s.queryOffset),
-                    .float(scale), .int(s.heads), .int(s.kvRows)])
+                    .float(scale), .int(s.heads), .int(s.kvRows), .int(s.kvHeads)])
         }
     }
 
@@ -122,17 +125,17 @@ extension OpenCLDevice {
                                   v: TensorView, out: TensorView, lse: TensorView,
                                   dq: TensorView, dk: TensorView, dv: TensorView) {
         precondition(s.queryOffset == 0, "attention backward supports queryOffset 0 only (training)")
-        checkAttention(s, [dOut, q, k, v, out, dq, dk, dv], kv: [], lse: lse, "attentionBackward")
+        checkAttention(s, q: [dOut, q, out, dq], kv: [k, v, dk, dv], lse: lse, keyRows: s.time)
         guard s.tokens > 0 else { return }
         let scale = 1 / Float(s.headDim).squareRoot()
         locked {
             guard let (p, tile) = attentionProgram(headDim: s.headDim) else { return }
             let tiles = (s.time + tile - 1) / tile
             let common: [KernelArg] = [.view(q), .view(k), .view(v), .view(out), .view(dOut), .view(lse)]
-            launch("attentionBackward", p, "kernel_attention_backward_dkv", global: [tiles * tile, s.batch * s.heads],
-                   local: [tile, 1], common + [.view(dk), .view(dv), .int(s.time), .int(s.heads), .float(scale)])
+            launch("attentionBackward", p, "kernel_attention_backward_dkv", global: [tiles * tile, s.batch * s.kvHeads],
+                   local: [tile, 1], common + [.view(dk), .view(dv), .int(s.time), .int(s.heads), .float(scale), .int(s.kvHeads)])
             launch("attentionBackward", p, "kernel_attention_backward_dq", global: [tiles * tile, s.batch * s.heads],
-                   local: [tile, 1], common + [.view(dq), .int(s.time), .int(s.heads), .float(scale)])
+                   local: [tile, 1], common + [.view(dq), .int(s.time), .int(s.heads), .float(scale), .int(s.kvHeads)])
         }
     }
 

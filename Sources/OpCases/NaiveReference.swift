@@ -103,14 +103,21 @@ public enum NaiveReference {
 
     // MARK: - Embedding
 
-    /// out[b,t] = table[tokens[b,t]] + positions[t].
-    public static func embeddingForward(tokens: [Int], table: [Double], positions: [Double],
+    /// out[b,t] = table[tokens[b,t]] + positions[t] (the table row alone without positions).
+    public static func embeddingForward(tokens: [Int], table: [Double], positions: [Double]?,
                                         batch: Int, time: Int, channels C: Int) -> [Double] {
         var out = [Double](repeating: 0, count: batch * time * C)
         for n in 0..<(batch * time) {
-            for c in 0..<C { out[n * C + c] = table[tokens[n] * C + c] + positions[(n % time) * C + c] }
+            for c in 0..<C { out[n * C + c] = table[tokens[n] * C + c] + (positions?[(n % time) * C + c] ?? 0) }
         }
         return out
+    }
+
+    /// dTable[t] += Σ_b dOut[b,t].
+    public static func positionBackward(dOut: [Double], dTable: [Double], batch: Int, time: Int, channels C: Int) -> [Double] {
+        var d = dTable
+        for b in 0..<batch { for t in 0..<time { for c in 0..<C { d[t * C + c] += dOut[(b * time + t) * C + c] } } }
+        return d
     }
 
     /// dTable[tokens[b,t]] += dOut[b,t].
@@ -121,12 +128,13 @@ public enum NaiveReference {
         return d
     }
 
-    // MARK: - LayerNorm (eps 1e-5, biased variance)
+    // MARK: - LayerNorm (biased variance) and RMSNorm
 
     public static let layerNormEpsilon = 1e-5
 
     /// out = (x − mean)·rstd·weight + bias per row; mean and rstd per row.
-    public static func layerNormForward(_ x: [Double], weight: [Double], bias: [Double], rows: Int, columns C: Int)
+    public static func layerNormForward(_ x: [Double], weight: [Double], bias: [Double], rows: Int, columns C: Int,
+                                        epsilon: Double = layerNormEpsilon)
         -> (out: [Double], mean: [Double], rstd: [Double]) {
         var out = [Double](repeating: 0, count: rows * C), mean = [Double](repeating: 0, count: rows)
         var rstd = mean
@@ -134,7 +142,7 @@ public enum NaiveReference {
             let row = x[(r * C)..<(r * C + C)]
             let mu = row.reduce(0, +) / Double(C)
             let variance = row.reduce(0) { $0 + ($1 - mu) * ($1 - mu) } / Double(C)
-            let rs = 1 / (variance + layerNormEpsilon).squareRoot()
+            let rs = 1 / (variance + epsilon).squareRoot()
             for c in 0..<C { out[r * C + c] = (x[r * C + c] - mu) * rs * weight[c] + bias[c] }
             mean[r] = mu; rstd[r] = rs
         }
@@ -165,24 +173,114 @@ public enum NaiveReference {
         return (dx, dw, db)
     }
 
+    /// out = x·rstd·weight, rstd = 1/√(mean(x²) + ε) per row.
+    public static func rmsNormForward(_ x: [Double], weight: [Double], rows: Int, columns C: Int, epsilon: Double)
+        -> (out: [Double], rstd: [Double]) {
+        var out = [Double](repeating: 0, count: rows * C), rstd = [Double](repeating: 0, count: rows)
+        for r in 0..<rows {
+            let ms = x[(r * C)..<(r * C + C)].reduce(0) { $0 + $1 * $1 } / Double(C)
+            let rs = 1 / (ms + epsilon).squareRoot()
+            for c in 0..<C { out[r * C + c] = x[r * C + c] * rs * weight[c] }
+            rstd[r] = rs
+        }
+        return (out, rstd)
+    }
+
+    /// The gradient of Σ dOut·rmsNorm(x) added to dInput and dWeight, by the chain rule on
+    /// out_c = w_c·x_c·(mean(x²) + ε)^(−1/2) (rstd recomputed from x).
+    public static func rmsNormBackward(dOut: [Double], x: [Double], weight: [Double], dInput: [Double], dWeight: [Double],
+                                       rows: Int, columns C: Int, epsilon: Double) -> (dInput: [Double], dWeight: [Double]) {
+        var dx = dInput, dw = dWeight
+        for r in 0..<rows {
+            let ms = x[(r * C)..<(r * C + C)].reduce(0) { $0 + $1 * $1 } / Double(C)
+            let rs = 1 / (ms + epsilon).squareRoot()
+            var dot = 0.0   // Σ_c w_c·dOut_c·x_c
+            for c in 0..<C { dot += weight[c] * dOut[r * C + c] * x[r * C + c]; dw[c] += dOut[r * C + c] * x[r * C + c] * rs }
+            // ∂/∂x_j: w_j·dOut_j·rs − rs³·x_j·dot / C
+            for c in 0..<C { dx[r * C + c] += weight[c] * dOut[r * C + c] * rs - rs * rs * rs * x[r * C + c] * dot / Double(C) }
+        }
+        return (dx, dw)
+    }
+
+    // MARK: - Rotary embedding and activations
+
+    /// The (positions, hd) table the model uploads: row p = cos(p·θ_i) for i < hd/2, then
+    /// sin(p·θ_i), θ_i = base^(−2i/hd), in Double.
+    public static func rotaryTable(positions: Int, headDim hd: Int, base: Double) -> [Double] {
+        var t = [Double](repeating: 0, count: positions * hd)
+        for p in 0..<positions {
+            for i in 0..<(hd / 2) {
+                let a = Double(p) * pow(base, -Double(2 * i) / Double(hd))
+                t[p * hd + i] = cos(a); t[p * hd + hd / 2 + i] = sin(a)
+            }
+        }
+        return t
+    }
+
+    /// x rotated in the rotate-half convention by the table's angles (the inverse turns back).
+    public static func rotary(_ x: [Double], table: [Double], shape s: RotaryShape, inverse: Bool) -> [Double] {
+        var out = x
+        let hd = s.headDim, half = hd / 2
+        for r in 0..<s.rows {
+            let p = s.positionOffset + r % s.time
+            for h in 0..<s.heads {
+                for i in 0..<half {
+                    let a = r * s.width + h * hd + i, b = a + half
+                    let c = table[p * hd + i], sn = (inverse ? -1 : 1) * table[p * hd + half + i]
+                    out[a] = x[a] * c - x[b] * sn
+                    out[b] = x[b] * c + x[a] * sn
+                }
+            }
+        }
+        return out
+    }
+
+    public static func silu(_ g: Double) -> Double { g / (1 + exp(-g)) }
+
+    /// silu(gate)·up.
+    public static func swigluForward(gate: [Double], up: [Double]) -> [Double] { zip(gate, up).map { silu($0) * $1 } }
+
+    /// dGate = dOut·up·silu′(gate), dUp = dOut·silu(gate); silu′(g) = σ(g)(1 + g(1 − σ(g))).
+    public static func swigluBackward(dOut: [Double], gate: [Double], up: [Double]) -> (dGate: [Double], dUp: [Double]) {
+        var dg = dOut, du = dOut
+        for i in 0..<dOut.count {
+            let g = gate[i], s = 1 / (1 + exp(-g))
+            dg[i] = dOut[i] * up[i] * s * (1 + g * (1 - s)); du[i] = dOut[i] * g * s
+        }
+        return (dg, du)
+    }
+
+    static let geluK = (2 / Double.pi).squareRoot()
+    public static func gelu(_ x: Double) -> Double { 0.5 * x * (1 + tanh(geluK * (x + 0.044715 * x * x * x))) }
+    public static func geluForward(_ x: [Double]) -> [Double] { x.map(gelu) }
+
+    /// dX = dOut·gelu′(x).
+    public static func geluBackward(dOut: [Double], x: [Double]) -> [Double] {
+        zip(dOut, x).map { d, v in
+            let t = tanh(geluK * (v + 0.044715 * v * v * v))
+            return d * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * geluK * (1 + 3 * 0.044715 * v * v))
+        }
+    }
+
     // MARK: - Causal attention (scale 1/√hd)
 
     /// The masked, scaled scores of one (b, h, query t) row: s_j = q_t·k_j/√hd for keys
     /// j ≤ queryOffset + t (k is laid out (B, queryOffset + T, C)).
     private static func scores(_ s: AttentionShape, q: [Double], k: [Double], b: Int, h: Int, t: Int) -> [Double] {
-        let C = s.channels, hd = s.headDim, scale = 1 / Double(hd).squareRoot()
+        let C = s.channels, KC = s.kvChannels, hd = s.headDim, scale = 1 / Double(hd).squareRoot(), kh = h / s.group
         return (0...(s.queryOffset + t)).map { j in
             var dot = 0.0
-            for d in 0..<hd { dot += q[(b * s.time + t) * C + h * hd + d] * k[(b * s.kvRows + j) * C + h * hd + d] }
+            for d in 0..<hd { dot += q[(b * s.time + t) * C + h * hd + d] * k[(b * s.kvRows + j) * KC + kh * hd + d] }
             return dot * scale
         }
     }
 
-    /// out (B,T,C) = softmax(mask(q·kᵀ/√hd))·v per head; lse (B,H,T) = logsumexp of the row.
-    /// With queryOffset > 0 (KV-cache decode), k and v hold queryOffset + T rows per batch item.
+    /// out (B,T,C) = softmax(mask(q·kᵀ/√hd))·v per head, k/v (B, kvRows, KVH·hd) read at head
+    /// h / (H/KVH); lse (B,H,T) = logsumexp of the row. With queryOffset > 0 (KV-cache decode), k
+    /// and v hold queryOffset + T rows per batch item.
     public static func attentionForward(_ s: AttentionShape, q: [Double], k: [Double], v: [Double])
         -> (out: [Double], lse: [Double]) {
-        let C = s.channels, hd = s.headDim, T = s.time
+        let C = s.channels, KC = s.kvChannels, hd = s.headDim, T = s.time
         var out = [Double](repeating: 0, count: s.tokens * C), lse = [Double](repeating: 0, count: s.batch * s.heads * T)
         for b in 0..<s.batch {
             for h in 0..<s.heads {
@@ -193,7 +291,7 @@ public enum NaiveReference {
                     lse[(b * s.heads + h) * T + t] = l
                     for j in 0..<sc.count {
                         let p = exp(sc[j] - l)
-                        for d in 0..<hd { out[(b * T + t) * C + h * hd + d] += p * v[(b * s.kvRows + j) * C + h * hd + d] }
+                        for d in 0..<hd { out[(b * T + t) * C + h * hd + d] += p * v[(b * s.kvRows + j) * KC + (h / s.group) * hd + d] }
                     }
                 }
             }
@@ -201,14 +299,14 @@ public enum NaiveReference {
         return (out, lse)
     }
 
-    /// Gradients of Σ dOut·out with respect to q, k and v (each (B,T,C)), by the textbook
-    /// softmax Jacobian: dP = dO·vᵀ, dS = P ∘ (dP − Σ_j P·dP), dq = dS·k/√hd, dk = dSᵀ·q/√hd, dv = Pᵀ·dO.
-    /// Training only: queryOffset must be 0.
+    /// Gradients of Σ dOut·out with respect to q (B,T,C), k and v (B,T,KVH·hd), by the textbook
+    /// softmax Jacobian: dP = dO·vᵀ, dS = P ∘ (dP − Σ_j P·dP), dq = dS·k/√hd, dk = dSᵀ·q/√hd, dv = Pᵀ·dO
+    /// (dk, dv summed over the query heads sharing a key/value head). Training only: queryOffset 0.
     public static func attentionBackward(_ s: AttentionShape, dOut: [Double], q: [Double], k: [Double], v: [Double])
         -> (dq: [Double], dk: [Double], dv: [Double]) {
         precondition(s.queryOffset == 0, "attention backward is defined for queryOffset 0 only")
-        let C = s.channels, hd = s.headDim, T = s.time, scale = 1 / Double(hd).squareRoot()
-        var dq = [Double](repeating: 0, count: s.tokens * C), dk = dq, dv = dq
+        let C = s.channels, KC = s.kvChannels, hd = s.headDim, T = s.time, scale = 1 / Double(hd).squareRoot()
+        var dq = [Double](repeating: 0, count: s.tokens * C), dk = [Double](repeating: 0, count: s.tokens * KC), dv = dk
         for b in 0..<s.batch {
             for h in 0..<s.heads {
                 for t in 0..<T {
@@ -219,13 +317,13 @@ public enum NaiveReference {
                     let qi = (b * T + t) * C + h * hd
                     var dp = [Double](repeating: 0, count: t + 1)
                     for j in 0...t {
-                        let kj = (b * T + j) * C + h * hd
+                        let kj = (b * T + j) * KC + (h / s.group) * hd
                         for d in 0..<hd { dp[j] += dOut[qi + d] * v[kj + d]; dv[kj + d] += p[j] * dOut[qi + d] }
                     }
                     var pdp = 0.0
                     for j in 0...t { pdp += p[j] * dp[j] }
                     for j in 0...t {
-                        let ds = p[j] * (dp[j] - pdp) * scale, kj = (b * T + j) * C + h * hd
+                        let ds = p[j] * (dp[j] - pdp) * scale, kj = (b * T + j) * KC + (h / s.group) * hd
                         for d in 0..<hd { dq[qi + d] += ds * k[kj + d]; dk[kj + d] += ds * q[qi + d] }
                     }
                 }

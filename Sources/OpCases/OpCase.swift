@@ -17,8 +17,9 @@ import MPOKit
 public enum Op: String, CaseIterable, Sendable {
     case gemm, permute, fill, copy, addBias, biasBackward, addBiasReLU, reluBackwardBias, add, accumulate, scale,
          reluForward, reluBackward,
-         embeddingForward, embeddingBackward, layerNormForward, layerNormBackward, attentionForward,
-         attentionBackward, crossEntropy, distillation, squaredDistance, mpoForward, sumOfSquares, stepScalars, adamW
+         embeddingForward, embeddingBackward, positionBackward, layerNormForward, layerNormBackward,
+         rmsNormForward, rmsNormBackward, rotaryForward, rotaryBackward, swigluForward, swigluBackward, geluForward, geluBackward,
+         attentionForward, attentionBackward, crossEntropy, distillation, squaredDistance, mpoForward, sumOfSquares, stepScalars, adamW
 }
 
 /// One row of the table: an op with fixed shapes and parameters.

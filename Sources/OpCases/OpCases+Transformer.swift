@@ -12,22 +12,24 @@ import MPOKit
 extension OpCases {
     // MARK: - embedding
 
-    /// `context` ≥ time rows of positions (only the first `time` are read).
-    static func embeddingForward(batch B: Int, time T: Int, channels C: Int, vocabulary V: Int, context: Int? = nil) -> OpCase {
+    /// `context` ≥ time rows of positions (only the first `time` are read); `positions` false: the
+    /// table rows alone (rotary models).
+    static func embeddingForward(batch B: Int, time T: Int, channels C: Int, vocabulary V: Int, context: Int? = nil,
+                                 positions withPositions: Bool = true) -> OpCase {
         let P = context ?? T, N = B * T
-        return CaseBuilder.make(.embeddingForward, "B=\(B) T=\(T) C=\(C) V=\(V) context=\(P)", flops: Double(N * C),
-                                bytes: bytes(N + 3 * N * C), inputs: { g in
+        return CaseBuilder.make(.embeddingForward, "B=\(B) T=\(T) C=\(C) V=\(V) " + (withPositions ? "context=\(P)" : "no positions"),
+                                flops: Double(N * C), bytes: bytes(N + 3 * N * C), inputs: { g in
             g.ids("tokens", N, below: V)
             g.uniform("table", V * C, -1, 1); g.uniform("positions", P * C, -1, 1); g.uniform("out", N * C, -1, 1)
         }, device: { ws, h in
             let tok = try ws.input("tokens", h.ints["tokens"]!), table = try ws.input("table", h["table"])
-            let pos = try ws.input("positions", h["positions"]), out = try ws.output("out", h["out"])
+            let pos = withPositions ? try ws.input("positions", h["positions"]) : nil, out = try ws.output("out", h["out"])
             return ws.instance {
                 ws.device.embeddingForward(tokens: tok, table: table, positions: pos, out: out, batch: B, time: T, channels: C)
             }
         }, reference: { h in
-            ["out": NaiveReference.embeddingForward(tokens: h.i("tokens"), table: h.d("table"), positions: h.d("positions"),
-                                                    batch: B, time: T, channels: C)]
+            ["out": NaiveReference.embeddingForward(tokens: h.i("tokens"), table: h.d("table"),
+                                                    positions: withPositions ? h.d("positions") : nil, batch: B, time: T, channels: C)]
         })
     }
 
@@ -65,17 +67,19 @@ extension OpCases {
          try ws.output("out", h["out"]), try ws.output("mean", h["mean"]), try ws.output("rstd", h["rstd"]))
     }
 
-    static func layerNormForward(rows N: Int, columns C: Int, offset: Float = 0, spread: Float = 2) -> OpCase {
-        CaseBuilder.make(.layerNormForward, "N=\(N) C=\(C) x=\(offset)±\(spread)",
+    static func layerNormForward(rows N: Int, columns C: Int, offset: Float = 0, spread: Float = 2, epsilon: Float = 1e-5) -> OpCase {
+        CaseBuilder.make(.layerNormForward, "N=\(N) C=\(C) x=\(offset)±\(spread)" + (epsilon != 1e-5 ? " ε=\(epsilon)" : ""),
                          flops: Double(8 * N * C), bytes: bytes(2 * N * C + 2 * C + 2 * N), inputs: { g in
             layerNormInputs(&g, rows: N, columns: C, offset: offset, spread: spread)
         }, device: { ws, h in
             let v = try layerNormViews(ws, h)
             return ws.instance {
-                ws.device.layerNormForward(v.x, weight: v.w, bias: v.b, out: v.out, mean: v.mean, rstd: v.rstd, rows: N, columns: C)
+                ws.device.layerNormForward(v.x, weight: v.w, bias: v.b, out: v.out, mean: v.mean, rstd: v.rstd, rows: N, columns: C,
+                                           epsilon: epsilon)
             }
         }, reference: { h in
-            let r = NaiveReference.layerNormForward(h.d("x"), weight: h.d("weight"), bias: h.d("bias"), rows: N, columns: C)
+            let r = NaiveReference.layerNormForward(h.d("x"), weight: h.d("weight"), bias: h.d("bias"), rows: N, columns: C,
+                                                    epsilon: Double(epsilon))
             return ["out": r.out, "mean": r.mean, "rstd": r.rstd]
         })
     }
@@ -110,7 +114,7 @@ extension OpCases {
     // MARK: - attention
 
     private static func attentionInputs(_ g: inout InputGenerator, _ s: AttentionShape, range r: Float) {
-        let n = s.tokens * s.channels, kv = s.batch * s.kvRows * s.channels   // k, v: (B, kvRows ≥ queryOffset + T, C)
+        let n = s.tokens * s.channels, kv = s.batch * s.kvRows * s.kvChannels   // k, v: (B, kvRows ≥ queryOffset + T, KVH·hd)
         g.uniform("q", n, -r, r); g.uniform("k", kv, -r, r); g.uniform("v", kv, -1, 1)
         g.uniform("out", n, -1, 1); g.uniform("lse", s.batch * s.heads * s.time, -1, 1)
     }
@@ -124,8 +128,8 @@ extension OpCases {
     /// q and k uniform in ±range (a wider range gives peakier softmax rows). queryOffset > 0 is
     /// the KV-cache decode form (k, v longer than q).
     static func attentionForward(_ s: AttentionShape, range: Float = 1) -> OpCase {
-        let n = s.tokens * s.channels, kv = s.batch * s.kvRows * s.channels
-        let vars = "B=\(s.batch) T=\(s.time) H=\(s.heads) hd=\(s.headDim) qk=±\(range)"
+        let n = s.tokens * s.channels, kv = s.batch * s.kvRows * s.kvChannels
+        let vars = "B=\(s.batch) T=\(s.time) H=\(s.heads)" + (s.kvHeads != s.heads ? " KVH=\(s.kvHeads)" : "") + " hd=\(s.headDim) qk=±\(range)"
             + (s.queryOffset > 0 ? " offset=\(s.queryOffset)" : "") + (s.kvRows > s.keys ? " kvRows=\(s.kvRows)" : "")
         return CaseBuilder.make(.attentionForward, vars, flops: s.forwardFlops,
                                 bytes: bytes(2 * n + 2 * kv + s.batch * s.heads * s.time), inputs: { g in
@@ -142,12 +146,13 @@ extension OpCases {
     /// out and lse come from attentionForward on the same device; dq, dk, dv are overwritten
     /// (pre-filled with garbage).
     static func attentionBackward(_ s: AttentionShape, range: Float = 1) -> OpCase {
-        let n = s.tokens * s.channels
-        return CaseBuilder.make(.attentionBackward, "B=\(s.batch) T=\(s.time) H=\(s.heads) hd=\(s.headDim) qk=±\(range)",
-                                flops: 2.5 * s.forwardFlops, bytes: bytes(8 * n + s.batch * s.heads * s.time), inputs: { g in
+        let n = s.tokens * s.channels, kv = s.tokens * s.kvChannels
+        let vars = "B=\(s.batch) T=\(s.time) H=\(s.heads)" + (s.kvHeads != s.heads ? " KVH=\(s.kvHeads)" : "") + " hd=\(s.headDim) qk=±\(range)"
+        return CaseBuilder.make(.attentionBackward, vars,
+                                flops: 2.5 * s.forwardFlops, bytes: bytes(5 * n + 5 * kv + s.batch * s.heads * s.time), inputs: { g in
             attentionInputs(&g, s, range: range)
             g.uniform("dOut", n, -1, 1)
-            g.uniform("dq", n, -1, 1); g.uniform("dk", n, -1, 1); g.uniform("dv", n, -1, 1)
+            g.uniform("dq", n, -1, 1); g.uniform("dk", kv, -1, 1); g.uniform("dv", kv, -1, 1)
         }, device: { ws, h in
             let v = try attentionViews(ws, h)
             ws.device.attentionForward(s, q: v.q, k: v.k, v: v.v, out: v.out, lse: v.lse)

@@ -16,7 +16,7 @@ public enum OpCases {
 
     // MARK: - parity
 
-    public static let parity: [OpCase] = gemmParity + permuteParity + elementwiseParity + transformerParity + mpoParity
+    public static let parity: [OpCase] = gemmParity + permuteParity + elementwiseParity + transformerParity + familyParity + mpoParity
 
     /// The fused MPO contraction against W contracted in Double: 2 and 3 sites, χ from 1 to above
     /// the full rank, 1 to 64 rows, the PicoGPT layer shapes, a 4-site chain and a prime factor.
@@ -219,6 +219,8 @@ public enum OpCases {
         biasBackward(rows: 8192, columns: 64, low: 0),
         reluBackwardBias(rows: 8192, columns: 64, low: 0),
         layerNormBackward(rows: 8192, columns: 128),
+        rmsNormBackward(rows: 8192, columns: 128),
+        positionBackward(batch: 8192, time: 1, channels: 16, low: 0),
         embeddingBackward(batch: 32, time: 256, channels: 16, vocabulary: 3, low: 0),
         gemm(GemmShape(m: 8, n: 6, k: 4, transposeB: true, batch: 8192, strideA: 8 * 4, strideB: 6 * 4, strideC: 0), low: 0),
     ]
@@ -284,6 +286,6 @@ public enum OpCases {
             adamW(count: params, hyper: AdamWHyper(learningRate: 1e-3, step: 10)),
             stepScalars(rows: N, gradients: params, clip: 1),
         ]
-        return c
+        return c + familyPerf
     }()
 }

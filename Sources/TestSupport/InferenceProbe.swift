@@ -24,9 +24,9 @@ public enum InferenceProbe {
     /// The largest relative difference of the logits of an inference model (under `strategy`)
     /// from the training model's, over row counts 1, 7 and 64, on `device`.
     public static func worstLogitError(_ config: ModelConfig, strategy: MPOStrategy, device: any ComputeDevice) throws -> Double {
-        let train = try PicoGPT(config: config, device: device)
+        let train = try Transformer(config: config, device: device)
         try train.initialize(seed: 3)
-        let infer = try PicoGPT(config: config, device: device, purpose: .inference)
+        let infer = try Transformer(config: config, device: device, purpose: .inference)
         try infer.load(from: train)
         infer.mpoStrategy = strategy
         var rng = SplitMix64(seed: 4), worst = 0.0

@@ -25,7 +25,7 @@ public enum NonFiniteProbe {
     /// One training step of a small dense model on `device` with parameter `name`[3] = NaN.
     public static func step(device: any ComputeDevice, nanIn name: String) throws -> Outcome {
         let config = ModelConfig(vocabularySize: 11, channels: 16, heads: 2, layers: 2, context: 8, ffn: 32)
-        let model = try PicoGPT(config: config, device: device)
+        let model = try Transformer(config: config, device: device)
         try model.initialize(seed: 3)
         var w = try model.parameter(name)
         w[3] = .nan

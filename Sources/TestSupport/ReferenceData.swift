@@ -31,7 +31,7 @@ public enum ReferenceData {
     public static let hints = ShapeHints(heads: 4)
 
     /// Loads a reference checkpoint into a model on `device`.
-    public static func model(_ name: String, device: any ComputeDevice = CPUDevice()) throws -> PicoGPT {
+    public static func model(_ name: String, device: any ComputeDevice = CPUDevice()) throws -> Transformer {
         try ModelCheckpoint.loadModel(url(name), device: device, hints: hints)
     }
 
@@ -54,7 +54,7 @@ public enum ReferenceData {
     public struct TrajectoryStep { public var learningRate, expectedLearningRate, loss, gradNorm: Double }
 
     /// Runs the ten-step trajectory of a `_train10.json` file on `model` (docs/SPEC.md §6 recipe).
-    public static func trajectory(_ jsonName: String, model: PicoGPT, vocab: String) throws -> [TrajectoryStep] {
+    public static func trajectory(_ jsonName: String, model: Transformer, vocab: String) throws -> [TrajectoryStep] {
         let j = try json(jsonName)
         let offsets = j["batch_char_offsets"] as! [[Int]], lrs = j["lr"] as! [Double]
         let t = j["T"] as! Int

@@ -91,7 +91,7 @@ struct Bench: ParsableCommand {
         var denseMs = 0.0
         for c in [nil] + chis.map(Optional.some) {
             let config = stepConfig(c)
-            let model = try PicoGPT(config: config, device: device)
+            let model = try Transformer(config: config, device: device)
             model.mpoStrategy = strat
             try model.initialize(seed: 1)
             let opt = try AdamW(model: model)
@@ -173,7 +173,7 @@ extension Bench {
     func profiledStep(config: ModelConfig, device: any ComputeDevice, strategy: MPOStrategy,
                       tokens: [Int32], targets: [Int32]) throws -> ProfilingDevice {
         let prof = ProfilingDevice(device)
-        let model = try PicoGPT(config: config, device: prof)
+        let model = try Transformer(config: config, device: prof)
         model.mpoStrategy = strategy
         try model.initialize(seed: 1)
         let opt = try AdamW(model: model)
@@ -185,7 +185,7 @@ extension Bench {
 
     /// Tokens/s sampling `sampleTokens` tokens at batch 1: with the KV cache, and with a full
     /// forward over the (cropped) context for every new token.
-    func samplingRates(_ model: PicoGPT) throws -> (cached: Double, full: Double) {
+    func samplingRates(_ model: Transformer) throws -> (cached: Double, full: Double) {
         let gen = try Generator(model: model)
         var sampler = Sampler(temperature: 0.8, topK: 40, seed: 7)
         let cached = try seconds { _ = try gen.generate(prompt: [0], count: sampleTokens, sampler: &sampler) }

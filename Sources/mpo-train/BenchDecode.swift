@@ -45,7 +45,7 @@ extension Bench {
 
     /// One configuration, in this process: prints one JSON object.
     func decodeOne(_ spec: DecodeModel, device: any ComputeDevice) throws {
-        let model = try PicoGPT(config: spec.config, device: device, purpose: .inference)
+        let model = try Transformer(config: spec.config, device: device, purpose: .inference)
         model.mpoStrategy = strategy
         try model.initialize(seed: 1)
         let weightsAllocated = device.allocatedBytes
@@ -94,7 +94,7 @@ extension Bench {
     /// stderr: the same model on a ProfilingDevice (it synchronises after every op).
     func decodeProfile(_ spec: DecodeModel, device: any ComputeDevice, prompt: [Int32]) throws {
         let prof = ProfilingDevice(device)
-        let model = try PicoGPT(config: spec.config, device: prof, purpose: .inference)
+        let model = try Transformer(config: spec.config, device: prof, purpose: .inference)
         model.mpoStrategy = strategy
         try model.initialize(seed: 1)
         let tokens = 16

@@ -22,7 +22,7 @@ struct ShapeHintOptions: ParsableArguments {
 }
 
 /// The model in `path` on `device`; a missing shape hint is a usage error naming the flag.
-func loadCheckpoint(_ path: String, device: any ComputeDevice, hints: ShapeHints, purpose: ModelPurpose = .training) throws -> PicoGPT {
+func loadCheckpoint(_ path: String, device: any ComputeDevice, hints: ShapeHints, purpose: ModelPurpose = .training) throws -> Transformer {
     do { return try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: device, hints: hints, purpose: purpose) } catch let e as MissingShapeError {
         throw ValidationError("\(path): \(e.message)")
     }

@@ -62,7 +62,7 @@ struct Compress: ParsableCommand {
         guard data.vocabulary.count == dense.config.vocabularySize else {
             throw ModelError("the data has \(data.vocabulary.count) distinct characters but the model's vocabulary has \(dense.config.vocabularySize); pass its training text with --data")
         }
-        func evaluate(_ m: PicoGPT) throws -> (Double, Double) {   // the same batches before and after
+        func evaluate(_ m: Transformer) throws -> (Double, Double) {   // the same batches before and after
             var rng = SplitMix64(seed: seed)
             return try m.evaluate(data.validation, batches: evalBatches, batchSize: 8, time: m.config.context, rng: &rng)
         }
@@ -110,7 +110,7 @@ struct Compress: ParsableCommand {
     /// The budgeted allocation, with sensitivity weights when asked (probe χ: the uniform χ whose
     /// model is nearest the budget), every layer at χ ≥ --min-chi (default half the largest
     /// uniform χ that fits).
-    func allocate(_ dense: PicoGPT, budget: Int, validation: [Int32]) throws -> BondAllocation {
+    func allocate(_ dense: Transformer, budget: Int, validation: [Int32]) throws -> BondAllocation {
         var weights: [String: Double] = [:]
         func size(_ c: Int) -> Int { var cfg = dense.config; cfg.chi = c; return cfg.parameterLayout().parameterCount }
         let uniform = (1...256).last { size($0) <= budget } ?? 1

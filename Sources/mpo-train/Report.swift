@@ -11,7 +11,7 @@ struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per-layer parameters, compression ratio and TT-SVD error of a dense model for each χ.",
         discussion: """
-        Without --checkpoint, reports on a freshly initialised dense PicoGPT (seed --seed).
+        Without --checkpoint, reports on a freshly initialised dense Transformer (seed --seed).
         Totals count the whole model: MPO linears plus the dense embedding, LayerNorms and biases.
 
         Examples:
@@ -34,11 +34,11 @@ struct Report: ParsableCommand {
     func run() throws {
         let chis = try parseChiList(chi)
         let device = CPUDevice()
-        let model: PicoGPT
+        let model: Transformer
         if let checkpoint {
             model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints)
         } else {
-            model = try PicoGPT(config: .picoGPT, device: device)
+            model = try Transformer(config: .picoGPT, device: device)
             try model.initialize(seed: seed)
         }
         let nonLinear = model.parameterCount - model.config.linearLayers.reduce(0) { $0 + $1.out * $1.in }

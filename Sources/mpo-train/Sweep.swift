@@ -53,7 +53,7 @@ struct Sweep: ParsableCommand {
             var name = c.map { "mpo-chi\($0)" } ?? "dense"
             if rates.count > 1 { name += "-lr\(rate)" }
             let dir = root.appendingPathComponent(name)
-            let model: PicoGPT
+            let model: Transformer
             var options = recipe.options(context: 256, learningRate: rate)
             if let denseFile {
                 let dense = try loadCheckpoint(denseFile.path, device: device, hints: shape.hints)
@@ -63,7 +63,7 @@ struct Sweep: ParsableCommand {
                 var config = c.map { ModelConfig.mpo(chi: $0) } ?? .picoGPT
                 config.vocabularySize = data.vocabulary.count
                 if c != nil { config.tokenEmbedding = embeddingKind }
-                model = try PicoGPT(config: config, device: device)
+                model = try Transformer(config: config, device: device)
                 try model.initialize(seed: recipe.seed)
             }
             model.mpoStrategy = strategy

@@ -192,13 +192,13 @@ struct Train: ParsableCommand {
         // A checkpoint's vocabulary wins: the data must be written in it.
         let vocab = try initFrom.flatMap(checkpointVocabulary)
         let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab)
-        let model: PicoGPT
+        let model: Transformer
         var name: String
         if let initFrom {
             model = try loadCheckpoint(initFrom, device: device, hints: modelOptions.hints)
             name = URL(fileURLWithPath: initFrom).deletingPathExtension().lastPathComponent + "-finetune"
         } else {
-            model = try PicoGPT(config: try modelOptions.config(vocabularySize: data.vocabulary.count), device: device)
+            model = try Transformer(config: try modelOptions.config(vocabularySize: data.vocabulary.count), device: device)
             try model.initialize(seed: recipe.seed)
             name = modelOptions.model == .mpo ? "mpo-chi\(modelOptions.chi)" : "dense"
             if modelOptions.embedding.lowercased() != "dense" { name += "-emb-" + modelOptions.embedding.lowercased().replacingOccurrences(of: ":", with: "") }

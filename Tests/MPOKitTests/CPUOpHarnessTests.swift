@@ -17,6 +17,8 @@ enum Fault: String, CaseIterable, Sendable {
     case reluBackwardAtZero, embeddingBackwardOverwrites, layerNormForwardOnePassFloat, layerNormForwardEpsilon1e6
     case layerNormBackwardOverwritesDWeight, attentionForwardLseOff, attentionForwardModifiesQ
     case attentionBackwardFlipsDq, crossEntropyLastMaxWins, sumOfSquaresInFloat, adamWNoBiasCorrection
+    case rmsNormForwardIgnoresEpsilon, rotaryIgnoresOffset, attentionBackwardKeepsLastHeadOfGroup, swigluBackwardSwapsGradients
+    case positionBackwardOverwrites
 
     var op: Op {
         switch self {
@@ -33,6 +35,11 @@ enum Fault: String, CaseIterable, Sendable {
         case .crossEntropyLastMaxWins: .crossEntropy
         case .sumOfSquaresInFloat: .sumOfSquares
         case .adamWNoBiasCorrection: .adamW
+        case .rmsNormForwardIgnoresEpsilon: .rmsNormForward
+        case .rotaryIgnoresOffset: .rotaryForward
+        case .attentionBackwardKeepsLastHeadOfGroup: .attentionBackward
+        case .swigluBackwardSwapsGradients: .swigluBackward
+        case .positionBackwardOverwrites: .positionBackward
         }
     }
 
@@ -117,7 +124,7 @@ final class FaultyDevice: ComputeDevice {
         put((0..<g.count).map { o[$0] >= 0 ? g[$0] : 0 }, dX)   // [out ≥ 0] instead of [out > 0]
     }
 
-    func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView, out: TensorView,
+    func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView?, out: TensorView,
                           batch: Int, time: Int, channels: Int) {
         base.embeddingForward(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: time, channels: channels)
     }
@@ -126,13 +133,19 @@ final class FaultyDevice: ComputeDevice {
         base.embeddingBackward(dOut: dOut, tokens: tokens, dTable: dTable, batch: batch, time: time, channels: channels)
     }
 
+    func positionBackward(dOut: TensorView, dTable: TensorView, batch: Int, time: Int, channels: Int) {
+        if fault == .positionBackwardOverwrites { base.fill(dTable, value: 0) }
+        base.positionBackward(dOut: dOut, dTable: dTable, batch: batch, time: time, channels: channels)
+    }
+
     func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
-                          mean: TensorView, rstd: TensorView, rows: Int, columns C: Int) {
+                          mean: TensorView, rstd: TensorView, rows: Int, columns C: Int, epsilon: Float) {
         let onePass = fault == .layerNormForwardOnePassFloat
         guard onePass || fault == .layerNormForwardEpsilon1e6 else {
-            return base.layerNormForward(x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: C)
+            return base.layerNormForward(x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: C,
+                                         epsilon: epsilon)
         }
-        let px = host(x), w = host(weight), b = host(bias), eps: Float = onePass ? 1e-5 : 1e-6
+        let px = host(x), w = host(weight), b = host(bias), eps: Float = onePass ? epsilon : epsilon / 10
         var o = [Float](repeating: 0, count: rows * C), m = [Float](repeating: 0, count: rows), r = m
         for i in 0..<rows {   // one pass: var = E[x²] − E[x]² in Float, which cancels when |mean| ≫ std
             let row = px[(i * C)..<(i * C + C)]
@@ -152,6 +165,29 @@ final class FaultyDevice: ComputeDevice {
                                dWeight: dWeight, dBias: dBias, rows: rows, columns: columns)
     }
 
+    func rmsNormForward(_ x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns: Int, epsilon: Float) {
+        base.rmsNormForward(x, weight: weight, out: out, rstd: rstd, rows: rows, columns: columns,
+                            epsilon: fault == .rmsNormForwardIgnoresEpsilon ? 0 : epsilon)
+    }
+    func rmsNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, rstd: TensorView, dInput: TensorView,
+                         dWeight: TensorView, rows: Int, columns: Int) {
+        base.rmsNormBackward(dOut: dOut, input: x, weight: weight, rstd: rstd, dInput: dInput, dWeight: dWeight, rows: rows, columns: columns)
+    }
+    func rotary(_ x: TensorView, table: TensorView, shape: RotaryShape, inverse: Bool) {
+        var s = shape
+        if fault == .rotaryIgnoresOffset { s.positionOffset = 0 }
+        base.rotary(x, table: table, shape: s, inverse: inverse)
+    }
+    func swigluForward(gate: TensorView, up: TensorView, out: TensorView, count: Int) {
+        base.swigluForward(gate: gate, up: up, out: out, count: count)
+    }
+    func swigluBackward(dOut: TensorView, gate: TensorView, up: TensorView, dGate: TensorView, dUp: TensorView, count: Int) {
+        let swap = fault == .swigluBackwardSwapsGradients
+        base.swigluBackward(dOut: dOut, gate: gate, up: up, dGate: swap ? dUp : dGate, dUp: swap ? dGate : dUp, count: count)
+    }
+    func geluForward(_ x: TensorView, out: TensorView) { base.geluForward(x, out: out) }
+    func geluBackward(_ dOut: TensorView, input x: TensorView, dX: TensorView) { base.geluBackward(dOut, input: x, dX: dX) }
+
     func attentionForward(_ s: AttentionShape, q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView) {
         base.attentionForward(s, q: q, k: k, v: v, out: out, lse: lse)
         if fault == .attentionForwardLseOff { base.scale(lse, by: 1.001) }
@@ -159,8 +195,31 @@ final class FaultyDevice: ComputeDevice {
     }
     func attentionBackward(_ s: AttentionShape, dOut: TensorView, q: TensorView, k: TensorView, v: TensorView, out: TensorView,
                            lse: TensorView, dq: TensorView, dk: TensorView, dv: TensorView) {
-        base.attentionBackward(s, dOut: dOut, q: q, k: k, v: v, out: out, lse: lse, dq: dq, dk: dk, dv: dv)
-        if fault == .attentionBackwardFlipsDq { base.scale(dq, by: -1) }
+        guard fault == .attentionBackwardKeepsLastHeadOfGroup, s.group > 1 else {
+            base.attentionBackward(s, dOut: dOut, q: q, k: k, v: v, out: out, lse: lse, dq: dq, dk: dk, dv: dv)
+            if fault == .attentionBackwardFlipsDq { base.scale(dq, by: -1) }
+            return
+        }
+        // dk/dv overwritten by each query head of a group instead of summed: only the last counts.
+        let C = s.channels, hd = s.headDim, N = s.tokens
+        let one = AttentionShape(batch: s.batch, time: s.time, heads: s.kvHeads, headDim: hd)
+        let qh = host(q), dh = host(dOut), oh = host(out), lh = host(lse)
+        let pick = { (src: [Float], h: (Int) -> Int, rows: Int, width: Int, w: Int) -> [Float] in
+            var r = [Float](repeating: 0, count: rows * w * hd)
+            for n in 0..<rows { for j in 0..<w { for d in 0..<hd { r[(n * w + j) * hd + d] = src[n * width + h(j) * hd + d] } } }
+            return r
+        }
+        let last = { (j: Int) in j * s.group + s.group - 1 }
+        let buf = { (x: [Float]) in try! self.base.makeBuffer(x, label: "fault") }
+        let q1 = buf(pick(qh, last, N, C, s.kvHeads)), d1 = buf(pick(dh, last, N, C, s.kvHeads)), o1 = buf(pick(oh, last, N, C, s.kvHeads))
+        var l1 = [Float](repeating: 0, count: s.batch * s.kvHeads * s.time)
+        for b in 0..<s.batch { for j in 0..<s.kvHeads { for t in 0..<s.time {
+            l1[(b * s.kvHeads + j) * s.time + t] = lh[(b * s.heads + last(j)) * s.time + t] } } }
+        let lse1 = buf(l1), dq1 = try! base.makeBuffer(count: N * s.kvChannels, label: "fault dq")
+        base.attentionBackward(one, dOut: d1.all, q: q1.all, k: k, v: v, out: o1.all, lse: lse1.all, dq: dq1.all, dk: dk, dv: dv)
+        base.attentionBackward(s, dOut: dOut, q: q, k: k, v: v, out: out, lse: lse, dq: dq,
+                               dk: try! base.makeBuffer(count: dk.count, label: "fault dk").all,
+                               dv: try! base.makeBuffer(count: dv.count, label: "fault dv").all)
     }
 
     func crossEntropy(logits: TensorView, targets: TensorView, losses: TensorView, correct: TensorView,

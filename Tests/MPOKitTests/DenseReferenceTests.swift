@@ -8,7 +8,7 @@ import Testing
 struct DenseReferenceTests {
     @Test("parameter count is 808,448")
     func parameterCount() throws {
-        let m = try PicoGPT(config: .picoGPT, device: CPUDevice())
+        let m = try Transformer(config: .picoGPT, device: CPUDevice())
         #expect(m.parameterCount == 808_448)
         #expect(m.layout.specs.count == 56)  // 61 tensors in the PyTorch file minus pos_enc and 4 causal masks
     }

@@ -19,7 +19,7 @@ struct DeterminismTests {
     /// Losses, gradient norms and final parameters of `steps` AdamW steps on B = 8, T = 256 (one
     /// step covers forward, backward, the gradient norm and AdamW).
     static func train(_ config: ModelConfig, _ strategy: MPOStrategy, threads: Int, steps: Int) throws -> ([Double], [Float]) {
-        let model = try PicoGPT(config: config, device: CPUDevice(threads: threads))
+        let model = try Transformer(config: config, device: CPUDevice(threads: threads))
         model.mpoStrategy = strategy
         try model.initialize(seed: 5)
         let opt = try AdamW(model: model)
@@ -53,7 +53,7 @@ struct DeterminismTests {
         options.steps = 4; options.batch = 4; options.time = 128; options.evalInterval = 2; options.evalBatches = 1; options.trainEvalBatches = 1
         options.warmup = 1; options.learningRate = 1e-3; options.seed = 11
         func trainer(threads: Int, dir: URL) throws -> Trainer {
-            let model = try PicoGPT(config: .mpo(chi: 4), device: CPUDevice(threads: threads))
+            let model = try Transformer(config: .mpo(chi: 4), device: CPUDevice(threads: threads))
             try model.initialize(seed: 11)
             return try Trainer(model: model, data: data, options: options, directory: dir)
         }

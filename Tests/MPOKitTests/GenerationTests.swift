@@ -28,7 +28,7 @@ struct GenerationTests {
     @Test("generation past the context window equals the cropped full forward")
     func slidingWindow() throws {
         let c = ModelConfig(vocabularySize: 11, channels: 16, heads: 2, layers: 1, context: 8, ffn: 32)
-        let model = try PicoGPT(config: c, device: CPUDevice())
+        let model = try Transformer(config: c, device: CPUDevice())
         try model.initialize(seed: 5)
         let gen = try Generator(model: model)
         var s = Sampler(temperature: 0, topK: nil)

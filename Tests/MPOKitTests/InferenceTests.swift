@@ -22,9 +22,9 @@ struct InferenceTests {
     @Test("KV-cache decoding through the fused site path equals the full forward")
     func kvCacheSitePath() throws {
         let config = InferenceProbe.configs()[1].config
-        let train = try PicoGPT(config: config, device: CPUDevice())
+        let train = try Transformer(config: config, device: CPUDevice())
         try train.initialize(seed: 5)
-        let infer = try PicoGPT(config: config, device: CPUDevice(), purpose: .inference)
+        let infer = try Transformer(config: config, device: CPUDevice(), purpose: .inference)
         try infer.load(from: train)
         infer.mpoStrategy = .siteBySite
         var rng = SplitMix64(seed: 6)
@@ -42,7 +42,7 @@ struct InferenceTests {
 
     @Test("a batch decoded in step equals each sequence decoded alone")
     func batchedDecoding() throws {
-        let model = try PicoGPT(config: InferenceProbe.configs()[1].config, device: CPUDevice(), purpose: .inference)
+        let model = try Transformer(config: InferenceProbe.configs()[1].config, device: CPUDevice(), purpose: .inference)
         try model.initialize(seed: 7)
         var samplers = (0..<3).map { Sampler(temperature: 0.9, topK: 5, seed: UInt64(10 + $0)) }
         let prompt: [Int32] = [1, 2, 3, 4]
@@ -80,7 +80,7 @@ struct InferenceTests {
             let dev = CPUDevice()
             var c = ModelConfig(vocabularySize: 65, channels: 256, heads: 4, layers: 2, context: 64, ffn: 1024, chi: chi)
             if let chi { c = c.choosingFactorizations(chi: chi) }
-            let m = try PicoGPT(config: c, device: dev, purpose: .inference)
+            let m = try Transformer(config: c, device: dev, purpose: .inference)
             try m.initialize(seed: 1)
             let model = dev.allocatedBytes
             let gen = try Generator(model: m, capacity: 40)
@@ -90,14 +90,14 @@ struct InferenceTests {
         }
         let dense = try bytes(nil), mpo = try bytes(8)
         // The dense twin: parameters (4 bytes each) and the positional table, nothing per layer.
-        let denseParams = try PicoGPT(config: ModelConfig(vocabularySize: 65, channels: 256, heads: 4, layers: 2, context: 64, ffn: 1024),
+        let denseParams = try Transformer(config: ModelConfig(vocabularySize: 65, channels: 256, heads: 4, layers: 2, context: 64, ffn: 1024),
                                       device: CPUDevice(), purpose: .inference).parameterCount
         #expect(dense.model <= 4 * denseParams + 4 * 64 * 256 + 4096, "dense inference model \(dense.model) bytes")
         #expect(Double(mpo.total) <= Double(dense.total) / 3, "MPO \(mpo.total) vs dense \(dense.total) bytes after decoding")
         // A training model of the same MPO holds gradients, moments-to-be and rebuild buffers on top.
-        let train = try PicoGPT(config: ModelConfig(vocabularySize: 65, channels: 256, heads: 4, layers: 2, context: 64, ffn: 1024, chi: 8)
+        let train = try Transformer(config: ModelConfig(vocabularySize: 65, channels: 256, heads: 4, layers: 2, context: 64, ffn: 1024, chi: 8)
             .choosingFactorizations(chi: 8), device: CPUDevice())
-        let twin = try PicoGPT(config: train.config, device: CPUDevice(), purpose: .inference)
+        let twin = try Transformer(config: train.config, device: CPUDevice(), purpose: .inference)
         #expect(train.grads != nil && twin.grads == nil)
     }
 }

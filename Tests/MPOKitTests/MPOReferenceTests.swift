@@ -14,7 +14,7 @@ struct MPOReferenceTests {
 
     @Test("parameter counts follow 13,696 + 6,136χ + 256χ²", arguments: [(4, 42_336), (8, 79_168), (16, 177_408), (32, 472_192)])
     func parameterCount(chi: Int, expected: Int) throws {
-        let m = try PicoGPT(config: .mpo(chi: chi), device: CPUDevice())
+        let m = try Transformer(config: .mpo(chi: chi), device: CPUDevice())
         #expect(m.parameterCount == expected)
         #expect(m.parameterCount == 13_696 + 6_136 * chi + 256 * chi * chi)
     }

@@ -13,8 +13,8 @@ import TensorTrain
 struct RecipeTests {
     static let config = ModelConfig(vocabularySize: 11, channels: 16, heads: 2, layers: 2, context: 8, ffn: 32)
 
-    static func model(seed: UInt64, config: ModelConfig = config, purpose: ModelPurpose = .training) throws -> PicoGPT {
-        let m = try PicoGPT(config: config, device: CPUDevice(threads: 1), purpose: purpose)
+    static func model(seed: UInt64, config: ModelConfig = config, purpose: ModelPurpose = .training) throws -> Transformer {
+        let m = try Transformer(config: config, device: CPUDevice(threads: 1), purpose: purpose)
         try m.initialize(seed: seed)
         return m
     }
@@ -27,7 +27,7 @@ struct RecipeTests {
     /// A teacher on `device` from the weights of a model made with `seed`.
     static func teacher(seed: UInt64, on device: any ComputeDevice, weight: Double, temperature: Double = 2,
                         hidden: Double = 0) throws -> Teacher {
-        let t = try PicoGPT(config: config, device: device, purpose: .inference)
+        let t = try Transformer(config: config, device: device, purpose: .inference)
         try t.load(from: try model(seed: seed))
         return try Teacher(model: t, options: DistillationOptions(teacher: "test", weight: weight, temperature: temperature,
                                                                   hiddenWeight: hidden))
@@ -94,7 +94,7 @@ struct RecipeTests {
         options.evalInterval = 4
         let config = Tiny.config(vocabulary: data.vocabulary.count)   // dense: compressed at step 0
         func trainer(_ dir: URL) throws -> Trainer {
-            let m = try PicoGPT(config: config, device: CPUDevice(threads: 1))
+            let m = try Transformer(config: config, device: CPUDevice(threads: 1))
             try m.initialize(seed: 1)
             return try Trainer(model: m, data: data, options: options, directory: dir)
         }

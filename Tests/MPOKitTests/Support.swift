@@ -11,7 +11,7 @@ typealias Reference = ReferenceData
 
 /// Runs a `_train10.json` trajectory on `model` and checks loss (1e-3) and gradient norm
 /// (1e-3 relative) at every step against PyTorch's float64 numbers.
-func expectTrajectory(_ jsonName: String, model: PicoGPT, vocab: String) throws {
+func expectTrajectory(_ jsonName: String, model: Transformer, vocab: String) throws {
     let got = try Reference.trajectory(jsonName, model: model, vocab: vocab)
     let j = try Reference.json(jsonName)
     let losses = j["loss_f64"] as! [Double], norms = j["grad_norm_before_clip_f64"] as! [Double]

@@ -108,15 +108,15 @@ private enum TT {
         }
     }
 
-    static func cores(_ m: PicoGPT) throws -> [[Double]] {
+    static func cores(_ m: Transformer) throws -> [[Double]] {
         try m.config.embeddingParameterShapes.map { try m.parameter($0.name).map(Double.init) }
     }
 
     /// A dense model with the same parameters and `tok_emb.weight` = `table`.
-    static func denseTwin(_ m: PicoGPT, table: [Double]) throws -> PicoGPT {
+    static func denseTwin(_ m: Transformer, table: [Double]) throws -> Transformer {
         var c = m.config
         c.tokenEmbedding = .dense
-        let d = try PicoGPT(config: c, device: m.device)
+        let d = try Transformer(config: c, device: m.device)
         for s in d.layout.specs where s.name != "tok_emb.weight" { try d.setParameter(s.name, try m.parameter(s.name)) }
         try d.setParameter("tok_emb.weight", table.map { Float($0) })
         return d
@@ -132,7 +132,7 @@ private enum TT {
 struct TTEmbeddingTests {
     @Test("forward equals a dense embedding contracted from the cores in Double", arguments: TT.kinds.map(\.0))
     func forwardMatchesDense(kind: String) throws {
-        let m = try PicoGPT(config: TT.config(TT.kind(kind), chi: 2), device: CPUDevice())
+        let m = try Transformer(config: TT.config(TT.kind(kind), chi: 2), device: CPUDevice())
         try m.initialize(seed: 11)
         let host = TT.network(m.config).table(try TT.cores(m))
         let device = try m.device.read(m.embedding.table(m.device))
@@ -153,7 +153,7 @@ struct TTEmbeddingTests {
 
     @Test("core gradients = the dense gradient projected onto the cores = float64 finite differences", arguments: TT.kinds.map(\.0))
     func gradientsMatchProjection(kind: String) throws {
-        let m = try PicoGPT(config: TT.config(TT.kind(kind), chi: 2), device: CPUDevice())
+        let m = try Transformer(config: TT.config(TT.kind(kind), chi: 2), device: CPUDevice())
         try m.initialize(seed: 12)
         let net = TT.network(m.config), cores = try TT.cores(m)
         let twin = try TT.denseTwin(m, table: net.table(cores))
@@ -195,7 +195,7 @@ struct TTEmbeddingTests {
 
     @Test("whole-model loss: float central differences of core entries match the analytic gradient", arguments: TT.kinds.map(\.0))
     func modelFiniteDifferences(kind: String) throws {
-        let m = try PicoGPT(config: TT.config(TT.kind(kind), chi: 2), device: CPUDevice())
+        let m = try Transformer(config: TT.config(TT.kind(kind), chi: 2), device: CPUDevice())
         try m.initialize(seed: 13)
         let (tok, tgt) = TT.batch(2, 8, seed: 7)
         m.zeroGradients()
@@ -267,7 +267,7 @@ struct TTEmbeddingTests {
         #expect(c.embeddingParameterCount == expected)
         let shapes = c.parameterLayout().specs.filter { $0.name.hasPrefix("tok_emb.") }.map(\.shape)
         #expect(shapes == [[65, 1, 4, r], [65, r, 4, r], [65, r, 8, 1]])
-        let m = try PicoGPT(config: c, device: CPUDevice())
+        let m = try Transformer(config: c, device: CPUDevice())
         #expect(m.parameterCount == 808_448 - 8_320 + expected)
         var both = ModelConfig.mpo(chi: 8)
         both.tokenEmbedding = .tensorTrain(rank: r, channels: 128)
@@ -288,7 +288,7 @@ struct TTEmbeddingTests {
     func initialStd(kind: String) throws {
         var c = ModelConfig.picoGPT
         c.tokenEmbedding = try EmbeddingKind.parse(kind, vocabulary: 65, channels: 128)
-        let m = try PicoGPT(config: c, device: CPUDevice())
+        let m = try Transformer(config: c, device: CPUDevice())
         try m.initialize(seed: 2024)
         let t = try Compression.embeddingTable(m).map(Double.init)
         let mean = t.reduce(0, +) / Double(t.count)
@@ -298,7 +298,7 @@ struct TTEmbeddingTests {
 
     @Test("checkpoints round-trip TT and table-MPO embeddings, with and without config metadata", arguments: TT.kinds.map(\.0))
     func checkpointRoundTrip(kind: String) throws {
-        let m = try PicoGPT(config: TT.config(TT.kind(kind), chi: 3), device: CPUDevice())
+        let m = try Transformer(config: TT.config(TT.kind(kind), chi: 3), device: CPUDevice())
         try m.initialize(seed: 4)
         let url = Tiny.tempDir().appendingPathComponent("tt.safetensors")
         try ModelCheckpoint.save(m, to: url)
@@ -328,7 +328,7 @@ struct TTEmbeddingTests {
         let data = try Tiny.data()
         var c = Tiny.config(vocabulary: data.vocabulary.count, chi: 4)
         c.tokenEmbedding = TT.kind(kind)(c.vocabularySize, c.channels)
-        let m = try PicoGPT(config: c, device: CPUDevice())
+        let m = try Transformer(config: c, device: CPUDevice())
         try m.initialize(seed: 3)
         let t = try Trainer(model: m, data: data, options: Tiny.options(steps: 30), directory: Tiny.tempDir())
         try t.run()

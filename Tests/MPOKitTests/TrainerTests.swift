@@ -66,8 +66,8 @@ struct TrainerTests {
     func resumeIsBitExact(chi: Int?) throws {
         let data = try Tiny.data()
         let cfg = Tiny.config(vocabulary: data.vocabulary.count, chi: chi)
-        func fresh() throws -> PicoGPT {
-            let m = try PicoGPT(config: cfg, device: CPUDevice())
+        func fresh() throws -> Transformer {
+            let m = try Transformer(config: cfg, device: CPUDevice())
             try m.initialize(seed: 7)
             return m
         }
@@ -98,7 +98,7 @@ struct TrainerTests {
     func checkpointRoundTrip() throws {
         let data = try Tiny.data()
         let dir = Tiny.tempDir()
-        let m = try PicoGPT(config: Tiny.config(vocabulary: data.vocabulary.count, chi: 3), device: CPUDevice())
+        let m = try Transformer(config: Tiny.config(vocabulary: data.vocabulary.count, chi: 3), device: CPUDevice())
         try m.initialize(seed: 1)
         let t = try Trainer(model: m, data: data, options: Tiny.options(steps: 5), directory: dir)
         try t.run()
@@ -164,7 +164,7 @@ struct TrainingStepTests {
         let data = try Tiny.data()
         var weights: [[Float]] = [], norms: [[Double]] = []
         for fused in [true, false] {
-            let m = try PicoGPT(config: Tiny.config(vocabulary: data.vocabulary.count, chi: 4), device: CPUDevice())
+            let m = try Transformer(config: Tiny.config(vocabulary: data.vocabulary.count, chi: 4), device: CPUDevice())
             try m.initialize(seed: 5)
             var o = TrainOptions(); o.clip = clip
             let opt = try AdamW(model: m, options: o)

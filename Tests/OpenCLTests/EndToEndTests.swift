@@ -79,7 +79,7 @@ struct EndToEndTests {
     @Test("time of a dense training step at B=8, T=64")
     func stepTime() throws {
         let device = try Shared.opencl()
-        let model = try PicoGPT(config: .picoGPT, device: device)
+        let model = try Transformer(config: .picoGPT, device: device)
         try model.initialize(seed: 7)
         let opt = try AdamW(model: model)
         let B = 8, T = 64

@@ -14,12 +14,12 @@ struct FaultTests {
         // A width whose parameter arena alone exceeds the device's memory.
         let channels = Int((Double(total) / 4 / 12 / 2).squareRoot()) / 32 * 32 + 32
         let config = ModelConfig(vocabularySize: 65, channels: channels, heads: 1, layers: 2, context: 8, ffn: channels)
-        #expect { _ = try PicoGPT(config: config, device: device) } throws: { error in
+        #expect { _ = try Transformer(config: config, device: device) } throws: { error in
             let msg = "\(error)"
             return msg.contains("out of device memory") && msg.contains("--device cpu")
         }
         #expect(device.allocatedBytes < total)   // everything allocated before the failure was released
-        let cpu = try PicoGPT(config: ModelConfig(vocabularySize: 11, channels: 16, heads: 2, layers: 1, context: 8, ffn: 32),
+        let cpu = try Transformer(config: ModelConfig(vocabularySize: 11, channels: 16, heads: 2, layers: 1, context: 8, ffn: 32),
                               device: CPUDevice())
         try cpu.initialize(seed: 1)
         #expect(try cpu.forward(tokens: [1, 2, 3, 4], targets: [2, 3, 4, 5], batch: 1, time: 4).loss.isFinite)

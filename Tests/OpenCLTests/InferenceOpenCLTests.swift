@@ -21,7 +21,7 @@ struct InferenceOpenCLTests {
         let config = InferenceProbe.configs()[1].config
         var logits: [[[Float]]] = []
         for device in [CPUDevice() as any ComputeDevice, try Shared.opencl()] {
-            let m = try PicoGPT(config: config, device: device, purpose: .inference)
+            let m = try Transformer(config: config, device: device, purpose: .inference)
             try m.initialize(seed: 8)
             m.mpoStrategy = .siteBySite
             let gen = try Generator(model: m, batch: 2, capacity: 12)

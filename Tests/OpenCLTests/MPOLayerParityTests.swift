@@ -31,7 +31,7 @@ struct MPOLayerParityTests {
         let cfg = try Self.config(chi: chi)
         var losses: [Double] = [], grads: [[String: [Float]]] = []
         for device in [CPUDevice() as any ComputeDevice, try Shared.opencl()] {
-            let m = try PicoGPT(config: cfg, device: device)
+            let m = try Transformer(config: cfg, device: device)
             try m.initialize(seed: 4)
             m.mpoStrategy = strategy
             m.zeroGradients()
@@ -52,7 +52,7 @@ struct MPOLayerParityTests {
     func tenSteps(chi: Int?) throws {
         var curves: [[Double]] = []
         for device in [CPUDevice() as any ComputeDevice, try Shared.opencl()] {
-            let m = try PicoGPT(config: try Self.config(chi: chi), device: device)
+            let m = try Transformer(config: try Self.config(chi: chi), device: device)
             try m.initialize(seed: 9)
             let opt = try AdamW(model: m)
             curves.append(try (0..<10).map { s in
@@ -72,11 +72,11 @@ struct MPOLayerParityTests {
         var waits: [Int] = []
         // A device of its own: the shared one's counters also count concurrent tests' waits.
         for device in [CPUDevice() as any ComputeDevice, try OpenCLDevice()] {
-            let m = try PicoGPT(config: try Self.config(chi: chi), device: device)
+            let m = try Transformer(config: try Self.config(chi: chi), device: device)
             try m.initialize(seed: 9)
             var teacher: Teacher? = nil
             if distill {
-                let t = try PicoGPT(config: try Self.config(chi: nil), device: device, purpose: .inference)
+                let t = try Transformer(config: try Self.config(chi: nil), device: device, purpose: .inference)
                 try t.initialize(seed: 4)
                 teacher = try Teacher(model: t, options: DistillationOptions(teacher: "t", weight: 0.5, temperature: 2))
             }

@@ -83,7 +83,7 @@ struct ParityTests {
         var results: [[Float]] = [], launches: [Int] = []
         for device in [one, split] {
             let config = ModelConfig(vocabularySize: 20, channels: 32, heads: 2, layers: 2, context: 16, ffn: 64, chi: 4)
-            let m = try PicoGPT(config: config, device: device)
+            let m = try Transformer(config: config, device: device)
             try m.initialize(seed: 3)
             let opt = try AdamW(model: m)
             var rng = SplitMix64(seed: 4)

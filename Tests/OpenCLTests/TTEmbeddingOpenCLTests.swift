@@ -13,12 +13,12 @@ import Testing
 struct TTEmbeddingOpenCLTests {
     static let kinds = ["tt:2", "tt:3:2x4x4", "mpo:3"]
 
-    static func models(_ kind: String) throws -> (PicoGPT, PicoGPT) {
+    static func models(_ kind: String) throws -> (Transformer, Transformer) {
         var c = ModelConfig(vocabularySize: 13, channels: 32, heads: 2, layers: 2, context: 16, ffn: 64, chi: 3)
         c.tokenEmbedding = try EmbeddingKind.parse(kind, vocabulary: 13, channels: 32)
-        let cpu = try PicoGPT(config: c, device: CPUDevice())
+        let cpu = try Transformer(config: c, device: CPUDevice())
         try cpu.initialize(seed: 21)
-        let cl = try PicoGPT(config: c, device: try Shared.opencl())
+        let cl = try Transformer(config: c, device: try Shared.opencl())
         for s in cpu.layout.specs { try cl.setParameter(s.name, try cpu.parameter(s.name)) }
         return (cpu, cl)
     }

@@ -83,7 +83,7 @@ func registerSteps(tag: String, device: any ComputeDevice) {
                 try opt.trainStep(tokens: tokens, targets: targets, batch: 32, time: 256, learningRate: 1e-4)
             }
         } setup: {
-            let model = try PicoGPT(config: chi.map { .mpo(chi: $0) } ?? .picoGPT, device: device)
+            let model = try Transformer(config: chi.map { .mpo(chi: $0) } ?? .picoGPT, device: device)
             try model.initialize(seed: 1)
             return try AdamW(model: model)
         }
@@ -97,13 +97,13 @@ func registerInference(tag: String, device: any ComputeDevice) {
     for chi in [nil, 8] as [Int?] {
         let name = chi.map { "mpo-chi\($0)" } ?? "dense"
         Benchmark("forward/\(tag)/\(name) B=8 T=256 (2048 tokens)",
-                  configuration: .init(maxDuration: .seconds(3), maxIterations: 50)) { (benchmark: Benchmark, model: PicoGPT) in
+                  configuration: .init(maxDuration: .seconds(3), maxIterations: 50)) { (benchmark: Benchmark, model: Transformer) in
             for _ in benchmark.scaledIterations {
                 try model.forward(tokens: tokens, batch: 8, time: 256, needsGradients: false)
                 try device.synchronize()
             }
         } setup: {
-            let model = try PicoGPT(config: chi.map { .mpo(chi: $0) } ?? .picoGPT, device: device)
+            let model = try Transformer(config: chi.map { .mpo(chi: $0) } ?? .picoGPT, device: device)
             try model.initialize(seed: 1)
             return model
         }
@@ -114,7 +114,7 @@ func registerInference(tag: String, device: any ComputeDevice) {
                 blackHole(try generator.generate(prompt: [0], count: 255, sampler: &sampler))
             }
         } setup: {
-            let model = try PicoGPT(config: chi.map { .mpo(chi: $0) } ?? .picoGPT, device: device)
+            let model = try Transformer(config: chi.map { .mpo(chi: $0) } ?? .picoGPT, device: device)
             try model.initialize(seed: 1)
             return try Generator(model: model)
         }

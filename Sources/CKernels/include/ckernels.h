@@ -75,34 +75,57 @@ void mpo_add(const float *a, const float *b, float *out, size_t n);
 void mpo_accumulate(const float *src, float *dst, size_t n);
 void mpo_scale(float *p, size_t n, float s);
 
-// MARK: - LayerNorm (eps 1e-5, biased variance; statistics in Double)
+// MARK: - LayerNorm (biased variance) and RMSNorm; statistics in Double
 
 /// out = (x − mean)·rstd·w + b per row; saves mean and rstd (Float).
 void mpo_layernorm_forward(const float *x, const float *w, const float *b, float *out,
-                           float *mean, float *rstd, int rows, int C);
+                           float *mean, float *rstd, int rows, int C, float eps);
 /// dx += rstd·(w·dy − mean(w·dy) − n̂·mean(w·dy·n̂)) per row (n̂ the normalised input), and
 /// dw[c] += Σ_r n̂·dy, db[c] += Σ_r dy in Double (the caller's per-chunk partials).
 void mpo_layernorm_backward(const float *dy, const float *x, const float *w, const float *mean,
                             const float *rstd, float *dx, double *dw, double *db, int rows, int C);
+
+/// RMSNorm: out = (x·rstd)·w per row, rstd = 1/√(mean(x²) + eps) (Double sum), saved.
+void mpo_rmsnorm_forward(const float *x, const float *w, float *out, float *rstd, int rows, int C, float eps);
+/// dx += rstd·(w·dy − x̂·mean(w·dy·x̂)), x̂ = x·rstd; dw[c] += Σ_r x̂·dy (the caller's Double partials).
+void mpo_rmsnorm_backward(const float *dy, const float *x, const float *w, const float *rstd, float *dx,
+                          double *dw, int rows, int C);
+
+// MARK: - Rotary embedding and gated / GELU activations
+
+/// Rotate-half rotary embedding in place on rows [0, rows) of x (row stride ld, `heads` heads of
+/// hd values): row r is token r % time at position pos0 + r % time, table row p holds hd/2
+/// cosines then hd/2 sines; `inverse` turns by the opposite angle (the backward pass).
+void mpo_rotary(float *x, int row0, int rows, int time, int pos0, int heads, int hd, int ld, const float *table, int inverse);
+/// out = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (may alias x).
+void mpo_gelu(const float *x, float *out, size_t n);
+/// dx = dy·gelu′(x) (dx may alias dy).
+void mpo_gelu_backward(const float *dy, const float *x, float *dx, size_t n);
+/// out = gate/(1 + e^(−gate))·up.
+void mpo_swiglu(const float *gate, const float *up, float *out, size_t n);
+/// dgate = dy·up·σ(g)(1 + g(1 − σ(g))), dup = dy·g·σ(g) (may alias dy).
+void mpo_swiglu_backward(const float *dy, const float *gate, const float *up, float *dgate, float *dup, size_t n);
 
 // MARK: - Causal attention, one (batch, head) pair
 
 /// Floats of scratch one pair needs (forward or backward) for T queries, TK keys, head dim hd.
 size_t mpo_attention_scratch(int T, int TK, int hd);
 
-/// Forward for one (batch, head): q (T rows), k and v (TK = off + T rows), out (T rows), all with
-/// row stride ld and hd columns; query t sits at absolute position off + t and sees keys 0…off+t.
+/// Forward for one (batch, head): q (T rows) and out (T rows) with row stride ld, k and v
+/// (TK = off + T rows) with row stride ldk, hd columns each; query t sits at absolute position
+/// off + t and sees keys 0…off+t.
 /// out = softmax(scale·q·kᵀ)·v, lse[t] = log-sum-exp of query t's scaled scores. Query tiles
 /// of 32 rows; the score tile stays in cache; exact (two-pass) softmax per tile row.
 void mpo_attention_forward(const float *q, const float *k, const float *v, float *out, float *lse,
-                           int T, int TK, int off, int hd, int ld, float scale, float *scratch);
+                           int T, int TK, int off, int hd, int ld, int ldk, float scale, float *scratch);
 
 /// Backward for one (batch, head), training only (off = 0): recomputes P = exp(scale·q·kᵀ − lse),
-/// D = rowsum(dout∘out), dS = P∘(dout·vᵀ − D); dq = scale·dS·k, dk = scale·dSᵀ·q, dv = Pᵀ·dout
-/// (all three overwritten).
+/// D = rowsum(dout∘out), dS = P∘(dout·vᵀ − D); dq = scale·dS·k (overwritten), dk = scale·dSᵀ·q,
+/// dv = Pᵀ·dout (overwritten, or added to with `accumulate_kv`: the later query heads of a
+/// grouped-query group). q, out, dout, dq have row stride ld; k, v, dk, dv row stride ldk.
 void mpo_attention_backward(const float *q, const float *k, const float *v, const float *out,
                             const float *dout, const float *lse, float *dq, float *dk, float *dv,
-                            int T, int hd, int ld, float scale, float *scratch);
+                            int T, int hd, int ld, int ldk, int accumulate_kv, float scale, float *scratch);
 
 // MARK: - Optimiser
 

@@ -3,7 +3,8 @@
 // held in cache, the log-sum-exp saved by forward and P recomputed from it in backward
 // (docs/DESIGN.md §3), so no (T, T) matrix is ever stored. Pairs are spread over the workers, each with
 // its own scratch; a pair's numbers do not depend on which worker computes it.
-// Legend: B batch, T time, H heads, hd head dim, C = H·hd row stride of q/k/v/out.
+// Legend: B batch, T time, H heads (KVH key/value heads, G = H/KVH per group), hd head dim,
+// C = H·hd row stride of q/out, KC = KVH·hd of k/v.
 
 import CKernels
 
@@ -24,35 +25,39 @@ extension CPUDevice {
 
     public func attentionForward(_ s: AttentionShape, q: TensorView, k: TensorView, v: TensorView,
                                  out: TensorView, lse: TensorView) {
-        let T = s.time, C = s.channels, hd = s.headDim, H = s.heads, TK = s.keys, R = s.kvRows
-        precondition(q.count >= s.tokens * C && k.count >= s.batch * R * C && v.count >= s.batch * R * C
-                     && out.count >= s.tokens * C && lse.count >= s.batch * H * T, "attention shape mismatch")
+        let T = s.time, C = s.channels, KC = s.kvChannels, hd = s.headDim, H = s.heads, G = s.group
+        let TK = s.keys, R = s.kvRows
+        checkAttention(s, q: [q, out], kv: [k, v], lse: lse, keyRows: R)
         let pq = ptr(q), pk = ptr(k), pv = ptr(v), po = ptr(out), pl = ptr(lse)
         let scale = 1 / Float(hd).squareRoot()
         forEachPair(s.batch * H, work: s.batch * H * T * TK * hd, scratch: mpo_attention_scratch(Int32(T), Int32(TK), Int32(hd))) { pair, scratch in
             let b = pair / H, h = pair % H
-            let base = b * T * C + h * hd, kvBase = b * R * C + h * hd
+            let base = b * T * C + h * hd, kvBase = b * R * KC + (h / G) * hd
             mpo_attention_forward(pq + base, pk + kvBase, pv + kvBase, po + base, pl + pair * T, Int32(T), Int32(TK),
-                                  Int32(s.queryOffset), Int32(hd), Int32(C), scale, scratch)
+                                  Int32(s.queryOffset), Int32(hd), Int32(C), Int32(KC), scale, scratch)
         }
     }
 
+    /// Per (batch, key/value head): the group's query heads in order, the first overwriting dk/dv
+    /// and the others adding to them — the same sums whichever worker runs the pair.
     public func attentionBackward(_ s: AttentionShape, dOut: TensorView, q: TensorView, k: TensorView,
                                   v: TensorView, out: TensorView, lse: TensorView,
                                   dq: TensorView, dk: TensorView, dv: TensorView) {
-        let T = s.time, C = s.channels, hd = s.headDim, H = s.heads
+        let T = s.time, C = s.channels, KC = s.kvChannels, hd = s.headDim, H = s.heads, KVH = s.kvHeads, G = s.group
         precondition(s.queryOffset == 0, "attention backward supports queryOffset 0 only (training)")
-        let n = s.tokens * C
-        precondition([dOut, q, k, v, out, dq, dk, dv].allSatisfy { $0.count >= n } && lse.count >= s.batch * H * T,
-                     "attention backward shape mismatch")
+        checkAttention(s, q: [dOut, q, out, dq], kv: [k, v, dk, dv], lse: lse, keyRows: T)
         let pq = ptr(q), pk = ptr(k), pv = ptr(v), po = ptr(out), pl = ptr(lse), pdo = ptr(dOut)
         let pdq = ptr(dq), pdk = ptr(dk), pdv = ptr(dv)
         let scale = 1 / Float(hd).squareRoot()
-        forEachPair(s.batch * H, work: s.batch * H * T * T * hd, scratch: mpo_attention_scratch(Int32(T), Int32(T), Int32(hd))) { pair, scratch in
-            let b = pair / H, h = pair % H
-            let base = b * T * C + h * hd
-            mpo_attention_backward(pq + base, pk + base, pv + base, po + base, pdo + base, pl + pair * T,
-                                   pdq + base, pdk + base, pdv + base, Int32(T), Int32(hd), Int32(C), scale, scratch)
+        forEachPair(s.batch * KVH, work: s.batch * H * T * T * hd, scratch: mpo_attention_scratch(Int32(T), Int32(T), Int32(hd))) { pair, scratch in
+            let b = pair / KVH, kvh = pair % KVH
+            let kvBase = b * T * KC + kvh * hd
+            for g in 0..<G {
+                let h = kvh * G + g, base = b * T * C + h * hd
+                mpo_attention_backward(pq + base, pk + kvBase, pv + kvBase, po + base, pdo + base, pl + (b * H + h) * T,
+                                       pdq + base, pdk + kvBase, pdv + kvBase, Int32(T), Int32(hd), Int32(C), Int32(KC),
+                                       g > 0 ? 1 : 0, scale, scratch)
+            }
         }
     }
 }

@@ -105,49 +105,77 @@ extension CPUDevice {
 
     // MARK: - Embedding
 
-    public func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView, out: TensorView,
+    public func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView?, out: TensorView,
                                  batch: Int, time: Int, channels: Int) {
         let n = batch * time, C = channels
-        precondition(tokens.count >= n && out.count >= n * C && positions.count >= time * C, "embedding shape mismatch")
-        let tok = intPtr(tokens), w = ptr(table), pe = ptr(positions), o = ptr(out)
+        precondition(tokens.count >= n && out.count >= n * C && (positions?.count ?? time * C) >= time * C, "embedding shape mismatch")
+        let tok = intPtr(tokens), w = ptr(table), pe = positions.map { ptr($0) }, o = ptr(out)
         let vocab = table.count / C
         parallelFor(n, grain: 64) { r in
             for i in r {
                 let id = Int(tok[i])
                 precondition(id >= 0 && id < vocab, "token id \(id) outside vocabulary 0..<\(vocab)")
-                mpo_add(w + id * C, pe + (i % time) * C, o + i * C, C)
+                if let pe { mpo_add(w + id * C, pe + (i % time) * C, o + i * C, C) } else { (o + i * C).update(from: w + id * C, count: C) }
             }
         }
     }
 
-    /// dTable[tokens[i]] += dOut[i], every row in order, summed in Double per table entry (a
-    /// frequent token collects thousands of rows).
+    /// dTable[tokens[i]] += dOut[i]: the rows of each token summed in Double, in row order (a
+    /// frequent token collects thousands of rows), then added once. Rows are grouped by token
+    /// first, so the work and memory follow B·T, not the vocabulary (49,152 rows for SmolLM2).
     public func embeddingBackward(dOut: TensorView, tokens: TensorView, dTable: TensorView,
                                   batch: Int, time: Int, channels: Int) {
         let n = batch * time, C = channels, V = dTable.count / max(C, 1)
         precondition(tokens.count >= n && dOut.count >= n * C, "embedding backward shape mismatch")
         let tok = intPtr(tokens), d = ptr(dOut), dw = ptr(dTable)
-        let acc = UnsafeMutablePointer<Double>.allocate(capacity: V * C)
-        defer { acc.deallocate() }
-        parallelFor(C, grain: 16) { cr in   // each worker owns channels; rows in order
-            for v in 0..<V { (acc + v * C + cr.lowerBound).initialize(repeating: 0, count: cr.count) }
-            for i in 0..<n {
-                let src = d + i * C, dst = acc + Int(tok[i]) * C
-                for c in cr { dst[c] += Double(src[c]) }
+        let order = (0..<n).sorted { (tok[$0], $0) < (tok[$1], $1) }   // by token, then row
+        var starts: [Int] = []
+        for (k, i) in order.enumerated() where k == 0 || tok[order[k - 1]] != tok[i] {
+            precondition(Int(tok[i]) >= 0 && Int(tok[i]) < V, "token id \(tok[i]) outside vocabulary 0..<\(V)")
+            starts.append(k)
+        }
+        starts.append(n)
+        order.withUnsafeBufferPointer { order in
+            starts.withUnsafeBufferPointer { starts in
+                parallelFor(starts.count - 1, grain: 8) { groups in
+                    var acc = [Double](repeating: 0, count: C)
+                    for g in groups {
+                        for c in 0..<C { acc[c] = 0 }
+                        for k in starts[g]..<starts[g + 1] {
+                            let src = d + order[k] * C
+                            for c in 0..<C { acc[c] += Double(src[c]) }
+                        }
+                        let dst = dw + Int(tok[order[starts[g]]]) * C
+                        for c in 0..<C { dst[c] += Float(acc[c]) }
+                    }
+                }
             }
-            for v in 0..<V { for c in cr { dw[v * C + c] += Float(acc[v * C + c]) } }
+        }
+    }
+
+    /// dTable[t] += Σ_b dOut[b, t] in Double, b in order.
+    public func positionBackward(dOut: TensorView, dTable: TensorView, batch: Int, time: Int, channels C: Int) {
+        precondition(dOut.count >= batch * time * C && dTable.count >= time * C, "position backward shape mismatch")
+        let d = ptr(dOut), dw = ptr(dTable)
+        parallelFor(time, grain: 8) { ts in
+            var acc = [Double](repeating: 0, count: C)
+            for t in ts {
+                for c in 0..<C { acc[c] = 0 }
+                for b in 0..<batch { let src = d + (b * time + t) * C; for c in 0..<C { acc[c] += Double(src[c]) } }
+                for c in 0..<C { dw[t * C + c] += Float(acc[c]) }
+            }
         }
     }
 
     // MARK: - LayerNorm
 
     public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
-                                 mean: TensorView, rstd: TensorView, rows: Int, columns C: Int) {
+                                 mean: TensorView, rstd: TensorView, rows: Int, columns C: Int, epsilon: Float) {
         checkLayerNormForward(x: x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: C)
         let px = ptr(x), w = ptr(weight), b = ptr(bias), o = ptr(out), pm = ptr(mean), pr = ptr(rstd)
         parallelFor(rows, grain: 32) { r in
             let at = r.lowerBound
-            mpo_layernorm_forward(px + at * C, w, b, o + at * C, pm + at, pr + at, Int32(r.count), Int32(C))
+            mpo_layernorm_forward(px + at * C, w, b, o + at * C, pm + at, pr + at, Int32(r.count), Int32(C), epsilon)
         }
     }
 

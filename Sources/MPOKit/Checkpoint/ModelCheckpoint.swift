@@ -112,7 +112,7 @@ public enum ModelCheckpoint {
     }
 
     /// Loads every parameter of `model` from `file`, checking names, shapes and values.
-    public static func load(_ file: SafeTensorsFile, into model: PicoGPT, extraTensors: (String) -> Bool = { _ in false }) throws {
+    public static func load(_ file: SafeTensorsFile, into model: Transformer, extraTensors: (String) -> Bool = { _ in false }) throws {
         var host = [Float](repeating: 0, count: model.layout.count)
         for spec in model.layout.specs {
             guard let info = file.info(spec.name) else {
@@ -164,15 +164,15 @@ public enum ModelCheckpoint {
 
     /// Builds a model on `device` from a checkpoint file.
     public static func loadModel(_ url: URL, device: any ComputeDevice, hints: ShapeHints = ShapeHints(),
-                                 purpose: ModelPurpose = .training) throws -> PicoGPT {
+                                 purpose: ModelPurpose = .training) throws -> Transformer {
         let file = try open(url)
-        let model = try PicoGPT(config: try inferConfig(file, hints: hints), device: device, purpose: purpose)
+        let model = try Transformer(config: try inferConfig(file, hints: hints), device: device, purpose: purpose)
         try load(file, into: model, extraTensors: { $0.hasPrefix("optimizer.") })
         return model
     }
 
     /// A writer holding every parameter under its PyTorch name and the config in metadata.
-    public static func writer(for model: PicoGPT, metadata: [String: String] = [:]) throws -> SafeTensorsWriter {
+    public static func writer(for model: Transformer, metadata: [String: String] = [:]) throws -> SafeTensorsWriter {
         var meta = metadata
         meta["format"] = "pt"
         let enc = JSONEncoder()
@@ -192,7 +192,7 @@ public enum ModelCheckpoint {
     }
 
     /// Saves the model's parameters atomically (temporary file + rename).
-    public static func save(_ model: PicoGPT, to url: URL, metadata: [String: String] = [:]) throws {
+    public static func save(_ model: Transformer, to url: URL, metadata: [String: String] = [:]) throws {
         try writer(for: model, metadata: metadata).write(to: url)
     }
 }

@@ -16,7 +16,7 @@ public struct TrainingState: Equatable, Sendable {
 }
 
 public enum TrainingCheckpoint {
-    public static func save(model: PicoGPT, optimizer: AdamW, state: TrainingState, vocabulary: Vocabulary,
+    public static func save(model: Transformer, optimizer: AdamW, state: TrainingState, vocabulary: Vocabulary,
                             to url: URL, extraMetadata: [String: String] = [:]) throws {
         var meta = extraMetadata
         meta["vocab"] = vocabulary.string

@@ -66,27 +66,56 @@ public protocol ComputeDevice: AnyObject {
     func reluBackward(_ dOut: TensorView, out: TensorView, dX: TensorView)
 
     // MARK: - Embedding
-    /// out (B,T,C) = table[tokens[b,t]] + positions[t]; tokens (B,T) Int32, table (V,C), positions (≥T, C).
-    func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView, out: TensorView,
+    /// out (B,T,C) = table[tokens[b,t]] + positions[t] (without `positions`, the table rows alone);
+    /// tokens (B,T) Int32, table (V,C), positions (≥T, C) — a fixed table, or a learned one's rows
+    /// from the first position on.
+    func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView?, out: TensorView,
                           batch: Int, time: Int, channels: Int)
     /// dTable[tokens[b,t]] += dOut[b,t] (scatter-add; deterministic order).
     func embeddingBackward(dOut: TensorView, tokens: TensorView, dTable: TensorView,
                            batch: Int, time: Int, channels: Int)
+    /// Learned positions: dTable[t] += Σ_b dOut[b,t] (Double sums, b in order).
+    func positionBackward(dOut: TensorView, dTable: TensorView, batch: Int, time: Int, channels: Int)
 
-    // MARK: - LayerNorm (eps 1e-5, biased variance)
-    /// out (N,C) = (x − mean)·rstd·weight + bias; saves mean (N) and rstd (N).
+    // MARK: - Normalisation (statistics in Double)
+    /// LayerNorm, biased variance: out (N,C) = (x − mean)·rstd·weight + bias, rstd = 1/√(var + ε);
+    /// saves mean (N) and rstd (N).
     func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
-                          mean: TensorView, rstd: TensorView, rows: Int, columns: Int)
+                          mean: TensorView, rstd: TensorView, rows: Int, columns: Int, epsilon: Float)
     /// dInput += …, dWeight += …, dBias += … (all accumulate).
     func layerNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, mean: TensorView,
                            rstd: TensorView, dInput: TensorView, dWeight: TensorView, dBias: TensorView,
                            rows: Int, columns: Int)
+    /// RMSNorm: out (N,C) = (x·rstd)·weight with rstd = 1/√(mean(x²) + ε), saved (N).
+    func rmsNormForward(_ x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns: Int,
+                        epsilon: Float)
+    /// With x̂ = x·rstd and g = weight∘dOut: dInput += rstd·(g − x̂·mean(g∘x̂)) and dWeight += Σ_r dOut∘x̂
+    /// (both accumulate).
+    func rmsNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, rstd: TensorView,
+                         dInput: TensorView, dWeight: TensorView, rows: Int, columns: Int)
 
-    // MARK: - Causal multi-head attention (scale 1/√hd)
-    /// out (B,T,C) = softmax(mask(q·kᵀ/√hd))·v per (b, h); saves the log-sum-exp lse (B,H,T).
+    // MARK: - Positions and activations of the Llama and GPT-2 families
+    /// Rotary embedding in place on x (B·T rows of `heads` heads of hd values): for i < hd/2 and
+    /// token t at p = positionOffset + t, (x_i, x_{i+hd/2}) ← (x_i·cos − x_{i+hd/2}·sin,
+    /// x_{i+hd/2}·cos + x_i·sin) with table row p = [cos_0 … cos_{hd/2−1}, sin_0 … sin_{hd/2−1}]
+    /// ((positions, hd)); `inverse` turns by −angle, which is the backward pass.
+    func rotary(_ x: TensorView, table: TensorView, shape: RotaryShape, inverse: Bool)
+    /// out = silu(gate)∘up = gate/(1 + e^(−gate))∘up over `count` values.
+    func swigluForward(gate: TensorView, up: TensorView, out: TensorView, count: Int)
+    /// dGate = dOut∘up∘silu′(gate), dUp = dOut∘silu(gate) (both overwritten).
+    func swigluBackward(dOut: TensorView, gate: TensorView, up: TensorView, dGate: TensorView, dUp: TensorView, count: Int)
+    /// out = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (GPT-2's gelu_new); out may alias x.
+    func geluForward(_ x: TensorView, out: TensorView)
+    /// dX = dOut∘gelu′(x) (overwrite; may alias dOut).
+    func geluBackward(_ dOut: TensorView, input x: TensorView, dX: TensorView)
+
+    // MARK: - Causal attention, multi-head or grouped-query (scale 1/√hd)
+    /// out (B,T,H·hd) = softmax(mask(q·kᵀ/√hd))·v per (b, h), k and v (B, kvRows, KVH·hd) read at key/value
+    /// head h / (H/KVH); saves the log-sum-exp lse (B,H,T).
     func attentionForward(_ shape: AttentionShape, q: TensorView, k: TensorView, v: TensorView,
                           out: TensorView, lse: TensorView)
-    /// dq, dk, dv (B,T,C) overwritten; recomputes the probabilities from q, k and lse.
+    /// dq (B,T,H·hd), dk, dv (B,T,KVH·hd) overwritten, dk/dv summed over the query heads of a
+    /// group in head order; recomputes the probabilities from q, k and lse.
     func attentionBackward(_ shape: AttentionShape, dOut: TensorView, q: TensorView, k: TensorView,
                            v: TensorView, out: TensorView, lse: TensorView,
                            dq: TensorView, dk: TensorView, dv: TensorView)
@@ -184,6 +213,12 @@ public struct StepScalars: Sendable, Equatable {
 }
 
 extension ComputeDevice {
+    /// LayerNorm at PyTorch's default ε = 1e-5 (PicoGPT's).
+    public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
+                                 mean: TensorView, rstd: TensorView, rows: Int, columns: Int) {
+        layerNormForward(x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: columns, epsilon: 1e-5)
+    }
+
     /// AdamW without a step control (every gradient as it is, always applied).
     public func adamW(parameters: TensorView, gradients: TensorView, m: TensorView, v: TensorView, hyper: AdamWHyper) {
         adamW(parameters: parameters, gradients: gradients, m: m, v: v, hyper: hyper, control: nil)

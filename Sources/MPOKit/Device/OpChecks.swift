@@ -41,4 +41,21 @@ extension ComputeDevice {
         precondition(a.count >= rows * C && b.count >= rows * C && sums.count >= rows && (dA?.count ?? rows * C) >= rows * C,
                      "squaredDistance shape mismatch")
     }
+
+    public func checkRMSNorm(x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns C: Int) {
+        precondition(x.count >= rows * C && out.count >= rows * C && weight.count >= C && rstd.count >= rows, "rmsNorm shape mismatch")
+    }
+
+    public func checkRotary(_ x: TensorView, table: TensorView, shape s: RotaryShape) {
+        precondition(s.headDim >= 2 && s.headDim % 2 == 0, "rotary: head dim \(s.headDim) must be even")
+        precondition(x.count >= s.rows * s.width && table.count >= s.positions * s.headDim, "rotary: views too small for \(s)")
+    }
+
+    public func checkAttention(_ s: AttentionShape, q: [TensorView], kv: [TensorView], lse: TensorView, keyRows: Int) {
+        precondition(s.batch >= 0 && s.time >= 0 && s.heads >= 1 && s.headDim >= 1 && s.kvHeads >= 1 && s.heads % s.kvHeads == 0
+                     && s.queryOffset >= 0, "attention: bad \(s) (kvHeads must divide heads)")
+        for v in q { precondition(v.count >= s.tokens * s.channels, "attention: view of \(v.count) too small for \(s)") }
+        for v in kv { precondition(v.count >= s.batch * keyRows * s.kvChannels, "attention: k/v view of \(v.count) too small for \(s)") }
+        precondition(lse.count >= s.batch * s.heads * s.time, "attention: lse too small for \(s)")
+    }
 }

@@ -81,22 +81,49 @@ public struct MPOContraction: Sendable, Equatable, CustomStringConvertible {
 /// (forward only); training uses 0.
 public struct AttentionShape: Sendable, Equatable, CustomStringConvertible {
     public var batch: Int, time: Int, heads: Int, headDim: Int
+    /// Key/value heads: `heads` (multi-head), fewer (grouped-query: query head h reads key/value
+    /// head h / (heads / kvHeads)), or 1 (multi-query). Divides `heads`.
+    public var kvHeads: Int
     public var queryOffset: Int
     /// Rows per batch item in the k and v buffers (the cache's capacity); the keys seen are the first `keys`.
     public var kvRows: Int
-    public init(batch: Int, time: Int, heads: Int, headDim: Int, queryOffset: Int = 0, kvRows: Int? = nil) {
+    public init(batch: Int, time: Int, heads: Int, headDim: Int, kvHeads: Int? = nil, queryOffset: Int = 0, kvRows: Int? = nil) {
         self.batch = batch; self.time = time; self.heads = heads; self.headDim = headDim; self.queryOffset = queryOffset
+        self.kvHeads = kvHeads ?? heads
         self.kvRows = max(kvRows ?? 0, queryOffset + time)
     }
     /// Keys seen per batch item.
     public var keys: Int { queryOffset + time }
+    /// Row width of q and out (heads · headDim).
     public var channels: Int { heads * headDim }
+    /// Row width of k and v (kvHeads · headDim).
+    public var kvChannels: Int { kvHeads * headDim }
+    /// Query heads per key/value head.
+    public var group: Int { heads / max(kvHeads, 1) }
     public var tokens: Int { batch * time }
     /// Forward FLOPs with the masked half skipped (QKᵀ and PV).
     public var forwardFlops: Double { 2 * 2 * Double(batch * heads) * Double(time * (time + 1) / 2) * Double(headDim) }
     public var description: String {
-        "attention B=\(batch) T=\(time) H=\(heads) hd=\(headDim)" + (queryOffset > 0 ? " offset=\(queryOffset)" : "")
-            + (kvRows > keys ? " kvRows=\(kvRows)" : "")
+        "attention B=\(batch) T=\(time) H=\(heads)" + (kvHeads != heads ? " KVH=\(kvHeads)" : "") + " hd=\(headDim)"
+            + (queryOffset > 0 ? " offset=\(queryOffset)" : "") + (kvRows > keys ? " kvRows=\(kvRows)" : "")
+    }
+}
+
+/// Rotary position embedding over rows (B, T) of `heads` heads of `headDim` values (row stride
+/// heads · headDim), token t of every sequence at position `positionOffset` + t, in the Hugging
+/// Face rotate-half convention: for i < headDim/2, (x_i, x_{i+hd/2}) turns by angle p·θ^(−2i/hd).
+public struct RotaryShape: Sendable, Equatable, CustomStringConvertible {
+    public var batch: Int, time: Int, heads: Int, headDim: Int
+    public var positionOffset: Int
+    public init(batch: Int, time: Int, heads: Int, headDim: Int, positionOffset: Int = 0) {
+        self.batch = batch; self.time = time; self.heads = heads; self.headDim = headDim; self.positionOffset = positionOffset
+    }
+    public var rows: Int { batch * time }
+    public var width: Int { heads * headDim }
+    /// Positions the table must hold.
+    public var positions: Int { positionOffset + time }
+    public var description: String {
+        "rotary B=\(batch) T=\(time) H=\(heads) hd=\(headDim)" + (positionOffset > 0 ? " offset=\(positionOffset)" : "")
     }
 }
 

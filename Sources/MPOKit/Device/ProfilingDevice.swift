@@ -11,7 +11,8 @@ public enum ProfiledOp: String, Sendable, CaseIterable {
     case upload, download, fill, copy, permute
     case gemm, gemmBatched = "gemm (batched)", gemmBatchedReduce = "gemm (batched, reduce)"
     case addBias, biasBackward, mpoForward, addBiasReLU, reluBackwardBias, add, accumulate, scale
-    case relu, reluBackward, embedding, embeddingBackward, layerNorm, layerNormBackward
+    case relu, reluBackward, embedding, embeddingBackward, positionBackward, layerNorm, layerNormBackward
+    case rmsNorm, rmsNormBackward, rotary, swiglu, swigluBackward, gelu, geluBackward
     case attention, attentionBackward, crossEntropy, distillation, squaredDistance, sumOfSquares
     case adamW, stepScalars, readStepScalars
 
@@ -98,14 +99,38 @@ public final class ProfilingDevice: ComputeDevice {
     public func scale(_ v: TensorView, by f: Float) { time(.scale) { base.scale(v, by: f) } }
     public func reluForward(_ x: TensorView, out: TensorView) { time(.relu) { base.reluForward(x, out: out) } }
     public func reluBackward(_ d: TensorView, out: TensorView, dX: TensorView) { time(.reluBackward) { base.reluBackward(d, out: out, dX: dX) } }
-    public func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView, out: TensorView, batch: Int, time t: Int, channels: Int) {
+    public func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView?, out: TensorView, batch: Int, time t: Int, channels: Int) {
         time(.embedding) { base.embeddingForward(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: t, channels: channels) }
     }
     public func embeddingBackward(dOut: TensorView, tokens: TensorView, dTable: TensorView, batch: Int, time t: Int, channels: Int) {
         time(.embeddingBackward) { base.embeddingBackward(dOut: dOut, tokens: tokens, dTable: dTable, batch: batch, time: t, channels: channels) }
     }
-    public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView, mean: TensorView, rstd: TensorView, rows: Int, columns: Int) {
-        time(.layerNorm) { base.layerNormForward(x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: columns) }
+    public func positionBackward(dOut: TensorView, dTable: TensorView, batch: Int, time t: Int, channels: Int) {
+        time(.positionBackward) { base.positionBackward(dOut: dOut, dTable: dTable, batch: batch, time: t, channels: channels) }
+    }
+    public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView, mean: TensorView, rstd: TensorView,
+                                 rows: Int, columns: Int, epsilon: Float) {
+        time(.layerNorm) { base.layerNormForward(x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: columns, epsilon: epsilon) }
+    }
+    public func rmsNormForward(_ x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns: Int, epsilon: Float) {
+        time(.rmsNorm) { base.rmsNormForward(x, weight: weight, out: out, rstd: rstd, rows: rows, columns: columns, epsilon: epsilon) }
+    }
+    public func rmsNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, rstd: TensorView, dInput: TensorView,
+                                dWeight: TensorView, rows: Int, columns: Int) {
+        time(.rmsNormBackward) { base.rmsNormBackward(dOut: dOut, input: x, weight: weight, rstd: rstd, dInput: dInput, dWeight: dWeight, rows: rows, columns: columns) }
+    }
+    public func rotary(_ x: TensorView, table: TensorView, shape: RotaryShape, inverse: Bool) {
+        time(.rotary) { base.rotary(x, table: table, shape: shape, inverse: inverse) }
+    }
+    public func swigluForward(gate: TensorView, up: TensorView, out: TensorView, count: Int) {
+        time(.swiglu) { base.swigluForward(gate: gate, up: up, out: out, count: count) }
+    }
+    public func swigluBackward(dOut: TensorView, gate: TensorView, up: TensorView, dGate: TensorView, dUp: TensorView, count: Int) {
+        time(.swigluBackward) { base.swigluBackward(dOut: dOut, gate: gate, up: up, dGate: dGate, dUp: dUp, count: count) }
+    }
+    public func geluForward(_ x: TensorView, out: TensorView) { time(.gelu) { base.geluForward(x, out: out) } }
+    public func geluBackward(_ dOut: TensorView, input x: TensorView, dX: TensorView) {
+        time(.geluBackward) { base.geluBackward(dOut, input: x, dX: dX) }
     }
     public func layerNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, mean: TensorView, rstd: TensorView, dInput: TensorView, dWeight: TensorView, dBias: TensorView, rows: Int, columns: Int) {
         time(.layerNormBackward) { base.layerNormBackward(dOut: dOut, input: x, weight: weight, mean: mean, rstd: rstd, dInput: dInput, dWeight: dWeight, dBias: dBias, rows: rows, columns: columns) }

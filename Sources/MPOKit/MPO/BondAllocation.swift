@@ -58,7 +58,7 @@ public enum BondAllocator {
     /// Bonds for every linear layer of `model` so that the whole model has at most
     /// `parameters` trainable scalars. `weights` (layer name → factor) scale each layer's
     /// relative error²; missing layers weigh 1.
-    public static func allocate(_ model: PicoGPT, parameters budget: Int,
+    public static func allocate(_ model: Transformer, parameters budget: Int,
                                 factorizations: [String: MPOFactorization] = [:],
                                 weights: [String: Double] = [:], minimumChi: Int = 1) throws -> BondAllocation {
         precondition(minimumChi >= 1, "minimumChi must be ≥ 1")
@@ -104,10 +104,10 @@ public enum BondAllocator {
     /// Per-layer weights for `allocate`: compress each layer alone at bond `chi` (TT-SVD), and
     /// take the increase of the mean loss over `batches` validation batches per unit of that
     /// layer's relative error² (floored at 1e-3 of the median, so no layer is free).
-    public static func sensitivity(_ model: PicoGPT, chi: Int, validation: [Int32], batches: Int, batchSize: Int = 8,
+    public static func sensitivity(_ model: Transformer, chi: Int, validation: [Int32], batches: Int, batchSize: Int = 8,
                                    seed: UInt64 = 2024) throws -> [String: Double] {
         let time = model.config.context
-        func loss(_ m: PicoGPT) throws -> Double {
+        func loss(_ m: Transformer) throws -> Double {
             var rng = SplitMix64(seed: seed)
             return try m.evaluate(validation, batches: batches, batchSize: batchSize, time: time, rng: &rng).loss
         }

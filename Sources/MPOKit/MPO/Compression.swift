@@ -57,7 +57,7 @@ public enum Compression {
 
     /// The weight matrix of every linear layer of `model`, by layer name: dense weights as they
     /// are, MPO layers contracted from their cores (so an MPO model can be re-compressed).
-    public static func denseWeights(_ model: PicoGPT) throws -> [String: [Float]] {
+    public static func denseWeights(_ model: Transformer) throws -> [String: [Float]] {
         var out: [String: [Float]] = [:]
         for l in model.config.linearLayers {
             switch model.config.linearKind(l.name, out: l.out, in: l.in) {
@@ -74,7 +74,7 @@ public enum Compression {
     /// The factorisation layer `name` of `model` is compressed with: an MPO layer keeps its own; a
     /// dense one gets docs/SPEC.md §2's, or for a shape docs/SPEC.md does not fix the one cheapest to run site by
     /// site at `chi` (MPOFactorization.cheapest).
-    public static func factorization(of name: String, in model: PicoGPT, chi: Int) -> MPOFactorization {
+    public static func factorization(of name: String, in model: Transformer, chi: Int) -> MPOFactorization {
         let l = model.config.linearLayers.first { $0.name == name }!
         if case .mpo(let current, _) = model.config.linearKind(name, out: l.out, in: l.in) { return current }
         if let recorded = model.config.factorizations[name] { return recorded }
@@ -83,7 +83,7 @@ public enum Compression {
     }
 
     /// Reports for every linear layer of a dense model at bond dimension `chi` (no model is built).
-    public static func reports(for model: PicoGPT, chi: Int, factorizations: [String: MPOFactorization] = [:],
+    public static func reports(for model: Transformer, chi: Int, factorizations: [String: MPOFactorization] = [:],
                                relativeTolerance: Double? = nil) throws -> [LayerCompression] {
         let weights = try denseWeights(model)
         return try model.config.linearLayers.map { l in
@@ -98,10 +98,10 @@ public enum Compression {
     /// parameters copied from `model`. With `layers`, only those are compressed; every other
     /// layer stays as it is (dense or MPO). Works on MPO models too (their contracted W is
     /// TT-SVD'd again: progressive truncation).
-    public static func compress(_ model: PicoGPT, chi: Int, chiOverrides: [String: Int] = [:],
+    public static func compress(_ model: Transformer, chi: Int, chiOverrides: [String: Int] = [:],
                                 bondCaps: [String: [Int]] = [:], layers: Set<String>? = nil,
                                 factorizations: [String: MPOFactorization] = [:],
-                                relativeTolerance: Double? = nil) throws -> (PicoGPT, [LayerCompression]) {
+                                relativeTolerance: Double? = nil) throws -> (Transformer, [LayerCompression]) {
         guard chi >= 1 else { throw ModelError("bond dimension χ must be ≥ 1 (got \(chi))") }
         let weights = try denseWeights(model)
         var config = model.config
@@ -136,7 +136,7 @@ public enum Compression {
             cores[l.name] = c
             reports.append(r)
         }
-        let out = try PicoGPT(config: config, device: model.device)
+        let out = try Transformer(config: config, device: model.device)
         for spec in out.layout.specs {
             if let r = spec.name.range(of: ".cores."), !spec.name.hasPrefix("tok_emb."),
                let c = cores[String(spec.name[..<r.lowerBound])] {   // a freshly compressed layer

@@ -34,7 +34,7 @@ extension Compression {
 
     /// The (V, D) embedding table of `model`: the dense weight, or its cores contracted on the
     /// host in Double.
-    public static func embeddingTable(_ model: PicoGPT) throws -> [Float] {
+    public static func embeddingTable(_ model: Transformer) throws -> [Float] {
         let c = model.config
         switch c.tokenEmbedding {
         case .dense: return try model.parameter("tok_emb.weight")
@@ -146,13 +146,13 @@ extension Compression {
     /// (contracted) table: `.tensorTrain` uses the largest of its ranks as R and its factors,
     /// `.mpo` the largest bond as χ and its factorisation, `.dense` contracts back to a table.
     /// Every other parameter is copied unchanged.
-    public static func compressEmbedding(_ model: PicoGPT, to target: EmbeddingKind) throws -> (PicoGPT, EmbeddingCompression) {
+    public static func compressEmbedding(_ model: Transformer, to target: EmbeddingKind) throws -> (Transformer, EmbeddingCompression) {
         let c = model.config
         let (kind, tensors, report) = try compressTable(try embeddingTable(model), vocabulary: c.vocabularySize,
                                                         channels: c.channels, to: target)
         var config = c
         config.tokenEmbedding = kind
-        let out = try PicoGPT(config: config, device: model.device)
+        let out = try Transformer(config: config, device: model.device)
         for spec in out.layout.specs where !spec.name.hasPrefix("tok_emb.") {
             try out.setParameter(spec.name, try model.parameter(spec.name))
         }

@@ -13,7 +13,7 @@
 import Foundation
 
 public final class Generator {
-    public let model: PicoGPT
+    public let model: Transformer
     public let batch: Int
     public let capacity: Int
     public private(set) var position = 0
@@ -22,7 +22,7 @@ public final class Generator {
     private let x, ln, q, kNew, vNew, att, lse, hidden, mean, rstd, last, logits: DeviceBuffer
 
     /// `capacity` (≤ the model's context; default it) positions per sequence.
-    public init(model: PicoGPT, batch: Int = 1, capacity: Int? = nil) throws {
+    public init(model: Transformer, batch: Int = 1, capacity: Int? = nil) throws {
         guard batch >= 1 else { throw ModelError("the generator needs a batch of at least 1 sequence (got \(batch))") }
         self.model = model
         self.batch = batch
@@ -71,7 +71,7 @@ public final class Generator {
             let kAll = kCache[l].all, vAll = vCache[l].all
             let kDst = B == 1 ? kAll.view(p * C, rows * C) : kNew.view(0, rows * C)
             let vDst = B == 1 ? vAll.view(p * C, rows * C) : vNew.view(0, rows * C)
-            try model.blockForward(l, PicoGPT.BlockIO(input: xv, mid: xv, output: xv, ln1: lnv, ln1Mean: mv, ln1Rstd: rv,
+            try model.blockForward(l, Transformer.BlockIO(input: xv, mid: xv, output: xv, ln1: lnv, ln1Mean: mv, ln1Rstd: rv,
                                                       q: q.view(0, rows * C), kNew: kDst, vNew: vDst, kAll: kAll, vAll: vAll,
                                                       att: attv, lse: lv, ln2: lnv, ln2Mean: mv, ln2Rstd: rv, hidden: hv),
                                    rows: rows, shape: shape) {

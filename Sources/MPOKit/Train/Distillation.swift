@@ -28,18 +28,18 @@ public struct DistillationOptions: Codable, Equatable, Sendable {
 
 /// A frozen teacher on the student's device.
 public final class Teacher {
-    public let model: PicoGPT
+    public let model: Transformer
     public let options: DistillationOptions
     private var residuals: DeviceBuffer?
 
-    public init(model: PicoGPT, options: DistillationOptions) throws {
+    public init(model: Transformer, options: DistillationOptions) throws {
         try options.validate()
         self.model = model
         self.options = options
     }
 
     /// Checks that the teacher can teach `student` on windows of `time` tokens.
-    public func check(student: PicoGPT, time: Int) throws {
+    public func check(student: Transformer, time: Int) throws {
         let t = model.config, s = student.config
         guard model.device === student.device else {
             throw ModelError("the teacher must run on the student's device (\(student.device.name)), not \(model.device.name)")

@@ -5,7 +5,7 @@
 // bias-correction step).
 
 public final class AdamW {
-    public let model: PicoGPT
+    public let model: Transformer
     /// The recipe: betas, eps, weight decay and the clipping norm are read from it.
     public var options: TrainOptions
     public let m: DeviceBuffer
@@ -15,7 +15,7 @@ public final class AdamW {
     /// Updates applied so far (the bias-correction step of the next update is `step + 1`).
     public internal(set) var step = 0
 
-    public init(model: PicoGPT, options: TrainOptions = TrainOptions()) throws {
+    public init(model: Transformer, options: TrainOptions = TrainOptions()) throws {
         _ = try model.gradientArena()   // an inference-only model cannot be trained
         self.model = model
         self.options = options

@@ -50,7 +50,7 @@ extension AdamW {
     }
 }
 
-extension PicoGPT {
+extension Transformer {
     /// Mean loss and token accuracy over `batches` random (batchSize, time) windows of `split`
     /// (docs/SPEC.md §6 evaluation), without gradients.
     public func evaluate(_ split: [Int32], batches: Int, batchSize: Int, time: Int,
@@ -74,7 +74,7 @@ public struct SplitEvaluation: Sendable, Equatable {
     public var windows: Int
 }
 
-extension PicoGPT {
+extension Transformer {
     /// Mean loss and token accuracy over every non-overlapping window of `time` tokens of
     /// `split` (starts 0, T, 2T, … while a window and its shifted targets fit), in batches of
     /// `batchSize`: deterministic, and over the whole split, so a result is not evaluation noise.

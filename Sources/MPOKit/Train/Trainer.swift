@@ -33,7 +33,7 @@ public struct EvalRecord: Sendable, Equatable {
 
 public final class Trainer {
     /// The model being trained (replaced by a truncated one at each step of the χ schedule).
-    public private(set) var model: PicoGPT
+    public private(set) var model: Transformer
     public private(set) var optimizer: AdamW
     public let data: TextDataset
     /// The frozen teacher when `options.distillation` is set (required then).
@@ -58,7 +58,7 @@ public final class Trainer {
     public var checkpointURL: URL { directory.appendingPathComponent("checkpoint.safetensors") }
     public var metricsURL: URL { directory.appendingPathComponent("metrics.jsonl") }
 
-    public init(model: PicoGPT, data: TextDataset, options: TrainOptions, directory: URL) throws {
+    public init(model: Transformer, data: TextDataset, options: TrainOptions, directory: URL) throws {
         try options.validate()
         guard options.time <= model.config.context else {
             throw ModelError("--context \(options.time) exceeds the model's context \(model.config.context)")
@@ -135,7 +135,7 @@ public final class Trainer {
             // After a truncation the checkpoint holds smaller cores than the model the run began with.
             let saved = try ModelCheckpoint.inferConfig(file)
             if saved != model.config, options.chiSchedule != nil {
-                let m = try PicoGPT(config: saved, device: model.device)
+                let m = try Transformer(config: saved, device: model.device)
                 m.mpoStrategy = model.mpoStrategy
                 model = m
                 optimizer = try AdamW(model: m, options: options)

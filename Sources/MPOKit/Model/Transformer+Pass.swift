@@ -37,7 +37,7 @@ public struct DistillationTargets {
     }
 }
 
-extension PicoGPT {
+extension Transformer {
     /// Runs the model on `tokens` (B·T ids, row-major), leaving the logits in the activations;
     /// nothing is read back. `captureResiduals` (L, B·T, C) receives the residual stream after
     /// every block (a teacher's forward for hidden-state matching).

@@ -18,7 +18,7 @@ public enum ModelPurpose: Sendable, Equatable {
     case training, inference
 }
 
-public final class PicoGPT {
+public final class Transformer {
     public let config: ModelConfig
     public let layout: ParameterLayout
     public let device: any ComputeDevice
@@ -130,7 +130,7 @@ public final class PicoGPT {
 
     /// Copies every parameter of `other`, a model of the same configuration (e.g. a training
     /// model into an inference-only one).
-    public func load(from other: PicoGPT) throws {
+    public func load(from other: Transformer) throws {
         guard other.config == config else { throw ModelError("cannot load a model of another configuration") }
         try device.write(try other.device.read(other.params.all), to: params.all)
         parametersChanged()
