@@ -1,5 +1,6 @@
 //------------------------------------------------------------------------------------------------
 // layernorm.cl — LayerNorm (biased variance) and RMSNorm over the last axis, forward and backward.
+// ε comes as two floats, eps + epsLo = the host's Double ε to 48 bits (no double kernel arguments).
 //
 // Legend: N rows (tokens), C columns (channels). One work-group of LN_WG work-items per row;
 // mean and variance in acc_t (double where available), two passes like the CPU reference.
@@ -16,7 +17,7 @@
 __kernel __attribute__((reqd_work_group_size(LN_WG, 1, 1)))
 void kernel_layernorm_forward(__global const float *x, int xo, __global const float *w, int wo,
                               __global const float *b, int bo, __global float *out, int oo,
-                              __global float *mean, int mo, __global float *rstd, int ro, int C, float eps) {
+                              __global float *mean, int mo, __global float *rstd, int ro, int C, float eps, float epsLo) {
     __local acc_t red[LN_WG];
     const int row = get_group_id(0), lid = get_local_id(0);
     const __global float *xr = x + xo + (long)row * C;
@@ -26,7 +27,7 @@ void kernel_layernorm_forward(__global const float *x, int xo, __global const fl
     acc_t v = 0;
     for (int c = lid; c < C; c += LN_WG) { const acc_t d = (acc_t)xr[c] - mu; v += d * d; }
     const acc_t var = wg_sum(v, red) / (acc_t)C;
-    const float m = (float)mu, rs = (float)((acc_t)1 / sqrt(var + (acc_t)eps));
+    const float m = (float)mu, rs = (float)((acc_t)1 / sqrt(var + ((acc_t)eps + (acc_t)epsLo)));
     __global float *o = out + oo + (long)row * C;
     for (int c = lid; c < C; c += LN_WG) o[c] = (xr[c] - m) * rs * w[wo + c] + b[bo + c];
     if (lid == 0) { mean[mo + row] = m; rstd[ro + row] = rs; }
@@ -83,14 +84,14 @@ __kernel void kernel_layernorm_backward_params(__global const float *dout, int d
 // out (N,C) = (x·rstd)·w, rstd = 1/√(mean(x²) + eps) (N). Global (LN_WG·N), local (LN_WG).
 __kernel __attribute__((reqd_work_group_size(LN_WG, 1, 1)))
 void kernel_rmsnorm_forward(__global const float *x, int xo, __global const float *w, int wo,
-                            __global float *out, int oo, __global float *rstd, int ro, int C, float eps) {
+                            __global float *out, int oo, __global float *rstd, int ro, int C, float eps, float epsLo) {
     __local acc_t red[LN_WG];
     const int row = get_group_id(0), lid = get_local_id(0);
     const __global float *xr = x + xo + (long)row * C;
     acc_t s = 0;
     for (int c = lid; c < C; c += LN_WG) s += (acc_t)xr[c] * (acc_t)xr[c];
     const acc_t ms = wg_sum(s, red) / (acc_t)C;
-    const float rs = (float)((acc_t)1 / sqrt(ms + (acc_t)eps));
+    const float rs = (float)((acc_t)1 / sqrt(ms + ((acc_t)eps + (acc_t)epsLo)));
     __global float *o = out + oo + (long)row * C;
     for (int c = lid; c < C; c += LN_WG) o[c] = (xr[c] * rs) * w[wo + c];
     if (lid == 0) rstd[ro + row] = rs;

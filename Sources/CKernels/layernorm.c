@@ -141,11 +141,11 @@ MPO_AVX2 static void backward_avx2(const float *dy, const float *x, const float 
 #endif
 
 void mpo_layernorm_forward(const float *x, const float *w, const float *b, float *out,
-                           float *mean, float *rstd, int rows, int C, float eps) {
+                           float *mean, float *rstd, int rows, int C, double eps) {
 #if MPO_HAVE_AVX2
-    if (mpo_use_avx2()) { forward_avx2(x, w, b, out, mean, rstd, rows, C, (double)eps); return; }
+    if (mpo_use_avx2()) { forward_avx2(x, w, b, out, mean, rstd, rows, C, eps); return; }
 #endif
-    forward_portable(x, w, b, out, mean, rstd, rows, C, (double)eps);
+    forward_portable(x, w, b, out, mean, rstd, rows, C, eps);
 }
 
 void mpo_layernorm_backward(const float *dy, const float *x, const float *w, const float *mean,
@@ -158,12 +158,12 @@ void mpo_layernorm_backward(const float *dy, const float *x, const float *w, con
 
 // MARK: - RMSNorm (one path: the loops vectorise as written, the sums stay in Double)
 
-void mpo_rmsnorm_forward(const float *x, const float *w, float *out, float *rstd, int rows, int C, float eps) {
+void mpo_rmsnorm_forward(const float *x, const float *w, float *out, float *rstd, int rows, int C, double eps) {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (long)r * C;
         double ss = 0.0;
         for (int c = 0; c < C; c++) ss += (double)xr[c] * (double)xr[c];
-        const float rs = (float)(1.0 / sqrt(ss / C + (double)eps));
+        const float rs = (float)(1.0 / sqrt(ss / C + eps));
         float *o = out + (long)r * C;
         for (int c = 0; c < C; c++) o[c] = (xr[c] * rs) * w[c];
         rstd[r] = rs;

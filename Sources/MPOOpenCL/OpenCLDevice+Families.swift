@@ -7,12 +7,12 @@ import MPOKit
 
 extension OpenCLDevice {
     public func rmsNormForward(_ x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns C: Int,
-                               epsilon: Float) {
+                               epsilon: Double) {
         checkRMSNorm(x: x, weight: weight, out: out, rstd: rstd, rows: rows, columns: C)
         let g = tuning.layerNormGroup
         locked {
             launch("rmsNormForward", main, "kernel_rmsnorm_forward", global: [rows * g], local: [g],
-                   [.view(x), .view(weight), .view(out), .view(rstd), .int(C), .float(epsilon)])
+                   [.view(x), .view(weight), .view(out), .view(rstd), .int(C)] + Self.epsilonArgs(epsilon))
         }
     }
 

@@ -52,13 +52,19 @@ extension OpenCLDevice {
 
     // MARK: - LayerNorm
 
+    /// A Double ε as the two floats the norm kernels add back together in acc_t.
+    static func epsilonArgs(_ e: Double) -> [KernelArg] {
+        let hi = Float(e)
+        return [.float(hi), .float(Float(e - Double(hi)))]
+    }
+
     public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
-                                 mean: TensorView, rstd: TensorView, rows: Int, columns C: Int, epsilon: Float) {
+                                 mean: TensorView, rstd: TensorView, rows: Int, columns C: Int, epsilon: Double) {
         checkLayerNormForward(x: x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: C)
         let g = tuning.layerNormGroup
         locked {
             launch("layerNormForward", main, "kernel_layernorm_forward", global: [rows * g], local: [g],
-                   [.view(x), .view(weight), .view(bias), .view(out), .view(mean), .view(rstd), .int(C), .float(epsilon)])
+                   [.view(x), .view(weight), .view(bias), .view(out), .view(mean), .view(rstd), .int(C)] + Self.epsilonArgs(epsilon))
         }
     }
 

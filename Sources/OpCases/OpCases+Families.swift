@@ -9,7 +9,7 @@ extension OpCases {
     // MARK: - RMSNorm
 
     /// x uniform in offset ± spread (a small spread next to ε checks that ε is used).
-    static func rmsNormForward(rows N: Int, columns C: Int, offset: Float = 0, spread: Float = 2, epsilon: Float = 1e-5) -> OpCase {
+    static func rmsNormForward(rows N: Int, columns C: Int, offset: Float = 0, spread: Float = 2, epsilon: Double = 1e-5) -> OpCase {
         CaseBuilder.make(.rmsNormForward, "N=\(N) C=\(C) x=\(offset)±\(spread) ε=\(epsilon)", flops: Double(4 * N * C),
                          bytes: bytes(2 * N * C + C + N), inputs: { g in
             g.uniform("x", N * C, offset - spread, offset + spread); g.uniform("weight", C, -1.5, 1.5)
@@ -19,13 +19,13 @@ extension OpCases {
             let out = try ws.output("out", h["out"]), rstd = try ws.output("rstd", h["rstd"])
             return ws.instance { ws.device.rmsNormForward(x, weight: w, out: out, rstd: rstd, rows: N, columns: C, epsilon: epsilon) }
         }, reference: { h in
-            let r = NaiveReference.rmsNormForward(h.d("x"), weight: h.d("weight"), rows: N, columns: C, epsilon: Double(epsilon))
+            let r = NaiveReference.rmsNormForward(h.d("x"), weight: h.d("weight"), rows: N, columns: C, epsilon: epsilon)
             return ["out": r.out, "rstd": r.rstd]
         })
     }
 
     /// rstd from rmsNormForward on the same device; dInput and dWeight accumulate into seeded values.
-    static func rmsNormBackward(rows N: Int, columns C: Int, offset: Float = 0, spread: Float = 2, epsilon: Float = 1e-5) -> OpCase {
+    static func rmsNormBackward(rows N: Int, columns C: Int, offset: Float = 0, spread: Float = 2, epsilon: Double = 1e-5) -> OpCase {
         CaseBuilder.make(.rmsNormBackward, "N=\(N) C=\(C) x=\(offset)±\(spread) ε=\(epsilon)", flops: Double(8 * N * C),
                          bytes: bytes(4 * N * C + 2 * C + N), inputs: { g in
             g.uniform("x", N * C, offset - spread, offset + spread); g.uniform("weight", C, -1.5, 1.5)
@@ -43,7 +43,7 @@ extension OpCases {
             }
         }, reference: { h in
             let r = NaiveReference.rmsNormBackward(dOut: h.d("dOut"), x: h.d("x"), weight: h.d("weight"), dInput: h.d("dInput"),
-                                                   dWeight: h.d("dWeight"), rows: N, columns: C, epsilon: Double(epsilon))
+                                                   dWeight: h.d("dWeight"), rows: N, columns: C, epsilon: epsilon)
             return ["dInput": r.dInput, "dWeight": r.dWeight]
         })
     }

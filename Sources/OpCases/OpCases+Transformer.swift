@@ -67,7 +67,7 @@ extension OpCases {
          try ws.output("out", h["out"]), try ws.output("mean", h["mean"]), try ws.output("rstd", h["rstd"]))
     }
 
-    static func layerNormForward(rows N: Int, columns C: Int, offset: Float = 0, spread: Float = 2, epsilon: Float = 1e-5) -> OpCase {
+    static func layerNormForward(rows N: Int, columns C: Int, offset: Float = 0, spread: Float = 2, epsilon: Double = 1e-5) -> OpCase {
         CaseBuilder.make(.layerNormForward, "N=\(N) C=\(C) x=\(offset)±\(spread)" + (epsilon != 1e-5 ? " ε=\(epsilon)" : ""),
                          flops: Double(8 * N * C), bytes: bytes(2 * N * C + 2 * C + 2 * N), inputs: { g in
             layerNormInputs(&g, rows: N, columns: C, offset: offset, spread: spread)
@@ -79,7 +79,7 @@ extension OpCases {
             }
         }, reference: { h in
             let r = NaiveReference.layerNormForward(h.d("x"), weight: h.d("weight"), bias: h.d("bias"), rows: N, columns: C,
-                                                    epsilon: Double(epsilon))
+                                                    epsilon: epsilon)
             return ["out": r.out, "mean": r.mean, "rstd": r.rstd]
         })
     }

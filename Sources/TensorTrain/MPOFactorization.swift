@@ -113,23 +113,6 @@ public struct MPOFactorization: Equatable, Hashable, Codable, Sendable, CustomSt
 
     // MARK: - Standard and automatic factorisations
 
-    /// Whether (out, in) is one of docs/SPEC.md §2's table (those factorisations are fixed).
-    public static func isSpecified(out: Int, in inF: Int) -> Bool {
-        [(128, 128), (512, 128), (128, 512), (65, 128)].contains { $0 == (out, inF) }
-    }
-
-    /// The docs/SPEC.md §2 table: (128,128) → [8,16]×[8,16]; (512,128) → [8,8,8]×[4,4,8];
-    /// (128,512) → [4,4,8]×[8,8,8]; (65,128) → [5,13]×[8,16]. Any other shape → `automatic`.
-    public static func standard(out: Int, in inF: Int) -> MPOFactorization {
-        switch (out, inF) {
-        case (128, 128): return unchecked([8, 16], [8, 16])
-        case (512, 128): return unchecked([8, 8, 8], [4, 4, 8])
-        case (128, 512): return unchecked([4, 4, 8], [8, 8, 8])
-        case (65, 128): return unchecked([5, 13], [8, 16])
-        default: return automatic(out: out, in: inF)
-        }
-    }
-
     /// A balanced factorisation with the same number of sites for out and in.
     ///
     /// Rule:
@@ -140,7 +123,8 @@ public struct MPOFactorization: Equatable, Hashable, Codable, Sendable, CustomSt
     ///   not {8,8,2}; 65 with L = 2 → {13,5}; a prime p → {p,1,…}; 1 → {1,…,1}.
     /// - Order: the factors > 1 in ascending order, followed by the 1s. So a prime p gives
     ///   [p, 1] (its trivial factors sit at the end, on the same sites for out and in).
-    /// This reproduces every entry of the docs/SPEC.md §2 table.
+    /// This reproduces every entry of the docs/SPEC.md §2 table (PicoGPT's fixed factorisations;
+    /// MPOKit's ModelConfig decides which shapes are fixed, TensorTrain knows no model).
     public static func automatic(out: Int, in inF: Int, sites: Int? = nil) -> MPOFactorization {
         precondition(out >= 1 && inF >= 1, "matrix dimensions must be ≥ 1, got \(out)×\(inF)")
         let l: Int

@@ -28,9 +28,11 @@ func loadCheckpoint(_ path: String, device: any ComputeDevice, hints: ShapeHints
     }
 }
 
-/// The vocabulary a checkpoint stores (mpo-train files do), if any.
+/// The vocabulary a checkpoint stores (mpo-train files do), if any (a Hugging Face directory has none).
 func checkpointVocabulary(_ path: String) throws -> Vocabulary? {
-    try ModelCheckpoint.open(URL(fileURLWithPath: path)).metadata["vocab"].map(Vocabulary.init(string:))
+    let url = URL(fileURLWithPath: path)
+    if HFCheckpoint.isModelDirectory(url) { return nil }
+    return try ModelCheckpoint.open(url).metadata["vocab"].map(Vocabulary.init(string:))
 }
 
 extension MPOStrategy: ExpressibleByArgument {}

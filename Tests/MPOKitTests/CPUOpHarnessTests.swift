@@ -139,13 +139,13 @@ final class FaultyDevice: ComputeDevice {
     }
 
     func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
-                          mean: TensorView, rstd: TensorView, rows: Int, columns C: Int, epsilon: Float) {
+                          mean: TensorView, rstd: TensorView, rows: Int, columns C: Int, epsilon: Double) {
         let onePass = fault == .layerNormForwardOnePassFloat
         guard onePass || fault == .layerNormForwardEpsilon1e6 else {
             return base.layerNormForward(x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: C,
                                          epsilon: epsilon)
         }
-        let px = host(x), w = host(weight), b = host(bias), eps: Float = onePass ? epsilon : epsilon / 10
+        let px = host(x), w = host(weight), b = host(bias), eps = Float(onePass ? epsilon : epsilon / 10)
         var o = [Float](repeating: 0, count: rows * C), m = [Float](repeating: 0, count: rows), r = m
         for i in 0..<rows {   // one pass: var = E[x²] − E[x]² in Float, which cancels when |mean| ≫ std
             let row = px[(i * C)..<(i * C + C)]
@@ -165,7 +165,7 @@ final class FaultyDevice: ComputeDevice {
                                dWeight: dWeight, dBias: dBias, rows: rows, columns: columns)
     }
 
-    func rmsNormForward(_ x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns: Int, epsilon: Float) {
+    func rmsNormForward(_ x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns: Int, epsilon: Double) {
         base.rmsNormForward(x, weight: weight, out: out, rstd: rstd, rows: rows, columns: columns,
                             epsilon: fault == .rmsNormForwardIgnoresEpsilon ? 0 : epsilon)
     }

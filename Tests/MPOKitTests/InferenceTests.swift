@@ -66,7 +66,7 @@ struct InferenceTests {
         #expect(f16.siteFlopsPerRow(bonds: f16.bonds(chi: 16)) < 0.5 * balanced3.siteFlopsPerRow(bonds: balanced3.bonds(chi: 16)))
         #expect(f16.siteFlopsPerRow(bonds: f16.bonds(chi: 16)) < 2 * 768 * 768)   // cheaper than the dense row
         // The hand count for [8, 16]×[8, 16] at χ = 8: site 1 16·8·8·… = 2·8·16·128 + 2·64·8·16.
-        let spec = MPOFactorization.standard(out: 128, in: 128)
+        let spec = MPOFactorization.automatic(out: 128, in: 128)
         #expect(spec.siteFlopsPerRow(bonds: [1, 8, 1]) == 2 * 8 * 16 * 128 + 2 * 64 * 8 * 16)
         var c = ModelConfig(vocabularySize: 65, channels: 768, heads: 12, layers: 1, context: 16, ffn: 3072, chi: 16)
         c = c.choosingFactorizations(chi: 16)

@@ -88,7 +88,7 @@ func checkAgainstReference(shape: String, chi: Int, report: TTSVDReport, approx:
 func referenceDouble(shape: String, chi: Int) throws {
     let json = try #require(reference.json.shapes[shape])
     let f = try MPOFactorization(outFactors: json.d_out, inFactors: json.d_in)
-    #expect(f == MPOFactorization.standard(out: shapeOf(shape).0, in: shapeOf(shape).1))
+    #expect(f == MPOFactorization.automatic(out: shapeOf(shape).0, in: shapeOf(shape).1))
     let w = try reference.tensors.floats("W_\(shape)").map(Double.init)
     let (cores, report) = try ttSVD(w, factorization: f, maxBond: chi)
     try cores.checkShapes()
@@ -127,7 +127,7 @@ func referenceFloat(shape: String, chi: Int) throws {
 @Test func fullRankIsExact() throws {
     var g = SplitMix64(seed: 42)
     let w = g.array(128 * 128)
-    let f = MPOFactorization.standard(out: 128, in: 128)
+    let f = MPOFactorization.automatic(out: 128, in: 128)
     let (cd, rd) = try ttSVD(w, factorization: f, maxBond: 64)
     #expect(cd.bonds == [1, 64, 1])
     #expect(rd.relativeError <= 1e-12, "Double: \(rd.relativeError)")
@@ -177,7 +177,7 @@ func recoversLowRankMPO(f: MPOFactorization, bonds: [Int]) throws {
     #expect(toleranceRank([0, 0], 0) == 1)
     var g = SplitMix64(seed: 5)
     let w = g.array(65 * 128)
-    let f = MPOFactorization.standard(out: 65, in: 128)
+    let f = MPOFactorization.automatic(out: 65, in: 128)
     let (c, r) = try ttSVD(w, factorization: f, maxBond: 32, relativeTolerance: 0.5)
     #expect(c.bonds[1] < 32 && r.errorBound <= 0.5 && r.relativeError <= 0.5)
     #expect(c.bonds[1] == toleranceRank(r.singularValues[0], 0.5))
@@ -186,7 +186,7 @@ func recoversLowRankMPO(f: MPOFactorization, bonds: [Int]) throws {
 }
 
 @Test func zeroMatrixAndSingleSite() throws {
-    let f = MPOFactorization.standard(out: 512, in: 128)
+    let f = MPOFactorization.automatic(out: 512, in: 128)
     let (c, r) = try ttSVD([Double](repeating: 0, count: 512 * 128), factorization: f, maxBond: 8)
     #expect(r.relativeError == 0 && r.errorBound == 0 && r.orthogonalityResidual == 0)
     #expect(r.normW == 0 && r.normApprox == 0 && !r.compressionRatio.isNaN)
@@ -204,7 +204,7 @@ func recoversLowRankMPO(f: MPOFactorization, bonds: [Int]) throws {
 }
 
 @Test func ttSVDErrors() throws {
-    let f = MPOFactorization.standard(out: 65, in: 128)
+    let f = MPOFactorization.automatic(out: 65, in: 128)
     var w = [Double](repeating: 1, count: 65 * 128)
     let chi0 = #expect(throws: TensorTrainError.self) { try ttSVD(w, factorization: f, maxBond: 0) }
     #expect(chi0?.message.contains("χ must be ≥ 1") == true)

@@ -69,29 +69,24 @@ func fact(_ o: [Int], _ i: [Int]) -> MPOFactorization { try! MPOFactorization(ou
 
 // MARK: - Standard factorisations and parameter counts
 
+/// The automatic balanced rule reproduces docs/SPEC.md §2's table (which MPOKit fixes for PicoGPT).
 @Test func standardTable() throws {
-    #expect(MPOFactorization.standard(out: 128, in: 128) == fact([8, 16], [8, 16]))
-    #expect(MPOFactorization.standard(out: 512, in: 128) == fact([8, 8, 8], [4, 4, 8]))
-    #expect(MPOFactorization.standard(out: 128, in: 512) == fact([4, 4, 8], [8, 8, 8]))
-    #expect(MPOFactorization.standard(out: 65, in: 128) == fact([5, 13], [8, 16]))
-    // The automatic rule reproduces the whole table.
-    for (o, i) in [(128, 128), (512, 128), (128, 512), (65, 128)] {
-        #expect(MPOFactorization.automatic(out: o, in: i) == MPOFactorization.standard(out: o, in: i))
-    }
-    let f = MPOFactorization.standard(out: 512, in: 128)
+    #expect(MPOFactorization.automatic(out: 128, in: 128) == fact([8, 16], [8, 16]))
+    #expect(MPOFactorization.automatic(out: 512, in: 128) == fact([8, 8, 8], [4, 4, 8]))
+    #expect(MPOFactorization.automatic(out: 128, in: 512) == fact([4, 4, 8], [8, 8, 8]))
+    #expect(MPOFactorization.automatic(out: 65, in: 128) == fact([5, 13], [8, 16]))
+    let f = MPOFactorization.automatic(out: 512, in: 128)
     #expect(f.sites == 3 && f.outFeatures == 512 && f.inFeatures == 128)
     #expect(f.description == "[8, 8, 8]×[4, 4, 8]")
     try f.validate(out: 512, in: 128)
-    // Other shapes fall back to automatic.
-    #expect(MPOFactorization.standard(out: 96, in: 64) == MPOFactorization.automatic(out: 96, in: 64))
 }
 
 @Test(arguments: [1, 2, 3, 4, 8, 16, 32, 64])
 func layerParameterCounts(chi: Int) {
-    let attn = MPOFactorization.standard(out: 128, in: 128)
-    let w1 = MPOFactorization.standard(out: 512, in: 128)
-    let w2 = MPOFactorization.standard(out: 128, in: 512)
-    let head = MPOFactorization.standard(out: 65, in: 128)
+    let attn = MPOFactorization.automatic(out: 128, in: 128)
+    let w1 = MPOFactorization.automatic(out: 512, in: 128)
+    let w2 = MPOFactorization.automatic(out: 128, in: 512)
+    let head = MPOFactorization.automatic(out: 65, in: 128)
     #expect(attn.parameterCount(bonds: attn.bonds(chi: chi)) == 320 * chi)
     #expect(w1.parameterCount(bonds: w1.bonds(chi: chi)) == 96 * chi + 32 * chi * chi)
     #expect(w2.parameterCount(bonds: w2.bonds(chi: chi)) == 96 * chi + 32 * chi * chi)
@@ -103,7 +98,7 @@ func layerParameterCounts(chi: Int) {
 @Test(arguments: [(4, 42_336), (8, 79_168), (16, 177_408), (32, 472_192)])
 func wholeModelParameterCount(chi: Int, expected: Int) {
     func mpo(_ o: Int, _ i: Int) -> Int {
-        let f = MPOFactorization.standard(out: o, in: i)
+        let f = MPOFactorization.automatic(out: o, in: i)
         return f.parameterCount(bonds: f.bonds(chi: chi))
     }
     let perBlock = 4 * mpo(128, 128) + mpo(512, 128) + mpo(128, 512)
@@ -115,13 +110,13 @@ func wholeModelParameterCount(chi: Int, expected: Int) {
 }
 
 @Test func bondsAndCaps() {
-    let attn = MPOFactorization.standard(out: 128, in: 128)
+    let attn = MPOFactorization.automatic(out: 128, in: 128)
     #expect(attn.bonds(chi: 100) == [1, 100, 1])           // fresh models are never capped
     #expect(attn.cappedBonds(chi: 100) == [1, 64, 1])      // rank of (8·8)×(16·16)
     #expect(attn.cappedBonds(chi: 32) == [1, 32, 1])
-    let head = MPOFactorization.standard(out: 65, in: 128)
+    let head = MPOFactorization.automatic(out: 65, in: 128)
     #expect(head.cappedBonds(chi: 64) == [1, 40, 1])
-    let w1 = MPOFactorization.standard(out: 512, in: 128)
+    let w1 = MPOFactorization.automatic(out: 512, in: 128)
     #expect(w1.bonds(chi: 64) == [1, 64, 64, 1])
     #expect(w1.cappedBonds(chi: 64) == [1, 32, 64, 1])
     #expect(w1.cappedBonds(chi: 1000) == [1, 32, 64, 1])
@@ -186,19 +181,19 @@ func bruteForceBalanced(_ n: Int, _ count: Int) -> [Int] {
     #expect(neg?.message.contains("inFactors[0] = -4") == true)
     #expect(throws: TensorTrainError.self) { try MPOFactorization(outFactors: [], inFactors: []) }
 
-    let f = MPOFactorization.standard(out: 128, in: 128)
+    let f = MPOFactorization.automatic(out: 128, in: 128)
     let e = #expect(throws: TensorTrainError.self) { try f.validate(out: 65, in: 128) }
     #expect(e?.message.contains("128×128") == true && e?.message.contains("65×128") == true, "\(String(describing: e))")
     try f.validate(out: 128, in: 128)
 }
 
 @Test func codableRoundTripValidates() throws {
-    let f = MPOFactorization.standard(out: 512, in: 128)
+    let f = MPOFactorization.automatic(out: 512, in: 128)
     let data = try JSONEncoder().encode(f)
     #expect(try JSONDecoder().decode(MPOFactorization.self, from: data) == f)
     let bad = Data(#"{"outFactors":[8,8],"inFactors":[4,4,8]}"#.utf8)
     #expect(throws: TensorTrainError.self) { try JSONDecoder().decode(MPOFactorization.self, from: bad) }
-    #expect(Set([f, f, MPOFactorization.standard(out: 65, in: 128)]).count == 2)
+    #expect(Set([f, f, MPOFactorization.automatic(out: 65, in: 128)]).count == 2)
 }
 
 // MARK: - contractMPO against a naive loop

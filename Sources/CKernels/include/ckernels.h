@@ -79,14 +79,14 @@ void mpo_scale(float *p, size_t n, float s);
 
 /// out = (x − mean)·rstd·w + b per row; saves mean and rstd (Float).
 void mpo_layernorm_forward(const float *x, const float *w, const float *b, float *out,
-                           float *mean, float *rstd, int rows, int C, float eps);
+                           float *mean, float *rstd, int rows, int C, double eps);
 /// dx += rstd·(w·dy − mean(w·dy) − n̂·mean(w·dy·n̂)) per row (n̂ the normalised input), and
 /// dw[c] += Σ_r n̂·dy, db[c] += Σ_r dy in Double (the caller's per-chunk partials).
 void mpo_layernorm_backward(const float *dy, const float *x, const float *w, const float *mean,
                             const float *rstd, float *dx, double *dw, double *db, int rows, int C);
 
 /// RMSNorm: out = (x·rstd)·w per row, rstd = 1/√(mean(x²) + eps) (Double sum), saved.
-void mpo_rmsnorm_forward(const float *x, const float *w, float *out, float *rstd, int rows, int C, float eps);
+void mpo_rmsnorm_forward(const float *x, const float *w, float *out, float *rstd, int rows, int C, double eps);
 /// dx += rstd·(w·dy − x̂·mean(w·dy·x̂)), x̂ = x·rstd; dw[c] += Σ_r x̂·dy (the caller's Double partials).
 void mpo_rmsnorm_backward(const float *dy, const float *x, const float *w, const float *rstd, float *dx,
                           double *dw, int rows, int C);

@@ -6,7 +6,7 @@ import CKernels
 
 extension CPUDevice {
     public func rmsNormForward(_ x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns C: Int,
-                               epsilon: Float) {
+                               epsilon: Double) {
         checkRMSNorm(x: x, weight: weight, out: out, rstd: rstd, rows: rows, columns: C)
         let px = ptr(x), w = ptr(weight), o = ptr(out), pr = ptr(rstd)
         parallelFor(rows, grain: 32) { r in

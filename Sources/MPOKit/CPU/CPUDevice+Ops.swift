@@ -170,7 +170,7 @@ extension CPUDevice {
     // MARK: - LayerNorm
 
     public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
-                                 mean: TensorView, rstd: TensorView, rows: Int, columns C: Int, epsilon: Float) {
+                                 mean: TensorView, rstd: TensorView, rows: Int, columns C: Int, epsilon: Double) {
         checkLayerNormForward(x: x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: C)
         let px = ptr(x), w = ptr(weight), b = ptr(bias), o = ptr(out), pm = ptr(mean), pr = ptr(rstd)
         parallelFor(rows, grain: 32) { r in

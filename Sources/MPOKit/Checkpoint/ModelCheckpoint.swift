@@ -89,7 +89,7 @@ public enum ModelCheckpoint {
                 throw ModelError("cores of \(l.name) multiply out to \(f.outFeatures)×\(f.inFeatures), expected \(l.out)×\(l.in)")
             }
             c.bonds[l.name] = bonds
-            if f != MPOFactorization.standard(out: l.out, in: l.in) { c.factorizations[l.name] = f }
+            if f != MPOFactorization.automatic(out: l.out, in: l.in) { c.factorizations[l.name] = f }
         }
         try c.validate()
         return c
@@ -162,9 +162,10 @@ public enum ModelCheckpoint {
         }
     }
 
-    /// Builds a model on `device` from a checkpoint file.
+    /// Builds a model on `device` from a checkpoint file, or a Hugging Face model directory.
     public static func loadModel(_ url: URL, device: any ComputeDevice, hints: ShapeHints = ShapeHints(),
                                  purpose: ModelPurpose = .training) throws -> Transformer {
+        if HFCheckpoint.isModelDirectory(url) { return try HFCheckpoint.loadModel(url, device: device, purpose: purpose) }
         let file = try open(url)
         let model = try Transformer(config: try inferConfig(file, hints: hints), device: device, purpose: purpose)
         try load(file, into: model, extraTensors: { $0.hasPrefix("optimizer.") })

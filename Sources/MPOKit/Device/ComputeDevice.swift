@@ -81,14 +81,14 @@ public protocol ComputeDevice: AnyObject {
     /// LayerNorm, biased variance: out (N,C) = (x − mean)·rstd·weight + bias, rstd = 1/√(var + ε);
     /// saves mean (N) and rstd (N).
     func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView,
-                          mean: TensorView, rstd: TensorView, rows: Int, columns: Int, epsilon: Float)
+                          mean: TensorView, rstd: TensorView, rows: Int, columns: Int, epsilon: Double)
     /// dInput += …, dWeight += …, dBias += … (all accumulate).
     func layerNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, mean: TensorView,
                            rstd: TensorView, dInput: TensorView, dWeight: TensorView, dBias: TensorView,
                            rows: Int, columns: Int)
     /// RMSNorm: out (N,C) = (x·rstd)·weight with rstd = 1/√(mean(x²) + ε), saved (N).
     func rmsNormForward(_ x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns: Int,
-                        epsilon: Float)
+                        epsilon: Double)
     /// With x̂ = x·rstd and g = weight∘dOut: dInput += rstd·(g − x̂·mean(g∘x̂)) and dWeight += Σ_r dOut∘x̂
     /// (both accumulate).
     func rmsNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, rstd: TensorView,

@@ -109,10 +109,10 @@ public final class ProfilingDevice: ComputeDevice {
         time(.positionBackward) { base.positionBackward(dOut: dOut, dTable: dTable, batch: batch, time: t, channels: channels) }
     }
     public func layerNormForward(_ x: TensorView, weight: TensorView, bias: TensorView, out: TensorView, mean: TensorView, rstd: TensorView,
-                                 rows: Int, columns: Int, epsilon: Float) {
+                                 rows: Int, columns: Int, epsilon: Double) {
         time(.layerNorm) { base.layerNormForward(x, weight: weight, bias: bias, out: out, mean: mean, rstd: rstd, rows: rows, columns: columns, epsilon: epsilon) }
     }
-    public func rmsNormForward(_ x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns: Int, epsilon: Float) {
+    public func rmsNormForward(_ x: TensorView, weight: TensorView, out: TensorView, rstd: TensorView, rows: Int, columns: Int, epsilon: Double) {
         time(.rmsNorm) { base.rmsNormForward(x, weight: weight, out: out, rstd: rstd, rows: rows, columns: columns, epsilon: epsilon) }
     }
     public func rmsNormBackward(dOut: TensorView, input x: TensorView, weight: TensorView, rstd: TensorView, dInput: TensorView,

@@ -77,9 +77,7 @@ public enum Compression {
     public static func factorization(of name: String, in model: Transformer, chi: Int) -> MPOFactorization {
         let l = model.config.linearLayers.first { $0.name == name }!
         if case .mpo(let current, _) = model.config.linearKind(name, out: l.out, in: l.in) { return current }
-        if let recorded = model.config.factorizations[name] { return recorded }
-        return MPOFactorization.isSpecified(out: l.out, in: l.in) ? MPOFactorization.standard(out: l.out, in: l.in)
-            : MPOFactorization.cheapest(out: l.out, in: l.in, chi: chi)
+        return model.config.factorization(of: name, out: l.out, in: l.in, chi: chi)
     }
 
     /// Reports for every linear layer of a dense model at bond dimension `chi` (no model is built).
@@ -118,7 +116,7 @@ public enum Compression {
             if let layers, !layers.contains(l.name) {   // kept as it is
                 if case .mpo(let kept, let b) = kind {
                     config.bonds[l.name] = b
-                    if kept != MPOFactorization.standard(out: l.out, in: l.in) { config.factorizations[l.name] = kept }
+                    if kept != MPOFactorization.automatic(out: l.out, in: l.in) { config.factorizations[l.name] = kept }
                 }
                 continue
             }
@@ -132,15 +130,14 @@ public enum Compression {
                                             relativeTolerance: relativeTolerance)
             }
             config.bonds[l.name] = c.bonds
-            if f != MPOFactorization.standard(out: l.out, in: l.in) { config.factorizations[l.name] = f }
+            if f != MPOFactorization.automatic(out: l.out, in: l.in) { config.factorizations[l.name] = f }
             cores[l.name] = c
             reports.append(r)
         }
         let out = try Transformer(config: config, device: model.device)
         for spec in out.layout.specs {
-            if let r = spec.name.range(of: ".cores."), !spec.name.hasPrefix("tok_emb."),
-               let c = cores[String(spec.name[..<r.lowerBound])] {   // a freshly compressed layer
-                try out.setParameter(spec.name, c.cores[Int(spec.name[r.upperBound...])!])
+            if case .core(let l, let site) = spec.role, let c = cores[l.name] {   // a freshly compressed layer
+                try out.setParameter(spec.name, c.cores[site])
             } else {
                 try out.setParameter(spec.name, try model.parameter(spec.name))
             }

@@ -37,9 +37,9 @@ extension Compression {
     public static func embeddingTable(_ model: Transformer) throws -> [Float] {
         let c = model.config
         switch c.tokenEmbedding {
-        case .dense: return try model.parameter("tok_emb.weight")
+        case .dense: return try model.parameter(c.embeddingParameterShapes[0].name)
         case .tensorTrain, .mpo:
-            let cores = try (0..<c.embeddingParameterShapes.count).map { try model.parameter("tok_emb.cores.\($0)").map(Double.init) }
+            let cores = try c.embeddingParameterShapes.map { try model.parameter($0.name).map(Double.init) }
             return contractEmbedding(c.tokenEmbedding, vocabulary: c.vocabularySize, channels: c.channels, cores: cores)
                 .map { Float($0) }
         }
@@ -115,7 +115,7 @@ extension Compression {
     public static func mpoEmbedding(table: [Float], vocabulary V: Int, channels D: Int, chi: Int,
                                     factorization: MPOFactorization? = nil)
         throws -> (kind: EmbeddingKind, cores: MPOCores<Float>, report: EmbeddingCompression) {
-        let f = factorization ?? MPOFactorization.standard(out: V, in: D)
+        let f = factorization ?? MPOFactorization.automatic(out: V, in: D)
         try f.validate(out: V, in: D)
         let (cores, r) = try ttSVD(table.map(Double.init), factorization: f, maxBond: chi)
         let kind = EmbeddingKind.mpo(factorization: f, bonds: r.bonds)
@@ -153,7 +153,7 @@ extension Compression {
         var config = c
         config.tokenEmbedding = kind
         let out = try Transformer(config: config, device: model.device)
-        for spec in out.layout.specs where !spec.name.hasPrefix("tok_emb.") {
+        for spec in out.layout.specs where !spec.role.isEmbedding {
             try out.setParameter(spec.name, try model.parameter(spec.name))
         }
         for (k, (name, _)) in config.embeddingParameterShapes.enumerated() { try out.setParameter(name, tensors[k]) }

@@ -13,7 +13,7 @@ public final class MPOLayerProbe {
     /// A layer (out, in) with the default factorisation and every inner bond χ, fed `rows` rows.
     public init(out: Int, in inF: Int, chi: Int, rows: Int, strategy: MPOStrategy,
                 device: any ComputeDevice, seed: UInt64 = 1) throws {
-        let f = MPOFactorization.standard(out: out, in: inF)
+        let f = MPOFactorization.automatic(out: out, in: inF)
         let bonds = [1] + Array(repeating: chi, count: f.sites - 1) + [1]
         var rng = SplitMix64(seed: seed)
         func random(_ n: Int, scale: Float) throws -> DeviceBuffer {

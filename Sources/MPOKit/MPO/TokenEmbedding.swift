@@ -12,6 +12,12 @@
 //
 // Table MPO: an `MPOLinear` (out = V, in = D) rebuilds the table as its weight; the backward
 // scatters into its dW scratch and projects that onto the cores (`projectWeightGradient`).
+//
+// A tied head (GPT-2, some Llamas) multiplies by the same (V, D) table: `headForward` is
+// logits = x·tableᵀ, `headBackward` adds dLogitsᵀ·x to the table's gradient — the dense
+// parameter's, or the TT/MPO scratch that `backward` then projects onto the cores, so the head's
+// gradient reaches the shared parameters whatever the kind. A backward pass calls
+// `zeroTableGradient` first, then the head, then `backward`.
 
 final class TokenEmbedding {
     let kind: EmbeddingKind
@@ -36,6 +42,7 @@ final class TokenEmbedding {
         vocabulary = config.vocabularySize
         channels = config.channels
         self.device = device
+        let e = config.names.tokenEmbedding
         func view(_ b: DeviceBuffer, _ n: String) -> TensorView {
             guard let s = layout[n] else { preconditionFailure("no parameter \(n)") }
             return b.view(s.offset, s.count)
@@ -43,20 +50,20 @@ final class TokenEmbedding {
         let V = vocabulary, D = channels
         switch kind {
         case .dense:
-            weight = view(params, "tok_emb.weight"); dWeight = grads.map { view($0, "tok_emb.weight") }
+            weight = view(params, "\(e).weight"); dWeight = grads.map { view($0, "\(e).weight") }
             mpo = nil; chain = nil; dCores = nil; ttTable = nil
         case .tensorTrain(let fs, let rs):
             weight = nil; dWeight = nil; mpo = nil
             let L = fs.count
-            chain = CoreChain(sites: fs, bonds: rs, batch: V, cores: (0..<L).map { view(params, "tok_emb.cores.\($0)") },
+            chain = CoreChain(sites: fs, bonds: rs, batch: V, cores: (0..<L).map { view(params, "\(e).cores.\($0)") },
                               device: device, label: "tok_emb")
-            dCores = grads.map { g in (0..<L).map { view(g, "tok_emb.cores.\($0)") } }
+            dCores = grads.map { g in (0..<L).map { view(g, "\(e).cores.\($0)") } }
             ttTable = try device.makeBuffer(count: V * D, label: "tok_emb table")
         case .mpo(let fac, let bonds):
             weight = nil; dWeight = nil; chain = nil; dCores = nil; ttTable = nil
             let n = fac.sites
-            mpo = MPOLinear(factorization: fac, bonds: bonds, cores: (0..<n).map { view(params, "tok_emb.cores.\($0)") },
-                            coreGradients: grads.map { g in (0..<n).map { view(g, "tok_emb.cores.\($0)") } },
+            mpo = MPOLinear(factorization: fac, bonds: bonds, cores: (0..<n).map { view(params, "\(e).cores.\($0)") },
+                            coreGradients: grads.map { g in (0..<n).map { view(g, "\(e).cores.\($0)") } },
                             device: device, label: "tok_emb")
         }
     }
@@ -75,25 +82,38 @@ final class TokenEmbedding {
         return try tableView()
     }
 
+    /// The (V, D) table's gradient: the dense parameter's, or the scratch projected onto the cores.
+    private func tableGradient() throws -> TensorView {
+        if let dWeight { return dWeight }
+        if let mpo { return try mpo.weightGradientView() }
+        guard chain != nil, dCores != nil else { throw ModelError("the token embedding of an inference-only model has no gradients") }
+        if dTable == nil { dTable = try device.makeBuffer(count: vocabulary * channels, label: "token embedding dTable") }
+        return dTable!.all
+    }
+
+    /// Starts a backward pass: the TT/MPO table gradient scratch is zeroed (the dense one is the
+    /// parameter gradient, zeroed with the arena).
+    func zeroTableGradient(_ dev: any ComputeDevice) throws {
+        if dWeight == nil { dev.fill(try tableGradient(), value: 0) }
+    }
+
+    /// Tied head: logits (rows, V) = x (rows, D)·tableᵀ, with the table of the last forward pass.
+    func headForward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int) throws {
+        dev.gemm(GemmShape(m: rows, n: vocabulary, k: channels, transposeB: true), a: x, b: try tableView(), c: y)
+    }
+
+    /// Tied head backward: dX = dY·table (overwrite), table gradient += dYᵀ·x.
+    func headBackward(_ dev: any ComputeDevice, dY: TensorView, x: TensorView, dX: TensorView, rows: Int) throws {
+        dev.gemm(GemmShape(m: vocabulary, n: channels, k: rows, transposeA: true, beta: 1), a: dY, b: x, c: try tableGradient())
+        dev.gemm(GemmShape(m: rows, n: channels, k: vocabulary), a: dY, b: try tableView(), c: dX)
+    }
+
     /// Accumulates the gradient of the embedding output dOut (B·T, D) into the parameters'
-    /// gradients (after the forward pass that built the table).
+    /// gradients (after the forward pass that built the table, and `zeroTableGradient`).
     func backward(_ dev: any ComputeDevice, dOut: TensorView, tokens: TensorView, batch: Int, time: Int) throws {
-        if let dWeight {
-            dev.embeddingBackward(dOut: dOut, tokens: tokens, dTable: dWeight, batch: batch, time: time, channels: channels)
-            return
-        }
-        if let mpo {
-            let g = try mpo.weightGradientView()
-            dev.fill(g, value: 0)
-            dev.embeddingBackward(dOut: dOut, tokens: tokens, dTable: g, batch: batch, time: time, channels: channels)
-            try mpo.projectWeightGradient(dev)
-            return
-        }
-        guard let chain, let dCores else { throw ModelError("tok_emb: an inference-only model has no gradients") }
-        if dTable == nil { dTable = try device.makeBuffer(count: vocabulary * channels, label: "tok_emb dTable") }
-        let g = dTable!.all
-        dev.fill(g, value: 0)
+        let g = try tableGradient()
         dev.embeddingBackward(dOut: dOut, tokens: tokens, dTable: g, batch: batch, time: time, channels: channels)
-        try chain.project(dev, g, into: dCores)
+        if let mpo { try mpo.projectWeightGradient(dev) }
+        if let chain, let dCores { try chain.project(dev, g, into: dCores) }
     }
 }

@@ -2,8 +2,9 @@
 // backward pass needs, carved out of one device arena for a given (B, T) by a named layout
 // (`ArenaLayout`, like `ParameterLayout`): each tensor is added under its name and every view
 // is looked up by that name, so reordering the plan cannot make two tensors share memory.
-// Shapes (N = B·T): residual streams (N, C); q/k/v/att (N, C); lse (B, H, T); ffn hidden (N, F);
-// logits and dLogits (N, V); losses and correct flags (N); tokens/targets (N) Int32.
+// Shapes (N = B·T): residual streams (N, C); q/att (N, C); k/v (N, KVH·hd); lse (B, H, T); MLP
+// hidden (N, F) (and GELU's pre-activation, SwiGLU's gate and up); logits and dLogits (N, V);
+// losses and correct flags (N); tokens/targets (N) Int32.
 
 /// Named regions of one or more flat arenas (segments), in the order they were added; offsets
 /// rounded up to 16 elements (64 bytes). A tensor that would take a segment past
@@ -48,32 +49,44 @@ struct ArenaLayout {
 
 struct BlockActivations {
     let input: TensorView        // x_l, the residual stream entering the block (N, C)
-    let ln1, ln1Mean, ln1Rstd: TensorView
-    let q, k, v, att, lse: TensorView
+    let norm1, norm1Mean, norm1Rstd: TensorView
+    let q: TensorView            // (N, H·hd)
+    let k, v: TensorView         // (N, KVH·hd)
+    let att, lse: TensorView
     let mid: TensorView          // x_l + attention branch (N, C)
-    let ln2, ln2Mean, ln2Rstd: TensorView
-    let hidden: TensorView       // relu(W1·ln2 + b1) (N, F); relu is applied in place
+    let norm2, norm2Mean, norm2Rstd: TensorView
+    let hidden: TensorView       // the MLP's activation output (N, F): relu is applied in place
+    /// GELU: the pre-activation c_fc(x) + b; SwiGLU: gate(x). Nil for ReLU.
+    let pre: TensorView?
+    /// SwiGLU: up(x). Nil otherwise.
+    let up: TensorView?
 
     /// The tensors of block `l` and their sizes, in arena order.
-    static func plan(_ layout: inout ArenaLayout, block l: Int, rows N: Int, channels C: Int, ffn F: Int, lse: Int) {
-        for (name, n) in [("input", N * C), ("ln1", N * C), ("ln1.mean", N), ("ln1.rstd", N), ("q", N * C), ("k", N * C),
-                          ("v", N * C), ("att", N * C), ("lse", lse), ("mid", N * C), ("ln2", N * C), ("ln2.mean", N),
-                          ("ln2.rstd", N), ("hidden", N * F)] {
-            layout.add("blocks.\(l).\(name)", n)
-        }
+    static func plan(_ layout: inout ArenaLayout, block l: Int, config c: ModelConfig, rows N: Int, lse: Int) {
+        let C = c.channels, KC = c.kvChannels, F = c.ffn, mlp = c.architecture.mlp
+        var names = [("input", N * C), ("ln1", N * C), ("ln1.mean", N), ("ln1.rstd", N), ("q", N * C), ("k", N * KC),
+                     ("v", N * KC), ("att", N * C), ("lse", lse), ("mid", N * C), ("ln2", N * C), ("ln2.mean", N),
+                     ("ln2.rstd", N), ("hidden", N * F)]
+        if mlp != .relu { names.append(("pre", N * F)) }
+        if mlp == .swiglu { names.append(("up", N * F)) }
+        for (name, n) in names { layout.add("blocks.\(l).\(name)", n) }
     }
 
-    init(_ layout: ArenaLayout, block l: Int, arena: [DeviceBuffer]) {
+    init(_ layout: ArenaLayout, block l: Int, mlp: MLPKind, arena: [DeviceBuffer]) {
         func v(_ name: String) -> TensorView { layout.view("blocks.\(l).\(name)", in: arena) }
-        input = v("input"); ln1 = v("ln1"); ln1Mean = v("ln1.mean"); ln1Rstd = v("ln1.rstd")
+        input = v("input"); norm1 = v("ln1"); norm1Mean = v("ln1.mean"); norm1Rstd = v("ln1.rstd")
         q = v("q"); k = v("k"); self.v = v("v"); att = v("att"); lse = v("lse"); mid = v("mid")
-        ln2 = v("ln2"); ln2Mean = v("ln2.mean"); ln2Rstd = v("ln2.rstd"); hidden = v("hidden")
+        norm2 = v("ln2"); norm2Mean = v("ln2.mean"); norm2Rstd = v("ln2.rstd"); hidden = v("hidden")
+        pre = mlp == .relu ? nil : v("pre")
+        up = mlp == .swiglu ? v("up") : nil
     }
 }
 
 /// The backward pass's scratch (training only).
 struct BackwardScratch {
     let dResidual, dLn, dAtt, dq, dk, dv, dHidden, dLogits: TensorView
+    /// SwiGLU: the up projection's output gradient (the gate's overwrites dHidden).
+    let dUp: TensorView?
 }
 
 final class Activations {
@@ -96,16 +109,17 @@ final class Activations {
     /// The named tensors of a (B, T) pass of model `c`, in segments of at most `segmentLimit`
     /// elements.
     static func plan(config c: ModelConfig, batch: Int, time: Int, inference: Bool, segmentLimit: Int) -> ArenaLayout {
-        let N = batch * time, C = c.channels, F = c.ffn, V = c.vocabularySize
+        let N = batch * time, C = c.channels, KC = c.kvChannels, F = c.ffn, V = c.vocabularySize
         var plan = ArenaLayout(segmentLimit: segmentLimit)
         for l in 0..<(inference ? 1 : c.layers) {
-            BlockActivations.plan(&plan, block: l, rows: N, channels: C, ffn: F, lse: batch * c.heads * time)
+            BlockActivations.plan(&plan, block: l, config: c, rows: N, lse: batch * c.heads * time)
         }
         var names = [("ln_f", N * C), ("ln_f.mean", N), ("ln_f.rstd", N), ("logits", N * V), ("losses", N), ("correct", N),
                      ("distill.losses", N), ("distill.hidden", N)]
         if !inference {
             names += [("output", N * C), ("d.residual", N * C), ("d.ln", N * C), ("d.att", N * C), ("d.q", N * C),
-                      ("d.k", N * C), ("d.v", N * C), ("d.hidden", N * F), ("d.logits", N * V)]
+                      ("d.k", N * KC), ("d.v", N * KC), ("d.hidden", N * F), ("d.logits", N * V)]
+            if c.architecture.mlp == .swiglu { names.append(("d.up", N * F)) }
         }
         for (name, n) in names { plan.add(name, n) }
         return plan
@@ -113,7 +127,7 @@ final class Activations {
 
     init(config c: ModelConfig, batch: Int, time: Int, device: any ComputeDevice, inference: Bool = false) throws {
         self.batch = batch; self.time = time
-        let N = batch * time
+        let N = batch * time, mlp = c.architecture.mlp
         let plan = Self.plan(config: c, batch: batch, time: time, inference: inference, segmentLimit: device.maxBufferElements)
         try plan.check("B=\(batch) T=\(time)")
         layout = plan
@@ -126,15 +140,16 @@ final class Activations {
         let a = arena
         func v(_ name: String) -> TensorView { plan.view(name, in: a) }
         if inference {
-            let shared = BlockActivations(plan, block: 0, arena: a)
+            let shared = BlockActivations(plan, block: 0, mlp: mlp, arena: a)
             blocks = Array(repeating: shared, count: c.layers)
             output = shared.input
             backward = nil
         } else {
-            blocks = (0..<c.layers).map { BlockActivations(plan, block: $0, arena: a) }
+            blocks = (0..<c.layers).map { BlockActivations(plan, block: $0, mlp: mlp, arena: a) }
             output = v("output")
             backward = BackwardScratch(dResidual: v("d.residual"), dLn: v("d.ln"), dAtt: v("d.att"), dq: v("d.q"), dk: v("d.k"),
-                                       dv: v("d.v"), dHidden: v("d.hidden"), dLogits: v("d.logits"))
+                                       dv: v("d.v"), dHidden: v("d.hidden"), dLogits: v("d.logits"),
+                                       dUp: mlp == .swiglu ? v("d.up") : nil)
         }
         lnf = v("ln_f"); lnfMean = v("ln_f.mean"); lnfRstd = v("ln_f.rstd")
         logits = v("logits"); losses = v("losses"); correct = v("correct"); distillLosses = v("distill.losses")

@@ -41,7 +41,7 @@ public enum EmbeddingKind: Codable, Equatable, Sendable, CustomStringConvertible
 
     /// A fresh table MPO of bond χ with the standard factorisation of (vocabulary, channels).
     public static func mpo(chi: Int, vocabulary: Int, channels: Int) -> EmbeddingKind {
-        let f = MPOFactorization.standard(out: vocabulary, in: channels)
+        let f = MPOFactorization.automatic(out: vocabulary, in: channels)
         return .mpo(factorization: f, bonds: f.bonds(chi: chi))
     }
 
@@ -100,14 +100,14 @@ extension ModelConfig {
 
     /// The embedding's parameter tensors in layout order, with their shapes.
     public var embeddingParameterShapes: [(name: String, shape: [Int])] {
-        let V = vocabularySize
+        let V = vocabularySize, e = names.tokenEmbedding
         switch tokenEmbedding {
         case .dense:
-            return [("tok_emb.weight", [V, channels])]
+            return [("\(e).weight", [V, channels])]
         case .tensorTrain(let f, let r):
-            return f.indices.map { ("tok_emb.cores.\($0)", [V, r[$0], f[$0], r[$0 + 1]]) }
+            return f.indices.map { ("\(e).cores.\($0)", [V, r[$0], f[$0], r[$0 + 1]]) }
         case .mpo(let f, let b):
-            return f.coreShapes(bonds: b).enumerated().map { ("tok_emb.cores.\($0.offset)", $0.element) }
+            return f.coreShapes(bonds: b).enumerated().map { ("\(e).cores.\($0.offset)", $0.element) }
         }
     }
 

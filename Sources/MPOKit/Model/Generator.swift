@@ -5,9 +5,9 @@
 // to per-layer caches (batch, capacity, C) and their queries attend to everything cached
 // (attentionForward with a query offset and kvRows = capacity). A prompt is prefilled in one
 // feed. The logits equal the full forward's for the same prefix (tested). Positions are absolute
-// (fixed sinusoids), so once the context window is full and the crop slides, every cached
-// activation changes: `generate` then re-runs the cropped windows, exactly as the full forward
-// would. The caches hold `capacity` positions — by default the model's context, fewer when the
+// (fixed or learned rows added at the cache offset, or rotary angles of the cache offset), so once
+// the context window is full and the crop slides, every cached activation changes: `generate`
+// then re-runs the cropped windows, exactly as the full forward would. The caches hold `capacity` positions — by default the model's context, fewer when the
 // caller knows how long the sequences get (prompt + tokens), so memory follows the work.
 
 import Foundation
@@ -20,25 +20,30 @@ public final class Generator {
     private let kCache: [DeviceBuffer], vCache: [DeviceBuffer]
     private let ids: DeviceBuffer
     private let x, ln, q, kNew, vNew, att, lse, hidden, mean, rstd, last, logits: DeviceBuffer
+    /// The MLP's extra activations (GELU's pre-activation, SwiGLU's gate and up).
+    private let pre: DeviceBuffer?, up: DeviceBuffer?
 
     /// `capacity` (≤ the model's context; default it) positions per sequence.
     public init(model: Transformer, batch: Int = 1, capacity: Int? = nil) throws {
         guard batch >= 1 else { throw ModelError("the generator needs a batch of at least 1 sequence (got \(batch))") }
         self.model = model
         self.batch = batch
-        let c = model.config, dev = model.device, C = c.channels
+        let c = model.config, dev = model.device, C = c.channels, KC = c.kvChannels
         let T = min(max(capacity ?? c.context, 1), c.context), rows = batch * T
         self.capacity = T
-        kCache = try (0..<c.layers).map { try dev.makeBuffer(count: rows * C, label: "k cache \($0)") }
-        vCache = try (0..<c.layers).map { try dev.makeBuffer(count: rows * C, label: "v cache \($0)") }
+        kCache = try (0..<c.layers).map { try dev.makeBuffer(count: rows * KC, label: "k cache \($0)") }
+        vCache = try (0..<c.layers).map { try dev.makeBuffer(count: rows * KC, label: "v cache \($0)") }
         ids = try dev.makeBuffer(count: rows, label: "generator ids")
         x = try dev.makeBuffer(count: rows * C, label: "gen x"); ln = try dev.makeBuffer(count: rows * C, label: "gen ln")
         q = try dev.makeBuffer(count: rows * C, label: "gen q"); att = try dev.makeBuffer(count: rows * C, label: "gen att")
         // New keys/values land in the cache directly for one sequence; a batch gathers them first.
-        kNew = try dev.makeBuffer(count: batch > 1 ? rows * C : 1, label: "gen k new")
-        vNew = try dev.makeBuffer(count: batch > 1 ? rows * C : 1, label: "gen v new")
+        kNew = try dev.makeBuffer(count: batch > 1 ? rows * KC : 1, label: "gen k new")
+        vNew = try dev.makeBuffer(count: batch > 1 ? rows * KC : 1, label: "gen v new")
         lse = try dev.makeBuffer(count: c.heads * rows, label: "gen lse")
         hidden = try dev.makeBuffer(count: rows * c.ffn, label: "gen hidden")
+        let mlp = c.architecture.mlp
+        pre = mlp == .relu ? nil : try dev.makeBuffer(count: rows * c.ffn, label: "gen pre")
+        up = mlp == .swiglu ? try dev.makeBuffer(count: rows * c.ffn, label: "gen up") : nil
         mean = try dev.makeBuffer(count: rows, label: "gen mean"); rstd = try dev.makeBuffer(count: rows, label: "gen rstd")
         last = try dev.makeBuffer(count: batch * C, label: "gen last rows")
         logits = try dev.makeBuffer(count: batch * c.vocabularySize, label: "gen logits")
@@ -51,7 +56,7 @@ public final class Generator {
     /// every sequence, positions position..<position+n) through the model, appending to the caches;
     /// returns the logits (V) of each sequence's last token.
     public func feed(_ tokens: [[Int32]]) throws -> [[Float]] {
-        let c = model.config, dev = model.device, C = c.channels, V = c.vocabularySize, B = batch
+        let c = model.config, dev = model.device, C = c.channels, KC = c.kvChannels, V = c.vocabularySize, B = batch
         guard tokens.count == B, let n = tokens.first?.count, n >= 1, tokens.allSatisfy({ $0.count == n }) else {
             throw ModelError("feed needs \(B) sequences of the same length ≥ 1 (got \(tokens.map(\.count)))")
         }
@@ -64,26 +69,27 @@ public final class Generator {
         let xv = x.view(0, rows * C), lnv = ln.view(0, rows * C), attv = att.view(0, rows * C)
         let mv = mean.view(0, rows), rv = rstd.view(0, rows)
         dev.embeddingForward(tokens: ids.view(0, rows), table: try model.embedding.table(dev),
-                             positions: model.positions.view(p * C, n * C), out: xv, batch: B, time: n, channels: C)
-        let shape = AttentionShape(batch: B, time: n, heads: c.heads, headDim: c.headDim, queryOffset: p, kvRows: capacity)
-        let hv = hidden.view(0, rows * c.ffn), lv = lse.view(0, c.heads * rows)
+                             positions: model.positionRows(from: p, count: n), out: xv, batch: B, time: n, channels: C)
+        let shape = AttentionShape(batch: B, time: n, heads: c.heads, headDim: c.headDim, kvHeads: c.kvHeads, queryOffset: p,
+                                   kvRows: capacity)
+        let F = c.ffn, hv = hidden.view(0, rows * F), lv = lse.view(0, c.heads * rows)
         for l in 0..<c.layers {   // the residual stream xv is updated in place
             let kAll = kCache[l].all, vAll = vCache[l].all
-            let kDst = B == 1 ? kAll.view(p * C, rows * C) : kNew.view(0, rows * C)
-            let vDst = B == 1 ? vAll.view(p * C, rows * C) : vNew.view(0, rows * C)
-            try model.blockForward(l, Transformer.BlockIO(input: xv, mid: xv, output: xv, ln1: lnv, ln1Mean: mv, ln1Rstd: rv,
-                                                      q: q.view(0, rows * C), kNew: kDst, vNew: vDst, kAll: kAll, vAll: vAll,
-                                                      att: attv, lse: lv, ln2: lnv, ln2Mean: mv, ln2Rstd: rv, hidden: hv),
+            let kDst = B == 1 ? kAll.view(p * KC, rows * KC) : kNew.view(0, rows * KC)
+            let vDst = B == 1 ? vAll.view(p * KC, rows * KC) : vNew.view(0, rows * KC)
+            try model.blockForward(l, Transformer.BlockIO(input: xv, mid: xv, output: xv, norm1: lnv, norm1Mean: mv, norm1Rstd: rv,
+                                                          q: q.view(0, rows * C), kNew: kDst, vNew: vDst, kAll: kAll, vAll: vAll,
+                                                          att: attv, lse: lv, norm2: lnv, norm2Mean: mv, norm2Rstd: rv, hidden: hv,
+                                                          pre: pre?.view(0, rows * F), up: up?.view(0, rows * F)),
                                    rows: rows, shape: shape) {
                 guard B > 1 else { return }   // the cache rows of sequence b are (b·capacity + p)…
                 for b in 0..<B {
-                    dev.copy(kDst.view(b * n * C, n * C), to: kAll.view((b * self.capacity + p) * C, n * C))
-                    dev.copy(vDst.view(b * n * C, n * C), to: vAll.view((b * self.capacity + p) * C, n * C))
+                    dev.copy(kDst.view(b * n * KC, n * KC), to: kAll.view((b * self.capacity + p) * KC, n * KC))
+                    dev.copy(vDst.view(b * n * KC, n * KC), to: vAll.view((b * self.capacity + p) * KC, n * KC))
                 }
             }
         }
-        dev.layerNormForward(xv, weight: model.param("ln_f.weight"), bias: model.param("ln_f.bias"),
-                             out: lnv, mean: mv, rstd: rv, rows: rows, columns: C)
+        model.finalNorm.forward(dev, x: xv, out: lnv, mean: mv, rstd: rv, rows: rows, columns: C)
         // Only each sequence's last row needs logits.
         let lastRows: TensorView
         if n == 1 {
@@ -92,7 +98,7 @@ public final class Generator {
             for b in 0..<B { dev.copy(lnv.view((b * n + n - 1) * C, C), to: last.view(b * C, C)) }
             lastRows = last.all
         }
-        try model.linears["lm_head"]!.forward(dev, x: lastRows, y: logits.all, rows: B)
+        try model.headForward(dev, x: lastRows, y: logits.all, rows: B)
         position += n
         let all = try dev.read(logits.all)
         return (0..<B).map { Array(all[($0 * V)..<($0 * V + V)]) }

@@ -1,5 +1,7 @@
-// PicoGPT forward and backward passes: the layer loop and the reverse loop, llm.c style.
-// Pre-norm blocks: x ← x + W_o·Attn(LN1(x)) + b_o;  x ← x + W2·relu(W1·LN2(x) + b1) + b2.
+// Transformer forward and backward passes: the layer loop and the reverse loop, llm.c style.
+// Pre-norm blocks: x ← x + o(Attn(rope(q(N1(x))), rope(k(N1(x))), v(N1(x))));  x ← x + down(act(N2(x))),
+// act = relu(up·) | gelu(up·) | silu(gate·)∘(up·); N = LayerNorm or RMSNorm; rope only for rotary
+// positions (fixed and learned positions are added to the embedding instead).
 
 import Foundation
 
@@ -93,22 +95,21 @@ extension Transformer {
         try dev.write(tokens, to: a.tokens)
         if let targets { try dev.write(targets, to: a.targets) }
 
-        dev.embeddingForward(tokens: a.tokens, table: try embedding.table(dev), positions: positions.all,
+        dev.embeddingForward(tokens: a.tokens, table: try embedding.table(dev), positions: positionRows(from: 0, count: time),
                              out: c.layers > 0 ? a.blocks[0].input : a.output, batch: batch, time: time, channels: C)
-        let shape = AttentionShape(batch: batch, time: time, heads: c.heads, headDim: c.headDim)
+        let shape = AttentionShape(batch: batch, time: time, heads: c.heads, headDim: c.headDim, kvHeads: c.kvHeads)
         let inPlace = purpose == .inference   // one residual stream, updated in place
         for l in 0..<c.layers {
             let b = a.blocks[l]
             try blockForward(l, BlockIO(input: b.input, mid: inPlace ? b.input : b.mid,
                                     output: l + 1 < c.layers ? a.blocks[l + 1].input : a.output,
-                                    ln1: b.ln1, ln1Mean: b.ln1Mean, ln1Rstd: b.ln1Rstd, q: b.q, kNew: b.k, vNew: b.v,
-                                    kAll: b.k, vAll: b.v, att: b.att, lse: b.lse, ln2: b.ln2, ln2Mean: b.ln2Mean,
-                                    ln2Rstd: b.ln2Rstd, hidden: b.hidden), rows: N, shape: shape)
+                                    norm1: b.norm1, norm1Mean: b.norm1Mean, norm1Rstd: b.norm1Rstd, q: b.q, kNew: b.k, vNew: b.v,
+                                    kAll: b.k, vAll: b.v, att: b.att, lse: b.lse, norm2: b.norm2, norm2Mean: b.norm2Mean,
+                                    norm2Rstd: b.norm2Rstd, hidden: b.hidden, pre: b.pre, up: b.up), rows: N, shape: shape)
             if let capture = captureResiduals { dev.copy(residual(after: l, a), to: capture.view(l * N * C, N * C)) }
         }
-        dev.layerNormForward(a.output, weight: param("ln_f.weight"), bias: param("ln_f.bias"), out: a.lnf,
-                             mean: a.lnfMean, rstd: a.lnfRstd, rows: N, columns: C)
-        try linears["lm_head"]!.forward(dev, x: a.lnf, y: a.logits, rows: N)
+        finalNorm.forward(dev, x: a.output, out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, rows: N, columns: C)
+        try headForward(dev, x: a.lnf, y: a.logits, rows: N)
         guard targets != nil else { return }
         let alpha = distill?.weight ?? 0
         let dLogits = needsGradients ? a.backward?.dLogits : nil
@@ -153,32 +154,64 @@ extension Transformer {
     /// Where one block's forward reads and writes. `input`, `mid` and `output` may be one view
     /// (the residual updated in place, as the generator does); new keys/values go to `kNew`/`vNew`
     /// and attention reads `kAll`/`vAll` (the KV cache when decoding, the same views in training).
+    /// `pre` and `up` are the MLP's extra activations (GELU's pre-activation; SwiGLU's gate and up).
     struct BlockIO {
         var input, mid, output: TensorView
-        var ln1, ln1Mean, ln1Rstd, q, kNew, vNew, kAll, vAll, att, lse: TensorView
-        var ln2, ln2Mean, ln2Rstd, hidden: TensorView
+        var norm1, norm1Mean, norm1Rstd, q, kNew, vNew, kAll, vAll, att, lse: TensorView
+        var norm2, norm2Mean, norm2Rstd, hidden: TensorView
+        var pre: TensorView?, up: TensorView?
     }
 
-    /// Block `l`: mid = input + W_o·Attn(LN1(input)) + b_o; output = mid + W2·relu(W1·LN2(mid) + b1) + b2.
-    /// `afterKeyValues` runs between the projections and attention (the generator moves a batch's
-    /// new keys and values into its caches there).
+    /// Rows `from`…`from + count − 1` of the position table added to the embedding (fixed or
+    /// learned); nil for rotary models.
+    func positionRows(from p: Int, count n: Int) -> TensorView? {
+        let C = config.channels
+        if let fixedPositions { return fixedPositions.view(p * C, n * C) }
+        return positionTable?.view(p * C, n * C)
+    }
+
+    /// The head: its own linear, or the token embedding's table (tied).
+    func headForward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int) throws {
+        if let head { try head.forward(dev, x: x, y: y, rows: rows) } else { try embedding.headForward(dev, x: x, y: y, rows: rows) }
+    }
+
+    /// Block `l`: mid = input + o(Attn(N1(input))); output = mid + down(act(N2(mid))). Rotary
+    /// models turn q and the new keys to their positions (shape.queryOffset + t) before attention.
+    /// `afterKeyValues` runs between the projections and attention (the generator moves a
+    /// batch's new keys and values into its caches there).
     func blockForward(_ l: Int, _ io: BlockIO, rows N: Int, shape: AttentionShape, afterKeyValues: () -> Void = {}) throws {
-        let dev = device, C = config.channels, p = "blocks.\(l)"
+        let dev = device, c = config, C = c.channels, F = c.ffn, blk = blocks[l]
         func same(_ a: TensorView, _ b: TensorView) -> Bool { a.buffer === b.buffer && a.offset == b.offset }
-        dev.layerNormForward(io.input, weight: param("\(p).ln1.weight"), bias: param("\(p).ln1.bias"), out: io.ln1,
-                             mean: io.ln1Mean, rstd: io.ln1Rstd, rows: N, columns: C)
-        try linears["\(p).attn.W_q"]!.forward(dev, x: io.ln1, y: io.q, rows: N)
-        try linears["\(p).attn.W_k"]!.forward(dev, x: io.ln1, y: io.kNew, rows: N)
-        try linears["\(p).attn.W_v"]!.forward(dev, x: io.ln1, y: io.vNew, rows: N)
+        blk.norm1.forward(dev, x: io.input, out: io.norm1, mean: io.norm1Mean, rstd: io.norm1Rstd, rows: N, columns: C)
+        try blk.query.forward(dev, x: io.norm1, y: io.q, rows: N)
+        try blk.key.forward(dev, x: io.norm1, y: io.kNew, rows: N)
+        try blk.value.forward(dev, x: io.norm1, y: io.vNew, rows: N)
+        if let rotaryTable {
+            let p = shape.queryOffset
+            dev.rotary(io.q, table: rotaryTable.all, shape: RotaryShape(batch: shape.batch, time: shape.time, heads: c.heads,
+                                                                        headDim: c.headDim, positionOffset: p), inverse: false)
+            dev.rotary(io.kNew, table: rotaryTable.all, shape: RotaryShape(batch: shape.batch, time: shape.time, heads: c.kvHeads,
+                                                                           headDim: c.headDim, positionOffset: p), inverse: false)
+        }
         afterKeyValues()
         dev.attentionForward(shape, q: io.q, k: io.kAll, v: io.vAll, out: io.att, lse: io.lse)
         if !same(io.input, io.mid) { dev.copy(io.input, to: io.mid) }
-        try linears["\(p).attn.W_o"]!.forward(dev, x: io.att, y: io.mid, rows: N, accumulate: true)
-        dev.layerNormForward(io.mid, weight: param("\(p).ln2.weight"), bias: param("\(p).ln2.bias"), out: io.ln2,
-                             mean: io.ln2Mean, rstd: io.ln2Rstd, rows: N, columns: C)
-        try linears["\(p).ffn.W1"]!.forward(dev, x: io.ln2, y: io.hidden, rows: N, relu: true)
+        try blk.output.forward(dev, x: io.att, y: io.mid, rows: N, accumulate: true)
+        blk.norm2.forward(dev, x: io.mid, out: io.norm2, mean: io.norm2Mean, rstd: io.norm2Rstd, rows: N, columns: C)
+        let hidden = io.hidden.view(0, N * F)
+        switch c.architecture.mlp {
+        case .relu:
+            try blk.up.forward(dev, x: io.norm2, y: io.hidden, rows: N, relu: true)
+        case .geluTanh:
+            try blk.up.forward(dev, x: io.norm2, y: io.pre!, rows: N)
+            dev.geluForward(io.pre!.view(0, N * F), out: hidden)
+        case .swiglu:
+            try blk.gate!.forward(dev, x: io.norm2, y: io.pre!, rows: N)
+            try blk.up.forward(dev, x: io.norm2, y: io.up!, rows: N)
+            dev.swigluForward(gate: io.pre!, up: io.up!, out: hidden, count: N * F)
+        }
         if !same(io.mid, io.output) { dev.copy(io.mid, to: io.output) }
-        try linears["\(p).ffn.W2"]!.forward(dev, x: io.hidden, y: io.output, rows: N, accumulate: true)
+        try blk.down.forward(dev, x: io.hidden, y: io.output, rows: N, accumulate: true)
     }
 
     /// Logits (B, T, V) of the last forward pass.
@@ -195,39 +228,52 @@ extension Transformer {
     public func backward() throws {
         guard let a = acts else { throw ModelError("backward() needs a forward pass with targets first") }
         guard let d = a.backward, grads != nil else { throw ModelError("this model was built for inference only; build it with purpose .training to train it") }
-        let c = config, N = a.batch * a.time, C = c.channels, dev = device
+        let c = config, N = a.batch * a.time, C = c.channels, F = c.ffn, dev = device
         let dx = d.dResidual
         dev.fill(dx, value: 0)
-        try linears["lm_head"]!.backward(dev, dY: d.dLogits, x: a.lnf, dX: d.dLn, rows: N)
-        dev.layerNormBackward(dOut: d.dLn, input: a.output, weight: param("ln_f.weight"), mean: a.lnfMean,
-                              rstd: a.lnfRstd, dInput: dx, dWeight: grad("ln_f.weight"), dBias: grad("ln_f.bias"),
-                              rows: N, columns: C)
-        let shape = AttentionShape(batch: a.batch, time: a.time, heads: c.heads, headDim: c.headDim)
+        try embedding.zeroTableGradient(dev)
+        if let head { try head.backward(dev, dY: d.dLogits, x: a.lnf, dX: d.dLn, rows: N) }
+        else { try embedding.headBackward(dev, dY: d.dLogits, x: a.lnf, dX: d.dLn, rows: N) }
+        try finalNorm.backward(dev, dOut: d.dLn, x: a.output, mean: a.lnfMean, rstd: a.lnfRstd, dInput: dx, rows: N, columns: C)
+        let shape = AttentionShape(batch: a.batch, time: a.time, heads: c.heads, headDim: c.headDim, kvHeads: c.kvHeads)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            let b = a.blocks[l], p = "blocks.\(l)"
+            let b = a.blocks[l], blk = blocks[l]
             // Hidden-state matching: d(β·mean((h_l − t_l)²)) enters the residual after block l.
             if let t = distillTargets, t.hiddenWeight > 0, let teacher = t.residuals {
                 dev.squaredDistance(residual(after: l, a), teacher.view(l * N * C, N * C), sums: a.hiddenDistances, dA: dx,
                                     gradScale: Float(t.hiddenWeight / Double(c.layers * N * C)), rows: N, columns: C)
             }
-            // FFN branch: dx is d(next); the residual passes it to d(mid) unchanged.
-            try linears["\(p).ffn.W2"]!.backward(dev, dY: dx, x: b.hidden, dX: d.dHidden, rows: N)
-            try linears["\(p).ffn.W1"]!.backwardReLU(dev, dY: d.dHidden, y: b.hidden, x: b.ln2, dX: d.dLn, rows: N)
-            dev.layerNormBackward(dOut: d.dLn, input: b.mid, weight: param("\(p).ln2.weight"), mean: b.ln2Mean,
-                                  rstd: b.ln2Rstd, dInput: dx, dWeight: grad("\(p).ln2.weight"),
-                                  dBias: grad("\(p).ln2.bias"), rows: N, columns: C)
+            // MLP branch: dx is d(next); the residual passes it to d(mid) unchanged.
+            try blk.down.backward(dev, dY: dx, x: b.hidden, dX: d.dHidden, rows: N)
+            switch c.architecture.mlp {
+            case .relu:
+                try blk.up.backwardReLU(dev, dY: d.dHidden, y: b.hidden, x: b.norm2, dX: d.dLn, rows: N)
+            case .geluTanh:
+                let dh = d.dHidden.view(0, N * F)
+                dev.geluBackward(dh, input: b.pre!.view(0, N * F), dX: dh)
+                try blk.up.backward(dev, dY: d.dHidden, x: b.norm2, dX: d.dLn, rows: N)
+            case .swiglu:
+                dev.swigluBackward(dOut: d.dHidden, gate: b.pre!, up: b.up!, dGate: d.dHidden, dUp: d.dUp!, count: N * F)
+                try blk.gate!.backward(dev, dY: d.dHidden, x: b.norm2, dX: d.dLn, rows: N)
+                try blk.up.backward(dev, dY: d.dUp!, x: b.norm2, dX: d.dLn, rows: N, accumulateInput: true)
+            }
+            try blk.norm2.backward(dev, dOut: d.dLn, x: b.mid, mean: b.norm2Mean, rstd: b.norm2Rstd, dInput: dx, rows: N, columns: C)
             // Attention branch.
-            try linears["\(p).attn.W_o"]!.backward(dev, dY: dx, x: b.att, dX: d.dAtt, rows: N)
-            dev.attentionBackward(shape, dOut: d.dAtt, q: b.q, k: b.k, v: b.v, out: b.att, lse: b.lse,
-                                  dq: d.dq, dk: d.dk, dv: d.dv)
-            try linears["\(p).attn.W_q"]!.backward(dev, dY: d.dq, x: b.ln1, dX: d.dLn, rows: N)
-            try linears["\(p).attn.W_k"]!.backward(dev, dY: d.dk, x: b.ln1, dX: d.dLn, rows: N, accumulateInput: true)
-            try linears["\(p).attn.W_v"]!.backward(dev, dY: d.dv, x: b.ln1, dX: d.dLn, rows: N, accumulateInput: true)
-            dev.layerNormBackward(dOut: d.dLn, input: b.input, weight: param("\(p).ln1.weight"), mean: b.ln1Mean,
-                                  rstd: b.ln1Rstd, dInput: dx, dWeight: grad("\(p).ln1.weight"),
-                                  dBias: grad("\(p).ln1.bias"), rows: N, columns: C)
+            try blk.output.backward(dev, dY: dx, x: b.att, dX: d.dAtt, rows: N)
+            dev.attentionBackward(shape, dOut: d.dAtt, q: b.q, k: b.k, v: b.v, out: b.att, lse: b.lse, dq: d.dq, dk: d.dk, dv: d.dv)
+            if let rotaryTable {
+                dev.rotary(d.dq, table: rotaryTable.all, shape: RotaryShape(batch: a.batch, time: a.time, heads: c.heads, headDim: c.headDim),
+                           inverse: true)
+                dev.rotary(d.dk, table: rotaryTable.all, shape: RotaryShape(batch: a.batch, time: a.time, heads: c.kvHeads, headDim: c.headDim),
+                           inverse: true)
+            }
+            try blk.query.backward(dev, dY: d.dq, x: b.norm1, dX: d.dLn, rows: N)
+            try blk.key.backward(dev, dY: d.dk, x: b.norm1, dX: d.dLn, rows: N, accumulateInput: true)
+            try blk.value.backward(dev, dY: d.dv, x: b.norm1, dX: d.dLn, rows: N, accumulateInput: true)
+            try blk.norm1.backward(dev, dOut: d.dLn, x: b.input, mean: b.norm1Mean, rstd: b.norm1Rstd, dInput: dx, rows: N, columns: C)
         }
         try embedding.backward(dev, dOut: dx, tokens: a.tokens, batch: a.batch, time: a.time)
+        if let dPositionTable { dev.positionBackward(dOut: dx, dTable: dPositionTable, batch: a.batch, time: a.time, channels: C) }
     }
 
     /// Global L2 norm of the gradient arena.

@@ -1,4 +1,5 @@
-// PicoGPT: the model (docs/SPEC.md §1), its parameter arenas and its forward/backward data flow.
+// Transformer: the model — PicoGPT (docs/SPEC.md §1), GPT-2 or Llama (Architecture.swift) — its
+// parameter arenas and its forward/backward data flow.
 //
 // Parameters, gradients and the two AdamW moments are four flat device arenas sharing one
 // `ParameterLayout`. The data flow is written once here, above the device line: forward is
@@ -26,17 +27,27 @@ public final class Transformer {
     public let params: DeviceBuffer
     /// The gradient arena (nil for an inference-only model).
     public let grads: DeviceBuffer?
-    public let positions: DeviceBuffer
+    /// Fixed sinusoidal positions (PicoGPT): the (context, C) table; nil otherwise.
+    let fixedPositions: DeviceBuffer?
+    /// Rotary positions (Llama): the (context, hd) cos|sin table; nil otherwise.
+    let rotaryTable: DeviceBuffer?
+    /// Learned positions (GPT-2): the (context, C) parameter and its gradient.
+    let positionTable: TensorView?, dPositionTable: TensorView?
     /// Shared by the MPO layers of an inference-only model (nil in training: each layer owns one).
     let mpoWorkspace: MPOWorkspace?
     let strategyTuner: StrategyTuner?
+    let blocks: [Block]
+    let finalNorm: Norm
+    /// The head's own linear (nil when tied to the token embedding).
+    let head: Linear?
+    /// Every linear layer by name (tools and tests; the passes use the typed fields).
     let linears: [String: Linear]
     /// The token embedding (dense table, per-token tensor train or table MPO).
     let embedding: TokenEmbedding
     var acts: Activations?
     /// The distillation targets of the last forward pass (backward adds their hidden-state gradient).
     var distillTargets: DistillationTargets?
-    let version = ParameterVersion()
+    let version: ParameterVersion
     var arenas: [Activations] = []
     /// How MPO layers contract (automatic: the cheaper in FLOPs per layer and call).
     public var mpoStrategy = MPOStrategy.automatic {
@@ -62,19 +73,49 @@ public final class Transformer {
         self.config = config
         self.device = device
         self.purpose = purpose
-        layout = config.parameterLayout()
-        params = try device.makeBuffer(count: layout.count, label: "parameters")
-        grads = purpose == .training ? try device.makeBuffer(count: layout.count, label: "gradients") : nil
-        positions = try device.makeBuffer(PositionalEncoding.table(positions: config.context, channels: config.channels),
-                                          label: "positional encoding")
-        mpoWorkspace = purpose == .inference ? MPOWorkspace(device: device, label: "MPO inference") : nil
-        strategyTuner = purpose == .inference ? StrategyTuner(device: device) : nil
-        var ls: [String: Linear] = [:]
-        for l in config.linearLayers {
-            ls[l.name] = Linear(name: l.name, out: l.out, in: l.in, kind: config.linearKind(l.name, out: l.out, in: l.in),
-                                layout: layout, params: params, grads: grads, device: device, version: version,
-                                workspace: mpoWorkspace, tuner: strategyTuner)
+        let layout = config.parameterLayout(), version = ParameterVersion()
+        self.layout = layout; self.version = version
+        let params = try device.makeBuffer(count: layout.count, label: "parameters")
+        let grads = purpose == .training ? try device.makeBuffer(count: layout.count, label: "gradients") : nil
+        self.params = params; self.grads = grads
+        let a = config.architecture, names = config.names
+        switch a.positions {
+        case .sinusoidal:
+            fixedPositions = try device.makeBuffer(PositionalEncoding.table(positions: config.context, channels: config.channels),
+                                                   label: "positional encoding")
+            rotaryTable = nil; positionTable = nil; dPositionTable = nil
+        case .learned:
+            let s = layout["\(names.positionTable!).weight"]!
+            positionTable = params.view(s.offset, s.count); dPositionTable = grads?.view(s.offset, s.count)
+            fixedPositions = nil; rotaryTable = nil
+        case .rotary(let theta):
+            rotaryTable = try device.makeBuffer(PositionalEncoding.rotaryTable(positions: config.context, headDim: config.headDim, base: theta),
+                                                label: "rotary table")
+            fixedPositions = nil; positionTable = nil; dPositionTable = nil
         }
+        let workspace = purpose == .inference ? MPOWorkspace(device: device, label: "MPO inference") : nil
+        let tuner = purpose == .inference ? StrategyTuner(device: device) : nil
+        mpoWorkspace = workspace; strategyTuner = tuner
+        var ls: [String: Linear] = [:]
+        func linear(_ l: ModelConfig.LinearLayer) -> Linear {
+            let lin = Linear(name: l.name, out: l.out, in: l.in, kind: config.linearKind(l.name, out: l.out, in: l.in),
+                             layout: layout, params: params, grads: grads, device: device, version: version,
+                             workspace: workspace, tuner: tuner)
+            ls[l.name] = lin
+            return lin
+        }
+        func norm(_ name: String) -> Norm {
+            Norm(name, kind: a.norm, epsilon: a.normEpsilon, layout: layout, params: params, grads: grads)
+        }
+        blocks = (0..<config.layers).map { b in
+            var byRole: [LinearRole: Linear] = [:]
+            for l in config.blockLinears(b) { byRole[l.role] = linear(l) }
+            return Block(norm1: norm("\(names.block(b)).\(names.norm1)"), norm2: norm("\(names.block(b)).\(names.norm2)"),
+                         query: byRole[.query]!, key: byRole[.key]!, value: byRole[.value]!, output: byRole[.output]!,
+                         up: byRole[.up]!, gate: byRole[.gate], down: byRole[.down]!)
+        }
+        finalNorm = norm(names.finalNorm)
+        head = config.linearLayers.last.flatMap { $0.role == .head ? linear($0) : nil }
         linears = ls
         embedding = try TokenEmbedding(config: config, layout: layout, params: params, grads: grads, device: device)
     }
@@ -100,25 +141,25 @@ public final class Transformer {
 
     // MARK: - Initialisation (docs/SPEC.md §1 dense, §2 MPO)
 
-    /// Fresh weights from `seed`: linear weights and embedding ~ N(0, 0.02); MPO cores
-    /// ~ N(0,1)·in^(−1/4)/χ^((L−1)/(2L)); biases 0; LayerNorm weight 1, bias 0; TT / table-MPO
-    /// embedding cores ~ N(0, σ²) with σ = (0.02/√∏ inner ranks)^(1/L) (table std 0.02, EmbeddingKind.swift).
+    /// Fresh weights from `seed`, in layout order: linear weights, the embedding and a learned
+    /// position table ~ N(0, 0.02) (GPT-2's residual projections attn.c_proj and mlp.c_proj
+    /// ~ N(0, 0.02/√(2·layers)), as GPT-2 does); MPO cores ~ N(0,1)·in^(−1/4)/χ^((L−1)/(2L)); biases 0;
+    /// norm weights 1, biases 0; TT / table-MPO embedding cores ~ N(0, σ²) with σ = (0.02/√∏ inner
+    /// ranks)^(1/L) (table std 0.02, EmbeddingKind.swift).
     public func initialize(seed: UInt64) throws {
         var rng = SplitMix64(seed: seed)
         var host = [Float](repeating: 0, count: layout.count)
+        let residualScale = config.architecture.family == .gpt2 ? 1 / (2 * Double(config.layers)).squareRoot() : 1
         for spec in layout.specs {
-            let n = spec.name
             var std: Double? = nil
-            if n.hasSuffix(".weight") && (n.contains(".ln") || n.hasPrefix("ln_f")) {
-                for i in 0..<spec.count { host[spec.offset + i] = 1 }
-            } else if n.hasSuffix(".weight") {
-                std = 0.02
-            } else if n.hasPrefix("tok_emb.") {
-                std = config.embeddingInitStd  // TT / table-MPO cores: contracted table std 0.02
-            } else if let r = n.range(of: ".cores.") {
-                let layer = String(n[..<r.lowerBound])
-                let l = config.linearLayers.first { $0.name == layer }!
-                if case .mpo(let f, let bonds) = config.linearKind(layer, out: l.out, in: l.in) {
+            switch spec.role {
+            case .normWeight: for i in 0..<spec.count { host[spec.offset + i] = 1 }
+            case .normBias, .linearBias: break
+            case .tokenEmbedding, .embeddingCore: std = config.embeddingInitStd   // TT / table-MPO cores: contracted table std 0.02
+            case .positionTable: std = 0.02
+            case .linearWeight(let l): std = 0.02 * (l.role == .output || l.role == .down ? residualScale : 1)
+            case .core(let l, _):
+                if case .mpo(let f, let bonds) = config.linearKind(l.name, out: l.out, in: l.in) {
                     std = MPOLinear.initStd(inFeatures: l.in, chi: bonds.dropFirst().dropLast().max() ?? 1, sites: f.sites)
                 }
             }

@@ -107,7 +107,7 @@ public final class Trainer {
         let oldM = try model.device.read(optimizer.m.all), oldV = try model.device.read(optimizer.v.all)
         var m = [Float](repeating: 0, count: smaller.layout.count), v = m
         for spec in smaller.layout.specs {
-            guard let old = model.layout[spec.name], old.shape == spec.shape, !spec.name.contains(".cores.") else { continue }
+            guard let old = model.layout[spec.name], old.shape == spec.shape, !spec.role.isCore else { continue }
             m.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: oldM[old.offset..<(old.offset + old.count)])
             v.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: oldV[old.offset..<(old.offset + old.count)])
         }
