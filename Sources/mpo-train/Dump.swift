@@ -13,12 +13,14 @@ struct Dump: ParsableCommand {
         BATCH.json is {"tokens": [[…]], "targets": [[…]]} with B rows of T token ids each.
         The output safetensors holds `logits` (B,T,V) float32, `loss` (1) and `grad.<parameter>`
         for every parameter. Dense or MPO is inferred from the checkpoint's tensor names and shapes.
+        A Hugging Face directory (Llama or GPT-2) gets its gradients under its own tensor names
+        (GPT-2: the fused attn.c_attn, Conv1D weights (in, out)), comparable with transformers'.
 
         Example: mpo-train dump --checkpoint Tests/Resources/reference/dense_seed2024.safetensors --heads 4 \\
                    --batch batch.json --out dump.safetensors
         """)
 
-    @Option(help: "Model checkpoint (safetensors, PyTorch parameter names).") var checkpoint: String
+    @Option(help: "Model checkpoint (safetensors) or Hugging Face model directory.") var checkpoint: String
     @Option(help: "JSON file with \"tokens\" and \"targets\" (B×T token ids).") var batch: String
     @Option(help: "Output safetensors file.") var out: String
     @OptionGroup var shape: ShapeHintOptions
@@ -34,8 +36,14 @@ struct Dump: ParsableCommand {
         var w = SafeTensorsWriter(metadata: ["source": "mpo-train dump", "checkpoint": checkpoint])
         try w.add("logits", shape: [b, t, model.config.vocabularySize], floats: try model.logits())
         try w.add("loss", shape: [1], floats: [Float(r.loss)])
-        for spec in model.layout.specs {
-            try w.add("grad.\(spec.name)", shape: spec.shape, floats: try model.gradient(spec.name))
+        if HFCheckpoint.isModelDirectory(URL(fileURLWithPath: checkpoint)) {
+            for g in try HFCheckpoint.exportTensors(config: model.config, value: { try model.gradient($0) }) {
+                try w.add("grad.\(g.name)", shape: g.shape, floats: g.values)
+            }
+        } else {
+            for spec in model.layout.specs {
+                try w.add("grad.\(spec.name)", shape: spec.shape, floats: try model.gradient(spec.name))
+            }
         }
         try w.write(to: URL(fileURLWithPath: out))
         print(String(format: "loss %.7f  accuracy %.4f  (%d×%d tokens, %d parameters, %@)",

@@ -55,8 +55,17 @@ public enum HFCheckpoint {
         let archs = (j["architectures"] as? [String]) ?? []
         let type = j["model_type"] as? String ?? ""
         if archs.contains("LlamaForCausalLM") || (archs.isEmpty && type == "llama") {
-            if let s = j["rope_scaling"], !(s is NSNull) {
-                throw ModelError("\(file.path): rope_scaling \(s) is not supported (only plain rotary positions); the model cannot be read")
+            // Rotary base: transformers ≥ 5 writes rope_parameters {rope_type, rope_theta}, earlier
+            // versions rope_theta and rope_scaling; only the default (unscaled) rotation is read.
+            var theta = try double("rope_theta", 10_000)
+            for key in ["rope_parameters", "rope_scaling"] {
+                guard let v = j[key], !(v is NSNull) else { continue }
+                guard let p = v as? [String: Any] else { throw ModelError("\(file.path): '\(key)' is not an object") }
+                let type = (p["rope_type"] as? String) ?? (p["type"] as? String) ?? "default"
+                guard type == "default" else {
+                    throw ModelError("\(file.path): \(key) of type '\(type)' is not supported (only the default rotary positions); the model cannot be read")
+                }
+                if let t = p["rope_theta"] as? Double { theta = t }
             }
             let act = j["hidden_act"] as? String ?? "silu"
             guard act == "silu" else { throw ModelError("\(file.path): hidden_act '\(act)' is not supported; Llama models use silu") }
@@ -64,7 +73,7 @@ public enum HFCheckpoint {
             if let hd = j["head_dim"] as? Int, hd != C / H {
                 throw ModelError("\(file.path): head_dim \(hd) differs from hidden_size/num_attention_heads = \(C / H), which is not supported")
             }
-            var a = Architecture.llama(theta: try double("rope_theta", 10_000), normEpsilon: try double("rms_norm_eps", 1e-6),
+            var a = Architecture.llama(theta: theta, normEpsilon: try double("rms_norm_eps", 1e-6),
                                        kvHeads: try int("num_key_value_heads", H), tiedHead: bool("tie_word_embeddings", false))
             if a.kvHeads == H { a.kvHeads = nil }
             let attnBias = bool("attention_bias", false)
@@ -244,7 +253,7 @@ public enum HFCheckpoint {
                     "num_hidden_layers": c.layers, "max_position_embeddings": c.context, "vocab_size": c.vocabularySize,
                     "rms_norm_eps": a.normEpsilon, "rope_theta": a.ropeTheta ?? 10_000, "tie_word_embeddings": a.tiedHead,
                     "hidden_act": "silu", "attention_bias": a.qkvBias, "mlp_bias": a.mlpBias, "torch_dtype": "float32",
-                    "rope_scaling": NSNull(), "head_dim": c.headDim]
+                    "rope_parameters": ["rope_type": "default", "rope_theta": a.ropeTheta ?? 10_000], "head_dim": c.headDim]
         case .gpt2:
             return ["architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": c.channels, "n_head": c.heads,
                     "n_layer": c.layers, "n_positions": c.context, "n_inner": c.ffn, "vocab_size": c.vocabularySize,
