@@ -38,4 +38,40 @@ public enum InferenceProbe {
         }
         return worst
     }
+
+    /// A tiny Llama (grouped-query, rotary, SwiGLU, tied head) and GPT-2 (learned positions, GELU,
+    /// biases, tied head), dense and with every linear an MPO of χ = 3.
+    public static func familyConfigs() -> [(name: String, config: ModelConfig)] {
+        var out: [(String, ModelConfig)] = []
+        for (family, arch) in [("llama", Architecture.llama(theta: 500, kvHeads: 2, tiedHead: true)), ("gpt2", Architecture.gpt2)] {
+            for chi in [nil, 3] {
+                var c = ModelConfig(vocabularySize: 24, channels: 24, heads: 4, layers: 2, context: 40, ffn: 40, chi: chi, architecture: arch)
+                if let chi { c = c.choosingFactorizations(chi: chi) }
+                out.append(("\(family) " + (chi.map { "χ=\($0)" } ?? "dense"), c))
+            }
+        }
+        return out
+    }
+
+    /// KV-cache decoding of an inference-only model against its full forward: `batch` sequences
+    /// (the same prompt), a prefill of 5 tokens then one token at a time to 24; the largest
+    /// |Δlogit| relative to the largest logit.
+    public static func worstDecodeError(_ config: ModelConfig, batch: Int, strategy: MPOStrategy, device: any ComputeDevice) throws -> Double {
+        let model = try Transformer(config: config, device: device, purpose: .inference)
+        try model.initialize(seed: 6)
+        model.mpoStrategy = strategy
+        var rng = SplitMix64(seed: 8)
+        let tokens = (0..<24).map { _ in Int32(rng.below(config.vocabularySize)) }, V = config.vocabularySize
+        try model.forward(tokens: tokens, batch: 1, time: tokens.count, needsGradients: false)
+        let full = try model.logits()
+        let scale = Double(full.map { abs($0) }.max() ?? 1)
+        let gen = try Generator(model: model, batch: batch)
+        var worst = 0.0
+        func check(_ logits: [[Float]], _ p: Int) {
+            for l in logits { for j in 0..<V { worst = max(worst, Double(abs(l[j] - full[p * V + j])) / scale) } }
+        }
+        check(try gen.feed([[Int32]](repeating: Array(tokens[..<5]), count: batch)), 4)
+        for p in 5..<tokens.count { check(try gen.feed([[Int32]](repeating: [tokens[p]], count: batch)), p) }
+        return worst
+    }
 }

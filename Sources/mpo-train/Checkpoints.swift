@@ -36,6 +36,7 @@ func checkpointVocabulary(_ path: String) throws -> Vocabulary? {
 }
 
 extension MPOStrategy: ExpressibleByArgument {}
+extension ModelFamily: ExpressibleByArgument {}
 
 /// `--model dense | mpo`.
 enum ModelKind: String, CaseIterable, ExpressibleByArgument {

@@ -6,6 +6,14 @@ import MPOKit
 import Plots
 
 struct ModelOptions: ParsableArguments {
+    @Option(help: "Architecture: picogpt (the paper's, default), gpt2 (LayerNorm, learned positions, GELU, tied head) or llama (RMSNorm, rotary, SwiGLU, grouped-query).")
+    var arch = ModelFamily.picogpt
+    @Option(name: .customLong("kv-heads"), help: "Key/value heads of a llama (grouped-query; must divide --heads; default: --heads).")
+    var kvHeads: Int?
+    @Option(name: .customLong("rope-theta"), help: "Rotary base θ of a llama (default 10000).") var ropeTheta: Double?
+    @Option(name: .customLong("norm-eps"), help: "ε of the norms (default 1e-5).") var normEps: Double?
+    @Flag(name: .customLong("tied-head"), inversion: .prefixedNo, help: "Tie the head to the token embedding (gpt2: tied by default; llama, picogpt: not).")
+    var tiedHead: Bool?
     @Option(help: "Model kind: dense or mpo.") var model = ModelKind.dense
     @Option(help: "Bond dimension χ of every MPO linear layer (with --model mpo).") var chi: Int = 8
     @Option(name: .customLong("chi-layer"), help: ArgumentHelp("Per-layer χ override, e.g. lm_head=16 or blocks.0.ffn.W1=4 (repeatable).", valueName: "layer=χ"))
@@ -19,9 +27,26 @@ struct ModelOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Token embedding: dense, tt:R (per-token tensor trains of rank R over d_model's factors, [4,4,8] for 128; tt:R:4x4x8 picks them) or mpo:χ (the whole table as an MPO).", valueName: "kind"))
     var embedding = "dense"
 
+    /// The architecture the flags describe.
+    func architecture() throws -> Architecture {
+        var a = Architecture.preset(arch)
+        if arch != .llama {
+            if kvHeads != nil { throw ValidationError("--kv-heads is for --arch llama (grouped-query attention)") }
+            if ropeTheta != nil { throw ValidationError("--rope-theta is for --arch llama (rotary positions)") }
+        }
+        if let kvHeads {
+            guard kvHeads >= 1 else { throw ValidationError("--kv-heads must be ≥ 1 (got \(kvHeads))") }
+            a.kvHeads = kvHeads == (heads ?? 4) ? nil : kvHeads
+        }
+        if let ropeTheta { a.positions = .rotary(theta: ropeTheta) }
+        if let normEps { a.normEpsilon = normEps }
+        if let tiedHead { a.tiedHead = tiedHead }
+        return a
+    }
+
     func config(vocabularySize: Int) throws -> ModelConfig {
         var c = ModelConfig(vocabularySize: vocabularySize, channels: dModel, heads: heads ?? 4, layers: layers,
-                            context: context ?? 256, ffn: dFF)
+                            context: context ?? 256, ffn: dFF, architecture: try architecture())
         switch model {
         case .dense: guard chiLayer.isEmpty else { throw ValidationError("--chi-layer needs --model mpo") }
         case .mpo:
@@ -159,6 +184,8 @@ struct Train: ParsableCommand {
           mpo-train train --preset quick                                  (word-like text in ≈ 2 minutes)
           mpo-train train --model mpo --chi 8                             (the paper's recipe)
           mpo-train train --model mpo --chi 8 --embedding tt:4 --steps 500
+          mpo-train train --arch llama --kv-heads 2 --rope-theta 10000 --preset quick   (a Llama block: RMSNorm, rotary, SwiGLU)
+          mpo-train train --arch gpt2 --model mpo --chi 8 --steps 500                   (GPT-2 block, tied head)
           mpo-train train --model dense --out runs/dense
           mpo-train train --init runs/mpo16.safetensors --steps 500 --lr 1e-4   (fine-tune a compressed model)
           mpo-train train --init runs/dense-chi8.safetensors --teacher runs/dense/checkpoint.safetensors --steps 1000
@@ -200,7 +227,8 @@ struct Train: ParsableCommand {
         } else {
             model = try Transformer(config: try modelOptions.config(vocabularySize: data.vocabulary.count), device: device)
             try model.initialize(seed: recipe.seed)
-            name = modelOptions.model == .mpo ? "mpo-chi\(modelOptions.chi)" : "dense"
+            name = (modelOptions.arch == .picogpt ? "" : "\(modelOptions.arch.rawValue)-")
+                + (modelOptions.model == .mpo ? "mpo-chi\(modelOptions.chi)" : "dense")
             if modelOptions.embedding.lowercased() != "dense" { name += "-emb-" + modelOptions.embedding.lowercased().replacingOccurrences(of: ":", with: "") }
         }
         model.mpoStrategy = modelOptions.strategy
@@ -223,7 +251,7 @@ struct Train: ParsableCommand {
         if model.config.tokenEmbedding != .dense {
             print("embedding: \(model.config.tokenEmbedding), \(model.config.embeddingParameterCount) parameters (dense \(model.config.vocabularySize * model.config.channels))")
         }
-        print("\(name): \(model.parameterCount) parameters on \(device.name); \(data.train.count) train / \(data.validation.count) val tokens; writing \(dir.path)")
+        print("\(name): \(model.config.architecture.summary), \(model.parameterCount) parameters on \(device.name); \(data.train.count) train / \(data.validation.count) val tokens; writing \(dir.path)")
         trainer.skipNonFinite = skipNonFinite
         let progress = Progress(quiet: quiet)
         let pause = UInt32(stepPauseMs) * 1000

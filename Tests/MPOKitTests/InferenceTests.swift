@@ -19,6 +19,17 @@ struct InferenceTests {
         #expect(err <= 1e-5, "\(name) \(strategy): relative logit error \(err)")
     }
 
+    @Test("Llama and GPT-2: inference logits equal training logits; KV-cache decoding (rotary at the cache offset, learned positions, grouped-query caches), alone and in a batch of 3, equals the full forward",
+          arguments: InferenceProbe.familyConfigs().map(\.name), [MPOStrategy.rebuild, .siteBySite])
+    func families(name: String, strategy: MPOStrategy) throws {
+        let config = InferenceProbe.familyConfigs().first { $0.name == name }!.config
+        #expect(try InferenceProbe.worstLogitError(config, strategy: strategy, device: CPUDevice()) <= 1e-5)
+        for batch in [1, 3] {
+            let err = try InferenceProbe.worstDecodeError(config, batch: batch, strategy: strategy, device: CPUDevice())
+            #expect(err < 1e-5, "\(name) batch \(batch): relative |Δlogit| \(err)")
+        }
+    }
+
     @Test("KV-cache decoding through the fused site path equals the full forward")
     func kvCacheSitePath() throws {
         let config = InferenceProbe.configs()[1].config

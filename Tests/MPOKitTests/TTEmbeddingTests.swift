@@ -193,9 +193,13 @@ struct TTEmbeddingTests {
         }
     }
 
-    @Test("whole-model loss: float central differences of core entries match the analytic gradient", arguments: TT.kinds.map(\.0))
-    func modelFiniteDifferences(kind: String) throws {
-        let m = try Transformer(config: TT.config(TT.kind(kind), chi: 2), device: CPUDevice())
+    @Test("whole-model loss: float central differences of core entries match the analytic gradient, with the head tied to the embedding too",
+          arguments: TT.kinds.map(\.0), [false, true])
+    func modelFiniteDifferences(kind: String, tied: Bool) throws {
+        var c = TT.config(TT.kind(kind), chi: 2)
+        c.architecture.tiedHead = tied   // tied: the head's gradient reaches the cores through the shared table
+        let m = try Transformer(config: c, device: CPUDevice())
+        #expect(m.layout["lm_head.cores.0"] == nil || !tied)
         try m.initialize(seed: 13)
         let (tok, tgt) = TT.batch(2, 8, seed: 7)
         m.zeroGradients()

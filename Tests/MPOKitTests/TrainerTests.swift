@@ -8,8 +8,9 @@ import Testing
 enum Tiny {
     static let text = String(decoding: Reference.text.prefix(30_000), as: UTF8.self)
     static func data() throws -> TextDataset { try TextDataset(text: text) }
-    static func config(vocabulary: Int, chi: Int? = nil) -> ModelConfig {
-        var c = ModelConfig(vocabularySize: vocabulary, channels: 32, heads: 2, layers: 2, context: 16, ffn: 64, chi: chi)
+    static func config(vocabulary: Int, chi: Int? = nil, architecture: Architecture = .picoGPT) -> ModelConfig {
+        var c = ModelConfig(vocabularySize: vocabulary, channels: 32, heads: 2, layers: 2, context: 16, ffn: 64, chi: chi,
+                            architecture: architecture)
         if chi != nil {  // factorisations for the small shapes: automatic ones
             c.chi = chi
         }
@@ -62,10 +63,13 @@ struct TrainerTests {
         for w in 0..<5 { #expect(a[w * 10] <= 89 && a[w * 10 + 9] == a[w * 10] + 9) }
     }
 
-    @Test("resume after an interruption gives the bit-identical loss curve and weights", arguments: [nil, 2] as [Int?])
-    func resumeIsBitExact(chi: Int?) throws {
+    @Test("resume after an interruption gives the bit-identical loss curve and weights",
+          arguments: [nil, 2] as [Int?], [ModelFamily.picogpt, .gpt2, .llama])
+    func resumeIsBitExact(chi: Int?, family: ModelFamily) throws {
         let data = try Tiny.data()
-        let cfg = Tiny.config(vocabulary: data.vocabulary.count, chi: chi)
+        let arch = family == .llama ? Architecture.llama(kvHeads: 1) : .preset(family)
+        var cfg = Tiny.config(vocabulary: data.vocabulary.count, chi: chi, architecture: arch)
+        if let chi, family != .picogpt { cfg = cfg.choosingFactorizations(chi: chi) }
         func fresh() throws -> Transformer {
             let m = try Transformer(config: cfg, device: CPUDevice())
             try m.initialize(seed: 7)

@@ -16,6 +16,17 @@ struct InferenceOpenCLTests {
         #expect(err <= 1e-5, "\(name) \(strategy): relative logit error \(err)")
     }
 
+    @Test("Llama and GPT-2: inference logits and KV-cache decoding (alone and batched) equal the full forward",
+          arguments: InferenceProbe.familyConfigs().map(\.name))
+    func families(name: String) throws {
+        let config = InferenceProbe.familyConfigs().first { $0.name == name }!.config
+        #expect(try InferenceProbe.worstLogitError(config, strategy: .siteBySite, device: try Shared.opencl()) <= 1e-5)
+        for batch in [1, 3] {
+            let err = try InferenceProbe.worstDecodeError(config, batch: batch, strategy: .siteBySite, device: try Shared.opencl())
+            #expect(err < 1e-5, "\(name) batch \(batch): relative |Δlogit| \(err)")
+        }
+    }
+
     @Test("batched KV-cache decoding on OpenCL gives the CPU's logits")
     func decodingMatchesCPU() throws {
         let config = InferenceProbe.configs()[1].config
