@@ -36,17 +36,17 @@ struct Bench: ParsableCommand {
     var ops: String?
     @Flag(help: "Instead of training steps: the decode table — PicoGPT and a GPT-2-small shape, dense and MPO, inference-only: decode tokens/s at batch 1 and 8, prefill, weight bytes, peak RSS (one process per model).")
     var decode = false
-    @Option(help: "Models of --decode, as shape:dense|χ with shapes picogpt and gpt2.") var decodeModels = DecodeModel.table.joined(separator: ",")
+    @Option(help: "Models of --decode, as shape:dense|χ with shapes picogpt, gpt2 and smollm2.") var decodeModels = DecodeModel.table.joined(separator: ",")
     @Option(help: "Prompt tokens of --decode (prefilled in one forward).") var promptTokens = 32
     @Option(help: "Tokens decoded after the prompt (--decode).") var decodeTokens = 256
     @Option(help: ArgumentHelp("Run one --decode model in this process (used by --decode).", visibility: .hidden)) var decodeOne: String?
-    @Option(help: "Model shape of the training steps: picogpt, or gpt2 (d_model 768, 12 layers, 12 heads, FFN 3072, context 1024; with --time up to 1024).")
+    @Option(help: "Model shape of the training steps: picogpt, gpt2 (d_model 768, 12 layers, 12 heads, FFN 3072, context 1024) or smollm2 (SmolLM2-135M's Llama shape: d 576, 30 layers, 9 heads, 3 kv heads, FFN 1536, vocabulary 49,152).")
     var shape = "picogpt"
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
         let strat = strategy
-        guard let denseShape = DecodeModel("\(shape):dense") else { throw ValidationError("--shape: '\(shape)' is not picogpt or gpt2") }
+        guard let denseShape = DecodeModel("\(shape):dense") else { throw ValidationError("--shape: '\(shape)' is not picogpt, gpt2 or smollm2") }
         let context = denseShape.config.context
         guard batch >= 1, time >= 1, time <= context, repeats >= 1, sampleTokens >= 0 else {
             throw ValidationError("--batch and --repeats must be ≥ 1, --time in 1…\(context) and --sample-tokens ≥ 0")

@@ -10,14 +10,16 @@ import ArgumentParser
 import Foundation
 import MPOKit
 
-/// One model of the decode table: "picogpt:dense", "picogpt:8", "gpt2:16", ….
+/// One model of the decode table: "picogpt:dense", "picogpt:8", "gpt2:16", "smollm2:dense", ….
+/// smollm2 is SmolLM2-135M's shape (Llama: d 576, 30 layers, 9 heads, 3 key/value heads, FFN 1536,
+/// vocabulary 49,152, θ 1e5, tied head; context 2048 here) with random weights.
 struct DecodeModel: CustomStringConvertible {
     var shape: String
     var chi: Int?
 
     init?(_ text: String) {
         let parts = text.split(separator: ":").map(String.init)
-        guard parts.count == 2, ["picogpt", "gpt2"].contains(parts[0]) else { return nil }
+        guard parts.count == 2, ["picogpt", "gpt2", "smollm2"].contains(parts[0]) else { return nil }
         shape = parts[0]
         if parts[1] == "dense" { chi = nil } else if let c = Int(parts[1]), c >= 1 { chi = c } else { return nil }
     }
@@ -25,13 +27,20 @@ struct DecodeModel: CustomStringConvertible {
     var description: String { "\(shape):\(chi.map(String.init) ?? "dense")" }
 
     var config: ModelConfig {
-        var c = shape == "gpt2" ? ModelConfig(vocabularySize: 65, channels: 768, heads: 12, layers: 12, context: 1024, ffn: 3072)
-            : ModelConfig.picoGPT
+        var c: ModelConfig
+        switch shape {
+        case "gpt2": c = ModelConfig(vocabularySize: 65, channels: 768, heads: 12, layers: 12, context: 1024, ffn: 3072)
+        case "smollm2": c = Self.smolLM2
+        default: c = ModelConfig.picoGPT
+        }
         if let chi { c.chi = chi; c = c.choosingFactorizations(chi: chi) }
         return c
     }
 
     static let table = ["picogpt:dense", "picogpt:4", "picogpt:8", "picogpt:16", "gpt2:dense", "gpt2:8", "gpt2:16", "gpt2:32"]
+
+    static let smolLM2 = ModelConfig(vocabularySize: 49_152, channels: 576, heads: 9, layers: 30, context: 2048, ffn: 1536,
+                                     architecture: .llama(theta: 100_000, normEpsilon: 1e-5, kvHeads: 3, tiedHead: true))
 }
 
 extension Bench {
@@ -111,7 +120,7 @@ extension Bench {
     /// The whole table: one child process per model, side by side in time (one after another).
     func decodeTable() throws {
         let specs = try decodeModels.split(separator: ",").map { s -> DecodeModel in
-            guard let m = DecodeModel(String(s)) else { throw ValidationError("--decode-models: '\(s)' is not shape:dense|χ (shapes picogpt, gpt2)") }
+            guard let m = DecodeModel(String(s)) else { throw ValidationError("--decode-models: '\(s)' is not shape:dense|χ (shapes picogpt, gpt2, smollm2)") }
             return m
         }
         let me = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0])
