@@ -30,12 +30,14 @@ let package = Package(
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
         // MARK: - safetensors reader/writer (pure Swift, no device code).
         .target(name: "SafeTensors"),
+        // MARK: - GGUF reader and ggml dequantisation (pure Swift).
+        .target(name: "GGUF"),
         // MARK: - SplitMix64, the one seedable PRNG (init, batches, sampling, test data).
         .target(name: "SeededRandom"),
         // MARK: - host-side tensor-train math: factorisations, TT-SVD (LAPACK), core contraction.
         .target(name: "TensorTrain", dependencies: ["CBLAS"]),
         // MARK: - the library: devices, model, MPO layers, training, checkpoints.
-        .target(name: "MPOKit", dependencies: ["CBLAS", "CKernels", "SafeTensors", "SeededRandom", "TensorTrain"]),
+        .target(name: "MPOKit", dependencies: ["CBLAS", "CKernels", "GGUF", "SafeTensors", "SeededRandom", "TensorTrain"]),
         // MARK: - SVG plots of training runs (a program that only runs models does not link them).
         .target(name: "Plots", dependencies: ["MPOKit"]),
         // MARK: - the OpenCL device (kernels in Kernels/*.cl).
@@ -55,6 +57,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "SeededRandom"]),
         .testTarget(name: "TensorTrainTests", dependencies: ["TensorTrain", "SafeTensors", "SeededRandom"]),
         .testTarget(name: "PlotsTests", dependencies: ["Plots", "MPOKit"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "SafeTensors", "SeededRandom"]),
         .testTarget(name: "MPOKitTests", dependencies: ["MPOKit", "OpCases", "TestSupport", "CKernels"]),
         .testTarget(name: "OpenCLTests", dependencies: ["MPOOpenCL", "COpenCL", "OpCases", "TestSupport", "SafeTensors"]),
     ],

@@ -31,7 +31,7 @@ func loadCheckpoint(_ path: String, device: any ComputeDevice, hints: ShapeHints
 /// The vocabulary a checkpoint stores (mpo-train files do), if any (a Hugging Face directory has none).
 func checkpointVocabulary(_ path: String) throws -> Vocabulary? {
     let url = URL(fileURLWithPath: path)
-    if HFCheckpoint.isModelDirectory(url) { return nil }
+    if HFCheckpoint.isModelDirectory(url) || GGUFCheckpoint.isGGUF(url) { return nil }
     return try ModelCheckpoint.open(url).metadata["vocab"].map(Vocabulary.init(string:))
 }
 

@@ -166,6 +166,7 @@ public enum ModelCheckpoint {
     public static func loadModel(_ url: URL, device: any ComputeDevice, hints: ShapeHints = ShapeHints(),
                                  purpose: ModelPurpose = .training) throws -> Transformer {
         if HFCheckpoint.isModelDirectory(url) { return try HFCheckpoint.loadModel(url, device: device, purpose: purpose) }
+        if GGUFCheckpoint.isGGUF(url) { return try GGUFCheckpoint.loadModel(url, device: device, purpose: purpose) }
         let file = try open(url)
         let model = try Transformer(config: try inferConfig(file, hints: hints), device: device, purpose: purpose)
         try load(file, into: model, extraTensors: { $0.hasPrefix("optimizer.") })
