@@ -32,12 +32,14 @@ let package = Package(
         .target(name: "SafeTensors"),
         // MARK: - GGUF reader and ggml dequantisation (pure Swift).
         .target(name: "GGUF"),
+        // MARK: - byte-level BPE tokenizers (GPT-2, SmolLM2, Llama 3, Qwen2), pure Swift.
+        .target(name: "Tokenizers"),
         // MARK: - SplitMix64, the one seedable PRNG (init, batches, sampling, test data).
         .target(name: "SeededRandom"),
         // MARK: - host-side tensor-train math: factorisations, TT-SVD (LAPACK), core contraction.
         .target(name: "TensorTrain", dependencies: ["CBLAS"]),
         // MARK: - the library: devices, model, MPO layers, training, checkpoints.
-        .target(name: "MPOKit", dependencies: ["CBLAS", "CKernels", "GGUF", "SafeTensors", "SeededRandom", "TensorTrain"]),
+        .target(name: "MPOKit", dependencies: ["CBLAS", "CKernels", "GGUF", "SafeTensors", "SeededRandom", "TensorTrain", "Tokenizers"]),
         // MARK: - SVG plots of training runs (a program that only runs models does not link them).
         .target(name: "Plots", dependencies: ["MPOKit"]),
         // MARK: - the OpenCL device (kernels in Kernels/*.cl).
@@ -58,6 +60,7 @@ let package = Package(
         .testTarget(name: "TensorTrainTests", dependencies: ["TensorTrain", "SafeTensors", "SeededRandom"]),
         .testTarget(name: "PlotsTests", dependencies: ["Plots", "MPOKit"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "SafeTensors", "SeededRandom"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "MPOKit"]),
         .testTarget(name: "MPOKitTests", dependencies: ["MPOKit", "OpCases", "TestSupport", "CKernels"]),
         .testTarget(name: "OpenCLTests", dependencies: ["MPOOpenCL", "COpenCL", "OpCases", "TestSupport", "SafeTensors"]),
     ],

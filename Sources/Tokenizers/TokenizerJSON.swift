@@ -1,0 +1,72 @@
+// A Hugging Face tokenizer.json as a BPETokenizer: model BPE (vocab, merges as "a b" strings or
+// [a, b] pairs, ignore_merges), a byte-level pre-tokenizer — ByteLevel alone (GPT-2), Digits
+// (individual) then ByteLevel (SmolLM2), or a Split by Llama 3's / Qwen2's regex then ByteLevel —
+// and added tokens (special ones become special tokens). Anything else is refused by name.
+
+import Foundation
+
+extension BPETokenizer {
+    public static func fromTokenizerJSON(_ url: URL, chatTemplate: String? = nil) throws -> BPETokenizer {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw TokenizerError("cannot read \(url.path): \(error.localizedDescription)") }
+        guard let j = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw TokenizerError("\(url.path) is not a JSON object")
+        }
+        guard let model = j["model"] as? [String: Any], (model["type"] as? String ?? "BPE") == "BPE",
+              let vocab = model["vocab"] as? [String: Int] else {
+            throw TokenizerError("\(url.path): only BPE models with a vocab are supported (model.type '\((j["model"] as? [String: Any])?["type"] ?? "?")')")
+        }
+        var merges: [(String, String)] = []
+        for m in model["merges"] as? [Any] ?? [] {
+            if let s = m as? String {
+                let p = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+                guard p.count == 2 else { throw TokenizerError("\(url.path): merge '\(s)' is not two tokens") }
+                merges.append((String(p[0]), String(p[1])))
+            } else if let a = m as? [String], a.count == 2 {
+                merges.append((a[0], a[1]))
+            } else {
+                throw TokenizerError("\(url.path): a merge is neither \"a b\" nor [a, b]")
+            }
+        }
+        var specials: [String: Int] = [:], maxId = vocab.values.max() ?? -1
+        var added: [(String, Int)] = []
+        for t in j["added_tokens"] as? [[String: Any]] ?? [] {
+            guard let id = t["id"] as? Int, let content = t["content"] as? String else { continue }
+            added.append((content, id)); maxId = max(maxId, id)
+            specials[content] = id
+        }
+        var tokens = [String](repeating: "", count: maxId + 1)
+        for (t, id) in vocab where id >= 0 { tokens[id] = t }
+        for (t, id) in added { tokens[id] = t }
+        let pre = try preTokenizer(j["pre_tokenizer"], file: url.path)
+        func id(_ key: String) -> Int? { (j[key] as? String).flatMap { vocab[$0] } }
+        return try BPETokenizer(tokens: tokens, merges: merges, pre: pre, specialTokens: specials,
+                                bos: specials["<|endoftext|>"] ?? specials["<s>"] ?? specials["<|begin_of_text|>"],
+                                eos: specials["<|im_end|>"] ?? specials["</s>"] ?? specials["<|endoftext|>"],
+                                chatTemplate: chatTemplate, ignoreMerges: model["ignore_merges"] as? Bool,
+                                unknown: (model["unk_token"] as? String).flatMap { vocab[$0] })
+    }
+
+    static func preTokenizer(_ value: Any?, file: String) throws -> PreTokenizer {
+        guard let p = value as? [String: Any], let type = p["type"] as? String else {
+            throw TokenizerError("\(file): no pre_tokenizer; byte-level BPE needs one")
+        }
+        func isByteLevel(_ q: [String: Any], regex: Bool) -> Bool {
+            q["type"] as? String == "ByteLevel" && (q["add_prefix_space"] as? Bool ?? false) == false
+                && (q["use_regex"] as? Bool ?? true) == regex
+        }
+        if isByteLevel(p, regex: true) { return .gpt2 }
+        if type == "Sequence", let list = p["pretokenizers"] as? [[String: Any]], list.count == 2 {
+            if list[0]["type"] as? String == "Digits", list[0]["individual_digits"] as? Bool == true, isByteLevel(list[1], regex: true) {
+                return .smollm
+            }
+            if list[0]["type"] as? String == "Split", let pattern = (list[0]["pattern"] as? [String: Any])?["Regex"] as? String,
+               isByteLevel(list[1], regex: false) {
+                if pattern.contains("\\p{N}{1,3}") { return .llama3 }
+                if pattern.contains("\\p{N}") { return .qwen2 }
+            }
+        }
+        let text = (try? JSONSerialization.data(withJSONObject: p)).map { String(decoding: $0, as: UTF8.self) } ?? type
+        throw TokenizerError("\(file): pre_tokenizer \(text.prefix(200)) is not supported (GPT-2's, SmolLM2's, Llama 3's and Qwen2's are)")
+    }
+}
