@@ -52,7 +52,7 @@ let package = Package(
         // MARK: - the command-line tool.
         .executableTarget(
             name: "mpo-train",
-            dependencies: ["MPOKit", "MPOOpenCL", "OpCases", "Plots", "CBLAS", "CKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["MPOKit", "MPOOpenCL", "OpCases", "Plots", "Tokenizers", "CBLAS", "CKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // MARK: - tests and their fixtures (reference files, the trajectory runner); not a product.
         .target(name: "TestSupport", dependencies: ["MPOKit", "SafeTensors", "COpenCL"]),

@@ -9,6 +9,11 @@ extension BPETokenizer {
     public static func fromTokenizerJSON(_ url: URL, chatTemplate: String? = nil) throws -> BPETokenizer {
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw TokenizerError("cannot read \(url.path): \(error.localizedDescription)") }
+        return try fromTokenizerJSON(data: data, chatTemplate: chatTemplate, file: url.path)
+    }
+
+    public static func fromTokenizerJSON(data: Data, chatTemplate: String? = nil, file: String = "tokenizer.json") throws -> BPETokenizer {
+        let url = URL(fileURLWithPath: file)
         guard let j = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw TokenizerError("\(url.path) is not a JSON object")
         }

@@ -8,46 +8,73 @@ import MPOKit
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Loss and accuracy of a checkpoint on the whole validation split (every non-overlapping window).",
+        abstract: "Loss, accuracy and perplexity of a checkpoint on a text: a split, or all of it.",
         discussion: """
-        The model is loaded for inference only (no gradient buffers). --json prints one object with
-        parameters, val_loss, val_accuracy, tokens and windows (for --split train: train_loss, …).
+        The text is tokenized with the model's own tokenizer (a GGUF's or Hugging Face model's
+        byte-level BPE; PicoGPT's characters), no BOS. --split validation|train: the last 10 % / first
+        90 % of the tokens, every non-overlapping window of --context tokens. --split all: the whole
+        text in consecutive windows of --context tokens, the last one shorter, every position
+        predicting the next token (n tokens, n − 1 predictions) — perplexity as transformers measures
+        it without a stride. The model is loaded for inference only. --json prints one object with
+        tokens (predictions), loss (mean NLL in nats), perplexity, accuracy, windows, context, and
+        for the splits also val_loss/val_accuracy (train_…).
 
-        Example: mpo-train eval --checkpoint runs/mpo-chi8/checkpoint.safetensors --json
+        Examples:
+          mpo-train eval --checkpoint runs/mpo-chi8/checkpoint.safetensors --json
+          mpo-train eval --checkpoint SmolLM2-135M-Instruct.Q4_1.gguf --data book.txt --split all --context 512
         """)
 
-    @Option(help: "Model checkpoint.") var checkpoint: String
-    @Option(help: "UTF-8 text (default: Tiny Shakespeare shipped in Data/); split 90/10 as in training.") var data: String?
-    @Option(help: "Which split: validation or train.") var split = EvalSplit.validation
-    @Option(help: "Windows per forward pass.") var batch = 32
+    @Option(help: "Model checkpoint: mpo-train safetensors, GGUF file or Hugging Face directory.") var checkpoint: String
+    @Option(help: "UTF-8 text (default: Tiny Shakespeare shipped in Data/).") var data: String?
+    @Option(help: "Which tokens: validation (last 10 %), train (first 90 %) or all.") var split = EvalSplit.validation
+    @Option(help: "Window length in tokens (default: the model's context; at most it).") var context: Int?
+    @Option(help: "Windows per forward pass (default: as many as keep the logits under 64 MB, at most 8).") var batch: Int?
     @Flag(help: "Print one JSON object instead of a line.") var json = false
     @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
-        guard batch >= 1 else { throw ValidationError("--batch must be ≥ 1 (got \(batch))") }
+        if let batch, batch < 1 { throw ValidationError("--batch must be ≥ 1 (got \(batch))") }
+        if let context, context < 1 { throw ValidationError("--context must be ≥ 1 (got \(context))") }
         let device = try deviceOptions.make()
         let model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference)
-        let data = try TextDataset(url: try resolveData(self.data), vocabulary: try checkpointVocabulary(checkpoint))
-        guard data.vocabulary.count == model.config.vocabularySize else {
-            throw ValidationError("the data has \(data.vocabulary.count) distinct characters but the model's vocabulary has \(model.config.vocabularySize); pass its training text with --data")
+        let T = context ?? model.config.context
+        guard T <= model.config.context else { throw ValidationError("--context \(T) is longer than the model's context \(model.config.context)") }
+        let url = try resolveData(self.data)
+        let tokens: [Int32]
+        if let codec = try TextCodec.of(checkpoint: URL(fileURLWithPath: checkpoint)), case .bpe = codec {
+            guard codec.count <= model.config.vocabularySize else {
+                throw ValidationError("the tokenizer has \(codec.count) tokens but the model's vocabulary \(model.config.vocabularySize)")
+            }
+            let text: String
+            do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw ValidationError("cannot read \(url.path) as UTF-8 text: \(error.localizedDescription)") }
+            let all = try codec.encode(text)
+            let n = Int(Double(all.count) * 0.9)
+            tokens = split == .all ? all : split == .train ? Array(all[..<n]) : Array(all[n...])
+        } else {
+            let data = try TextDataset(url: url, vocabulary: try checkpointVocabulary(checkpoint))
+            guard data.vocabulary.count == model.config.vocabularySize else {
+                throw ValidationError("the data has \(data.vocabulary.count) distinct characters but the model's vocabulary has \(model.config.vocabularySize); pass its training text with --data")
+            }
+            tokens = split == .all ? data.train + data.validation : split == .train ? data.train : data.validation
         }
-        let tokens = split == .validation ? data.validation : data.train
+        let batch = self.batch ?? max(1, min(8, (16 << 20) / max(T * model.config.vocabularySize, 1)))
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let r = try model.evaluateAll(tokens, time: model.config.context, batchSize: batch)
+        let r = split == .all ? try model.evaluateSequence(tokens, context: T, batchSize: batch)
+                              : try model.evaluateAll(tokens, time: T, batchSize: batch)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        let prefix = split == .validation ? "val" : "train"
+        let prefix = split == .validation ? "val" : split == .train ? "train" : "all"
         if json {
-            let obj: [String: Any] = ["checkpoint": checkpoint, "parameters": model.parameterCount, "\(prefix)_loss": r.loss,
-                                      "\(prefix)_accuracy": r.accuracy, "tokens": r.tokens, "windows": r.windows,
-                                      "context": model.config.context, "device": device.name]
+            var obj: [String: Any] = ["checkpoint": checkpoint, "parameters": model.parameterCount, "loss": r.loss, "perplexity": exp(r.loss),
+                                      "accuracy": r.accuracy, "tokens": r.tokens, "windows": r.windows, "context": T,
+                                      "device": device.name, "seconds": seconds, "split": split.rawValue]
+            if split != .all { obj["\(prefix)_loss"] = r.loss; obj["\(prefix)_accuracy"] = r.accuracy }
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
         } else {
-            print(String(format: "%@: %d parameters; %@ loss %.4f, accuracy %.2f%% over %d tokens (%d windows of %d) in %.1f s",
-                         checkpoint, model.parameterCount, prefix, r.loss, 100 * r.accuracy, r.tokens, r.windows,
-                         model.config.context, seconds))
+            print(String(format: "%@: %d parameters; %@ loss %.4f (perplexity %.3f), accuracy %.2f%% over %d tokens (%d windows of %d) in %.1f s",
+                         checkpoint, model.parameterCount, prefix, r.loss, exp(r.loss), 100 * r.accuracy, r.tokens, r.windows, T, seconds))
         }
     }
 }
 
-enum EvalSplit: String, ExpressibleByArgument, CaseIterable { case validation, train }
+enum EvalSplit: String, ExpressibleByArgument, CaseIterable { case validation, train, all }

@@ -20,7 +20,7 @@ struct MPOTrain: ParsableCommand {
           mpo-train dump --checkpoint model.safetensors --batch batch.json --out out.safetensors
           mpo-train bench
         """,
-        subcommands: [Train.self, Sample.self, Eval.self, Compress.self, Report.self, Sweep.self, Table.self, Bench.self, Dump.self, Export.self, Devices.self, CheckOps.self]
+        subcommands: [Train.self, Sample.self, Eval.self, Compress.self, Report.self, Sweep.self, Table.self, Bench.self, Dump.self, Export.self, Tokenize.self, Devices.self, CheckOps.self]
     )
 
     static func main() {

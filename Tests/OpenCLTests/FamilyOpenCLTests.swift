@@ -24,3 +24,25 @@ struct FamilyOpenCLTests {
         #expect(e.logits < 1e-4 && e.loss < 1e-5 && e.gradient < 1e-4, "\(e)")
     }
 }
+
+@Suite("SmolLM2-135M GGUF (OpenCL)", .enabled(if: Shared.available && SmolLM2Gate.enabled, SmolLM2Gate.reason))
+struct SmolLM2OpenCLTests {
+    @Test("perplexity of the stress text within 0.1 % of transformers', and the first greedy tokens")
+    func perplexity() throws {
+        let res = ReferenceData.root.appendingPathComponent("Tests/Resources")
+        let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: res.appendingPathComponent("smollm2/reference.json"))) as! [String: Any]
+        let tok = try JSONSerialization.jsonObject(with: Data(contentsOf: res.appendingPathComponent("tokenizers/reference.json"))) as! [String: Any]
+        let ids = ((tok["ids"] as! [String: Any])["smollm"] as! [String: [Int]])["stress"]!.map(Int32.init)
+        let model = try ModelCheckpoint.loadModel(try SmolLM2Gate.file(), device: try Shared.opencl(), purpose: .inference)
+        let ppl = ref["stress_perplexity"] as! [String: Any]
+        let r = try model.evaluateSequence(ids, context: ppl["context"] as! Int)
+        let theirs = ppl["perplexity"] as! Double, ours = exp(r.loss)
+        #expect(abs(ours - theirs) / theirs < 1e-3, "perplexity \(ours) vs transformers' \(theirs)")
+        let greedy = ref["greedy"] as! [String: Any]
+        let gen = try Generator(model: model, capacity: 16)
+        var s = Sampler(temperature: 0, topK: nil)
+        let out = try gen.generate(prompt: (greedy["prompt_ids"] as! [Int]).map(Int32.init), count: 8, sampler: &s)
+        #expect(Array(out.suffix(8)).map(Int.init) == Array((greedy["ids"] as! [Int]).prefix(8)))
+        print("SmolLM2 on OpenCL: stress-text perplexity \(ours) vs transformers \(theirs)")
+    }
+}

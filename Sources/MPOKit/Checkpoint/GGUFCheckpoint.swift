@@ -74,8 +74,9 @@ public enum GGUFCheckpoint {
         return out
     }
 
-    /// Our tensors (by our names) from the file.
-    static func tensors(_ f: GGUFFile, config c: ModelConfig) throws -> [String: [Float]] {
+    /// Our tensors (by our names) from the file, handed to `store` one at a time (so at most one
+    /// dequantised tensor is held besides the model).
+    static func tensors(_ f: GGUFFile, config c: ModelConfig, store: @escaping (String, [Float]) throws -> Void) throws {
         let file = f.url.lastPathComponent, n = c.names
         func read(_ name: String, _ shape: [Int]) throws -> [Float] {
             guard let info = f.info(name) else { throw ModelError("\(file): tensor '\(name)' (shape \(shape)) is missing") }
@@ -83,7 +84,8 @@ public enum GGUFCheckpoint {
             do { return try f.floats(name) } catch let e as GGUFError { throw ModelError("\(file): \(e.message)") }
         }
         let C = c.channels, F = c.ffn, KC = c.kvChannels, V = c.vocabularySize
-        var out: [String: [Float]] = ["\(n.tokenEmbedding).weight": try read("token_embd.weight", [V, C])]
+        var out = Store(store)
+        out["\(n.tokenEmbedding).weight"] = try read("token_embd.weight", [V, C])
         if let wpe = n.positionTable { out["\(wpe).weight"] = try read("position_embd.weight", [c.context, C]) }
         for b in 0..<c.layers {
             let blk = "blk.\(b)", ours = n.block(b)
@@ -119,7 +121,19 @@ public enum GGUFCheckpoint {
         out["\(n.finalNorm).weight"] = try read("output_norm.weight", [C])
         if c.architecture.norm == .layerNorm { out["\(n.finalNorm).bias"] = try read("output_norm.bias", [C]) }
         if !c.architecture.tiedHead { out["\(n.head).weight"] = try read("output.weight", [V, C]) }
-        return out
+        try out.finish()
+    }
+
+    /// `store[name] = values` passes each tensor on (errors surface at the next store or `finish`).
+    struct Store {
+        let body: (String, [Float]) throws -> Void
+        var error: Error?
+        init(_ body: @escaping (String, [Float]) throws -> Void) { self.body = body }
+        subscript(name: String) -> [Float]? {
+            get { nil }
+            set { if error == nil, let v = newValue { do { try body(name, v) } catch { self.error = error } } }
+        }
+        func finish() throws { if let error { throw error } }
     }
 
     /// The model of a GGUF file on `device`, its weights dequantised to f32.
@@ -127,17 +141,17 @@ public enum GGUFCheckpoint {
         let f = try open(url)
         let c = try config(f)
         do { try c.validate() } catch { throw ModelError("\(url.path): \(error)") }
-        let values = try tensors(f, config: c)
         let model = try Transformer(config: c, device: device, purpose: purpose)
-        var host = [Float](repeating: 0, count: model.layout.count)
-        for spec in model.layout.specs {
-            guard let v = values[spec.name] else { throw ModelError("\(url.path): no tensor for '\(spec.name)'") }
+        var written = Set<String>()
+        try tensors(f, config: c) { name, v in
+            guard let spec = model.layout[name], spec.count == v.count else { throw ModelError("\(url.path): no parameter '\(name)' of \(v.count) values") }
             if let bad = v.firstIndex(where: { !$0.isFinite }) {
-                throw ModelError("\(url.path): '\(spec.name)' holds a non-finite value (\(v[bad])) at index \(bad)")
+                throw ModelError("\(url.path): '\(name)' holds a non-finite value (\(v[bad])) at index \(bad)")
             }
-            host.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: v)
+            try device.write(v, to: model.params.view(spec.offset, spec.count))
+            written.insert(name)
         }
-        try device.write(host, to: model.params.all)
+        for spec in model.layout.specs where !written.contains(spec.name) { throw ModelError("\(url.path): no tensor for '\(spec.name)'") }
         model.parametersChanged()
         return model
     }

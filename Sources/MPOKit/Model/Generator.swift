@@ -109,17 +109,20 @@ public final class Generator {
 
     /// Samples `count` tokens after `prompt` for every sequence (sampler b draws sequence b; crop
     /// to the last `capacity` tokens, docs/SPEC.md §7). `onToken` sees each step's new tokens.
-    public func generate(prompt: [Int32], count: Int, samplers: inout [Sampler],
+    /// Generation ends early once every sequence has produced a token of `stop` (it is kept).
+    public func generate(prompt: [Int32], count: Int, samplers: inout [Sampler], stop: Set<Int32> = [],
                          onToken: ([Int32]) -> Void = { _ in }) throws -> [[Int32]] {
         guard samplers.count == batch else { throw ModelError("\(batch) sequences need \(batch) samplers (got \(samplers.count))") }
         let start = prompt.isEmpty ? [Int32(0)] : prompt
         var out = [[Int32]](repeating: start, count: batch)
         reset()
         var logits = try feed(out.map { Array($0.suffix(capacity)) })
+        var stopped = [Bool](repeating: false, count: batch)
         for _ in 0..<count {
             let next = (0..<batch).map { Int32(samplers[$0].sample(logits[$0])) }
-            for b in 0..<batch { out[b].append(next[b]) }
+            for b in 0..<batch { out[b].append(next[b]); if stop.contains(next[b]) { stopped[b] = true } }
             onToken(next)
+            if !stop.isEmpty && !stopped.contains(false) { break }
             if position < capacity {
                 logits = try feed(next.map { [$0] })
             } else {
@@ -131,10 +134,10 @@ public final class Generator {
     }
 
     /// One sequence (batch 1).
-    public func generate(prompt: [Int32], count: Int, sampler: inout Sampler,
+    public func generate(prompt: [Int32], count: Int, sampler: inout Sampler, stop: Set<Int32> = [],
                          onToken: (Int32) -> Void = { _ in }) throws -> [Int32] {
         var samplers = [sampler]
-        let out = try generate(prompt: prompt, count: count, samplers: &samplers) { onToken($0[0]) }
+        let out = try generate(prompt: prompt, count: count, samplers: &samplers, stop: stop) { onToken($0[0]) }
         sampler = samplers[0]
         return out[0]
     }

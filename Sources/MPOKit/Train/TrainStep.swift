@@ -101,3 +101,35 @@ extension Transformer {
         return SplitEvaluation(loss: lossSum / Double(n), accuracy: correctSum / Double(n), tokens: n, windows: windows)
     }
 }
+
+extension Transformer {
+    /// Loss and accuracy of a whole token sequence, as perplexity is measured: consecutive windows
+    /// of `context` tokens (the last one shorter), every position predicting the next token, each
+    /// window starting afresh; n tokens give n − 1 predictions. Full windows run `batchSize` at a time.
+    public func evaluateSequence(_ tokens: [Int32], context T: Int, batchSize: Int = 8) throws -> SplitEvaluation {
+        guard T >= 1, T <= config.context else { throw ModelError("--context \(T) must be in 1…\(config.context) (the model's context)") }
+        guard tokens.count >= 2 else { throw ModelError("the text has \(tokens.count) token(s); perplexity needs at least 2") }
+        let predictions = tokens.count - 1, full = predictions / T, rest = predictions % T
+        var lossSum = 0.0, correctSum = 0.0
+        var w = 0
+        while w < full {
+            let b = min(batchSize, full - w)
+            var tok: [Int32] = [], tgt: [Int32] = []
+            for i in w..<(w + b) {
+                tok.append(contentsOf: tokens[(i * T)..<(i * T + T)])
+                tgt.append(contentsOf: tokens[(i * T + 1)...(i * T + T)])
+            }
+            let r = try forward(tokens: tok, targets: tgt, batch: b, time: T, needsGradients: false)
+            lossSum += r.loss * Double(b * T); correctSum += r.accuracy * Double(b * T)
+            w += b
+        }
+        if rest > 0 {
+            let s = full * T
+            let r = try forward(tokens: Array(tokens[s..<(s + rest)]), targets: Array(tokens[(s + 1)...(s + rest)]), batch: 1,
+                                time: rest, needsGradients: false)
+            lossSum += r.loss * Double(rest); correctSum += r.accuracy * Double(rest)
+        }
+        return SplitEvaluation(loss: lossSum / Double(predictions), accuracy: correctSum / Double(predictions), tokens: predictions,
+                               windows: full + (rest > 0 ? 1 : 0))
+    }
+}
