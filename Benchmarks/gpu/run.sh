@@ -9,9 +9,12 @@
 #   bench-picogpt.txt  training steps, dense and χ = 4…32, with the per-op profile
 #   bench-gpt2.txt     training steps of the GPT-2-small shape (d 768, 12 layers, 12 heads, FFN 3072;
 #                      GPU only)
+#   bench-llama.txt    training steps of SmolLM2-135M's Llama shape (RMSNorm, rotary, SwiGLU,
+#                      grouped-query attention, 49,152-token tied head; random weights; GPU only)
 #   ops.txt            the op cases' micro-benchmarks (GFLOP/s, GB/s per op)
 #   decode.txt         decode tokens/s, dense and MPO, PicoGPT and GPT-2-small shapes
-#   train.txt          a 200-step training run on the device (its log and metrics)
+#   train.txt          a 200-step training run on the device (its log and metrics); train-llama.txt
+#                      a few steps of a small Llama block (PoCL only)
 # On a GPU it uses the full shapes and ends within ~8 minutes; on a CPU OpenCL device (PoCL) it
 # uses small ones and ends within a few minutes (STAGE_LIMITS=off: no time limits). No stage's failure stops the others; run.sh
 # exits 1 if check-ops failed or a stage did not finish.
@@ -75,12 +78,13 @@ stage() {   # stage NAME SECONDS ARGS…: mpo-train ARGS into OUT/NAME.txt, time
 
 D=(--device opencl)
 if [ "$MODE" = gpu ]; then
-  stage check-ops     150 check-ops "${D[@]}" --quiet
-  stage bench-picogpt  70 bench "${D[@]}" --chi 4,8,16,32 --repeats 5 --sample-tokens 200 --profile
-  stage bench-gpt2    100 bench "${D[@]}" --shape gpt2 --batch 8 --time 1024 --chi 16 --repeats 3 --sample-tokens 0 --profile
-  stage ops            40 bench "${D[@]}" --ops '' --repeats 5
-  stage decode         60 bench "${D[@]}" --decode --decode-models picogpt:dense,picogpt:8,gpt2:dense,gpt2:8,gpt2:16 --decode-tokens 128
-  stage train          60 train "${D[@]}" --steps 200 --eval-interval 100 --eval-batches 10 --data "$DATA" --out "$LIBDIR/train" --quiet
+  stage check-ops     120 check-ops "${D[@]}" --quiet
+  stage bench-picogpt  60 bench "${D[@]}" --chi 4,8,16,32 --repeats 5 --sample-tokens 200 --profile
+  stage bench-gpt2     80 bench "${D[@]}" --shape gpt2 --batch 8 --time 1024 --chi 16 --repeats 3 --sample-tokens 0 --profile
+  stage bench-llama    80 bench "${D[@]}" --arch llama --batch 4 --time 512 --chi '' --repeats 3 --sample-tokens 0 --profile
+  stage ops            30 bench "${D[@]}" --ops '' --repeats 5
+  stage decode         60 bench "${D[@]}" --decode --decode-models picogpt:dense,picogpt:8,gpt2:dense,gpt2:8,gpt2:16,smollm2:dense --decode-tokens 128
+  stage train          50 train "${D[@]}" --steps 200 --eval-interval 100 --eval-batches 10 --data "$DATA" --out "$LIBDIR/train" --quiet
 else   # generous limits: CI runs this with the debug binary on a loaded machine (≈ 3.5 min there)
   stage check-ops     480 check-ops "${D[@]}" --table parity --quiet
   stage bench-picogpt 240 bench "${D[@]}" --batch 4 --time 64 --chi 8 --repeats 2 --sample-tokens 50
@@ -88,6 +92,7 @@ else   # generous limits: CI runs this with the debug binary on a loaded machine
   stage ops           120 bench "${D[@]}" --ops 'mpoForward' --repeats 2
   stage decode        240 bench "${D[@]}" --decode --decode-models picogpt:dense,picogpt:8 --decode-tokens 32
   stage train         240 train "${D[@]}" --steps 20 --batch 4 --context 64 --eval-interval 10 --eval-batches 2 --data "$DATA" --out "$LIBDIR/train" --quiet
+  stage train-llama   240 train "${D[@]}" --arch llama --kv-heads 2 --steps 10 --batch 4 --context 64 --eval-interval 10 --eval-batches 2 --data "$DATA" --out "$LIBDIR/train-llama" --quiet
 fi
 [ -f "$LIBDIR/train/metrics.jsonl" ] && { echo "--- metrics.jsonl"; cat "$LIBDIR/train/metrics.jsonl"; } >> "$OUT/train.txt"
 say "done: $( [ $status -eq 0 ] && echo 'every stage finished' || echo 'a stage FAILED (see its file)')"

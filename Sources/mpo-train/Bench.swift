@@ -42,10 +42,13 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Run one --decode model in this process (used by --decode).", visibility: .hidden)) var decodeOne: String?
     @Option(help: "Model shape of the training steps: picogpt, gpt2 (d_model 768, 12 layers, 12 heads, FFN 3072, context 1024) or smollm2 (SmolLM2-135M's Llama shape: d 576, 30 layers, 9 heads, 3 kv heads, FFN 1536, vocabulary 49,152).")
     var shape = "picogpt"
+    @Option(help: "The model family of the training steps, as its shape: picogpt, gpt2 (GPT-2 small) or llama (SmolLM2-135M); overrides --shape.")
+    var arch: ModelFamily?
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
         let strat = strategy
+        let shape = arch.map { ["picogpt": "picogpt", "gpt2": "gpt2", "llama": "smollm2"][$0.rawValue]! } ?? self.shape
         guard let denseShape = DecodeModel("\(shape):dense") else { throw ValidationError("--shape: '\(shape)' is not picogpt, gpt2 or smollm2") }
         let context = denseShape.config.context
         guard batch >= 1, time >= 1, time <= context, repeats >= 1, sampleTokens >= 0 else {
