@@ -181,8 +181,21 @@ public final class GGUFFile {
     /// The tensor dequantised to Float (row-major, ne[0] fastest), bit-exact with ggml's reference.
     public func floats(_ name: String) throws -> [Float] {
         guard let t = info(name) else { throw GGUFError("\(url.lastPathComponent) has no tensor '\(name)'") }
+        return try floats(name, rows: 0..<(t.elementCount / t.dimensions[0]))
+    }
+
+    /// Rows `rows` of the tensor (a row is ne[0] elements, a whole number of blocks), dequantised —
+    /// for reading a large tensor a piece at a time.
+    public func floats(_ name: String, rows: Range<Int>) throws -> [Float] {
+        guard let t = info(name) else { throw GGUFError("\(url.lastPathComponent) has no tensor '\(name)'") }
+        let rowElements = t.dimensions[0], rowBytes = rowElements / t.type.blockElements * t.type.blockBytes
+        guard rows.lowerBound >= 0, rows.upperBound <= t.elementCount / rowElements else {
+            throw GGUFError("rows \(rows) of '\(name)' are out of range")
+        }
+        let start = t.byteRange.lowerBound + rows.lowerBound * rowBytes
         return try data.withUnsafeBytes { raw in
-            try Dequantize.floats(UnsafeRawBufferPointer(rebasing: raw[t.byteRange]), type: t.type, count: t.elementCount, name: name)
+            try Dequantize.floats(UnsafeRawBufferPointer(rebasing: raw[start..<(start + rows.count * rowBytes)]), type: t.type,
+                                  count: rows.count * rowElements, name: name)
         }
     }
 

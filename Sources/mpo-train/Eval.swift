@@ -15,7 +15,8 @@ struct Eval: ParsableCommand {
         90 % of the tokens, every non-overlapping window of --context tokens. --split all: the whole
         text in consecutive windows of --context tokens, the last one shorter, every position
         predicting the next token (n tokens, n − 1 predictions) — perplexity as transformers measures
-        it without a stride. The model is loaded for inference only. --json prints one object with
+        it without a stride. --context T is the window length (default: the model's context; at most
+        it). The model is loaded for inference only. --json prints one object with
         tokens (predictions), loss (mean NLL in nats), perplexity, accuracy, windows, context, and
         for the splits also val_loss/val_accuracy (train_…).
 
@@ -27,7 +28,6 @@ struct Eval: ParsableCommand {
     @Option(help: "Model checkpoint: mpo-train safetensors, GGUF file or Hugging Face directory.") var checkpoint: String
     @Option(help: "UTF-8 text (default: Tiny Shakespeare shipped in Data/).") var data: String?
     @Option(help: "Which tokens: validation (last 10 %), train (first 90 %) or all.") var split = EvalSplit.validation
-    @Option(help: "Window length in tokens (default: the model's context; at most it).") var context: Int?
     @Option(help: "Windows per forward pass (default: as many as keep the logits under 64 MB, at most 8).") var batch: Int?
     @Flag(help: "Print one JSON object instead of a line.") var json = false
     @OptionGroup var shape: ShapeHintOptions
@@ -35,10 +35,18 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         if let batch, batch < 1 { throw ValidationError("--batch must be ≥ 1 (got \(batch))") }
-        if let context, context < 1 { throw ValidationError("--context must be ≥ 1 (got \(context))") }
         let device = try deviceOptions.make()
-        let model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference)
-        let T = context ?? model.config.context
+        // --context is the window length; for a state_dict without config it is also the model's.
+        let model: Transformer
+        do {
+            model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: checkpoint), device: device, hints: ShapeHints(heads: shape.heads),
+                                                  purpose: .inference)
+        } catch let e as MissingShapeError where e.fields.contains("--context") && shape.context != nil {
+            model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference)
+        } catch let e as MissingShapeError {
+            throw ValidationError("\(checkpoint): \(e.message)")
+        }
+        let T = shape.context ?? model.config.context
         guard T <= model.config.context else { throw ValidationError("--context \(T) is longer than the model's context \(model.config.context)") }
         let url = try resolveData(self.data)
         let tokens: [Int32]

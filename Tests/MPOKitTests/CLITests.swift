@@ -185,6 +185,18 @@ struct CLITests {
         #expect(obj["windows"] as? Int == (val - 1) / 16 && obj["tokens"] as? Int == (val - 1) / 16 * 16)
         let loss = try #require(obj["val_loss"] as? Double)
         #expect(abs(loss - log(Double(try TextDataset(text: Tiny.text).vocabulary.count))) < 0.05)   // untrained: ≈ log V
+        // --split all: the whole text in windows of --context, the last one shorter, n − 1 predictions.
+        (code, stdout, err) = try CLI.run(["eval", "--checkpoint", ckpt, "--data", text.path, "--split", "all", "--context", "7", "--json"])
+        #expect(code == 0, "\(err)")
+        let all = try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
+        let n = Tiny.text.unicodeScalars.count
+        #expect(all["tokens"] as? Int == n - 1 && all["windows"] as? Int == (n - 1 + 6) / 7 && all["context"] as? Int == 7)
+        #expect(abs((all["perplexity"] as! Double) - exp(all["loss"] as! Double)) < 1e-9)
+        // tokenize: a character model's ids are its vocabulary's indices.
+        (code, stdout, err) = try CLI.run(["tokenize", "--checkpoint", ckpt, "--text", "ab", "--json"])
+        let abIDs = try TextDataset(text: Tiny.text).vocabulary.encode("ab").map(Int.init)
+        let expected = "{\"ids\":\(abIDs)}".replacingOccurrences(of: " ", with: "")
+        #expect(code == 0 && stdout.contains(expected), "\(stdout) \(err)")
         // A budgeted compression of it fits the budget and says so.
         let small = dir.appendingPathComponent("small.safetensors")
         (code, stdout, err) = try CLI.run(["compress", "--checkpoint", ckpt, "--data", text.path, "--params", "3000", "--out", small.path,

@@ -74,9 +74,10 @@ public enum GGUFCheckpoint {
         return out
     }
 
-    /// Our tensors (by our names) from the file, handed to `store` one at a time (so at most one
-    /// dequantised tensor is held besides the model).
-    static func tensors(_ f: GGUFFile, config c: ModelConfig, store: @escaping (String, [Float]) throws -> Void) throws {
+    /// Our tensors (by our names) from the file, handed to `store(name, values, offset)` one at a
+    /// time — the token embedding and head in pieces of 1,024 rows — so loading holds at most one
+    /// small dequantised tensor besides the model.
+    static func tensors(_ f: GGUFFile, config c: ModelConfig, store: @escaping (String, [Float], Int) throws -> Void) throws {
         let file = f.url.lastPathComponent, n = c.names
         func read(_ name: String, _ shape: [Int]) throws -> [Float] {
             guard let info = f.info(name) else { throw ModelError("\(file): tensor '\(name)' (shape \(shape)) is missing") }
@@ -84,8 +85,18 @@ public enum GGUFCheckpoint {
             do { return try f.floats(name) } catch let e as GGUFError { throw ModelError("\(file): \(e.message)") }
         }
         let C = c.channels, F = c.ffn, KC = c.kvChannels, V = c.vocabularySize
-        var out = Store(store)
-        out["\(n.tokenEmbedding).weight"] = try read("token_embd.weight", [V, C])
+        var out = Store { try store($0, $1, 0) }
+        /// A (rows, C) table in pieces.
+        func stream(_ gguf: String, as ours: String, rows: Int) throws {
+            guard let info = f.info(gguf) else { throw ModelError("\(file): tensor '\(gguf)' (shape \([rows, C])) is missing") }
+            guard info.shape == [rows, C] else { throw ModelError("\(file): tensor '\(gguf)' has shape \(info.shape), the metadata implies \([rows, C])") }
+            for r in stride(from: 0, to: rows, by: 1024) {
+                let piece: [Float]
+                do { piece = try f.floats(gguf, rows: r..<min(r + 1024, rows)) } catch let e as GGUFError { throw ModelError("\(file): \(e.message)") }
+                try store("\(ours)", piece, r * C)
+            }
+        }
+        try stream("token_embd.weight", as: "\(n.tokenEmbedding).weight", rows: V)
         if let wpe = n.positionTable { out["\(wpe).weight"] = try read("position_embd.weight", [c.context, C]) }
         for b in 0..<c.layers {
             let blk = "blk.\(b)", ours = n.block(b)
@@ -120,8 +131,8 @@ public enum GGUFCheckpoint {
         }
         out["\(n.finalNorm).weight"] = try read("output_norm.weight", [C])
         if c.architecture.norm == .layerNorm { out["\(n.finalNorm).bias"] = try read("output_norm.bias", [C]) }
-        if !c.architecture.tiedHead { out["\(n.head).weight"] = try read("output.weight", [V, C]) }
         try out.finish()
+        if !c.architecture.tiedHead { try stream("output.weight", as: "\(n.head).weight", rows: V) }
     }
 
     /// `store[name] = values` passes each tensor on (errors surface at the next store or `finish`).
@@ -142,16 +153,16 @@ public enum GGUFCheckpoint {
         let c = try config(f)
         do { try c.validate() } catch { throw ModelError("\(url.path): \(error)") }
         let model = try Transformer(config: c, device: device, purpose: purpose)
-        var written = Set<String>()
-        try tensors(f, config: c) { name, v in
-            guard let spec = model.layout[name], spec.count == v.count else { throw ModelError("\(url.path): no parameter '\(name)' of \(v.count) values") }
+        var written: [String: Int] = [:]
+        try tensors(f, config: c) { name, v, at in
+            guard let spec = model.layout[name], at + v.count <= spec.count else { throw ModelError("\(url.path): no parameter '\(name)' of \(at + v.count) values") }
             if let bad = v.firstIndex(where: { !$0.isFinite }) {
-                throw ModelError("\(url.path): '\(name)' holds a non-finite value (\(v[bad])) at index \(bad)")
+                throw ModelError("\(url.path): '\(name)' holds a non-finite value (\(v[bad])) at index \(at + bad)")
             }
-            try device.write(v, to: model.params.view(spec.offset, spec.count))
-            written.insert(name)
+            try device.write(v, to: model.params.view(spec.offset + at, v.count))
+            written[name, default: 0] += v.count
         }
-        for spec in model.layout.specs where !written.contains(spec.name) { throw ModelError("\(url.path): no tensor for '\(spec.name)'") }
+        for spec in model.layout.specs where written[spec.name] != spec.count { throw ModelError("\(url.path): no tensor for '\(spec.name)'") }
         model.parametersChanged()
         return model
     }
