@@ -10,6 +10,9 @@
 // padding to `general.alignment` (default 32) and the data. Strings are u64 length + UTF-8 bytes.
 
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct GGUFError: Error, CustomStringConvertible, Equatable, Sendable {
     public let message: String
@@ -197,6 +200,21 @@ public final class GGUFFile {
             try Dequantize.floats(UnsafeRawBufferPointer(rebasing: raw[start..<(start + rows.count * rowBytes)]), type: t.type,
                                   count: rows.count * rowElements, name: name)
         }
+    }
+
+    /// Lets the OS drop the mapped pages of a tensor already read (they are file-backed and come
+    /// back on the next read), so a loader's resident memory does not grow by the file's size.
+    public func release(_ name: String) {
+        #if canImport(Glibc)
+        guard let t = info(name) else { return }
+        data.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let lo = (Int(bitPattern: base) + t.byteRange.lowerBound + page - 1) / page * page
+            let hi = (Int(bitPattern: base) + t.byteRange.upperBound) / page * page
+            if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_DONTNEED) }
+        }
+        #endif
     }
 
     // MARK: - Typed metadata

@@ -49,6 +49,10 @@ void mpo_gemm_small(int M, int N, int K, float alpha, const float *A, int rsA, i
 /// With o = 1 the items form one product out (p, mo) = in (p, k) · M.
 void mpo_site_step(int p0, int p1, int k, int mo, int o, const float *M, const float *in, float *out, float beta);
 
+/// y[j] = alpha·(W[j]·x) + beta·y[j] for the n rows of a row-major W (n × k, row stride ldw): the
+/// batch-1 product of a linear layer (y = x·Wᵀ), every weight read once. beta 0 never reads y.
+void mpo_gemv_rows(int n, int k, const float *W, int ldw, const float *x, float alpha, float beta, float *y);
+
 /// out[j] = alpha · Σ_d x[d]·rows[j·ld + d] for j < n (one vector against n rows of length len).
 void mpo_dot_rows(const float *x, const float *rows, int ld, int n, int len, float alpha, float *out);
 

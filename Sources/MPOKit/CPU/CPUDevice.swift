@@ -9,6 +9,7 @@
 // Not here: the op implementations beyond memory and GEMM (see CPUDevice+*.swift).
 
 import CBLAS
+import CKernels
 import Dispatch
 import Foundation
 
@@ -167,6 +168,10 @@ public final class CPUDevice: ComputeDevice {
         // One row or one column of C is a matrix-vector product: sgemv reads the matrix once,
         // where sgemm would first pack all of it (decoding at batch 1 spent half its time there).
         if m == 1 {
+            if tB && !tA {  // B is (n, k), a contiguous: a linear layer at batch 1, at the memory stream's speed
+                mpo_gemv_rows(Int32(n), Int32(k), b, Int32(ldb), a, alpha, beta, c)
+                return
+            }
             if beta == 0 { for j in 0..<n { c[j] = 0 } }  // beta 0 must not read C (NaN · 0)
             let incx = Int32(tA ? lda : 1)
             if tB {  // B is (n, k): c = alpha·B·a
@@ -204,6 +209,11 @@ public final class CPUDevice: ComputeDevice {
 
     static func gemmSplit(_ s: GemmShape) -> GemmSplit {
         let work = Double(s.m) * Double(s.n) * Double(s.k)
+        // A matrix-vector product (decoding at batch 1) is bound by memory, not arithmetic: split
+        // from 128 K multiply-adds (512 KB of weights), each piece whole rows of W.
+        if s.m == 1 && s.transposeB && !s.transposeA && work >= 131_072 {
+            return .columns(max(2, min(16, Int(work / 131_072))))
+        }
         guard work >= 2_097_152 else { return .whole }
         if s.k >= 2048 && s.k >= 8 * max(s.m, s.n) { return .depth(min(8, s.k / 1024)) }
         let pieces = max(1, min(16, max(s.m, s.n) / 16, Int(work / 1_048_576)))

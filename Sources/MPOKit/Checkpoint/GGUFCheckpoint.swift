@@ -82,6 +82,7 @@ public enum GGUFCheckpoint {
         func read(_ name: String, _ shape: [Int]) throws -> [Float] {
             guard let info = f.info(name) else { throw ModelError("\(file): tensor '\(name)' (shape \(shape)) is missing") }
             guard info.shape == shape else { throw ModelError("\(file): tensor '\(name)' has shape \(info.shape), the metadata implies \(shape)") }
+            defer { f.release(name) }
             do { return try f.floats(name) } catch let e as GGUFError { throw ModelError("\(file): \(e.message)") }
         }
         let C = c.channels, F = c.ffn, KC = c.kvChannels, V = c.vocabularySize
@@ -95,6 +96,7 @@ public enum GGUFCheckpoint {
                 do { piece = try f.floats(gguf, rows: r..<min(r + 1024, rows)) } catch let e as GGUFError { throw ModelError("\(file): \(e.message)") }
                 try store("\(ours)", piece, r * C)
             }
+            f.release(gguf)
         }
         try stream("token_embd.weight", as: "\(n.tokenEmbedding).weight", rows: V)
         if let wpe = n.positionTable { out["\(wpe).weight"] = try read("position_embd.weight", [c.context, C]) }

@@ -91,6 +91,13 @@ struct BackwardScratch {
 
 final class Activations {
     let batch: Int, time: Int
+    /// Inference against targets: `logits` holds `logitRows` rows (a slice), not B·T.
+    let scoring: Bool
+    let logitRows: Int
+
+    /// Rows of logits a scoring pass makes at once: about 8 M logits (32 MB; 170 rows of SmolLM2's
+    /// 49,152), at least one row.
+    static func scoringRows(rows: Int, vocabulary V: Int) -> Int { min(rows, max(1, (1 << 23) / max(V, 1))) }
     let layout: ArenaLayout
     /// One buffer per segment of `layout`.
     let arena: [DeviceBuffer]
@@ -108,13 +115,14 @@ final class Activations {
 
     /// The named tensors of a (B, T) pass of model `c`, in segments of at most `segmentLimit`
     /// elements.
-    static func plan(config c: ModelConfig, batch: Int, time: Int, inference: Bool, segmentLimit: Int) -> ArenaLayout {
+    static func plan(config c: ModelConfig, batch: Int, time: Int, inference: Bool, scoring: Bool = false, segmentLimit: Int) -> ArenaLayout {
         let N = batch * time, C = c.channels, KC = c.kvChannels, F = c.ffn, V = c.vocabularySize
+        let L = scoring ? scoringRows(rows: N, vocabulary: V) : N
         var plan = ArenaLayout(segmentLimit: segmentLimit)
         for l in 0..<(inference ? 1 : c.layers) {
             BlockActivations.plan(&plan, block: l, config: c, rows: N, lse: batch * c.heads * time)
         }
-        var names = [("ln_f", N * C), ("ln_f.mean", N), ("ln_f.rstd", N), ("logits", N * V), ("losses", N), ("correct", N),
+        var names = [("ln_f", N * C), ("ln_f.mean", N), ("ln_f.rstd", N), ("logits", L * V), ("losses", N), ("correct", N),
                      ("distill.losses", N), ("distill.hidden", N)]
         if !inference {
             names += [("output", N * C), ("d.residual", N * C), ("d.ln", N * C), ("d.att", N * C), ("d.q", N * C),
@@ -125,10 +133,13 @@ final class Activations {
         return plan
     }
 
-    init(config c: ModelConfig, batch: Int, time: Int, device: any ComputeDevice, inference: Bool = false) throws {
+    init(config c: ModelConfig, batch: Int, time: Int, device: any ComputeDevice, inference: Bool = false, scoring: Bool = false) throws {
         self.batch = batch; self.time = time
         let N = batch * time, mlp = c.architecture.mlp
-        let plan = Self.plan(config: c, batch: batch, time: time, inference: inference, segmentLimit: device.maxBufferElements)
+        self.scoring = scoring && inference
+        logitRows = self.scoring ? Self.scoringRows(rows: N, vocabulary: c.vocabularySize) : N
+        let plan = Self.plan(config: c, batch: batch, time: time, inference: inference, scoring: self.scoring,
+                             segmentLimit: device.maxBufferElements)
         try plan.check("B=\(batch) T=\(time)")
         layout = plan
         let label = "activations B=\(batch) T=\(time)\(inference ? " (inference)" : "")"

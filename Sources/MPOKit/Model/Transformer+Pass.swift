@@ -89,7 +89,7 @@ extension Transformer {
             }
             guard d.hiddenWeight == 0 || d.residuals != nil else { throw ModelError("hidden-state matching needs the teacher's residuals") }
         }
-        let a = try activations(batch: batch, time: time)
+        let a = try activations(batch: batch, time: time, scoring: targets != nil && distill == nil)
         distillTargets = distill
         let dev = device
         try dev.write(tokens, to: a.tokens)
@@ -109,6 +109,16 @@ extension Transformer {
             if let capture = captureResiduals { dev.copy(residual(after: l, a), to: capture.view(l * N * C, N * C)) }
         }
         finalNorm.forward(dev, x: a.output, out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, rows: N, columns: C)
+        if a.scoring {   // inference against targets: logits and their loss a slice of rows at a time
+            let V = c.vocabularySize
+            for r0 in stride(from: 0, to: N, by: a.logitRows) {
+                let n = min(a.logitRows, N - r0), logits = a.logits.view(0, n * V)
+                try headForward(dev, x: a.lnf.view(r0 * C, n * C), y: logits, rows: n)
+                dev.crossEntropy(logits: logits, targets: a.targets.view(r0, n), losses: a.losses.view(r0, n),
+                                 correct: a.correct.view(r0, n), dLogits: nil, gradScale: 0, rows: n, vocabulary: V)
+            }
+            return
+        }
         try headForward(dev, x: a.lnf, y: a.logits, rows: N)
         guard targets != nil else { return }
         let alpha = distill?.weight ?? 0
@@ -124,7 +134,8 @@ extension Transformer {
 
     /// Loss and accuracy of the pass just enqueued with targets, read back (a host wait).
     private func readPassResult(batch: Int, time: Int) throws -> PassResult {
-        let a = try activations(batch: batch, time: time), dev = device, N = batch * time
+        guard let a = acts else { throw ModelError("no forward pass has run yet") }
+        let dev = device, N = batch * time
         func mean(_ v: TensorView, over n: Int) throws -> Double { try dev.read(v).reduce(0.0) { $0 + Double($1) } / Double(n) }
         let ce = try mean(a.losses, over: N), accuracy = try mean(a.correct, over: N)
         guard let d = distillTargets else { return PassResult(loss: ce, accuracy: accuracy) }
@@ -220,6 +231,9 @@ extension Transformer {
     /// The device view of the last forward pass's logits (B·T, V) (a teacher's, for distillation).
     public func logitsView() throws -> TensorView {
         guard let a = acts else { throw ModelError("no forward pass has run yet") }
+        guard !a.scoring else {
+            throw ModelError("an inference-only pass against targets keeps no logits (it scores them a slice at a time); run forward(tokens:) for logits")
+        }
         return a.logits
     }
 

@@ -207,11 +207,14 @@ public final class Transformer {
 
     /// Activation arenas for the (B, T) shapes in use (training and evaluation batches differ),
     /// kept so no step allocates; `acts` is the one the last forward pass used.
-    func activations(batch: Int, time: Int) throws -> Activations {
-        if let a = arenas.first(where: { $0.batch == batch && $0.time == time }) { acts = a; return a }
+    /// `scoring`: an inference-only pass against targets, whose logits are made and scored a slice of
+    /// rows at a time (Activations.scoringRows), so a 49,152-token vocabulary does not need (B·T, V).
+    func activations(batch: Int, time: Int, scoring: Bool = false) throws -> Activations {
+        let scoring = scoring && purpose == .inference
+        if let a = arenas.first(where: { $0.batch == batch && $0.time == time && $0.scoring == scoring }) { acts = a; return a }
         if arenas.count >= 3 { arenas.removeFirst() }
         acts = nil
-        let a = try Activations(config: config, batch: batch, time: time, device: device, inference: purpose == .inference)
+        let a = try Activations(config: config, batch: batch, time: time, device: device, inference: purpose == .inference, scoring: scoring)
         arenas.append(a)
         acts = a
         return a
