@@ -83,26 +83,11 @@ extension Transformer {
             throw ModelError("the split has \(split.count) tokens; windows of \(time) need more")
         }
         let windows = (split.count - 1) / time
-        var lossSum = 0.0, correctSum = 0.0
-        var w = 0
-        while w < windows {
-            let b = min(batchSize, windows - w)
-            var tok: [Int32] = [], tgt: [Int32] = []
-            tok.reserveCapacity(b * time); tgt.reserveCapacity(b * time)
-            for i in w..<(w + b) {
-                tok.append(contentsOf: split[(i * time)..<(i * time + time)])
-                tgt.append(contentsOf: split[(i * time + 1)...(i * time + time)])
-            }
-            let r = try forward(tokens: tok, targets: tgt, batch: b, time: time, needsGradients: false)
-            lossSum += r.loss * Double(b * time); correctSum += r.accuracy * Double(b * time)
-            w += b
-        }
+        let s = try windowSums(split, time: time, windows: windows, batchSize: batchSize)
         let n = windows * time
-        return SplitEvaluation(loss: lossSum / Double(n), accuracy: correctSum / Double(n), tokens: n, windows: windows)
+        return SplitEvaluation(loss: s.loss / Double(n), accuracy: s.correct / Double(n), tokens: n, windows: windows)
     }
-}
 
-extension Transformer {
     /// Loss and accuracy of a whole token sequence, as perplexity is measured: consecutive windows
     /// of `context` tokens (the last one shorter), every position predicting the next token, each
     /// window starting afresh; n tokens give n − 1 predictions. Full windows run `batchSize` at a time.
@@ -110,26 +95,32 @@ extension Transformer {
         guard T >= 1, T <= config.context else { throw ModelError("--context \(T) must be in 1…\(config.context) (the model's context)") }
         guard tokens.count >= 2 else { throw ModelError("the text has \(tokens.count) token(s); perplexity needs at least 2") }
         let predictions = tokens.count - 1, full = predictions / T, rest = predictions % T
+        var s = try windowSums(tokens, time: T, windows: full, batchSize: batchSize)
+        if rest > 0 {
+            let tail = try windowSums(Array(tokens[(full * T)...]), time: rest, windows: 1, batchSize: 1)
+            s.loss += tail.loss; s.correct += tail.correct
+        }
+        return SplitEvaluation(loss: s.loss / Double(predictions), accuracy: s.correct / Double(predictions), tokens: predictions,
+                               windows: full + (rest > 0 ? 1 : 0))
+    }
+
+    /// Σ loss and Σ correct over windows 0..<windows of `time` tokens of `tokens` (window i starts
+    /// at i·time, its targets one later), `batchSize` windows per forward pass.
+    private func windowSums(_ tokens: [Int32], time: Int, windows: Int, batchSize: Int) throws -> (loss: Double, correct: Double) {
         var lossSum = 0.0, correctSum = 0.0
         var w = 0
-        while w < full {
-            let b = min(batchSize, full - w)
+        while w < windows {
+            let b = min(batchSize, windows - w)
             var tok: [Int32] = [], tgt: [Int32] = []
+            tok.reserveCapacity(b * time); tgt.reserveCapacity(b * time)
             for i in w..<(w + b) {
-                tok.append(contentsOf: tokens[(i * T)..<(i * T + T)])
-                tgt.append(contentsOf: tokens[(i * T + 1)...(i * T + T)])
+                tok.append(contentsOf: tokens[(i * time)..<(i * time + time)])
+                tgt.append(contentsOf: tokens[(i * time + 1)...(i * time + time)])
             }
-            let r = try forward(tokens: tok, targets: tgt, batch: b, time: T, needsGradients: false)
-            lossSum += r.loss * Double(b * T); correctSum += r.accuracy * Double(b * T)
+            let r = try forward(tokens: tok, targets: tgt, batch: b, time: time, needsGradients: false)
+            lossSum += r.loss * Double(b * time); correctSum += r.accuracy * Double(b * time)
             w += b
         }
-        if rest > 0 {
-            let s = full * T
-            let r = try forward(tokens: Array(tokens[s..<(s + rest)]), targets: Array(tokens[(s + 1)...(s + rest)]), batch: 1,
-                                time: rest, needsGradients: false)
-            lossSum += r.loss * Double(rest); correctSum += r.accuracy * Double(rest)
-        }
-        return SplitEvaluation(loss: lossSum / Double(predictions), accuracy: correctSum / Double(predictions), tokens: predictions,
-                               windows: full + (rest > 0 ? 1 : 0))
+        return (lossSum, correctSum)
     }
 }
