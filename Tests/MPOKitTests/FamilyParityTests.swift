@@ -54,6 +54,29 @@ struct FamilyParityTests {
         #expect(Set(written.names) == Set(original.names.filter { !$0.hasSuffix("attn.bias") || $0.contains("c_attn") }))
     }
 
+    @Test("the GGUF twins (written with llama.cpp's conventions: q/k permuted, GPT-2's qkv fused) load to the reference model",
+          arguments: FamilyReference.families)
+    func ggufTwins(_ name: String) throws {
+        let gguf = try ModelCheckpoint.loadModel(FamilyReference.directory.appendingPathComponent("\(name).gguf"), device: CPUDevice())
+        let hf = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory(name), device: CPUDevice())
+        if name.hasPrefix("llama") {   // the same tensors exactly: un-permuting is a permutation
+            var c = gguf.config   // GGUF stores ε as a float32
+            #expect(Float(c.architecture.normEpsilon) == Float(hf.config.architecture.normEpsilon))
+            c.architecture.normEpsilon = hf.config.architecture.normEpsilon
+            #expect(c == hf.config)
+            for spec in hf.layout.specs { #expect(try gguf.parameter(spec.name) == (try hf.parameter(spec.name)), "\(spec.name)") }
+        } else {                        // the converter writes GPT-2's tied head out as output.weight
+            #expect(!gguf.config.architecture.tiedHead)
+            #expect(try gguf.parameter("lm_head.weight") == (try hf.parameter("transformer.wte.weight")))
+        }
+        let ref = try FamilyReference.reference(name)
+        let (tok, tgt, b, t) = try FamilyReference.batch(ref)
+        let r = try gguf.forward(tokens: tok, targets: tgt, batch: b, time: t, needsGradients: false)
+        #expect(abs(r.loss - (try ref.doubles("loss"))[0]) < 1e-5)
+        let logits = try gguf.logits(), want = try ref.doubles("logits")
+        #expect(zip(logits, want).map { abs(Double($0) - $1) }.max()! < 1e-4)
+    }
+
     @Test("unknown architectures, rope scaling and missing tensors are refused by name")
     func refusals() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hf-bad-\(UUID().uuidString)")
