@@ -16,6 +16,11 @@ let package = Package(
         .library(name: "OpCases", targets: ["OpCases"]),
         .executable(name: "mpo-train", targets: ["mpo-train"]),
     ],
+    // `swift build --traits MPI` links MPI for data-parallel training (`mpirun -np N mpo-train
+    // train …`); without it nothing needs an MPI installation.
+    traits: [
+        .trait(name: "MPI", description: "Data-parallel training over MPI (Open MPI or MPICH; Debian: libopenmpi-dev)."),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
@@ -40,6 +45,11 @@ let package = Package(
         .target(name: "TensorTrain", dependencies: ["CBLAS"]),
         // MARK: - the library: devices, model, MPO layers, training, checkpoints.
         .target(name: "MPOKit", dependencies: ["CBLAS", "CKernels", "GGUF", "SafeTensors", "SeededRandom", "TensorTrain", "Tokenizers"]),
+        // MARK: - MPI (only with the MPI trait): the C library through pkg-config's mpi-c
+        // (Debian's alternative for Open MPI or MPICH), and MPI_COMM_WORLD as MPOKit's Collective.
+        // Without the trait MPOMPI compiles empty and nothing looks for MPI.
+        .systemLibrary(name: "CMPI", pkgConfig: "mpi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .target(name: "MPOMPI", dependencies: ["MPOKit", .target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
         // MARK: - SVG plots of training runs (a program that only runs models does not link them).
         .target(name: "Plots", dependencies: ["MPOKit"]),
         // MARK: - the OpenCL device (kernels in Kernels/*.cl).
@@ -52,7 +62,9 @@ let package = Package(
         // MARK: - the command-line tool.
         .executableTarget(
             name: "mpo-train",
-            dependencies: ["MPOKit", "MPOOpenCL", "OpCases", "Plots", "Tokenizers", "CBLAS", "CKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["MPOKit", "MPOOpenCL", "OpCases", "Plots", "Tokenizers", "CBLAS", "CKernels",
+                           .target(name: "MPOMPI", condition: .when(traits: ["MPI"])),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // MARK: - tests and their fixtures (reference files, the trajectory runner); not a product.
         .target(name: "TestSupport", dependencies: ["MPOKit", "SafeTensors", "COpenCL"]),

@@ -90,13 +90,14 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
 
     /// The device `opencl:index`, or the preferred one (first GPU, else accelerator, else any);
     /// `adjust` may change the tuning chosen for it before the programs are built (tests run the
-    /// GPU tiling and forced split-K on PoCL this way).
-    public init(index: Int? = nil, adjust: ((inout OpenCLTuning) -> Void)? = nil) throws {
+    /// GPU tiling and forced split-K on PoCL this way). Without an index, `rankOnNode` spreads
+    /// the ranks of a data-parallel run over the machine's GPUs (`OpenCLDiscovery.choose`).
+    public init(index: Int? = nil, rankOnNode: Int? = nil, adjust: ((inout OpenCLTuning) -> Void)? = nil) throws {
         // The ICD loader's first use, and PoCL's context set-up, are not safe to run concurrently
         // (seen: a crash, or no platform found, when test tasks open devices at once).
         OpenCLDiscovery.lock.lock()
         defer { OpenCLDiscovery.lock.unlock() }
-        let entry = try OpenCLDiscovery.choose(index: index)
+        let entry = try OpenCLDiscovery.choose(index: index, rankOnNode: rankOnNode)
         info = entry.info
         device = entry.device
         name = "OpenCL \(entry.info.name) (\(entry.info.platformName))"

@@ -78,7 +78,10 @@ enum OpenCLDiscovery {
     }
 
     /// The device for `index`, or the preferred one (GPU, accelerator, anything).
-    static func choose(index: Int?) throws -> Entry {
+    /// Device `index`, else the first GPU (else accelerator, else device); with `rankOnNode`
+    /// (a data-parallel rank's index on its machine), the GPUs (else accelerators, else all
+    /// devices) are dealt out in turn: device rankOnNode mod their count.
+    static func choose(index: Int?, rankOnNode: Int? = nil) throws -> Entry {
         let all = try entries()
         guard !all.isEmpty else { throw OpenCLError.noDevice("no OpenCL platform or device found") }
         if let index {
@@ -89,7 +92,9 @@ enum OpenCLDiscovery {
             }
             return all[index]
         }
-        return all.first { $0.info.type == "GPU" } ?? all.first { $0.info.type == "accelerator" } ?? all[0]
+        let gpus = all.filter { $0.info.type == "GPU" }, accelerators = all.filter { $0.info.type == "accelerator" }
+        let pool = !gpus.isEmpty ? gpus : !accelerators.isEmpty ? accelerators : all
+        return pool[(rankOnNode ?? 0) % pool.count]
     }
 
     // MARK: - Info queries

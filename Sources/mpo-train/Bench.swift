@@ -19,7 +19,12 @@ struct Bench: ParsableCommand {
         PyTorch code does). The environment's OPENBLAS_* settings are used as they are and
         printed with the results.
 
+        Under mpirun (a build with --traits MPI), the training steps run data-parallel: --batch is
+        the global batch, and each step reports the bytes every rank all-reduced and the time spent
+        in the all-reduces.
+
         Example: mpo-train bench --chi 4,8,16,32 --batch 32 --time 256
+                 mpirun -np 2 mpo-train bench --chi 8 --threads 1 --json
         """)
 
     @Option(help: "Comma-separated bond dimensions to time besides dense ('' for none).") var chi = "4,8,16,32"
@@ -47,7 +52,18 @@ struct Bench: ParsableCommand {
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
+        let ranks = try Ranks()
+        try ranks.run { try bench(ranks) }
+    }
+
+    func bench(_ ranks: Ranks) throws {
         let strat = strategy
+        let dp = ranks.collective.map(DataParallel.init)
+        if dp != nil, ops != nil || decode || decodeOne != nil {
+            throw ValidationError("under mpirun, bench times data-parallel training steps only; run --ops and --decode as one process")
+        }
+        if let dp, batch < dp.size { throw ValidationError("--batch \(batch) is smaller than the \(dp.size) ranks") }
+        let print: (String) -> Void = ranks.isRoot ? { Swift.print($0) } : { _ in }
         let shape = arch.map { ["picogpt": "picogpt", "gpt2": "gpt2", "llama": "smollm2"][$0.rawValue]! } ?? self.shape
         guard let denseShape = DecodeModel("\(shape):dense") else { throw ValidationError("--shape: '\(shape)' is not picogpt, gpt2 or smollm2") }
         let context = denseShape.config.context
@@ -61,7 +77,7 @@ struct Bench: ParsableCommand {
             return shape == "picogpt" ? .mpo(chi: chi) : DecodeModel("\(shape):\(chi)")!.config
         }
         let chis = chi.trimmingCharacters(in: .whitespaces).isEmpty ? [] : try parseChiList(chi)
-        let device = try deviceOptions.make()
+        let device = try deviceOptions.make(rankOnNode: ranks.rankOnNode)
         if let ops { return try benchOps(filter: ops, device: device) }
         if let one = decodeOne {
             guard let spec = DecodeModel(one) else { throw ValidationError("--decode-one: '\(one)' is not shape:dense|χ") }
@@ -75,7 +91,7 @@ struct Bench: ParsableCommand {
         let common: [String: Any] = ["peer": "mpo-train", "device": device.name, "openblas_kernels": corename, "simd": simd,
                                      "openblas_coretype": env["OPENBLAS_CORETYPE"] ?? "", "openblas_l2_size": env["OPENBLAS_L2_SIZE"] ?? ""]
         func emit(_ fields: [String: Any]) {
-            guard json, let data = try? JSONSerialization.data(withJSONObject: common.merging(fields) { $1 }, options: [.sortedKeys]) else { return }
+            guard json, ranks.isRoot, let data = try? JSONSerialization.data(withJSONObject: common.merging(fields) { $1 }, options: [.sortedKeys]) else { return }
             print(String(decoding: data, as: UTF8.self))
         }
         emit(["what": "sgemm", "gflops": sgemm])
@@ -98,10 +114,19 @@ struct Bench: ParsableCommand {
             model.mpoStrategy = strat
             try model.initialize(seed: 1)
             let opt = try AdamW(model: model)
-            func step() throws { try opt.trainStep(tokens: tokens, targets: targets, batch: batch, time: time, learningRate: 1e-4) }
+            func step() throws {
+                if let dp {
+                    try dp.trainStep(opt, tokens: tokens, targets: targets, batch: batch, time: time, learningRate: 1e-4)
+                } else {
+                    try opt.trainStep(tokens: tokens, targets: targets, batch: batch, time: time, learningRate: 1e-4)
+                }
+            }
             try step()
-            var times: [Double] = []
-            for _ in 0..<repeats { times.append(try seconds(step)) }
+            var times: [Double] = [], comm: [Double] = []
+            for _ in 0..<repeats {
+                times.append(try seconds(step))
+                if let dp { comm.append(dp.last.seconds) }
+            }
             let fwdTokens = Array(tokens[0..<(fwdBatch * time)])
             var fwd: [Double] = []
             for _ in 0..<repeats {
@@ -118,9 +143,15 @@ struct Bench: ParsableCommand {
             let name = c.map { "mpo-chi\($0)" } ?? "dense"
             let strategies = Dictionary(grouping: model.lastMPOStrategies, by: { $0.value.rawValue }).map { "\($0.key) \($0.value.count)" }
                 .sorted().joined(separator: ", ")
-            emit(["what": "train_step", "model": name, "shape": shape, "parameters": model.parameterCount, "batch": batch, "time": time, "ms": ms,
-                  "tokens_per_second": Double(n) / ms * 1000, "gflop": gflop, "strategies": strategies]
-                 .merging(["launches": counts.launches, "syncs": counts.hostWaits]) { $1 })
+            var fields: [String: Any] = ["what": "train_step", "model": name, "shape": shape, "parameters": model.parameterCount, "batch": batch,
+                                         "time": time, "ms": ms, "tokens_per_second": Double(n) / ms * 1000, "gflop": gflop,
+                                         "strategies": strategies, "launches": counts.launches, "syncs": counts.hostWaits]
+            if let dp {   // the profiled step ran on this rank alone, so gflop is the whole batch's
+                fields["ranks"] = dp.size
+                fields["allreduce_bytes"] = dp.last.bytes
+                fields["communication_ms"] = median(comm) * 1000
+            }
+            emit(fields)
             emit(["what": "forward", "model": name, "batch": fwdBatch, "time": time, "ms": fms,
                   "tokens_per_second": Double(fwdBatch * time) / fms * 1000])
             if !json {
@@ -130,10 +161,11 @@ struct Bench: ParsableCommand {
                       + lpad(String(format: "%.0f", Double(fwdBatch * time) / fms * 1000), 11)
                       + "  " + (strategies.isEmpty ? "-" : strategies)
                       + (c != nil ? String(format: "  (%.2f× dense)", ms / denseMs) : "")
-                      + "  [\(counts.launches) \(perStep == nil ? "ops" : "kernels"), \(counts.hostWaits) host wait\(counts.hostWaits == 1 ? "" : "s") per step]")
+                      + "  [\(counts.launches) \(perStep == nil ? "ops" : "kernels"), \(counts.hostWaits) host wait\(counts.hostWaits == 1 ? "" : "s") per step]"
+                      + (dp.map { String(format: "  all-reduce %.2f MB over %d ranks in %.2f ms", Double($0.last.bytes) / 1e6, $0.size, median(comm) * 1000) } ?? ""))
             }
             if profile && !json { printProfile(prof) }
-            if c == nil && sampleTokens > 0 {
+            if c == nil && sampleTokens > 0 && dp == nil {
                 let (cached, full) = try samplingRates(model)
                 emit(["what": "sample", "model": name, "tokens": sampleTokens, "tokens_per_second": cached, "kv_cache": true])
                 emit(["what": "sample", "model": name, "tokens": sampleTokens, "tokens_per_second": full, "kv_cache": false])

@@ -25,6 +25,13 @@ struct MPOTrain: ParsableCommand {
 
     static func main() {
         setvbuf(stdout, nil, _IOLBF, 0)  // progress and logs appear line by line when piped
+        // Under mpirun with several ranks only train and bench cooperate; anything else would run
+        // N copies writing the same files.
+        let command = CommandLine.arguments.dropFirst().first ?? ""
+        if let (rank, size) = LauncherEnvironment.ranks(), !["train", "bench", "--help", "-h", "help"].contains(command) {
+            if rank == 0 { printError("Error: only train and bench run data-parallel (this is rank \(rank) of \(size)); run `mpo-train \(command)` as one process, without mpirun") }
+            Glibc.exit(64)
+        }
         main(nil)
     }
 }

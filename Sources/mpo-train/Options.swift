@@ -25,10 +25,12 @@ struct DeviceSpec: ExpressibleByArgument, CustomStringConvertible {
     var description: String { index.map { "\(kind.rawValue):\($0)" } ?? kind.rawValue }
     static var allValueStrings: [String] { ["cpu", "opencl", "opencl:N"] }
 
-    func make(threads: Int? = nil) throws -> any ComputeDevice {
+    /// With `rankOnNode` (a data-parallel rank), plain `opencl` opens device rankOnNode mod the
+    /// machine's GPUs; `opencl:N` keeps its device.
+    func make(threads: Int? = nil, rankOnNode: Int? = nil) throws -> any ComputeDevice {
         switch kind {
         case .cpu: return CPUDevice(threads: threads)
-        case .opencl: return try OpenCLDevice(index: index)
+        case .opencl: return try OpenCLDevice(index: index, rankOnNode: index == nil ? rankOnNode : nil)
         }
     }
 }
@@ -43,7 +45,7 @@ struct DeviceOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
     }
 
-    func make() throws -> any ComputeDevice { try device.make(threads: threads) }
+    func make(rankOnNode: Int? = nil) throws -> any ComputeDevice { try device.make(threads: threads, rankOnNode: rankOnNode) }
 }
 
 /// Parses "4,8,16,32" into bond dimensions ≥ 1.

@@ -15,8 +15,11 @@ final class Progress {
         guard !quiet else { return }
         let done = r.step + 1
         let eta = r.elapsed / Double(max(done, 1)) * Double(r.total - done)
-        let line = String(format: "step %d/%d | loss %.4f | lr %.2e | %@ tok/s | ETA %@",
+        var line = String(format: "step %d/%d | loss %.4f | lr %.2e | %@ tok/s | ETA %@",
                           done, r.total, r.loss, r.learningRate, Int(r.tokensPerSecond).formatted(), duration(eta))
+        if let bytes = r.allReduceBytes, let s = r.communicationSeconds {
+            line += String(format: " | all-reduce %.2f MB in %.1f ms", Double(bytes) / 1e6, s * 1000)
+        }
         if tty {
             print("\r\u{1B}[K" + line, terminator: "")
             fflush(nil)

@@ -196,6 +196,7 @@ struct Train: ParsableCommand {
           mpo-train train --init runs/dense/checkpoint.safetensors --chi-schedule 32@0,16@300,8@600 --teacher runs/dense/checkpoint.safetensors
           mpo-train train --steps 0 --eval-batches 0 --d-model 768 --layers 12 --heads 12 --d-ff 3072 --context 1024 --out runs/gpt2-shape
           mpo-train train --out runs/dense --resume
+          mpirun -np 2 mpo-train train --model mpo --chi 8 --threads 1   (data-parallel; a build with --traits MPI)
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -205,6 +206,8 @@ struct Train: ParsableCommand {
     @Option(help: "Run directory (default runs/<model>[-chi<χ>]).") var out: String?
     @Option(name: .customLong("init"), help: "Start from this checkpoint's weights (its shape wins over the model options).") var initFrom: String?
     @Flag(help: "Continue the run in --out from its checkpoint.") var resume = false
+    @Option(name: .customLong("stop-at"), help: "Checkpoint at this step and stop (a run in slices: the next --resume goes on from there, bit for bit).")
+    var stopAt: Int?
     @Flag(help: "Print only evaluations and the summary.") var quiet = false
     @Option(name: .customLong("skip-nonfinite"), help: "Skip up to N steps whose loss or gradient is NaN/inf instead of stopping.")
     var skipNonFinite = 0
@@ -212,14 +215,24 @@ struct Train: ParsableCommand {
     /// steps × this long on any machine and a kill can be aimed at an observed step.
     @Option(name: .customLong("step-pause-ms"), help: ArgumentHelp("Sleep this many ms after every step (testing).", visibility: .hidden))
     var stepPauseMs = 0
+    /// For the data-parallel non-finite test: a NaN in one rank's gradient at one step.
+    @Option(name: .customLong("poison-gradient"), help: ArgumentHelp("Put a NaN into rank R's gradient at step S (testing).", valueName: "S@R", visibility: .hidden))
+    var poisonGradient: String?
 
     func validate() throws {
+        if let stopAt, stopAt < 0 { throw ValidationError("--stop-at must be ≥ 0 (got \(stopAt))") }
         if stepPauseMs < 0 { throw ValidationError("--step-pause-ms must be ≥ 0 (got \(stepPauseMs))") }
         if let lr = recipe.lr, lr.values.count > 1 { throw ValidationError("train takes one --lr (got \(lr.values.count)); sweep runs several") }
     }
 
     func run() throws {
-        let device = try deviceOptions.make()
+        let ranks = try Ranks()
+        try ranks.run { try train(ranks) }
+    }
+
+    /// The run as one rank of `ranks` (the whole run for one process).
+    func train(_ ranks: Ranks) throws {
+        let device = try deviceOptions.make(rankOnNode: ranks.rankOnNode)
         // A checkpoint's vocabulary wins: the data must be written in it.
         let vocab = try initFrom.flatMap(checkpointVocabulary)
         let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab)
@@ -241,30 +254,43 @@ struct Train: ParsableCommand {
         name = dir.lastPathComponent
         var options = recipe.options(context: model.config.context)
         try compression.apply(to: &options)
-        let trainer = try Trainer(model: model, data: data, options: options, directory: dir)
+        let trainer = try Trainer(model: model, data: data, options: options, directory: dir, collective: ranks.collective)
+        if let poisonGradient {
+            let parts = poisonGradient.split(separator: "@").compactMap { Int($0) }
+            guard parts.count == 2 else { throw ValidationError("--poison-gradient expects S@R (got '\(poisonGradient)')") }
+            if parts[1] == ranks.rank { trainer.poisonGradientAt = [parts[0]] }
+        }
         if let path = compression.teacher {
             let t = try loadCheckpoint(path, device: device, hints: modelOptions.hints, purpose: .inference)
             trainer.teacher = try Teacher(model: t, options: options.distillation!)
-            print("teacher: \(path), \(t.parameterCount) parameters (α \(compression.distillWeight), τ \(compression.distillTemperature)\(compression.distillHidden > 0 ? ", β \(compression.distillHidden)" : ""))")
+            ranks.say("teacher: \(path), \(t.parameterCount) parameters (α \(compression.distillWeight), τ \(compression.distillTemperature)\(compression.distillHidden > 0 ? ", β \(compression.distillHidden)" : ""))")
         }
         var info = RunRecord(name: name, model: model.config.isMPO ? "mpo" : "dense", chi: model.config.chi)
         info.initFrom = initFrom; info.embedding = model.config.tokenEmbedding.description; info.preset = recipe.preset.rawValue
         trainer.runInfo = info
         trainer.onTruncation = { step, chi, error in
-            print(String(format: "step %d: truncated to χ = %d, %d parameters, relative error %.4f", step, chi, trainer.model.parameterCount, error))
+            ranks.say(String(format: "step %d: truncated to χ = %d, %d parameters, relative error %.4f", step, chi, trainer.model.parameterCount, error))
         }
         if model.config.tokenEmbedding != .dense {
-            print("embedding: \(model.config.tokenEmbedding), \(model.config.embeddingParameterCount) parameters (dense \(model.config.vocabularySize * model.config.channels))")
+            ranks.say("embedding: \(model.config.tokenEmbedding), \(model.config.embeddingParameterCount) parameters (dense \(model.config.vocabularySize * model.config.channels))")
         }
-        print("\(name): \(model.config.architecture.summary), \(model.parameterCount) parameters on \(device.name); \(data.train.count) train / \(data.validation.count) val tokens; writing \(dir.path)")
+        ranks.say("\(name): \(model.config.architecture.summary), \(model.parameterCount) parameters on \(device.name); \(data.train.count) train / \(data.validation.count) val tokens; writing \(dir.path)")
+        if let c = ranks.collective {
+            ranks.say("data-parallel over \(c.size) ranks (\(ranks.libraryVersion ?? "MPI")): global batch \(options.batch), rank 0 takes \(c.rows(of: options.batch).count) rows; \(model.parameterCount * 4) gradient bytes all-reduced per step")
+        }
         trainer.skipNonFinite = skipNonFinite
+        trainer.stopAt = stopAt
         let progress = Progress(quiet: quiet)
         let pause = UInt32(stepPauseMs) * 1000
         trainer.onStep = pause == 0 ? progress.step : { record in progress.step(record); usleep(pause) }
         trainer.onEval = progress.eval
         try trainer.run(resume: resume)
+        guard ranks.isRoot else { return }
         progress.finish()
-        if let last = trainer.evals.last {
+        if let stopAt, stopAt < options.steps {
+            print(String(format: "stopped at step %d after %.1f s; checkpoint %@ (continue with --resume)", stopAt, trainer.wallSeconds,
+                         trainer.checkpointURL.path))
+        } else if let last = trainer.evals.last {
             print(String(format: "done in %.1f s: val loss %.4f, val accuracy %.2f%%; checkpoint %@",
                          trainer.wallSeconds, last.valLoss, 100 * last.valAccuracy, trainer.checkpointURL.path))
         } else {

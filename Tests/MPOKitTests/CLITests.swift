@@ -31,10 +31,11 @@ enum CLI {
     }
 
     /// Runs mpo-train with `args`; returns (exit code, stdout, stderr).
-    static func run(_ args: [String]) throws -> (Int32, String, String) {
+    static func run(_ args: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
         let p = Process()
         p.executableURL = try requireBinary()
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.currentDirectoryURL = Reference.directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
@@ -61,6 +62,27 @@ struct CLITests {
         let (none, _, noneErr) = try CLI.run(["check-ops", "--filter", "no such op"])
         #expect(none == 64 && noneErr.contains("no such op"), "\(noneErr)")
     }
+
+    @Test("under mpirun with several ranks, subcommands other than train and bench refuse to run as N copies")
+    func onlyTrainAndBenchAreDataParallel() throws {
+        let (code, out, err) = try CLI.run(["report", "--chi", "4"], environment: ["OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0"])
+        #expect(code == 64 && err.contains("only train and bench run data-parallel") && err.contains("mpo-train report"), "\(out)\(err)")
+    }
+
+    #if !MPI
+    @Test("a build without MPI started by mpirun as one of several ranks refuses to train and says how to build with MPI")
+    func refusesRanksWithoutMPI() throws {
+        for env in [["OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1"], ["PMI_SIZE": "4", "PMI_RANK": "0"]] {
+            let (code, out, err) = try CLI.run(["train", "--steps", "1", "--out", "/tmp/mpo-never-written"], environment: env)
+            #expect(code != 0 && err.contains("--traits MPI") && err.contains("of \(env["OMPI_COMM_WORLD_SIZE"] ?? env["PMI_SIZE"]!)"), "\(out)\(err)")
+            #expect(!FileManager.default.fileExists(atPath: "/tmp/mpo-never-written"))
+        }
+        // One rank (mpirun -np 1) is one process: it trains.
+        let (code, out, err) = try CLI.run(["train", "--steps", "0", "--eval-batches", "0", "--d-model", "32", "--d-ff", "64", "--layers", "1",
+                                            "--out", NSTemporaryDirectory() + "mpo-np1"], environment: ["OMPI_COMM_WORLD_SIZE": "1"])
+        #expect(code == 0, "\(out)\(err)")
+    }
+    #endif
 
     @Test("usage errors exit 64 with a message naming the problem", arguments: [
         (["train", "--device", "gpu", "--steps", "1"], "device"),

@@ -28,13 +28,15 @@ public struct RunRecord: Codable, Sendable, Equatable {
     /// Progressive truncation, "32@0,16@300,8@600".
     public var chiSchedule: String?
     public var preset: String?
+    /// Data-parallel ranks (absent: one process).
+    public var ranks: Int?
 
     public init(name: String? = nil, model: String? = nil, chi: Int? = nil) {
         self.name = name; self.model = model; self.chi = chi
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, model, chi, embedding, parameters, device, seed, steps, teacher, preset
+        case name, model, chi, embedding, parameters, device, seed, steps, teacher, preset, ranks
         case initFrom = "init", learningRate = "lr", distillWeight = "distill_weight"
         case distillTemperature = "distill_temperature", distillHidden = "distill_hidden", chiSchedule = "chi_schedule"
     }
@@ -66,6 +68,7 @@ extension StepRecord: Codable {
         case step, loss, accuracy, elapsed, total, hidden
         case learningRate = "lr", gradNorm = "grad_norm", tokensPerSecond = "tokens_per_second"
         case crossEntropy = "cross_entropy", distillation = "kd"
+        case allReduceBytes = "allreduce_bytes", communicationSeconds = "communication_seconds"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -79,6 +82,8 @@ extension StepRecord: Codable {
         crossEntropy = c.contains(.crossEntropy) ? c.optionalNumber(.crossEntropy) : nil
         distillation = c.contains(.distillation) ? c.optionalNumber(.distillation) : nil
         hidden = c.contains(.hidden) ? c.optionalNumber(.hidden) : nil
+        allReduceBytes = try? c.decodeIfPresent(Int.self, forKey: .allReduceBytes)
+        communicationSeconds = c.contains(.communicationSeconds) ? c.optionalNumber(.communicationSeconds) : nil
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -88,6 +93,8 @@ extension StepRecord: Codable {
         try c.encode(tokensPerSecond, forKey: .tokensPerSecond); try c.encode(elapsed, forKey: .elapsed)
         try c.encodeIfPresent(crossEntropy, forKey: .crossEntropy); try c.encodeIfPresent(distillation, forKey: .distillation)
         try c.encodeIfPresent(hidden, forKey: .hidden)
+        try c.encodeIfPresent(allReduceBytes, forKey: .allReduceBytes)
+        try c.encodeIfPresent(communicationSeconds, forKey: .communicationSeconds)
     }
 }
 

@@ -23,12 +23,7 @@ extension AdamW {
     @discardableResult
     public func trainStep(tokens: [Int32], targets: [Int32], batch: Int, time: Int, learningRate lr: Double,
                           teacher: Teacher? = nil) throws -> StepStats {
-        let distill = try teacher?.targets(tokens: tokens, batch: batch, time: time)
-        model.zeroGradients()
-        try model.enqueueLoss(tokens: tokens, targets: targets, batch: batch, time: time, distill: distill)
-        let a = try model.activations(batch: batch, time: time)
-        let hidden = try model.hiddenDistance(a)
-        try model.backward()
+        let (a, distill, hidden) = try backpropagate(tokens: tokens, targets: targets, batch: batch, time: time, teacher: teacher)
         let dev = model.device
         dev.stepScalars(losses: a.losses, correct: a.correct, extra: distill == nil ? nil : a.distillLosses,
                         rows: batch * time, gradients: model.grads!.all, clip: options.clip, into: scalars.all)
@@ -39,14 +34,37 @@ extension AdamW {
         let s = try dev.readStepScalars(scalars.all)
         let applied = s.finite && hiddenFinite
         if applied { step += 1 }
-        let pass: PassResult
-        if let d = distill {
-            let loss = (1 - d.weight) * s.crossEntropy + d.weight * s.distillation + d.hiddenWeight * (hidden ?? 0)
-            pass = PassResult(loss: loss, accuracy: s.accuracy, crossEntropy: s.crossEntropy, distillation: s.distillation, hidden: hidden)
-        } else {
-            pass = PassResult(loss: s.crossEntropy, accuracy: s.accuracy)
-        }
+        let pass = PassResult(crossEntropy: s.crossEntropy, distillation: s.distillation, hidden: hidden, accuracy: s.accuracy,
+                              distill: distill)
         return StepStats(loss: pass.loss, accuracy: pass.accuracy, gradNorm: s.gradientNorm, applied: applied, pass: pass)
+    }
+}
+
+extension AdamW {
+    /// zero-grad → forward (with the teacher's targets) → backward on one batch, enqueued; the
+    /// hidden-state distance is read back when it is matched.
+    func backpropagate(tokens: [Int32], targets: [Int32], batch: Int, time: Int, teacher: Teacher?) throws
+        -> (activations: Activations, distill: DistillationTargets?, hidden: Double?) {
+        let distill = try teacher?.targets(tokens: tokens, batch: batch, time: time)
+        model.zeroGradients()
+        try model.enqueueLoss(tokens: tokens, targets: targets, batch: batch, time: time, distill: distill)
+        let a = try model.activations(batch: batch, time: time)
+        let hidden = try model.hiddenDistance(a)
+        try model.backward()
+        return (a, distill, hidden)
+    }
+}
+
+extension PassResult {
+    /// A training pass's result from its parts: the cross-entropy alone, or with a teacher
+    /// (1 − α)·CE + α·τ²·KL + β·hidden.
+    init(crossEntropy: Double, distillation: Double, hidden: Double?, accuracy: Double, distill: DistillationTargets?) {
+        if let d = distill {
+            let loss = (1 - d.weight) * crossEntropy + d.weight * distillation + d.hiddenWeight * (hidden ?? 0)
+            self.init(loss: loss, accuracy: accuracy, crossEntropy: crossEntropy, distillation: distillation, hidden: hidden)
+        } else {
+            self.init(loss: crossEntropy, accuracy: accuracy)
+        }
     }
 }
 

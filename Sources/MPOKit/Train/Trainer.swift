@@ -16,6 +16,8 @@ public struct StepRecord: Sendable {
     public var tokensPerSecond: Double, elapsed: Double
     /// With distillation: the parts of `loss` (cross-entropy, τ²·KL, hidden MSE).
     public var crossEntropy: Double? = nil, distillation: Double? = nil, hidden: Double? = nil
+    /// Data-parallel runs: bytes each rank all-reduced in the step, and the seconds it spent in the all-reduces.
+    public var allReduceBytes: Int? = nil, communicationSeconds: Double? = nil
 
     public init(step: Int, total: Int, loss: Double, accuracy: Double, learningRate: Double, gradNorm: Double,
                 tokensPerSecond: Double, elapsed: Double) {
@@ -54,12 +56,28 @@ public final class Trainer {
     /// Steps with a non-finite loss or gradient that may be skipped (not applied) before the run stops.
     public var skipNonFinite = 0
     public private(set) var skippedSteps = 0
+    /// Data-parallel training over several ranks (nil: this process alone). Rank 0 alone writes
+    /// metrics and checkpoints and runs the callbacks.
+    public let dataParallel: DataParallel?
+    /// End the run after checkpointing this step, as an interruption there would (a job with a
+    /// time limit trains in slices: `--stop-at`, then `--resume`).
+    public var stopAt: Int?
+    /// Testing the data-parallel non-finite guard: steps at which this rank's gradient gets a NaN.
+    public var poisonGradientAt: Set<Int> = []
+    public var isRoot: Bool { dataParallel?.rank ?? 0 == 0 }
 
     public var checkpointURL: URL { directory.appendingPathComponent("checkpoint.safetensors") }
     public var metricsURL: URL { directory.appendingPathComponent("metrics.jsonl") }
 
-    public init(model: Transformer, data: TextDataset, options: TrainOptions, directory: URL) throws {
+    /// With a `collective` of more than one rank, trains data-parallel (DataParallel.swift).
+    public init(model: Transformer, data: TextDataset, options: TrainOptions, directory: URL, collective: Collective? = nil) throws {
         try options.validate()
+        dataParallel = collective.flatMap { $0.size > 1 ? DataParallel($0) : nil }
+        if let c = collective, c.size > 1 {
+            guard options.batch >= c.size else {
+                throw ModelError("--batch \(options.batch) is smaller than the \(c.size) ranks: every rank needs at least one row of the global batch")
+            }
+        }
         guard options.time <= model.config.context else {
             throw ModelError("--context \(options.time) exceeds the model's context \(model.config.context)")
         }
@@ -72,6 +90,7 @@ public final class Trainer {
         self.options = options
         self.directory = directory
         optimizer = try AdamW(model: model, options: options)
+        guard isRoot else { return }   // the other ranks never write the run directory
         do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw ModelError("cannot create output directory \(directory.path): \(error.localizedDescription)")
         }
@@ -93,7 +112,10 @@ public final class Trainer {
 
     /// Mean loss and accuracy over `batches` random (evalBatchSize, time) windows of `split`.
     public func evaluate(_ split: [Int32], batches: Int, rng: inout SplitMix64) throws -> (Double, Double) {
-        try model.evaluate(split, batches: batches, batchSize: options.evalBatchSize, time: options.time, rng: &rng)
+        if let dp = dataParallel {
+            return try dp.evaluate(model, split, batches: batches, batchSize: options.evalBatchSize, time: options.time, rng: &rng)
+        }
+        return try model.evaluate(split, batches: batches, batchSize: options.evalBatchSize, time: options.time, rng: &rng)
     }
 
     /// Every linear layer TT-SVD'd to `chi` (a dense model becomes an MPO one); the optimiser keeps
@@ -114,6 +136,7 @@ public final class Trainer {
         try next.restore(m: m, v: v, step: optimizer.step)
         model = smaller
         optimizer = next
+        try dataParallel?.broadcastParameters(model)
         return Compression.total(reports).relativeError
     }
 
@@ -124,6 +147,7 @@ public final class Trainer {
             throw ModelError(teacher == nil ? "the recipe distils from a teacher: pass --teacher" : "a teacher was given but the recipe has no distillation options")
         }
         try teacher?.check(student: model, time: options.time)
+        guard poisonGradientAt.isEmpty || dataParallel != nil else { throw ModelError("poisoned gradients are a test of data-parallel runs") }
         var state = TrainingState(step: 0, optimizerStep: 0, trainRNG: SplitMix64(seed: options.trainStreamSeed),
                                   evalRNG: SplitMix64(seed: options.evalStreamSeed), options: options)
         var skipEvalAt: Int? = nil
@@ -147,7 +171,8 @@ public final class Trainer {
             }
             skipEvalAt = state.step
         }
-        let log = try MetricsLog(url: metricsURL, keepThrough: resume ? state.step : nil)
+        if let dp = dataParallel { try dp.broadcastParameters(model) }
+        let log = isRoot ? try MetricsLog(url: metricsURL, keepThrough: resume ? state.step : nil) : nil
         if !resume {
             var info = runInfo
             info.parameters = model.parameterCount; info.device = model.device.name
@@ -157,7 +182,8 @@ public final class Trainer {
                 info.distillHidden = d.hiddenWeight
             }
             info.chiSchedule = options.chiSchedule?.description
-            try log.append(.run(info))
+            info.ranks = dataParallel?.size
+            try log?.append(.run(info))
         }
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
@@ -166,45 +192,59 @@ public final class Trainer {
         while true {
             if let chi = options.chiSchedule?.chi(at: s), skipEvalAt != s {
                 let error = try truncate(to: chi)
-                try log.append(.truncation(TruncationRecord(step: s, chi: chi, parameters: model.parameterCount, relativeError: error)))
-                try onTruncation(s, chi, error)
+                try log?.append(.truncation(TruncationRecord(step: s, chi: chi, parameters: model.parameterCount, relativeError: error)))
+                if isRoot { try onTruncation(s, chi, error) }
             }
             if (s % options.evalInterval == 0 || s == options.steps) && options.evalBatches > 0, skipEvalAt != s {
                 let (tl, ta) = try evaluate(data.train, batches: options.trainEvalBatches, rng: &state.evalRNG)
                 let (vl, va) = try evaluate(data.validation, batches: options.evalBatches, rng: &state.evalRNG)
                 let e = EvalRecord(step: s, trainLoss: tl, trainAccuracy: ta, valLoss: vl, valAccuracy: va, elapsed: elapsed())
                 evals.append(e)
-                try log.append(.eval(e))
-                try onEval(e)
+                try log?.append(.eval(e))
+                if isRoot { try onEval(e) }
             }
             let due = options.checkpointInterval == 0 ? s % options.evalInterval == 0 : s % options.checkpointInterval == 0
-            if (due || s == options.steps) && skipEvalAt != s {
+            if (due || s == options.steps || s == stopAt) && skipEvalAt != s {
                 state.step = s
                 state.optimizerStep = optimizer.step
-                try TrainingCheckpoint.save(model: model, optimizer: optimizer, state: state, vocabulary: data.vocabulary,
-                                            to: checkpointURL)
-                try onCheckpoint(checkpointURL, s)
+                try dataParallel?.checkAgreement(model, at: s)
+                if isRoot {
+                    try TrainingCheckpoint.save(model: model, optimizer: optimizer, state: state, vocabulary: data.vocabulary,
+                                                to: checkpointURL)
+                    try onCheckpoint(checkpointURL, s)
+                }
             }
-            if s >= options.steps { break }
+            if s >= options.steps || s == stopAt { break }
             let lr = options.learningRate(at: s)
             let (tok, tgt) = TextDataset.sample(data.train, batch: options.batch, time: options.time, rng: &state.trainRNG)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let st = try optimizer.trainStep(tokens: tok, targets: tgt, batch: options.batch, time: options.time, learningRate: lr,
+            let st: StepStats
+            if let dp = dataParallel {
+                st = try dp.trainStep(optimizer, tokens: tok, targets: tgt, batch: options.batch, time: options.time, learningRate: lr,
+                                      teacher: teacher, poison: poisonGradientAt.contains(s))
+            } else {
+                st = try optimizer.trainStep(tokens: tok, targets: tgt, batch: options.batch, time: options.time, learningRate: lr,
                                              teacher: teacher)
+            }
             if !st.applied {   // skip the step (if allowed) or stop; the gradients are still there to inspect
+                // Data-parallel: the arena holds the reduced gradient, the same on every rank.
                 let culprit = try firstNonFiniteGradient() ?? "the loss"
+                let where_ = dataParallel?.lastNonFiniteRank.map { " on rank \($0)" } ?? ""
                 skippedSteps += 1
-                try log.append(.nonFinite(NonFiniteRecord(step: s, loss: st.loss, tensor: culprit)))
+                try log?.append(.nonFinite(NonFiniteRecord(step: s, loss: st.loss, tensor: culprit)))
                 if skippedSteps <= skipNonFinite { s += 1; continue }
-                throw ModelError("step \(s): non-finite \(st.loss.isFinite ? "gradient" : "loss") (first in \(culprit)); the last good checkpoint is \(checkpointURL.path). Try a lower --lr, or --skip-nonfinite N to skip such steps")
+                let message = "step \(s): non-finite \(st.loss.isFinite ? "gradient" : "loss")\(where_) (first in \(culprit)); the last good checkpoint is \(checkpointURL.path). Try a lower --lr, or --skip-nonfinite N to skip such steps"
+                if dataParallel != nil { throw CollectiveFailure(message) }
+                throw ModelError(message)
             }
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             losses.append(st.loss)
             var rec = StepRecord(step: s, total: options.steps, loss: st.loss, accuracy: st.accuracy, learningRate: lr,
                                  gradNorm: st.gradNorm, tokensPerSecond: tokensPerStep / dt, elapsed: elapsed())
             if teacher != nil { rec.crossEntropy = st.pass.crossEntropy; rec.distillation = st.pass.distillation; rec.hidden = st.pass.hidden }
-            try log.append(.step(rec))
-            try onStep(rec)
+            if let dp = dataParallel { rec.allReduceBytes = dp.last.bytes; rec.communicationSeconds = dp.last.seconds }
+            try log?.append(.step(rec))
+            if isRoot { try onStep(rec) }
             s += 1
         }
         wallSeconds = elapsed()
