@@ -17,7 +17,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--gguf", required=True)
+ap.add_argument("--gguf", help="a GGUF file (transformers' GGUF reader)")
+ap.add_argument("--hf", help="or a Hugging Face directory (what `mpo-train export --format hf` writes)")
 ap.add_argument("--ids", required=True, help="a file whose last line is {\"ids\": [...]}")
 ap.add_argument("--context", type=int, default=512)
 ap.add_argument("--threads", type=int, default=2)
@@ -26,7 +27,10 @@ a = ap.parse_args()
 torch.set_num_threads(a.threads)
 dtype = torch.float64 if a.dtype == "float64" else torch.float32
 t0 = time.perf_counter()
-model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(a.gguf)), gguf_file=os.path.basename(a.gguf), torch_dtype=dtype).eval()
+if a.hf:
+    model = AutoModelForCausalLM.from_pretrained(a.hf, torch_dtype=dtype).eval()
+else:
+    model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(a.gguf)), gguf_file=os.path.basename(a.gguf), torch_dtype=dtype).eval()
 load = time.perf_counter() - t0
 ids = json.loads(open(a.ids).read().strip().splitlines()[-1])["ids"]
 n = len(ids) - 1

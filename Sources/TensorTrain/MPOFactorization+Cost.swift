@@ -43,10 +43,10 @@ extension MPOFactorization {
     /// χ); ties go to fewer parameters. Falls back to `automatic` when no split qualifies (a
     /// prime, or χ above every rank). E.g. GPT-2's 768×768 at χ = 16: [48, 16]×[16, 48], 0.67× the
     /// dense FLOPs per row, where the balanced 3-site [8, 8, 12]² costs 2.4×.
-    public static func cheapest(out: Int, in inF: Int, chi: Int, maxSites: Int = 3, balance: Int = 4) -> MPOFactorization {
+    public static func cheapest(out: Int, in inF: Int, chi: Int, minSites: Int = 2, maxSites: Int = 3, balance: Int = 4) -> MPOFactorization {
         var best: (flops: Double, params: Int, f: MPOFactorization)? = nil
         func balanced(_ f: [Int]) -> Bool { (f.max() ?? 1) <= balance * (f.min() ?? 1) }
-        for sites in 2...max(2, maxSites) {
+        for sites in max(2, minSites)...max(2, minSites, maxSites) {
             let outs = orderedFactorizations(out, count: sites).filter(balanced)
             let ins = orderedFactorizations(inF, count: sites).filter(balanced)
             for o in outs {
@@ -61,7 +61,13 @@ extension MPOFactorization {
                 }
             }
         }
-        return best?.f ?? automatic(out: out, in: inF)
+        return best?.f ?? automatic(out: out, in: inF, sites: minSites == maxSites ? max(2, minSites) : nil)
+    }
+
+    /// Plain low-rank factorisation W ≈ U·Vᵀ as a two-site MPO: [out, 1] × [1, in], the bond is
+    /// the rank (truncated SVD, the baseline every MPO must beat at equal parameters).
+    public static func lowRank(out: Int, in inF: Int) -> MPOFactorization {
+        try! MPOFactorization(outFactors: [out, 1], inFactors: [1, inF])
     }
 
     /// Every ordered list of `count` factors ≥ 2 with product n.

@@ -173,3 +173,32 @@ func toleranceRank(_ s: [Double], _ tau: Double) -> Int {
     }
     return r
 }
+
+/// The singular values (descending, in Double) of every inner unfolding of W under `f`: entry l
+/// is the spectrum of the interleaved tensor (o0,i0,…) reshaped to (∏_{s≤l} o_s·i_s) × (the rest)
+/// — a plain reshape of the row-major buffer, no truncation upstream. Truncating unfolding l to
+/// rank r_l costs tail_l(r_l)² = Σ_{k≥r_l} s_k²; TT-SVD's error² is at most Σ_l tail_l(r_l)²
+/// (and exactly that for two sites), which is what a budgeted allocation needs without running
+/// a TT-SVD per candidate bond. SVDs in single precision (sgesdd): a spectrum for allocation.
+public func unfoldingSpectra(_ w: [Float], factorization f: MPOFactorization) throws -> [[Double]] {
+    let nOut = f.outFeatures, nIn = f.inFeatures
+    guard w.count == nOut * nIn else {
+        throw TensorTrainError("unfolding spectra: the matrix has \(w.count) entries but factorisation \(f) describes \(nOut)×\(nIn)")
+    }
+    if let bad = w.firstIndex(where: { !$0.isFinite }) {
+        throw TensorTrainError("unfolding spectra: the \(nOut)×\(nIn) matrix contains \(w[bad]) at [\(bad / nIn), \(bad % nIn)]")
+    }
+    let (outOffset, inOffset) = interleavedOffsets(f)
+    var t = [Float](repeating: 0, count: w.count)
+    for r in 0..<nOut {
+        let base = outOffset[r], row = r * nIn
+        for c in 0..<nIn { t[base + inOffset[c]] = w[row + c] }
+    }
+    var rows = 1, out: [[Double]] = []
+    for l in 0..<(f.sites - 1) {
+        rows *= f.outFactors[l] * f.inFactors[l]
+        let (_, s, _) = try thinSVD(t, rows: rows, cols: w.count / rows)
+        out.append(s.map { Double($0) })
+    }
+    return out
+}

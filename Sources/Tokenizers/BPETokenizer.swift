@@ -27,6 +27,8 @@ public final class BPETokenizer: @unchecked Sendable {
     public let chatTemplate: String?
     private let ids: [String: Int]
     private let ranks: [Pair: Int]
+    /// The merges in rank order (duplicates dropped), for writing the tokenizer out.
+    let mergeList: [(String, String)]
     private var cache: [String: [Int]] = [:]
     private let lock = NSLock()
 
@@ -42,9 +44,13 @@ public final class BPETokenizer: @unchecked Sendable {
         var ids: [String: Int] = [:]
         for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = i }
         self.ids = ids
-        var ranks: [Pair: Int] = [:]
-        for (r, m) in merges.enumerated() where ranks[Pair(a: m.0, b: m.1)] == nil { ranks[Pair(a: m.0, b: m.1)] = r }
+        var ranks: [Pair: Int] = [:], list: [(String, String)] = []
+        for (r, m) in merges.enumerated() where ranks[Pair(a: m.0, b: m.1)] == nil {
+            ranks[Pair(a: m.0, b: m.1)] = r
+            list.append(m)
+        }
         self.ranks = ranks
+        mergeList = list
         self.pre = pre
         self.ignoreMerges = ignoreMerges ?? (pre == .llama3 || pre == .qwen2)
         self.specialTokens = specialTokens

@@ -12,7 +12,10 @@ extension BPETokenizer {
         return try fromTokenizerJSON(data: data, chatTemplate: chatTemplate, file: url.path)
     }
 
-    public static func fromTokenizerJSON(data: Data, chatTemplate: String? = nil, file: String = "tokenizer.json") throws -> BPETokenizer {
+    /// `bos`/`eos` name the ids when known (a checkpoint's metadata, tokenizer_config.json);
+    /// otherwise they are guessed from the special tokens' conventional names.
+    public static func fromTokenizerJSON(data: Data, chatTemplate: String? = nil, bos: Int? = nil, eos: Int? = nil,
+                                         file: String = "tokenizer.json") throws -> BPETokenizer {
         let url = URL(fileURLWithPath: file)
         guard let j = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw TokenizerError("\(url.path) is not a JSON object")
@@ -46,8 +49,8 @@ extension BPETokenizer {
         let pre = try preTokenizer(j["pre_tokenizer"], file: url.path)
         func id(_ key: String) -> Int? { (j[key] as? String).flatMap { vocab[$0] } }
         return try BPETokenizer(tokens: tokens, merges: merges, pre: pre, specialTokens: specials,
-                                bos: specials["<|endoftext|>"] ?? specials["<s>"] ?? specials["<|begin_of_text|>"],
-                                eos: specials["<|im_end|>"] ?? specials["</s>"] ?? specials["<|endoftext|>"],
+                                bos: bos ?? specials["<|endoftext|>"] ?? specials["<s>"] ?? specials["<|begin_of_text|>"],
+                                eos: eos ?? specials["<|im_end|>"] ?? specials["</s>"] ?? specials["<|endoftext|>"],
                                 chatTemplate: chatTemplate, ignoreMerges: model["ignore_merges"] as? Bool,
                                 unknown: (model["unk_token"] as? String).flatMap { vocab[$0] })
     }
@@ -73,5 +76,59 @@ extension BPETokenizer {
         }
         let text = (try? JSONSerialization.data(withJSONObject: p)).map { String(decoding: $0, as: UTF8.self) } ?? type
         throw TokenizerError("\(file): pre_tokenizer \(text.prefix(200)) is not supported (GPT-2's, SmolLM2's, Llama 3's and Qwen2's are)")
+    }
+}
+
+// MARK: - Writing
+
+extension PreTokenizer {
+    /// The Hugging Face `pre_tokenizer` object that splits text as this one does (`tokenizers`
+    /// produces the same pieces; the reader above maps each back to this case).
+    var tokenizerJSON: [String: Any] {
+        let byteLevel: (Bool) -> [String: Any] = { regex in
+            ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": regex]
+        }
+        // Llama 3's split pattern; Qwen2's differs only in taking numbers one digit at a time.
+        let llama = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+        switch self {
+        case .gpt2: return byteLevel(true)
+        case .smollm:
+            return ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel(true)]]
+        case .llama3, .qwen2:
+            let pattern = self == .llama3 ? llama : llama.replacingOccurrences(of: #"\p{N}{1,3}"#, with: #"\p{N}"#)
+            return ["type": "Sequence", "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": pattern], "behavior": "Isolated", "invert": false], byteLevel(false)]]
+        }
+    }
+}
+
+extension BPETokenizer {
+    /// The merges in rank order, as "a b" strings.
+    public var mergeStrings: [String] { mergeList.map { "\($0.0) \($0.1)" } }
+
+    /// This tokenizer as a Hugging Face tokenizer.json: what `fromTokenizerJSON` reads back to the
+    /// same encoder, and what `tokenizers`/transformers load (byte-level decoder, special tokens as
+    /// added tokens). BOS, EOS and the chat template are not part of the format: they travel in
+    /// tokenizer_config.json, or in a checkpoint's metadata.
+    public func tokenizerJSON() throws -> Data {
+        var vocab: [String: Int] = [:]
+        for (i, t) in tokens.enumerated() where vocab[t] == nil { vocab[t] = i }   // special tokens too, as Hugging Face writes them
+        let added: [[String: Any]] = specialTokens.sorted { $0.value < $1.value }.map { content, id in
+            ["id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true]
+        }
+        var model: [String: Any] = ["type": "BPE", "dropout": NSNull(), "continuing_subword_prefix": NSNull(),
+                                    "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false,
+                                    "ignore_merges": ignoreMerges, "vocab": vocab, "merges": mergeStrings]
+        model["unk_token"] = unknown.map { tokens[$0] } ?? NSNull()
+        let json: [String: Any] = [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": added, "normalizer": NSNull(),
+            "pre_tokenizer": pre.tokenizerJSON,
+            "post_processor": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false],
+            "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true],
+            "model": model,
+        ]
+        do { return try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .withoutEscapingSlashes]) } catch {
+            throw TokenizerError("cannot write the tokenizer as JSON: \(error)")
+        }
     }
 }

@@ -42,6 +42,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Instead of training steps: the decode table — PicoGPT and a GPT-2-small shape, dense and MPO, inference-only: decode tokens/s at batch 1 and 8, prefill, weight bytes, peak RSS (one process per model).")
     var decode = false
     @Option(help: "Models of --decode, as shape:dense|χ with shapes picogpt, gpt2 and smollm2.") var decodeModels = DecodeModel.table.joined(separator: ",")
+    @Option(help: "With --decode: time these checkpoints (comma-separated files: GGUF, Hugging Face directories, mpo-train checkpoints) instead of --decode-models; ratios are against the first.")
+    var checkpoint: String?
     @Option(help: "Prompt tokens of --decode (prefilled in one forward).") var promptTokens = 32
     @Option(help: "Tokens decoded after the prompt (--decode).") var decodeTokens = 256
     @Option(help: ArgumentHelp("Run one --decode model in this process (used by --decode).", visibility: .hidden)) var decodeOne: String?
@@ -83,6 +85,7 @@ struct Bench: ParsableCommand {
             guard let spec = DecodeModel(one) else { throw ValidationError("--decode-one: '\(one)' is not shape:dense|χ") }
             return try decodeOne(spec, device: device)
         }
+        if checkpoint != nil && !decode { throw ValidationError("--checkpoint goes with --decode (bench times a checkpoint's decoding)") }
         if decode { return try decodeTable() }
         let env = ProcessInfo.processInfo.environment
         let sgemm = try sgemmRate(device, n: denseShape.config.ffn, k: denseShape.config.channels)

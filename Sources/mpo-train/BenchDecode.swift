@@ -16,15 +16,22 @@ import MPOKit
 struct DecodeModel: CustomStringConvertible {
     var shape: String
     var chi: Int?
+    /// A real checkpoint ("file:PATH"): its weights, shape and factorisations.
+    var path: String?
 
     init?(_ text: String) {
+        if text.hasPrefix("file:") {
+            path = String(text.dropFirst(5)); shape = "file"; chi = nil
+            return
+        }
         let parts = text.split(separator: ":").map(String.init)
         guard parts.count == 2, ["picogpt", "gpt2", "smollm2"].contains(parts[0]) else { return nil }
         shape = parts[0]
         if parts[1] == "dense" { chi = nil } else if let c = Int(parts[1]), c >= 1 { chi = c } else { return nil }
     }
 
-    var description: String { "\(shape):\(chi.map(String.init) ?? "dense")" }
+    var description: String { path.map { "file:\($0)" } ?? "\(shape):\(chi.map(String.init) ?? "dense")" }
+    var label: String { path.map { URL(fileURLWithPath: $0).lastPathComponent } ?? description }
 
     var config: ModelConfig {
         var c: ModelConfig
@@ -54,20 +61,31 @@ extension Bench {
 
     /// One configuration, in this process: prints one JSON object.
     func decodeOne(_ spec: DecodeModel, device: any ComputeDevice) throws {
-        let model = try Transformer(config: spec.config, device: device, purpose: .inference)
+        let model: Transformer
+        if let path = spec.path {
+            model = try loadCheckpoint(path, device: device, hints: ShapeHints(), purpose: .inference)
+        } else {
+            model = try Transformer(config: spec.config, device: device, purpose: .inference)
+            try model.initialize(seed: 1)
+        }
         model.mpoStrategy = strategy
-        try model.initialize(seed: 1)
         let weightsAllocated = device.allocatedBytes
         // Decoding stays inside the context (PicoGPT: 256 positions; docs/SPEC.md §7 recomputes the cropped
         // window past it, a different workload).
-        guard promptTokens >= 1, promptTokens < spec.config.context else {
-            throw ValidationError("--prompt-tokens must be in 1…\(spec.config.context - 1) for \(spec)")
+        let cfg = model.config
+        guard promptTokens >= 1, promptTokens < cfg.context else {
+            throw ValidationError("--prompt-tokens must be in 1…\(cfg.context - 1) for \(spec)")
         }
-        let decodeTokens = min(self.decodeTokens, spec.config.context - promptTokens)
+        let decodeTokens = min(self.decodeTokens, cfg.context - promptTokens)
+        // Weights read per decoded token: all but the embedding table, of which one row is read —
+        // unless the head is tied to it, then the whole table once (as the head).
+        let embedding = cfg.embeddingParameterCount
+        let bytesPerToken = 4 * (model.parameterCount - (cfg.architecture.tiedHead ? 0 : embedding - cfg.channels))
         var rng = SplitMix64(seed: 5)
         let prompt = (0..<promptTokens).map { _ in Int32(rng.below(65)) }
         var result: [String: Any] = ["what": "decode", "model": spec.description, "shape": spec.shape, "chi": spec.chi ?? 0,
                                      "parameters": model.parameterCount, "weight_bytes": 4 * model.parameterCount,
+                                     "weight_bytes_per_token": bytesPerToken,
                                      "device": device.name, "prompt_tokens": promptTokens, "decode_tokens": decodeTokens]
         for batch in [1, 8] {
             let gen = try Generator(model: model, batch: batch, capacity: promptTokens + decodeTokens)
@@ -119,7 +137,8 @@ extension Bench {
 
     /// The whole table: one child process per model, side by side in time (one after another).
     func decodeTable() throws {
-        let specs = try decodeModels.split(separator: ",").map { s -> DecodeModel in
+        let list = checkpoint.map { $0.split(separator: ",").map { "file:\($0)" }.joined(separator: ",") } ?? decodeModels
+        let specs = try list.split(separator: ",").map { s -> DecodeModel in
             guard let m = DecodeModel(String(s)) else { throw ValidationError("--decode-models: '\(s)' is not shape:dense|χ (shapes picogpt, gpt2, smollm2)") }
             return m
         }
@@ -127,8 +146,9 @@ extension Bench {
         var rows: [[String: Any]] = []
         if !json {
             let env = ProcessInfo.processInfo.environment
-            print("decode: \(promptTokens)-token prompt, then \(decodeTokens) tokens (at most to the end of the model's context); random weights; inference-only models; \(deviceOptions.threads.map { "\($0) threads; " } ?? "")OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)")")
-            print(pad("model", 14) + lpad("params", 11) + lpad("weights MB", 11) + lpad("prefill tok/s", 14) + lpad("decode b=1", 11)
+            print("decode: \(promptTokens)-token prompt, then \(decodeTokens) tokens (at most to the end of the model's context); \(checkpoint == nil ? "random weights" : "ratios against the first checkpoint"); inference-only models; \(deviceOptions.threads.map { "\($0) threads; " } ?? "")OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)")")
+            let w = specs.map { $0.label.count }.max().map { max($0 + 1, 14) } ?? 14
+            print(pad("model", w) + lpad("params", 11) + lpad("weights MB", 11) + lpad("prefill tok/s", 14) + lpad("decode b=1", 11)
                   + lpad("vs dense", 9) + lpad("decode b=8", 11) + lpad("vs dense", 9) + lpad("RSS MB b=1", 11) + lpad("vs dense", 9)
                   + "  strategies")
         }
@@ -150,7 +170,7 @@ extension Bench {
                   let row = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw ModelError("bench --decode-one \(spec) failed (exit \(p.terminationStatus))")
             }
-            if spec.chi == nil { dense[spec.shape] = row }
+            if spec.chi == nil && dense[spec.shape] == nil { dense[spec.shape] = row }
             rows.append(row)
             if json { print(line); continue }
             func d(_ k: String) -> Double { (row[k] as? Double) ?? Double(row[k] as? Int ?? 0) }
@@ -158,7 +178,8 @@ extension Bench {
                 guard let base = dense[spec.shape], let b = (base[k] as? Double) ?? (base[k] as? Int).map(Double.init), b > 0 else { return "" }
                 return String(format: "%.2f×", d(k) / b)
             }
-            print(pad(spec.description, 14) + lpad("\(row["parameters"] as? Int ?? 0)", 11)
+            let w = specs.map { $0.label.count }.max().map { max($0 + 1, 14) } ?? 14
+            print(pad(spec.label, w) + lpad("\(row["parameters"] as? Int ?? 0)", 11)
                   + lpad(String(format: "%.1f", d("weight_bytes") / 1e6), 11) + lpad(String(format: "%.0f", d("prefill_tokens_per_second_b1")), 14)
                   + lpad(String(format: "%.0f", d("decode_tokens_per_second_b1")), 11) + lpad(ratio("decode_tokens_per_second_b1"), 9)
                   + lpad(String(format: "%.0f", d("decode_tokens_per_second_b8")), 11) + lpad(ratio("decode_tokens_per_second_b8"), 9)

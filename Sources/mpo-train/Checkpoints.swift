@@ -28,11 +28,15 @@ func loadCheckpoint(_ path: String, device: any ComputeDevice, hints: ShapeHints
     }
 }
 
-/// The vocabulary a checkpoint stores (mpo-train files do), if any (a Hugging Face directory has none).
-func checkpointVocabulary(_ path: String) throws -> Vocabulary? {
-    let url = URL(fileURLWithPath: path)
-    if HFCheckpoint.isModelDirectory(url) || GGUFCheckpoint.isGGUF(url) { return nil }
-    return try ModelCheckpoint.open(url).metadata["vocab"].map(Vocabulary.init(string:))
+/// How a checkpoint's text becomes ids: its characters or tokenizer (mpo-train files, GGUF files
+/// and Hugging Face directories carry one), if it says.
+func checkpointCodec(_ path: String) throws -> TextCodec? { try TextCodec.of(checkpoint: URL(fileURLWithPath: path)) }
+
+/// The data file in `codec`'s ids (a checkpoint's characters or tokenizer), or without one in the
+/// characters of the text itself.
+func loadDataset(_ url: URL, codec: TextCodec?) throws -> TextDataset {
+    if let codec { return try TextDataset(url: url, codec: codec) }
+    return try TextDataset(url: url)
 }
 
 extension MPOStrategy: ExpressibleByArgument {}

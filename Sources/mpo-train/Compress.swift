@@ -31,6 +31,16 @@ struct Compress: ParsableCommand {
     @Option(help: "Bond dimension χ of the linear layers (omit to keep them as they are).") var chi: Int?
     @Option(help: "Parameter budget of the whole model: a χ per layer, chosen greedily from the layers' TT-SVD errors.") var params: Int?
     @Option(help: "Compression ratio of the whole model: --params = dense parameters / R.") var ratio: Double?
+    @Option(name: .customLong("linear-ratio"), help: "Compression ratio of the linear layers alone (an LLM's embedding stays): their cores get 1/R of their dense parameters.")
+    var linearRatio: Double?
+    @Option(help: ArgumentHelp("Sites of every linear layer's MPO: 2, 3 or 4 (the chooser's cheapest factorisation with that many sites), or svd (plain truncated SVD, W ≈ U·Vᵀ). Default: the chooser's (2 or 3).", valueName: "n|svd"))
+    var sites: String?
+    @Option(help: ArgumentHelp("How the budget's χ per layer is found: spectra (one SVD per unfolding, the TT-SVD bound; exact for two sites — seconds for an LLM) or ttsvd (a TT-SVD per candidate χ). Default: ttsvd below 4M linear parameters, else spectra.", valueName: "spectra|ttsvd"))
+    var allocation: String?
+    @Option(help: ArgumentHelp("With --allocation spectra: max levels the layers' relative errors (grow the worst layer), sum removes the most error² per parameter (BondAllocator's rule).", valueName: "max|sum"))
+    var objective: String = "max"
+    @Option(name: .customLong("eval-context"), help: "Window of the validation numbers (default: the model's context, at most 512).")
+    var evalContext: Int?
     @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed (with --params/--ratio).")
     var sensitivity: Int?
     @Option(name: .customLong("min-chi"), help: "Every layer's χ at least this (with --params/--ratio; default: half the uniform χ that fits the budget, so no layer is starved).")
@@ -40,40 +50,73 @@ struct Compress: ParsableCommand {
     @Option(help: "Output checkpoint.") var out: String
     @Option(help: "Optional relative tolerance per TT-SVD step (smaller bonds where it suffices).") var tolerance: Double?
     @Option(help: "Text for the validation numbers (default: Tiny Shakespeare).") var data: String?
-    @Option(name: .customLong("eval-batches"), help: "Validation batches (of 8 windows of the model's context).") var evalBatches = 20
+    @Option(name: .customLong("eval-batches"), help: "Validation batches (of 8 windows of --eval-context tokens); 0 skips the validation numbers.") var evalBatches = 20
     @Option(help: "Seed of the evaluation batches.") var seed: UInt64 = 2024
     @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
         if let chi, chi < 1 { throw ValidationError("--chi must be ≥ 1 (got \(chi))") }
-        let budgets = [chi != nil, params != nil, ratio != nil].filter { $0 }.count
-        guard budgets <= 1 else { throw ValidationError("give one of --chi, --params and --ratio") }
-        guard budgets == 1 || embedding != nil else { throw ValidationError("give --chi, --params or --ratio, --embedding, or both") }
+        let budgets = [chi != nil, params != nil, ratio != nil, linearRatio != nil].filter { $0 }.count
+        guard budgets <= 1 else { throw ValidationError("give one of --chi, --params, --ratio and --linear-ratio") }
+        guard budgets == 1 || embedding != nil else { throw ValidationError("give --chi, --params, --ratio or --linear-ratio, --embedding, or both") }
         if let ratio, !(ratio > 1) { throw ValidationError("--ratio must be > 1 (got \(ratio))") }
-        if sensitivity != nil && params == nil && ratio == nil { throw ValidationError("--sensitivity goes with --params or --ratio") }
-        if minChi != nil && params == nil && ratio == nil { throw ValidationError("--min-chi goes with --params or --ratio") }
+        if let linearRatio, !(linearRatio > 1) { throw ValidationError("--linear-ratio must be > 1 (got \(linearRatio))") }
+        let budgeted = params != nil || ratio != nil || linearRatio != nil
+        if sensitivity != nil && !budgeted { throw ValidationError("--sensitivity goes with --params, --ratio or --linear-ratio") }
+        if minChi != nil && !budgeted { throw ValidationError("--min-chi goes with --params, --ratio or --linear-ratio") }
+        if let allocation, !["spectra", "ttsvd"].contains(allocation) { throw ValidationError("--allocation is spectra or ttsvd (got \(allocation))") }
+        if let evalContext, evalContext < 2 { throw ValidationError("--eval-context must be ≥ 2 (got \(evalContext))") }
+        let siteCount: Int? = try sites.map { s in
+            if s == "svd" { return 0 }
+            guard let n = Int(s), (2...4).contains(n) else { throw ValidationError("--sites is 2, 3, 4 or svd (got \(s))") }
+            return n
+        }
         if let minChi, minChi < 1 { throw ValidationError("--min-chi must be ≥ 1 (got \(minChi))") }
         let device = try deviceOptions.make()
-        let dense = try loadCheckpoint(checkpoint, device: device, hints: shape.hints)
-        let vocab = try checkpointVocabulary(checkpoint)
-        let data = try TextDataset(url: try resolveData(self.data), vocabulary: vocab)
-        try data.validate(time: dense.config.context)
-        guard data.vocabulary.count == dense.config.vocabularySize else {
-            throw ModelError("the data has \(data.vocabulary.count) distinct characters but the model's vocabulary has \(dense.config.vocabularySize); pass its training text with --data")
+        let dense = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference)
+        let codec = try checkpointCodec(checkpoint)
+        let data = try loadDataset(try resolveData(self.data), codec: codec)
+        let window = min(evalContext ?? min(dense.config.context, 512), dense.config.context)
+        try data.validate(time: window)
+        guard data.characters == nil ? data.vocabularySize <= dense.config.vocabularySize : data.vocabularySize == dense.config.vocabularySize else {
+            throw ModelError("the data has \(data.vocabularySize) distinct characters but the model's vocabulary has \(dense.config.vocabularySize); pass its training text with --data")
         }
         func evaluate(_ m: Transformer) throws -> (Double, Double) {   // the same batches before and after
             var rng = SplitMix64(seed: seed)
-            return try m.evaluate(data.validation, batches: evalBatches, batchSize: 8, time: m.config.context, rng: &rng)
+            guard evalBatches > 0 else { return (.nan, .nan) }
+            return try m.evaluate(data.validation, batches: evalBatches, batchSize: 8, time: window, rng: &rng)
         }
         let before = try evaluate(dense)
         var model = dense, reports: [LayerCompression] = []
-        if let chi { (model, reports) = try Compression.compress(dense, chi: chi, relativeTolerance: tolerance) }
-        if params != nil || ratio != nil {
-            let budget = params ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
-            let allocation = try allocate(dense, budget: budget, validation: data.validation)
+        // Every layer's factorisation: --sites, or the chooser's at the χ in play.
+        func factorizations(chi c: Int) -> [String: MPOFactorization] {
+            var out: [String: MPOFactorization] = [:]
+            for l in dense.config.linearLayers {
+                switch siteCount {
+                case nil: out[l.name] = Compression.factorization(of: l.name, in: dense, chi: c)
+                case 0?: out[l.name] = MPOFactorization.lowRank(out: l.out, in: l.in)
+                case let n?: out[l.name] = MPOFactorization.cheapest(out: l.out, in: l.in, chi: c, minSites: n, maxSites: n)
+                }
+            }
+            return out
+        }
+        if let chi {
+            (model, reports) = try Compression.compress(dense, chi: chi, factorizations: siteCount == nil ? [:] : factorizations(chi: chi),
+                                                        relativeTolerance: tolerance)
+        }
+        if budgeted {
+            let linearDense = dense.config.linearLayers.reduce(0) { $0 + $1.out * $1.in }
+            let fixed = dense.parameterCount - linearDense
+            let budget = params ?? linearRatio.map { fixed + Int((Double(linearDense) / $0).rounded(.down)) }
+                ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
+            let allocation = try allocate(dense, budget: budget, fixed: fixed, factorizations: factorizations(chi: 8),
+                                          spectral: (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
+                                          validation: data.validation)
             (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: allocation.bonds, factorizations: allocation.factorizations, relativeTolerance: tolerance)
-            print("budget \(budget) parameters: allocation of \(allocation.modelParameters)")
+            print("budget \(budget) parameters: allocation of \(allocation.modelParameters)"
+                  + String(format: " (linear layers %d → %d, %.2f× fewer)", linearDense, allocation.modelParameters - fixed,
+                           Double(linearDense) / Double(allocation.modelParameters - fixed)))
         }
         for r in reports {
             print(pad(r.layer, 22) + pad(r.factorization, 22) + lpad(r.bonds.map(String.init).joined(separator: ","), 12)
@@ -97,31 +140,54 @@ struct Compress: ParsableCommand {
         if let chi { meta["chi"] = "\(chi)" }
         if let params { meta["params"] = "\(params)" }
         if let ratio { meta["ratio"] = "\(ratio)" }
+        if let linearRatio { meta["linear_ratio"] = "\(linearRatio)" }
+        if let sites { meta["sites"] = sites }
         if let embedding { meta["embedding"] = embedding }
-        meta["vocab"] = data.vocabulary.string
+        meta.merge(try data.codec.metadata()) { $1 }
         try ModelCheckpoint.save(model, to: URL(fileURLWithPath: out), metadata: meta)
         print(String(format: "parameters %d → %d (%.1f× smaller)", dense.parameterCount, model.parameterCount,
                      Double(dense.parameterCount) / Double(model.parameterCount)))
-        print(String(format: "validation before: loss %.4f acc %.2f%%   after: loss %.4f acc %.2f%%",
-                     before.0, 100 * before.1, after.0, 100 * after.1))
-        print("wrote \(out); fine-tune with: mpo-train train --init \(out) --steps 500 --lr 1e-4")
+        if evalBatches > 0 {
+            print(String(format: "validation (%d × 8 windows of %d tokens) before: loss %.4f (perplexity %.2f) acc %.2f%%   after: loss %.4f (perplexity %.2f) acc %.2f%%",
+                         evalBatches, window, before.0, exp(before.0), 100 * before.1, after.0, exp(after.0), 100 * after.1))
+        }
+        print("wrote \(out); heal it with: " + healingCommand(dense: dense))
+    }
+
+    /// The fine-tuning that won the quality back in results/: distillation from the original.
+    /// PicoGPT (results/compression-recipes): lr 4e-3, distill weight 0.5 at temperature 2,
+    /// 1,000 steps. A pretrained LLM (results/smollm2): a small learning rate on windows of
+    /// 256 tokens, the teacher's full distribution.
+    func healingCommand(dense: Transformer) -> String {
+        let data = self.data.map { " --data \($0)" } ?? ""
+        if dense.config.architecture.family == .picogpt {
+            return "mpo-train train --init \(out) --teacher \(checkpoint)\(data) --lr 4e-3 --distill-weight 0.5 --distill-temperature 2 --steps 1000 --warmup 100"
+        }
+        return "mpo-train train --init \(out) --teacher \(checkpoint)\(data) --lr 3e-4 --distill-weight 1 --distill-temperature 1 --batch 8 --context 256 --steps 300 --warmup 30"
     }
 
     /// The budgeted allocation, with sensitivity weights when asked (probe χ: the uniform χ whose
     /// model is nearest the budget), every layer at χ ≥ --min-chi (default half the largest
     /// uniform χ that fits).
-    func allocate(_ dense: Transformer, budget: Int, validation: [Int32]) throws -> BondAllocation {
+    func allocate(_ dense: Transformer, budget: Int, fixed: Int, factorizations: [String: MPOFactorization], spectral: Bool,
+                  validation: [Int32]) throws -> BondAllocation {
         var weights: [String: Double] = [:]
-        func size(_ c: Int) -> Int { var cfg = dense.config; cfg.chi = c; return cfg.parameterLayout().parameterCount }
-        let uniform = (1...256).last { size($0) <= budget } ?? 1
+        let fs = dense.config.linearLayers.map { factorizations[$0.name]! }
+        func size(_ c: Int) -> Int { fixed + fs.reduce(0) { $0 + $1.parameterCount(bonds: $1.cappedBonds(chi: c)) } }
+        let uniform = (1...4096).last { size($0) <= budget } ?? 1
         let floor = minChi ?? max(1, uniform / 2)
         print("allocation: every layer χ ≥ \(floor)\(minChi == nil ? " (half of χ = \(uniform), the largest uniform χ that fits)" : "")")
         if let sensitivity {
-            let probe = (1...256).min { abs(size($0) - budget) < abs(size($1) - budget) }!
+            let probe = (1...4096).min { abs(size($0) - budget) < abs(size($1) - budget) }!
             weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity)
             print("sensitivity at χ = \(probe) (loss increase per unit relative error², \(sensitivity) batches):")
             for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
         }
-        return try BondAllocator.allocate(dense, parameters: budget, weights: weights, minimumChi: floor)
+        if spectral {
+            let spectra = try SpectralAllocator.spectra(dense, factorizations: factorizations)
+            guard let o = SpectralAllocator.Objective(rawValue: objective) else { throw ValidationError("--objective is max or sum (got \(objective))") }
+            return try SpectralAllocator.allocate(spectra, fixed: fixed, parameters: budget, weights: weights, minimumChi: floor, objective: o)
+        }
+        return try BondAllocator.allocate(dense, parameters: budget, factorizations: factorizations, weights: weights, minimumChi: floor)
     }
 }

@@ -49,23 +49,13 @@ struct Eval: ParsableCommand {
         let T = shape.context ?? model.config.context
         guard T <= model.config.context else { throw ValidationError("--context \(T) is longer than the model's context \(model.config.context)") }
         let url = try resolveData(self.data)
-        let tokens: [Int32]
-        if let codec = try TextCodec.of(checkpoint: URL(fileURLWithPath: checkpoint)), case .bpe = codec {
-            guard codec.count <= model.config.vocabularySize else {
-                throw ValidationError("the tokenizer has \(codec.count) tokens but the model's vocabulary \(model.config.vocabularySize)")
-            }
-            let text: String
-            do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw ValidationError("cannot read \(url.path) as UTF-8 text: \(error.localizedDescription)") }
-            let all = try codec.encode(text)
-            let n = Int(Double(all.count) * 0.9)
-            tokens = split == .all ? all : split == .train ? Array(all[..<n]) : Array(all[n...])
-        } else {
-            let data = try TextDataset(url: url, vocabulary: try checkpointVocabulary(checkpoint))
-            guard data.vocabulary.count == model.config.vocabularySize else {
-                throw ValidationError("the data has \(data.vocabulary.count) distinct characters but the model's vocabulary has \(model.config.vocabularySize); pass its training text with --data")
-            }
-            tokens = split == .all ? data.train + data.validation : split == .train ? data.train : data.validation
+        let data = try loadDataset(url, codec: try checkpointCodec(checkpoint))
+        guard data.characters == nil ? data.vocabularySize <= model.config.vocabularySize : data.vocabularySize == model.config.vocabularySize else {
+            throw ValidationError(data.characters == nil
+                ? "the tokenizer has \(data.vocabularySize) tokens but the model's vocabulary \(model.config.vocabularySize)"
+                : "the data has \(data.vocabularySize) distinct characters but the model's vocabulary has \(model.config.vocabularySize); pass its training text with --data")
         }
+        let tokens = split == .all ? data.train + data.validation : split == .train ? data.train : data.validation
         let batch = self.batch ?? max(1, min(8, (16 << 20) / max(T * model.config.vocabularySize, 1)))
         let t0 = DispatchTime.now().uptimeNanoseconds
         let r = split == .all ? try model.evaluateSequence(tokens, context: T, batchSize: batch)

@@ -48,7 +48,7 @@ struct Sample: ParsableCommand {
         if let c = try TextCodec.of(checkpoint: URL(fileURLWithPath: checkpoint)) {
             codec = c
         } else {
-            codec = .characters(try TextDataset(url: try resolveData(data)).vocabulary)
+            codec = try TextDataset(url: try resolveData(data)).codec
         }
         guard codec.count <= model.config.vocabularySize, codec.tokenizer != nil || codec.count == model.config.vocabularySize else {
             throw ValidationError("the vocabulary has \(codec.count) tokens but the model expects \(model.config.vocabularySize); pass the training text with --data")

@@ -37,14 +37,14 @@ struct Sweep: ParsableCommand {
         let device = try deviceOptions.make()
         let root = URL(fileURLWithPath: out)
         var denseFile: URL? = nil
-        var vocab: Vocabulary? = nil
+        var codec: TextCodec? = nil
         if let finetuneFrom {
             denseFile = URL(fileURLWithPath: finetuneFrom)
-            vocab = try checkpointVocabulary(finetuneFrom)
+            codec = try checkpointCodec(finetuneFrom)
         }
-        let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab)
+        let data = try loadDataset(try recipe.dataURL(), codec: codec)
         let embeddingKind: EmbeddingKind
-        do { embeddingKind = try EmbeddingKind.parse(embedding, vocabulary: data.vocabulary.count, channels: 128) } catch {
+        do { embeddingKind = try EmbeddingKind.parse(embedding, vocabulary: data.vocabularySize, channels: 128) } catch {
             throw ValidationError("\(error)")
         }
         var runs: [(URL, String?)] = []
@@ -61,7 +61,7 @@ struct Sweep: ParsableCommand {
                 if let c { model = try Compression.compress(dense, chi: c).0 } else { model = dense; options.steps = 0 }
             } else {
                 var config = c.map { ModelConfig.mpo(chi: $0) } ?? .picoGPT
-                config.vocabularySize = data.vocabulary.count
+                config.vocabularySize = data.vocabularySize
                 if c != nil { config.tokenEmbedding = embeddingKind }
                 model = try Transformer(config: config, device: device)
                 try model.initialize(seed: recipe.seed)

@@ -23,7 +23,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("d-model"), help: "Model width.") var dModel = 128
     @Option(help: "Attention heads (must divide --d-model; default 4). With --init, only for a checkpoint without config metadata.") var heads: Int?
     @Option(name: .customLong("d-ff"), help: "Feed-forward width.") var dFF = 512
-    @Option(help: "Context length (also the training window; default 256, --preset quick 64).") var context: Int?
+    @Option(help: "Context length (also the training window; default 256, --preset quick 64). With --init: the training window only (default: the model's context, at most 1,024).") var context: Int?
     @Option(help: ArgumentHelp("Token embedding: dense, tt:R (per-token tensor trains of rank R over d_model's factors, [4,4,8] for 128; tt:R:4x4x8 picks them) or mpo:χ (the whole table as an MPO).", valueName: "kind"))
     var embedding = "dense"
 
@@ -233,16 +233,18 @@ struct Train: ParsableCommand {
     /// The run as one rank of `ranks` (the whole run for one process).
     func train(_ ranks: Ranks) throws {
         let device = try deviceOptions.make(rankOnNode: ranks.rankOnNode)
-        // A checkpoint's vocabulary wins: the data must be written in it.
-        let vocab = try initFrom.flatMap(checkpointVocabulary)
-        let data = try TextDataset(url: try recipe.dataURL(), vocabulary: vocab)
+        // A checkpoint's vocabulary or tokenizer wins: the data is read in it.
+        let data = try loadDataset(try recipe.dataURL(), codec: try initFrom.flatMap(checkpointCodec))
         let model: Transformer
         var name: String
         if let initFrom {
-            model = try loadCheckpoint(initFrom, device: device, hints: modelOptions.hints)
+            // --context is the training window here; it describes the model only for a file
+            // that does not say its context (a PyTorch state_dict).
+            do { model = try loadCheckpoint(initFrom, device: device, hints: ShapeHints(heads: modelOptions.heads, context: nil)) }
+            catch is ValidationError { model = try loadCheckpoint(initFrom, device: device, hints: modelOptions.hints) }
             name = URL(fileURLWithPath: initFrom).deletingPathExtension().lastPathComponent + "-finetune"
         } else {
-            model = try Transformer(config: try modelOptions.config(vocabularySize: data.vocabulary.count,
+            model = try Transformer(config: try modelOptions.config(vocabularySize: data.vocabularySize,
                                                                     defaultContext: recipe.preset.context), device: device)
             try model.initialize(seed: recipe.seed)
             name = (modelOptions.arch == .picogpt ? "" : "\(modelOptions.arch.rawValue)-")
@@ -252,7 +254,13 @@ struct Train: ParsableCommand {
         model.mpoStrategy = modelOptions.strategy
         let dir = URL(fileURLWithPath: out ?? "runs/\(name)")
         name = dir.lastPathComponent
-        var options = recipe.options(context: model.config.context)
+        // The training window: the model's context, or with --init the --context given (a
+        // pretrained model's context, 8,192 for SmolLM2, is rarely the window to fine-tune on).
+        let window = initFrom == nil ? model.config.context : modelOptions.context ?? min(model.config.context, 1024)
+        guard window <= model.config.context else {
+            throw ValidationError("--context \(window) is longer than the model's context \(model.config.context)")
+        }
+        var options = recipe.options(context: window)
         try compression.apply(to: &options)
         let trainer = try Trainer(model: model, data: data, options: options, directory: dir, collective: ranks.collective)
         if let poisonGradient {

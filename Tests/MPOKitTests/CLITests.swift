@@ -206,7 +206,7 @@ struct CLITests {
         let val = try TextDataset(text: Tiny.text).validation.count
         #expect(obj["windows"] as? Int == (val - 1) / 16 && obj["tokens"] as? Int == (val - 1) / 16 * 16)
         let loss = try #require(obj["val_loss"] as? Double)
-        #expect(abs(loss - log(Double(try TextDataset(text: Tiny.text).vocabulary.count))) < 0.05)   // untrained: ≈ log V
+        #expect(abs(loss - log(Double(try TextDataset(text: Tiny.text).vocabularySize))) < 0.05)   // untrained: ≈ log V
         // --split all: the whole text in windows of --context, the last one shorter, n − 1 predictions.
         (code, stdout, err) = try CLI.run(["eval", "--checkpoint", ckpt, "--data", text.path, "--split", "all", "--context", "7", "--json"])
         #expect(code == 0, "\(err)")
@@ -216,7 +216,7 @@ struct CLITests {
         #expect(abs((all["perplexity"] as! Double) - exp(all["loss"] as! Double)) < 1e-9)
         // tokenize: a character model's ids are its vocabulary's indices.
         (code, stdout, err) = try CLI.run(["tokenize", "--checkpoint", ckpt, "--text", "ab", "--json"])
-        let abIDs = try TextDataset(text: Tiny.text).vocabulary.encode("ab").map(Int.init)
+        let abIDs = try TextDataset(text: Tiny.text).characters!.encode("ab").map(Int.init)
         let expected = "{\"ids\":\(abIDs)}".replacingOccurrences(of: " ", with: "")
         #expect(code == 0 && stdout.contains(expected), "\(stdout) \(err)")
         // A budgeted compression of it fits the budget and says so.

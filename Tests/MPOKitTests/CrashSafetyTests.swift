@@ -13,7 +13,7 @@ struct CrashSafetyTests {
     func nanStopsTheRun() throws {
         let data = try Tiny.data()
         let dir = Tiny.tempDir()
-        let m = try Transformer(config: Tiny.config(vocabulary: data.vocabulary.count), device: CPUDevice())
+        let m = try Transformer(config: Tiny.config(vocabulary: data.vocabularySize), device: CPUDevice())
         try m.initialize(seed: 1)
         let t = try Trainer(model: m, data: data, options: Tiny.options(steps: 20), directory: dir)
         t.onStep = { r in if r.step == 7 { try m.setParameter("ln_f.weight", [Float](repeating: .nan, count: 32)) } }
@@ -26,7 +26,7 @@ struct CrashSafetyTests {
         _ = try ModelCheckpoint.loadModel(t.checkpointURL, device: CPUDevice())   // finite and complete
         // With --skip-nonfinite the run finishes; every step after the fault is skipped, and the
         // broken model is never saved.
-        let m2 = try Transformer(config: Tiny.config(vocabulary: data.vocabulary.count), device: CPUDevice())
+        let m2 = try Transformer(config: Tiny.config(vocabulary: data.vocabularySize), device: CPUDevice())
         try m2.initialize(seed: 1)
         let t2 = try Trainer(model: m2, data: data, options: Tiny.options(steps: 20), directory: Tiny.tempDir())
         t2.skipNonFinite = 100

@@ -47,7 +47,7 @@ struct LargeModelTests {
         var losses: [[Double]] = []
         for limit in [Int.max, 5_000] {
             let device = CPUDevice(maxBufferElements: limit)
-            let m = try Transformer(config: Tiny.config(vocabulary: data.vocabulary.count, chi: 4), device: device)
+            let m = try Transformer(config: Tiny.config(vocabulary: data.vocabularySize, chi: 4), device: device)
             try m.initialize(seed: 2)
             let opt = try AdamW(model: m)
             var rng = SplitMix64(seed: 3), l: [Double] = []

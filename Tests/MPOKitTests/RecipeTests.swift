@@ -92,7 +92,7 @@ struct RecipeTests {
         var options = Tiny.options(steps: 12)
         options.chiSchedule = try ChiSchedule(parsing: "6@0,3@6")
         options.evalInterval = 4
-        let config = Tiny.config(vocabulary: data.vocabulary.count)   // dense: compressed at step 0
+        let config = Tiny.config(vocabulary: data.vocabularySize)   // dense: compressed at step 0
         func trainer(_ dir: URL) throws -> Trainer {
             let m = try Transformer(config: config, device: CPUDevice(threads: 1))
             try m.initialize(seed: 1)

@@ -330,7 +330,7 @@ struct TTEmbeddingTests {
           arguments: ["tt r=2 [4,8]", "mpo χ=3"])
     func trainsAndGenerates(kind: String) throws {
         let data = try Tiny.data()
-        var c = Tiny.config(vocabulary: data.vocabulary.count, chi: 4)
+        var c = Tiny.config(vocabulary: data.vocabularySize, chi: 4)
         c.tokenEmbedding = TT.kind(kind)(c.vocabularySize, c.channels)
         let m = try Transformer(config: c, device: CPUDevice())
         try m.initialize(seed: 3)

@@ -46,10 +46,10 @@ struct TrainerTests {
     @Test("Tiny Shakespeare splits into 1,003,854 train and 111,540 validation tokens of 65 characters")
     func dataSplit() throws {
         let d = try TextDataset(url: Reference.dataFile)
-        #expect(d.vocabulary.count == 65)
+        #expect(d.vocabularySize == 65)
         #expect(d.train.count == 1_003_854)
         #expect(d.validation.count == 111_540)
-        #expect(d.vocabulary.string == (try Reference.json("dense_seed2024.json")["vocab"] as! String))
+        #expect(d.characters!.string == (try Reference.json("dense_seed2024.json")["vocab"] as! String))
     }
 
     @Test("batches are windows with targets shifted by one, reproducible from the seed")
@@ -68,7 +68,7 @@ struct TrainerTests {
     func resumeIsBitExact(chi: Int?, family: ModelFamily) throws {
         let data = try Tiny.data()
         let arch = family == .llama ? Architecture.llama(kvHeads: 1) : .preset(family)
-        var cfg = Tiny.config(vocabulary: data.vocabulary.count, chi: chi, architecture: arch)
+        var cfg = Tiny.config(vocabulary: data.vocabularySize, chi: chi, architecture: arch)
         if let chi, family != .picogpt { cfg = cfg.choosingFactorizations(chi: chi) }
         func fresh() throws -> Transformer {
             let m = try Transformer(config: cfg, device: CPUDevice())
@@ -102,12 +102,12 @@ struct TrainerTests {
     func checkpointRoundTrip() throws {
         let data = try Tiny.data()
         let dir = Tiny.tempDir()
-        let m = try Transformer(config: Tiny.config(vocabulary: data.vocabulary.count, chi: 3), device: CPUDevice())
+        let m = try Transformer(config: Tiny.config(vocabulary: data.vocabularySize, chi: 3), device: CPUDevice())
         try m.initialize(seed: 1)
         let t = try Trainer(model: m, data: data, options: Tiny.options(steps: 5), directory: dir)
         try t.run()
         let file = try ModelCheckpoint.open(t.checkpointURL)
-        #expect(file.metadata["vocab"] == data.vocabulary.string)
+        #expect(file.metadata["vocab"] == data.characters!.string)
         #expect(file.metadata["step"] == "5")
         let loaded = try ModelCheckpoint.loadModel(t.checkpointURL, device: CPUDevice())
         #expect(loaded.config == m.config)
@@ -168,7 +168,7 @@ struct TrainingStepTests {
         let data = try Tiny.data()
         var weights: [[Float]] = [], norms: [[Double]] = []
         for fused in [true, false] {
-            let m = try Transformer(config: Tiny.config(vocabulary: data.vocabulary.count, chi: 4), device: CPUDevice())
+            let m = try Transformer(config: Tiny.config(vocabulary: data.vocabularySize, chi: 4), device: CPUDevice())
             try m.initialize(seed: 5)
             var o = TrainOptions(); o.clip = clip
             let opt = try AdamW(model: m, options: o)

@@ -47,11 +47,18 @@ public final class CPUDevice: ComputeDevice {
     public func makeBuffer(count: Int, label: String) throws -> DeviceBuffer {
         guard count >= 0 else { throw DeviceError("cannot allocate '\(label)' with \(count) elements") }
         let bytes = max(count, 1) * 4
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        // A request beyond the machine's memory is an error naming the tensor, not an abort (an
+        // --init model's full context as the training window asks for ~100 GB).
+        let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        var memory: UnsafeMutableRawPointer? = nil
+        guard bytes + ledger.bytes <= physical, posix_memalign(&memory, 64, bytes) == 0, let raw = memory else {
+            throw DeviceError(String(format: "out of memory: '%@' needs %.2f GB on top of %.2f GB held, and the machine has %.1f GB; use a smaller --batch or --context",
+                                     label, Double(bytes) / 1e9, Double(ledger.bytes) / 1e9, Double(physical) / 1e9))
+        }
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         ledger.add(bytes)
         let l = ledger
-        return DeviceBuffer(count: count, label: label, owner: ObjectIdentifier(self), handle: raw) { $0.deallocate(); l.add(-bytes) }
+        return DeviceBuffer(count: count, label: label, owner: ObjectIdentifier(self), handle: raw) { free($0); l.add(-bytes) }
     }
 
     @inline(__always) func ptr(_ v: TensorView) -> UnsafeMutablePointer<Float> {

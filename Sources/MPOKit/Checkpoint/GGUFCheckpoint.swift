@@ -64,12 +64,19 @@ public enum GGUFCheckpoint {
 
     /// Hugging Face rows from ggml's rotary layout: within each of `heads` heads of hd rows,
     /// HF row i·hd/2 + j = stored row 2j + i.
-    static func unpermute(_ w: [Float], heads: Int, columns: Int) -> [Float] {
+    static func unpermute(_ w: [Float], heads: Int, columns: Int) -> [Float] { rotaryRows(w, heads: heads, columns: columns, toGGML: false) }
+
+    /// ggml's rotary layout from Hugging Face rows (the inverse of `unpermute`).
+    static func permute(_ w: [Float], heads: Int, columns: Int) -> [Float] { rotaryRows(w, heads: heads, columns: columns, toGGML: true) }
+
+    /// Rows moved between the layouts: HF row i·hd/2 + j ↔ stored row 2j + i within each head.
+    private static func rotaryRows(_ w: [Float], heads: Int, columns: Int, toGGML: Bool) -> [Float] {
         let rows = w.count / columns, hd = rows / heads
         var out = [Float](repeating: 0, count: w.count)
         for h in 0..<heads { for i in 0..<2 { for j in 0..<(hd / 2) {
             let hf = h * hd + i * hd / 2 + j, stored = h * hd + 2 * j + i
-            out[(hf * columns)..<((hf + 1) * columns)] = w[(stored * columns)..<((stored + 1) * columns)]
+            let (to, from) = toGGML ? (stored, hf) : (hf, stored)
+            out[(to * columns)..<((to + 1) * columns)] = w[(from * columns)..<((from + 1) * columns)]
         } } }
         return out
     }

@@ -16,6 +16,7 @@
 import Foundation
 import SafeTensors
 import TensorTrain
+import Tokenizers
 
 public enum HFCheckpoint {
     /// Whether `url` is a directory holding config.json.
@@ -289,5 +290,19 @@ public enum HFCheckpoint {
         guard rename(tmp.path, dir.appendingPathComponent("config.json").path) == 0 else {
             throw ModelError("cannot write \(dir.appendingPathComponent("config.json").path) (errno \(errno))")
         }
+    }
+}
+
+extension HFCheckpoint {
+    /// tokenizer.json and tokenizer_config.json (BOS/EOS tokens, the chat template) for transformers.
+    public static func saveTokenizer(_ t: BPETokenizer, to dir: URL) throws {
+        try t.tokenizerJSON().write(to: dir.appendingPathComponent("tokenizer.json"), options: .atomic)
+        var cfg: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": false,
+                                  "model_max_length": 1_000_000_000]
+        if let b = t.bos { cfg["bos_token"] = t.tokens[b] }
+        if let e = t.eos { cfg["eos_token"] = t.tokens[e] }
+        if let tpl = t.chatTemplate { cfg["chat_template"] = tpl }
+        try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys])
+            .write(to: dir.appendingPathComponent("tokenizer_config.json"), options: .atomic)
     }
 }

@@ -47,7 +47,10 @@ public enum TextCodec {
     /// The codec a checkpoint carries: a GGUF's tokenizer, a Hugging Face directory's
     /// tokenizer.json, an mpo-train checkpoint's tokenizer or character vocabulary; nil if none.
     public static func of(checkpoint url: URL) throws -> TextCodec? {
-        if GGUFCheckpoint.isGGUF(url) { return .bpe(try ggufTokenizer(try GGUFCheckpoint.open(url))) }
+        if GGUFCheckpoint.isGGUF(url) {
+            let f = try GGUFCheckpoint.open(url)
+            return f.metadata["tokenizer.ggml.tokens"] == nil ? nil : .bpe(try ggufTokenizer(f))   // none is none; a broken one is named
+        }
         if HFCheckpoint.isModelDirectory(url) {
             let file = url.appendingPathComponent("tokenizer.json")
             guard FileManager.default.fileExists(atPath: file.path) else { return nil }
@@ -55,12 +58,32 @@ public enum TextCodec {
             if let cfg = try? HFCheckpoint.json(url.appendingPathComponent("tokenizer_config.json")) { template = cfg["chat_template"] as? String }
             do { return .bpe(try BPETokenizer.fromTokenizerJSON(file, chatTemplate: template)) } catch { throw ModelError("\(error)") }
         }
-        let f = try ModelCheckpoint.open(url)
-        if let json = f.metadata["tokenizer"] {
-            do { return .bpe(try BPETokenizer.fromTokenizerJSON(data: Data(json.utf8), chatTemplate: f.metadata["chat_template"])) }
-            catch { throw ModelError("\(url.path): its stored tokenizer: \(error)") }
+        return try of(metadata: ModelCheckpoint.open(url).metadata, source: url.path)
+    }
+
+    /// The codec stored in an mpo-train checkpoint's metadata (`metadata()`), if any.
+    public static func of(metadata m: [String: String], source: String) throws -> TextCodec? {
+        if let json = m["tokenizer"] {
+            do {
+                return .bpe(try BPETokenizer.fromTokenizerJSON(data: Data(json.utf8), chatTemplate: m["chat_template"],
+                                                               bos: m["bos_token_id"].flatMap { Int($0) }, eos: m["eos_token_id"].flatMap { Int($0) }))
+            } catch { throw ModelError("\(source): its stored tokenizer: \(error)") }
         }
-        return f.metadata["vocab"].map { .characters(Vocabulary(string: $0)) }
+        return m["vocab"].map { .characters(Vocabulary(string: $0)) }
+    }
+
+    /// What an mpo-train checkpoint stores so that it can be used alone: the characters
+    /// ("vocab"), or the tokenizer as tokenizer.json with its BOS/EOS ids and chat template.
+    public func metadata() throws -> [String: String] {
+        switch self {
+        case .characters(let v): return ["vocab": v.string]
+        case .bpe(let t):
+            var m = ["tokenizer": String(decoding: try t.tokenizerJSON(), as: UTF8.self)]
+            m["chat_template"] = t.chatTemplate
+            m["bos_token_id"] = t.bos.map(String.init)
+            m["eos_token_id"] = t.eos.map(String.init)
+            return m
+        }
     }
 
     /// The BPE tokenizer of a GGUF file's tokenizer.ggml.* metadata.

@@ -16,10 +16,9 @@ public struct TrainingState: Equatable, Sendable {
 }
 
 public enum TrainingCheckpoint {
-    public static func save(model: Transformer, optimizer: AdamW, state: TrainingState, vocabulary: Vocabulary,
+    public static func save(model: Transformer, optimizer: AdamW, state: TrainingState, codec: TextCodec,
                             to url: URL, extraMetadata: [String: String] = [:]) throws {
-        var meta = extraMetadata
-        meta["vocab"] = vocabulary.string
+        var meta = extraMetadata.merging(try codec.metadata()) { $1 }
         meta["step"] = "\(state.step)"
         meta["optimizer_step"] = "\(state.optimizerStep)"
         meta["rng_train"] = "\(state.trainRNG.state)"

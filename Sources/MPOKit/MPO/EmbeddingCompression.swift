@@ -152,7 +152,7 @@ extension Compression {
                                                         channels: c.channels, to: target)
         var config = c
         config.tokenEmbedding = kind
-        let out = try Transformer(config: config, device: model.device)
+        let out = try Transformer(config: config, device: model.device, purpose: model.purpose)
         for spec in out.layout.specs where !spec.role.isEmbedding {
             try out.setParameter(spec.name, try model.parameter(spec.name))
         }

@@ -1,7 +1,8 @@
-// Character-level data (docs/SPEC.md §6): the vocabulary is the sorted distinct characters (Unicode
-// scalars) of the text; the first 90 % of the token stream trains, the rest validates; a batch
-// is B random windows of T tokens (start uniform in [0, n − T)) and the same windows shifted by
-// one as targets.
+// Training text as token ids (docs/SPEC.md §6): PicoGPT's characters — the vocabulary is the sorted
+// distinct characters (Unicode scalars) of the text, or a checkpoint's — or a pretrained model's
+// BPE tokenizer (TextCodec). The first 90 % of the token stream trains, the rest validates; a
+// batch is B random windows of T tokens (start uniform in [0, n − T)) and the same windows
+// shifted by one as targets.
 
 import Foundation
 
@@ -44,10 +45,16 @@ public struct Vocabulary: Equatable, Sendable {
     }
 }
 
-public struct TextDataset: Sendable {
-    public let vocabulary: Vocabulary
+public struct TextDataset: @unchecked Sendable {
+    /// How the text became ids: characters, or a BPE tokenizer.
+    public let codec: TextCodec
     public let train: [Int32]
     public let validation: [Int32]
+
+    /// The character vocabulary of a character-level dataset (nil for BPE).
+    public var characters: Vocabulary? { if case .characters(let v) = codec { return v } else { return nil } }
+    /// The number of distinct token ids the model must have.
+    public var vocabularySize: Int { codec.count }
 
     /// Loads a UTF-8 text file. With `vocabulary`, the text must use only its characters
     /// (a model's vocabulary); otherwise the vocabulary is built from the text.
@@ -64,13 +71,27 @@ public struct TextDataset: Sendable {
 
     public init(text: String, vocabulary: Vocabulary? = nil, trainFraction: Double = 0.9, source: String = "text") throws {
         guard !text.isEmpty else { throw ModelError("data file \(source) is empty; training needs text") }
-        let vocab = vocabulary ?? Vocabulary(text: text)
+        try self.init(text: text, codec: .characters(vocabulary ?? Vocabulary(text: text)), trainFraction: trainFraction, source: source)
+    }
+
+    /// Loads a UTF-8 text file and encodes it with `codec` (a checkpoint's characters or tokenizer).
+    public init(url: URL, codec: TextCodec, trainFraction: Double = 0.9) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ModelError("cannot read data file \(url.path): \(error.localizedDescription). Pass an existing UTF-8 text file with --data")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw ModelError("data file \(url.path) is not valid UTF-8 text") }
+        try self.init(text: text, codec: codec, trainFraction: trainFraction, source: url.path)
+    }
+
+    public init(text: String, codec: TextCodec, trainFraction: Double = 0.9, source: String = "text") throws {
+        guard !text.isEmpty else { throw ModelError("data file \(source) is empty; training needs text") }
         let tokens: [Int32]
-        do { tokens = try vocab.encode(text) } catch {
+        do { tokens = try codec.encode(text) } catch {
             throw ModelError("\(source): \(error) — train a new model on this data or use text the checkpoint's vocabulary covers")
         }
         let n = Int(Double(tokens.count) * trainFraction)
-        self.vocabulary = vocab
+        self.codec = codec
         train = Array(tokens[..<n])
         validation = Array(tokens[n...])
     }

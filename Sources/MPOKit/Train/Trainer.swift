@@ -81,8 +81,11 @@ public final class Trainer {
         guard options.time <= model.config.context else {
             throw ModelError("--context \(options.time) exceeds the model's context \(model.config.context)")
         }
-        guard data.vocabulary.count == model.config.vocabularySize else {
-            throw ModelError("the data has \(data.vocabulary.count) distinct characters but the model's vocabulary has \(model.config.vocabularySize)")
+        // A tokenizer may cover fewer ids than a (padded) embedding; characters must match exactly.
+        guard data.characters == nil ? data.vocabularySize <= model.config.vocabularySize : data.vocabularySize == model.config.vocabularySize else {
+            throw ModelError(data.characters == nil
+                ? "the data's tokenizer has \(data.vocabularySize) tokens but the model's vocabulary has \(model.config.vocabularySize)"
+                : "the data has \(data.vocabularySize) distinct characters but the model's vocabulary has \(model.config.vocabularySize)")
         }
         try data.validate(time: options.time)
         self.model = model
@@ -209,7 +212,7 @@ public final class Trainer {
                 state.optimizerStep = optimizer.step
                 try dataParallel?.checkAgreement(model, at: s)
                 if isRoot {
-                    try TrainingCheckpoint.save(model: model, optimizer: optimizer, state: state, vocabulary: data.vocabulary,
+                    try TrainingCheckpoint.save(model: model, optimizer: optimizer, state: state, codec: data.codec,
                                                 to: checkpointURL)
                     try onCheckpoint(checkpointURL, s)
                 }

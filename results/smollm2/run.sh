@@ -1,0 +1,72 @@
+#!/bin/bash
+# results/smollm2: compress SmolLM2-135M-Instruct (the wheel's Q4_1 GGUF) at several linear-layer
+# ratios and factorisations, heal some with distillation from the original, evaluate everything on
+# Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
+# Every step skips what it already wrote, so a stopped run continues where it stopped.
+#
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|eval|bench
+#
+# Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
+# JSON lines this writes to results/smollm2/*.jsonl.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+B=${B:-$ROOT/.build/release/mpo-train}
+M=${M:?set M to SmolLM2-135M-Instruct.Q4_1.gguf}
+RUNS=${RUNS:-/work/runs/smollm2}
+SHAKESPEARE=$ROOT/Data/tinyshakespeare.txt
+HELDOUT=${HELDOUT:-/usr/share/common-licenses/GPL-3}   # general English no healing step saw (Debian's base-files)
+mkdir -p "$RUNS"
+
+# name → compress arguments
+declare -A COMPRESS=(
+  [svd-r1.5]="--linear-ratio 1.5 --sites svd"  [mpo2-r1.5]="--linear-ratio 1.5 --sites 2"
+  [svd-r2]="--linear-ratio 2 --sites svd"      [mpo2-r2]="--linear-ratio 2 --sites 2"   [mpo3-r2]="--linear-ratio 2 --sites 3"
+  [mpo4-r2]="--linear-ratio 2 --sites 4"
+  [svd-r3]="--linear-ratio 3 --sites svd"      [mpo2-r3]="--linear-ratio 3 --sites 2"
+  [svd-r5]="--linear-ratio 5 --sites svd"      [mpo2-r5]="--linear-ratio 5 --sites 2"
+)
+# healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
+# dense control fine-tunes the original with the same loss, data and steps.
+HEAL="--teacher $M --data $SHAKESPEARE --lr 5e-4 --distill-weight 0.5 --distill-temperature 1 --batch 4 --context 256 --warmup 20 --eval-interval 50 --eval-batches 8 --seed 2024"
+HEAL_STEPS=${HEAL_STEPS:-100}
+
+compress() {
+  for name in "$@"; do
+    [ -f "$RUNS/$name.safetensors" ] && continue
+    /usr/bin/time -f "%e s, peak RSS %M KB" "$B" compress --checkpoint "$M" ${COMPRESS[$name]} --eval-batches 0 \
+      --out "$RUNS/$name.safetensors" > "$RUNS/$name.compress.log" 2>&1
+  done
+}
+
+heal() {   # heal NAME INIT
+  local out=$RUNS/heal-$1 resume=""
+  [ -f "$out/checkpoint.safetensors" ] && resume="--resume"
+  /usr/bin/time -f "%e s, peak RSS %M KB" "$B" train --init "$2" $HEAL --steps "$HEAL_STEPS" --out "$out" $resume >> "$RUNS/heal-$1.log" 2>&1
+}
+
+evaluate() {   # evaluate LABEL CHECKPOINT → one JSON line per text in results/smollm2/eval.jsonl
+  for text in shakespeare heldout; do
+    grep -q "\"label\":\"$1\",\"text\":\"$text\"" "$HERE/eval.jsonl" 2>/dev/null && continue
+    if [ $text = shakespeare ]; then args="--data $SHAKESPEARE --split validation --context 512"; else args="--data $HELDOUT --split all --context 512"; fi
+    line=$("$B" eval --checkpoint "$2" $args --json | tail -1) || continue
+    echo "{\"label\":\"$1\",\"text\":\"$text\",\"result\":$line}" >> "$HERE/eval.jsonl"
+  done
+}
+
+case "${1:-}" in
+  compress) compress "${!COMPRESS[@]}" ;;
+  heal)
+    compress svd-r2 mpo2-r2
+    heal svd-r2 "$RUNS/svd-r2.safetensors"
+    heal mpo2-r2 "$RUNS/mpo2-r2.safetensors"
+    heal dense-control "$M" ;;
+  eval)
+    evaluate original "$M"
+    for name in $(printf '%s\n' "${!COMPRESS[@]}" | sort); do [ -f "$RUNS/$name.safetensors" ] && evaluate "$name" "$RUNS/$name.safetensors"; done
+    for run in "$RUNS"/heal-*/; do [ -f "$run/checkpoint.safetensors" ] && evaluate "$(basename "$run")" "$run/checkpoint.safetensors"; done ;;
+  bench)
+    "$B" bench --decode --checkpoint "$M,$RUNS/heal-svd-r2/checkpoint.safetensors,$RUNS/heal-mpo2-r2/checkpoint.safetensors" \
+      --prompt-tokens 32 --decode-tokens 128 --json | tee -a "$HERE/decode.jsonl" ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|eval|bench"; exit 64 ;;
+esac
