@@ -112,7 +112,7 @@ struct Compress: ParsableCommand {
                 ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
             let allocation = try allocate(dense, budget: budget, fixed: fixed, factorizations: factorizations(chi: 8),
                                           spectral: (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
-                                          validation: data.validation)
+                                          validation: data.validation, window: window)
             (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: allocation.bonds, factorizations: allocation.factorizations, relativeTolerance: tolerance)
             print("budget \(budget) parameters: allocation of \(allocation.modelParameters)"
                   + String(format: " (linear layers %d → %d, %.2f× fewer)", linearDense, allocation.modelParameters - fixed,
@@ -170,7 +170,7 @@ struct Compress: ParsableCommand {
     /// model is nearest the budget), every layer at χ ≥ --min-chi (default half the largest
     /// uniform χ that fits).
     func allocate(_ dense: Transformer, budget: Int, fixed: Int, factorizations: [String: MPOFactorization], spectral: Bool,
-                  validation: [Int32]) throws -> BondAllocation {
+                  validation: [Int32], window: Int) throws -> BondAllocation {
         var weights: [String: Double] = [:]
         let fs = dense.config.linearLayers.map { factorizations[$0.name]! }
         func size(_ c: Int) -> Int { fixed + fs.reduce(0) { $0 + $1.parameterCount(bonds: $1.cappedBonds(chi: c)) } }
@@ -179,7 +179,8 @@ struct Compress: ParsableCommand {
         print("allocation: every layer χ ≥ \(floor)\(minChi == nil ? " (half of χ = \(uniform), the largest uniform χ that fits)" : "")")
         if let sensitivity {
             let probe = (1...4096).min { abs(size($0) - budget) < abs(size($1) - budget) }!
-            weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity)
+            weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
+                                                    factorizations: factorizations)
             print("sensitivity at χ = \(probe) (loss increase per unit relative error², \(sensitivity) batches):")
             for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
         }

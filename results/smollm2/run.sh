@@ -17,6 +17,10 @@ RUNS=${RUNS:-/work/runs/smollm2}
 SHAKESPEARE=$ROOT/Data/tinyshakespeare.txt
 HELDOUT=${HELDOUT:-/usr/share/common-licenses/GPL-3}   # general English no healing step saw (Debian's base-files)
 mkdir -p "$RUNS"
+# The evaluation texts, 16 kB each: the end of Tiny Shakespeare (inside its validation split — the
+# healing runs train on the first 90 % of its tokens) and the start of the GPL-3 text.
+tail -c 16384 "$SHAKESPEARE" | tail -n +2 > "$RUNS/shakespeare-val16k.txt"
+head -c 16384 "$HELDOUT" | head -n -1 > "$RUNS/heldout16k.txt"
 
 # name → compress arguments
 declare -A COMPRESS=(
@@ -48,8 +52,8 @@ heal() {   # heal NAME INIT
 evaluate() {   # evaluate LABEL CHECKPOINT → one JSON line per text in results/smollm2/eval.jsonl
   for text in shakespeare heldout; do
     grep -q "\"label\":\"$1\",\"text\":\"$text\"" "$HERE/eval.jsonl" 2>/dev/null && continue
-    if [ $text = shakespeare ]; then args="--data $SHAKESPEARE --split validation --context 512"; else args="--data $HELDOUT --split all --context 512"; fi
-    line=$("$B" eval --checkpoint "$2" $args --json | tail -1) || continue
+    if [ $text = shakespeare ]; then file=$RUNS/shakespeare-val16k.txt; else file=$RUNS/heldout16k.txt; fi
+    line=$("$B" eval --checkpoint "$2" --data "$file" --split all --context 512 --json | tail -1) || continue
     echo "{\"label\":\"$1\",\"text\":\"$text\",\"result\":$line}" >> "$HERE/eval.jsonl"
   done
 }

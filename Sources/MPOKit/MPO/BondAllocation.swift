@@ -103,10 +103,12 @@ public enum BondAllocator {
 
     /// Per-layer weights for `allocate`: compress each layer alone at bond `chi` (TT-SVD), and
     /// take the increase of the mean loss over `batches` validation batches per unit of that
-    /// layer's relative error² (floored at 1e-3 of the median, so no layer is free).
+    /// layer's relative error² (floored at 1e-3 of the median, so no layer is free), on windows of
+    /// `time` tokens (default the model's context).
     public static func sensitivity(_ model: Transformer, chi: Int, validation: [Int32], batches: Int, batchSize: Int = 8,
+                                   time: Int? = nil, factorizations: [String: MPOFactorization] = [:],
                                    seed: UInt64 = 2024) throws -> [String: Double] {
-        let time = model.config.context
+        let time = time ?? model.config.context
         func loss(_ m: Transformer) throws -> Double {
             var rng = SplitMix64(seed: seed)
             return try m.evaluate(validation, batches: batches, batchSize: batchSize, time: time, rng: &rng).loss
@@ -114,7 +116,7 @@ public enum BondAllocator {
         let base = try loss(model)
         var raw: [String: Double] = [:]
         for l in model.config.linearLayers {
-            let (one, reports) = try Compression.compress(model, chi: chi, layers: [l.name])
+            let (one, reports) = try Compression.compress(model, chi: chi, layers: [l.name], factorizations: factorizations)
             let err = reports.first { $0.layer == l.name }!.relativeError
             raw[l.name] = max(try loss(one) - base, 0) / max(err * err, 1e-12)
         }

@@ -1,0 +1,92 @@
+// The pretrained-model pipeline from the command line, on a small Llama that carries SmolLM2's
+// byte-level BPE tokenizer in a GGUF file (what a user's pretrained file looks like, at a size a
+// test can afford): compress (a linear-layer budget, plain SVD and 3-site MPO) → eval → train
+// --teacher (distillation, resumable) → sample → export (GGUF and Hugging Face), each taking the
+// compressed checkpoint alone — its tokenizer travels with it.
+
+import Foundation
+import Testing
+import TestSupport
+import Tokenizers
+@testable import MPOKit
+
+@Suite("Pretrained pipeline: compress → eval → heal → sample → export")
+struct PretrainedPipelineTests {
+    static let tokenizer = try! BPETokenizer.fromTokenizerJSON(
+        ReferenceData.root.appendingPathComponent("Tests/Resources/tokenizers/smollm2.tokenizer.json"),
+        chatTemplate: "<|im_start|>user\n{{ content }}<|im_end|>\n<|im_start|>assistant\n")
+
+    /// A 2-block Llama (d 48, 4 heads, 2 key/value heads, FFN 96) with SmolLM2's vocabulary, random
+    /// weights, written as GGUF with the tokenizer.
+    static func pretrained(_ dir: URL) throws -> URL {
+        let c = ModelConfig(vocabularySize: tokenizer.count, channels: 48, heads: 4, layers: 2, context: 128, ffn: 96,
+                            architecture: .llama(theta: 10_000, normEpsilon: 1e-5, kvHeads: 2, tiedHead: true))
+        let m = try Transformer(config: c, device: CPUDevice(), purpose: .inference)
+        try m.initialize(seed: 3)
+        let url = dir.appendingPathComponent("tiny.gguf")
+        try GGUFCheckpoint.save(m, tokenizer: tokenizer, to: url)
+        return url
+    }
+
+    static func json(_ out: String) throws -> [String: Any] {
+        let line = try #require(out.split(separator: "\n").last)
+        return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+
+    @Test("every step takes the compressed checkpoint alone", arguments: ["svd", "3"])
+    func pipeline(_ sites: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(sites)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let original = try Self.pretrained(dir).path, data = "Data/tinyshakespeare.txt"
+        let text = dir.appendingPathComponent("text.txt")
+        try String(try String(contentsOfFile: ReferenceData.root.appendingPathComponent(data).path, encoding: .utf8).prefix(3_000))
+            .write(to: text, atomically: true, encoding: .utf8)
+        let compressed = dir.appendingPathComponent("r2.safetensors").path
+
+        var (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", sites,
+                                            "--data", text.path, "--eval-batches", "1", "--eval-context", "32", "--out", compressed])
+        #expect(code == 0, "\(err)")
+        #expect(out.contains("× fewer)") && out.contains("heal it with: mpo-train train --init"), "\(out)")
+        let model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: compressed), device: CPUDevice(), purpose: .inference)
+        #expect(model.config.isMPO && model.config.linearLayers.allSatisfy {
+            if case .mpo(let f, _) = model.config.linearKind($0.name, out: $0.out, in: $0.in) { return f.sites == (sites == "svd" ? 2 : 3) }
+            return false
+        })
+        guard case .bpe(let t)? = try TextCodec.of(checkpoint: URL(fileURLWithPath: compressed)) else { Issue.record("no tokenizer"); return }
+        #expect(t.tokens == Self.tokenizer.tokens && t.chatTemplate == Self.tokenizer.chatTemplate && t.eos == Self.tokenizer.eos)
+
+        (code, out, err) = try CLI.run(["eval", "--checkpoint", compressed, "--data", text.path, "--split", "all", "--context", "64", "--json"])
+        #expect(code == 0, "\(err)")
+        let before = try Self.json(out)
+        let tokens = try #require(before["tokens"] as? Int)
+        let raw = try String(contentsOf: text, encoding: .utf8)
+        #expect(tokens == Self.tokenizer.encode(raw).count - 1)
+
+        let run = dir.appendingPathComponent("heal").path
+        (code, out, err) = try CLI.run(["train", "--init", compressed, "--teacher", original, "--data", text.path, "--lr", "3e-3",
+                                        "--distill-weight", "0.5", "--distill-temperature", "1", "--batch", "2", "--context", "32",
+                                        "--steps", "4", "--warmup", "1", "--eval-batches", "0", "--out", run])
+        #expect(code == 0, "\(err)")
+        let healed = run + "/checkpoint.safetensors"
+        (code, out, err) = try CLI.run(["eval", "--checkpoint", healed, "--data", text.path, "--split", "all", "--context", "64", "--json"])
+        #expect(code == 0, "\(err)")
+        let after = try Self.json(out)
+        #expect((after["loss"] as! Double) < (before["loss"] as! Double), "healing on the text lowers its loss: \(before["loss"]!) → \(after["loss"]!)")
+
+        (code, out, err) = try CLI.run(["sample", "--checkpoint", healed, "--chat", "--prompt", "Hi", "--tokens", "4", "--temperature", "0"])
+        #expect(code == 0, "\(err)")
+
+        let gguf = dir.appendingPathComponent("healed.f16.gguf").path, hf = dir.appendingPathComponent("healed-hf").path
+        (code, out, err) = try CLI.run(["export", "--checkpoint", healed, "--dtype", "f16", "--out", gguf])
+        #expect(code == 0, "\(err)")
+        (code, out, err) = try CLI.run(["export", "--checkpoint", healed, "--format", "hf", "--out", hf])
+        #expect(code == 0, "\(err)")
+        // The exports are the healed model: the same loss (F16 within its rounding) and tokenizer.
+        for (file, tol) in [(hf, 1e-5), (gguf, 2e-3)] {
+            (code, out, err) = try CLI.run(["eval", "--checkpoint", file, "--data", text.path, "--split", "all", "--context", "64", "--json"])
+            #expect(code == 0, "\(err)")
+            let e = try Self.json(out)
+            #expect(e["tokens"] as? Int == tokens && abs((e["loss"] as! Double) - (after["loss"] as! Double)) < tol, "\(file): \(e)")
+        }
+    }
+}
