@@ -68,9 +68,19 @@ case "${1:-}" in
   eval)
     evaluate original "$M"
     for name in $(printf '%s\n' "${!COMPRESS[@]}" | sort); do [ -f "$RUNS/$name.safetensors" ] && evaluate "$name" "$RUNS/$name.safetensors"; done
-    for run in "$RUNS"/heal-*/; do [ -f "$run/checkpoint.safetensors" ] && evaluate "$(basename "$run")" "$run/checkpoint.safetensors"; done ;;
-  bench)
-    "$B" bench --decode --checkpoint "$M,$RUNS/heal-svd-r2/checkpoint.safetensors,$RUNS/heal-mpo2-r2/checkpoint.safetensors" \
-      --prompt-tokens 32 --decode-tokens 128 --json | tee -a "$HERE/decode.jsonl" ;;
+    for run in "$RUNS"/heal-*; do   # finished runs only
+      grep -q "^done in" "$run.log" 2>/dev/null || grep -q "^done in" "$(readlink -f "$run").log" 2>/dev/null || continue
+      evaluate "$(basename "$run")" "$run/checkpoint.safetensors"
+    done ;;
+  bench)   # side by side in one run: ours (the original dequantised to f32, compressed models) and llama.cpp
+    # (the Q4_1 file and our F16 export of the original); a healed model decodes at its compressed twin's speed.
+    PY=${PY:-$ROOT/.venv-peer/bin/python}
+    "$B" export --checkpoint "$M" --dtype f16 --out "$RUNS/original.f16.gguf" > /dev/null
+    lscpu | grep -E "Model name|^CPU\(s\)" | tr -s ' ' > "$HERE/decode.cpu.txt"
+    "$B" bench --decode --checkpoint "$M,$RUNS/svd-r2.safetensors,$RUNS/mpo2-r2.safetensors,$RUNS/mpo3-r2.safetensors,$RUNS/svd-r3.safetensors,$RUNS/svd-r5.safetensors,$RUNS/mpo2-r5.safetensors" \
+      --threads 2 --prompt-tokens 32 --decode-tokens 128 --json > "$HERE/decode.jsonl"
+    for g in "$M" "$RUNS/original.f16.gguf"; do
+      "$PY" "$ROOT/Benchmarks/peer/llamacpp_decode.py" --gguf "$g" --threads 2 --tokens 128 | sed "s|^{|{\"gguf\": \"$(basename "$g")\", |" >> "$HERE/decode.jsonl"
+    done ;;
   *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|eval|bench"; exit 64 ;;
 esac
