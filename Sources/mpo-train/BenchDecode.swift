@@ -121,9 +121,14 @@ extension Bench {
     /// stderr: the same model on a ProfilingDevice (it synchronises after every op).
     func decodeProfile(_ spec: DecodeModel, device: any ComputeDevice, prompt: [Int32]) throws {
         let prof = ProfilingDevice(device)
-        let model = try Transformer(config: spec.config, device: prof, purpose: .inference)
+        let model: Transformer
+        if let path = spec.path {
+            model = try loadCheckpoint(path, device: prof, hints: ShapeHints(), purpose: .inference)
+        } else {
+            model = try Transformer(config: spec.config, device: prof, purpose: .inference)
+            try model.initialize(seed: 1)
+        }
         model.mpoStrategy = strategy
-        try model.initialize(seed: 1)
         let tokens = 16
         let gen = try Generator(model: model, batch: 1, capacity: prompt.count + 8 + tokens)
         _ = try gen.feed([prompt])

@@ -74,3 +74,24 @@ struct SpectralAllocationTests {
         #expect(zip(s[0], r.singularValues[0]).allSatisfy { abs($0 - $1) < 1e-4 * max(1, $1) })
     }
 }
+
+@Suite("Low-rank layers at inference")
+struct LowRankInferenceTests {
+    @Test("the two-GEMM path of a plain-SVD layer gives the rebuilt weight's logits")
+    func twoGEMMs() throws {
+        let m = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)
+        var fs: [String: MPOFactorization] = [:]
+        for l in m.config.linearLayers { fs[l.name] = MPOFactorization.lowRank(out: l.out, in: l.in) }
+        let (low, _) = try Compression.compress(m, chi: 5, factorizations: fs)
+        let ref = try FamilyReference.reference("llama-tiny")
+        let (tok, _, b, t) = try FamilyReference.batch(ref)
+        func logits(_ s: MPOStrategy) throws -> [Float] {
+            low.mpoStrategy = s
+            try low.forward(tokens: tok, batch: b, time: t, needsGradients: false)
+            return try low.logits()
+        }
+        let site = try logits(.siteBySite), rebuild = try logits(.rebuild)
+        #expect(zip(site, rebuild).map { abs($0 - $1) }.max()! < 1e-4)
+        #expect(site.count == b * t * low.config.vocabularySize)
+    }
+}

@@ -164,10 +164,19 @@ final class MPOLinear {
         }
     }
 
+    /// A plain low-rank factorisation [out, 1] × [1, in] (truncated SVD as an MPO).
+    var isLowRank: Bool { sites == 2 && factorization.outFactors[1] == 1 && factorization.inFactors[0] == 1 }
+
     /// The forward of an inference-only layer under `strategy` (the tuner times both this way).
     func inferenceForward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int, accumulate: Bool,
                           version: Int?, strategy: MPOStrategy) throws {
-        if strategy == .siteBySite {
+        if strategy == .siteBySite, isLowRank {
+            // W = U·V: core 0 is U (out, χ), core 1 is V (χ, in), both row-major — two plain GEMMs
+            // (a GEMV each at batch 1) with no permutation: y = (x·Vᵀ)·Uᵀ.
+            let chi = bonds[1], t = try workspace.view(.state(0), rows * chi)
+            dev.gemm(GemmShape(m: rows, n: chi, k: inFeatures, transposeB: true), a: x, b: cores[1], c: t)
+            dev.gemm(GemmShape(m: rows, n: outFeatures, k: chi, transposeB: true, beta: accumulate ? 1 : 0), a: t, b: cores[0], c: y)
+        } else if strategy == .siteBySite {
             try ensurePermutedCores(dev, version: version)
             let shape = MPOContraction(factorization: factorization, bonds: bonds, rows: rows)
             dev.mpoForward(shape, x: x, cores: permuted.map(\.all), y: y, accumulate: accumulate,
