@@ -59,8 +59,8 @@ extension Bench {
         return kb * 1024
     }
 
-    /// One configuration, in this process: prints one JSON object.
-    func decodeOne(_ spec: DecodeModel, device: any ComputeDevice) throws {
+    /// The model of one decode row: the checkpoint's, or the shape's with random weights.
+    func decodeModel(_ spec: DecodeModel, device: any ComputeDevice) throws -> Transformer {
         let model: Transformer
         if let path = spec.path {
             model = try loadCheckpoint(path, device: device, hints: ShapeHints(), purpose: .inference)
@@ -69,6 +69,12 @@ extension Bench {
             try model.initialize(seed: 1)
         }
         model.mpoStrategy = strategy
+        return model
+    }
+
+    /// One configuration, in this process: prints one JSON object.
+    func decodeOne(_ spec: DecodeModel, device: any ComputeDevice) throws {
+        let model = try decodeModel(spec, device: device)
         let weightsAllocated = device.allocatedBytes
         // Decoding stays inside the context (PicoGPT: 256 positions; docs/SPEC.md §7 recomputes the cropped
         // window past it, a different workload).
@@ -121,14 +127,7 @@ extension Bench {
     /// stderr: the same model on a ProfilingDevice (it synchronises after every op).
     func decodeProfile(_ spec: DecodeModel, device: any ComputeDevice, prompt: [Int32]) throws {
         let prof = ProfilingDevice(device)
-        let model: Transformer
-        if let path = spec.path {
-            model = try loadCheckpoint(path, device: prof, hints: ShapeHints(), purpose: .inference)
-        } else {
-            model = try Transformer(config: spec.config, device: prof, purpose: .inference)
-            try model.initialize(seed: 1)
-        }
-        model.mpoStrategy = strategy
+        let model = try decodeModel(spec, device: prof)
         let tokens = 16
         let gen = try Generator(model: model, batch: 1, capacity: prompt.count + 8 + tokens)
         _ = try gen.feed([prompt])
