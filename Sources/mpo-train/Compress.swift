@@ -156,14 +156,14 @@ struct Compress: ParsableCommand {
 
     /// The fine-tuning that won the quality back in results/: distillation from the original.
     /// PicoGPT (results/compression-recipes): lr 4e-3, distill weight 0.5 at temperature 2,
-    /// 1,000 steps. A pretrained LLM (results/smollm2): a small learning rate on windows of
-    /// 256 tokens, the teacher's full distribution.
+    /// 1,000 steps. A pretrained LLM (results/smollm2): lr 5e-4, α 0.5 at τ 1 over the teacher's
+    /// full distribution, windows of 256 — the run measured there; it needs far more steps.
     func healingCommand(dense: Transformer) -> String {
         let data = self.data.map { " --data \($0)" } ?? ""
         if dense.config.architecture.family == .picogpt {
             return "mpo-train train --init \(out) --teacher \(checkpoint)\(data) --lr 4e-3 --distill-weight 0.5 --distill-temperature 2 --steps 1000 --warmup 100"
         }
-        return "mpo-train train --init \(out) --teacher \(checkpoint)\(data) --lr 3e-4 --distill-weight 1 --distill-temperature 1 --batch 8 --context 256 --steps 300 --warmup 30"
+        return "mpo-train train --init \(out) --teacher \(checkpoint)\(data) --lr 5e-4 --distill-weight 0.5 --distill-temperature 1 --batch 4 --context 256 --steps 100 --warmup 20   # more steps heal more: results/smollm2"
     }
 
     /// The budgeted allocation, with sensitivity weights when asked (probe χ: the uniform χ whose
