@@ -85,12 +85,7 @@ func ttSVDGeneric<S: LAPACKScalar>(_ w: [S], factorization f: MPOFactorization, 
     }
 
     // 1. Interleave: tensor[outOffset[r] + inOffset[c]] = W[r, c].
-    let (outOffset, inOffset) = interleavedOffsets(f)
-    var remainder = [S](repeating: 0, count: w.count)
-    for r in 0..<nOut {
-        let base = outOffset[r], row = r * nIn
-        for c in 0..<nIn { remainder[base + inOffset[c]] = w[row + c] }
-    }
+    var remainder = interleaved(w, f)
 
     // 2. Sequential truncated SVDs.
     let L = f.sites
@@ -188,12 +183,7 @@ public func unfoldingSpectra(_ w: [Float], factorization f: MPOFactorization) th
     if let bad = w.firstIndex(where: { !$0.isFinite }) {
         throw TensorTrainError("unfolding spectra: the \(nOut)×\(nIn) matrix contains \(w[bad]) at [\(bad / nIn), \(bad % nIn)]")
     }
-    let (outOffset, inOffset) = interleavedOffsets(f)
-    var t = [Float](repeating: 0, count: w.count)
-    for r in 0..<nOut {
-        let base = outOffset[r], row = r * nIn
-        for c in 0..<nIn { t[base + inOffset[c]] = w[row + c] }
-    }
+    let t = interleaved(w, f)
     var rows = 1, out: [[Double]] = []
     for l in 0..<(f.sites - 1) {
         rows *= f.outFactors[l] * f.inFactors[l]
@@ -201,4 +191,16 @@ public func unfoldingSpectra(_ w: [Float], factorization f: MPOFactorization) th
         out.append(s.map { Double($0) })
     }
     return out
+}
+
+/// W (out, in) row-major as the interleaved tensor (o0, i0, o1, i1, …) of `f`, row-major.
+func interleaved<S: LAPACKScalar>(_ w: [S], _ f: MPOFactorization) -> [S] {
+    let (outOffset, inOffset) = interleavedOffsets(f)
+    let nIn = f.inFeatures
+    var t = [S](repeating: 0, count: w.count)
+    for r in 0..<f.outFeatures {
+        let base = outOffset[r], row = r * nIn
+        for c in 0..<nIn { t[base + inOffset[c]] = w[row + c] }
+    }
+    return t
 }

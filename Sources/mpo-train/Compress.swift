@@ -79,9 +79,7 @@ struct Compress: ParsableCommand {
         let data = try loadDataset(try resolveData(self.data), codec: codec)
         let window = min(evalContext ?? min(dense.config.context, 512), dense.config.context)
         try data.validate(time: window)
-        guard data.characters == nil ? data.vocabularySize <= dense.config.vocabularySize : data.vocabularySize == dense.config.vocabularySize else {
-            throw ModelError("the data has \(data.vocabularySize) distinct characters but the model's vocabulary has \(dense.config.vocabularySize); pass its training text with --data")
-        }
+        try data.checkFits(vocabularySize: dense.config.vocabularySize)
         func evaluate(_ m: Transformer) throws -> (Double, Double) {   // the same batches before and after
             var rng = SplitMix64(seed: seed)
             guard evalBatches > 0 else { return (.nan, .nan) }
@@ -110,13 +108,13 @@ struct Compress: ParsableCommand {
             let fixed = dense.parameterCount - linearDense
             let budget = params ?? linearRatio.map { fixed + Int((Double(linearDense) / $0).rounded(.down)) }
                 ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
-            let allocation = try allocate(dense, budget: budget, fixed: fixed, factorizations: factorizations(chi: 8),
-                                          spectral: (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
-                                          validation: data.validation, window: window)
-            (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: allocation.bonds, factorizations: allocation.factorizations, relativeTolerance: tolerance)
-            print("budget \(budget) parameters: allocation of \(allocation.modelParameters)"
-                  + String(format: " (linear layers %d → %d, %.2f× fewer)", linearDense, allocation.modelParameters - fixed,
-                           Double(linearDense) / Double(allocation.modelParameters - fixed)))
+            let plan = try allocate(dense, budget: budget, fixed: fixed, factorizations: factorizations(chi: 8),
+                                    spectral: (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
+                                    validation: data.validation, window: window)
+            (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: plan.bonds, factorizations: plan.factorizations, relativeTolerance: tolerance)
+            print("budget \(budget) parameters: allocation of \(plan.modelParameters)"
+                  + String(format: " (linear layers %d → %d, %.2f× fewer)", linearDense, plan.modelParameters - fixed,
+                           Double(linearDense) / Double(plan.modelParameters - fixed)))
         }
         for r in reports {
             print(pad(r.layer, 22) + pad(r.factorization, 22) + lpad(r.bonds.map(String.init).joined(separator: ","), 12)

@@ -50,11 +50,7 @@ struct Eval: ParsableCommand {
         guard T <= model.config.context else { throw ValidationError("--context \(T) is longer than the model's context \(model.config.context)") }
         let url = try resolveData(self.data)
         let data = try loadDataset(url, codec: try checkpointCodec(checkpoint))
-        guard data.characters == nil ? data.vocabularySize <= model.config.vocabularySize : data.vocabularySize == model.config.vocabularySize else {
-            throw ValidationError(data.characters == nil
-                ? "the tokenizer has \(data.vocabularySize) tokens but the model's vocabulary \(model.config.vocabularySize)"
-                : "the data has \(data.vocabularySize) distinct characters but the model's vocabulary has \(model.config.vocabularySize); pass its training text with --data")
-        }
+        do { try data.checkFits(vocabularySize: model.config.vocabularySize) } catch { throw ValidationError("\(error)") }
         let tokens = split == .all ? data.train + data.validation : split == .train ? data.train : data.validation
         let batch = self.batch ?? max(1, min(8, (16 << 20) / max(T * model.config.vocabularySize, 1)))
         let t0 = DispatchTime.now().uptimeNanoseconds

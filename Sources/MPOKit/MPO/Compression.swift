@@ -95,12 +95,12 @@ public enum Compression {
     /// `chiOverrides`, or a cap per bond in `bondCaps` from a budgeted allocation), all other
     /// parameters copied from `model`. With `layers`, only those are compressed; every other
     /// layer stays as it is (dense or MPO). Works on MPO models too (their contracted W is
-    /// TT-SVD'd again: progressive truncation). The new model is built for `purpose` (default:
-    /// the source model's).
+    /// TT-SVD'd again: progressive truncation). The new model has the source model's purpose
+    /// (an inference-only source gives an inference-only model: no gradient or optimiser memory).
     public static func compress(_ model: Transformer, chi: Int, chiOverrides: [String: Int] = [:],
                                 bondCaps: [String: [Int]] = [:], layers: Set<String>? = nil,
                                 factorizations: [String: MPOFactorization] = [:],
-                                relativeTolerance: Double? = nil, purpose: ModelPurpose? = nil) throws -> (Transformer, [LayerCompression]) {
+                                relativeTolerance: Double? = nil) throws -> (Transformer, [LayerCompression]) {
         guard chi >= 1 else { throw ModelError("bond dimension χ must be ≥ 1 (got \(chi))") }
         let weights = try denseWeights(model)
         var config = model.config
@@ -135,7 +135,7 @@ public enum Compression {
             cores[l.name] = c
             reports.append(r)
         }
-        let out = try Transformer(config: config, device: model.device, purpose: purpose ?? model.purpose)
+        let out = try Transformer(config: config, device: model.device, purpose: model.purpose)
         for spec in out.layout.specs {
             if case .core(let l, let site) = spec.role, let c = cores[l.name] {   // a freshly compressed layer
                 try out.setParameter(spec.name, c.cores[site])

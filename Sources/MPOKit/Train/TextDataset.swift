@@ -59,29 +59,27 @@ public struct TextDataset: @unchecked Sendable {
     /// Loads a UTF-8 text file. With `vocabulary`, the text must use only its characters
     /// (a model's vocabulary); otherwise the vocabulary is built from the text.
     public init(url: URL, vocabulary: Vocabulary? = nil, trainFraction: Double = 0.9) throws {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw ModelError("cannot read data file \(url.path): \(error.localizedDescription). Pass an existing UTF-8 text file with --data")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ModelError("data file \(url.path) is not valid UTF-8 text")
-        }
-        try self.init(text: text, vocabulary: vocabulary, trainFraction: trainFraction, source: url.path)
+        try self.init(text: try Self.readText(url), vocabulary: vocabulary, trainFraction: trainFraction, source: url.path)
     }
 
+    /// An empty text is refused by init(text:codec:), with or without a vocabulary built from it.
     public init(text: String, vocabulary: Vocabulary? = nil, trainFraction: Double = 0.9, source: String = "text") throws {
-        guard !text.isEmpty else { throw ModelError("data file \(source) is empty; training needs text") }
         try self.init(text: text, codec: .characters(vocabulary ?? Vocabulary(text: text)), trainFraction: trainFraction, source: source)
     }
 
     /// Loads a UTF-8 text file and encodes it with `codec` (a checkpoint's characters or tokenizer).
     public init(url: URL, codec: TextCodec, trainFraction: Double = 0.9) throws {
+        try self.init(text: try Self.readText(url), codec: codec, trainFraction: trainFraction, source: url.path)
+    }
+
+    /// The UTF-8 text of a data file; the errors name the file and what to pass.
+    static func readText(_ url: URL) throws -> String {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ModelError("cannot read data file \(url.path): \(error.localizedDescription). Pass an existing UTF-8 text file with --data")
         }
         guard let text = String(data: data, encoding: .utf8) else { throw ModelError("data file \(url.path) is not valid UTF-8 text") }
-        try self.init(text: text, codec: codec, trainFraction: trainFraction, source: url.path)
+        return text
     }
 
     public init(text: String, codec: TextCodec, trainFraction: Double = 0.9, source: String = "text") throws {
@@ -110,6 +108,18 @@ public struct TextDataset: @unchecked Sendable {
     }
 
     /// Checks that both splits are long enough for windows of `time` tokens.
+    /// Throws unless a model of `vocabularySize` tokens can read these ids: a tokenizer may cover
+    /// fewer ids than a (padded) embedding; characters must match exactly.
+    public func checkFits(vocabularySize model: Int) throws {
+        if characters == nil {
+            guard vocabularySize <= model else {
+                throw ModelError("the data's tokenizer has \(vocabularySize) tokens but the model's vocabulary has \(model)")
+            }
+        } else if vocabularySize != model {
+            throw ModelError("the data has \(vocabularySize) distinct characters but the model's vocabulary has \(model); pass its training text with --data")
+        }
+    }
+
     public func validate(time: Int) throws {
         guard train.count > time, validation.count > time else {
             throw ModelError("the data has \(train.count) training and \(validation.count) validation tokens; windows of \(time) need more than \(time) in each (use a longer text or a smaller --context)")

@@ -81,12 +81,7 @@ public final class Trainer {
         guard options.time <= model.config.context else {
             throw ModelError("--context \(options.time) exceeds the model's context \(model.config.context)")
         }
-        // A tokenizer may cover fewer ids than a (padded) embedding; characters must match exactly.
-        guard data.characters == nil ? data.vocabularySize <= model.config.vocabularySize : data.vocabularySize == model.config.vocabularySize else {
-            throw ModelError(data.characters == nil
-                ? "the data's tokenizer has \(data.vocabularySize) tokens but the model's vocabulary has \(model.config.vocabularySize)"
-                : "the data has \(data.vocabularySize) distinct characters but the model's vocabulary has \(model.config.vocabularySize)")
-        }
+        try data.checkFits(vocabularySize: model.config.vocabularySize)
         try data.validate(time: options.time)
         self.model = model
         self.data = data
