@@ -24,6 +24,30 @@ extension OpenCLDevice {
         }
     }
 
+    public func embeddingForwardHalf(tokens: TensorView, table: HalfMatrix, positions: TensorView?, out: TensorView,
+                                     batch: Int, time: Int, channels: Int) {
+        let n = batch * time, C = channels
+        precondition(table.columns == C && tokens.count >= n && out.count >= n * C && (positions?.count ?? time * C) >= time * C,
+                     "embedding shape mismatch (\(table.name))")
+        locked {
+            launch("embeddingForwardHalf", main, "kernel_embedding_forward_half", global: [C, n], local: [16, 16],
+                   [.view(tokens), .view(table.storage), .view(positions ?? out), .view(out), .int(n), .int(time), .int(C),
+                    .int(table.rows), .int(positions == nil ? 0 : 1), .int(Int(table.isBF16))])
+        }
+    }
+
+    public func gemmHalf(_ s: GemmShape, a: TensorView, b: HalfMatrix, c: TensorView) {
+        precondition(s.batch == 1 && s.transposeB && !s.transposeA && s.ldb == s.k && b.rows == s.n && b.columns == s.k,
+                     "\(s): gemmHalf takes one NT product with B (\(b.rows), \(b.columns)) = \(b.name)")
+        precondition(s.m == 0 || (s.extentA <= a.count && s.extentC <= c.count), "\(s): operands too small for \(b.name)")
+        guard s.m > 0 && s.n > 0 else { return }
+        locked {
+            launch("gemmHalf", main, "kernel_gemm_half", global: [s.n, s.m], local: [16, 1],
+                   [.view(a), .int(s.lda), .view(b.storage), .view(c), .int(s.ldc), .int(s.m), .int(s.n), .int(s.k),
+                    .float(s.alpha), .float(s.beta), .int(Int(b.isBF16))])
+        }
+    }
+
     public func positionBackward(dOut: TensorView, dTable: TensorView, batch: Int, time: Int, channels C: Int) {
         precondition(dOut.count >= batch * time * C && dTable.count >= time * C, "position backward shape mismatch")
         guard batch > 0 && time > 0 && C > 0 else { return }

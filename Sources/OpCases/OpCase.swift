@@ -19,7 +19,8 @@ public enum Op: String, CaseIterable, Sendable {
          reluForward, reluBackward,
          embeddingForward, embeddingBackward, positionBackward, layerNormForward, layerNormBackward,
          rmsNormForward, rmsNormBackward, rotaryForward, rotaryBackward, swigluForward, swigluBackward, geluForward, geluBackward,
-         attentionForward, attentionBackward, crossEntropy, distillation, squaredDistance, mpoForward, sumOfSquares, stepScalars, adamW
+         attentionForward, attentionBackward, crossEntropy, distillation, squaredDistance, mpoForward, sumOfSquares, stepScalars, adamW,
+         gemmHalf, embeddingForwardHalf
 }
 
 /// One row of the table: an op with fixed shapes and parameters.

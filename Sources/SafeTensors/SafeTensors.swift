@@ -65,6 +65,8 @@ public struct SafeTensorsFile: Sendable {
     /// Byte offset of the data section inside `data` (relative to `data.startIndex`).
     private let dataStart: Int
     private let indexByName: [String: Int]
+    /// Whether `data` maps the file (then `release` may drop its pages).
+    private var isMapped = false
 
     /// Reads and validates a file. Errors name the path.
     public init(contentsOf url: URL) throws {
@@ -77,13 +79,16 @@ public struct SafeTensorsFile: Sendable {
         }
         let bytes: Data
         do {
-            bytes = try Data(contentsOf: url)
+            // Mapped, not read: a loader copies tensor by tensor and `release`s each, so resident
+            // memory stays near the model's, not the model's plus the file's.
+            bytes = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
             let reason = (error as NSError).localizedDescription
             throw SafeTensorsError("cannot read safetensors file '\(url.path)': \(reason); check that the file exists and is readable")
         }
         do {
             try self.init(data: bytes)
+            isMapped = true
         } catch let error as SafeTensorsError {
             throw SafeTensorsError("'\(url.path)': \(error.message)")
         }
@@ -280,10 +285,12 @@ public struct SafeTensorsFile: Sendable {
         return info
     }
 
-    /// Calls `body` with a pointer to the tensor's bytes (count = byteRange.count, maybe 0).
-    private func withTensorBytes<R>(_ info: SafeTensorInfo, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        let start = dataStart + info.byteRange.lowerBound
-        let end = dataStart + info.byteRange.upperBound
+    /// Calls `body` with a pointer to the tensor's bytes (count = byteRange.count, maybe 0), or
+    /// to those of `elements` only.
+    private func withTensorBytes<R>(_ info: SafeTensorInfo, elements: Range<Int>? = nil, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let size = info.dtype.byteSize
+        let start = dataStart + info.byteRange.lowerBound + (elements?.lowerBound ?? 0) * size
+        let end = elements.map { dataStart + info.byteRange.lowerBound + $0.upperBound * size } ?? dataStart + info.byteRange.upperBound
         return try data.withUnsafeBytes { raw in
             try body(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
         }
@@ -323,13 +330,37 @@ public struct SafeTensorsFile: Sendable {
         return Float(bitPattern: sign | (UInt32(exponent + 112) << 23) | (mantissa << 13))
     }
 
+    /// Lets the OS drop the pages of a tensor already read when the file is mapped (they are
+    /// file-backed and come back on the next read); a no-op for a file parsed from memory (its
+    /// pages are the only copy).
+    public func release(_ name: String, elements: Range<Int>? = nil) {
+        #if canImport(Glibc)
+        guard isMapped, let t = info(name) else { return }
+        let size = t.dtype.byteSize
+        let bytes = elements.map { (t.byteRange.lowerBound + $0.lowerBound * size)..<(t.byteRange.lowerBound + $0.upperBound * size) } ?? t.byteRange
+        data.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let start = Int(bitPattern: base) + dataStart
+            let lo = (start + bytes.lowerBound + page - 1) / page * page
+            let hi = (start + bytes.upperBound) / page * page
+            if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_DONTNEED) }
+        }
+        #endif
+    }
+
     // MARK: - Typed access
 
-    /// Elements as `Float`: F32 as stored; F64 rounded; F16 and BF16 widened exactly.
-    public func floats(_ name: String) throws -> [Float] {
+    /// Elements as `Float`: F32 as stored; F64 rounded; F16 and BF16 widened exactly. `elements`:
+    /// only that range of the flattened tensor (a loader streams a large one in pieces).
+    public func floats(_ name: String, elements: Range<Int>? = nil) throws -> [Float] {
         let info = try lookup(name, accessor: "floats()", accepts: [.F32, .F64, .F16, .BF16], hint: "use int32s() or bools() for integer/boolean tensors")
-        let n = info.elementCount
-        return try withTensorBytes(info) { raw -> [Float] in
+        let range = elements ?? 0..<info.elementCount
+        guard range.lowerBound >= 0, range.upperBound <= info.elementCount else {
+            throw SafeTensorsError("tensor '\(name)' has \(info.elementCount) elements; cannot read \(range)")
+        }
+        let n = range.count
+        return try withTensorBytes(info, elements: range) { raw -> [Float] in
             switch info.dtype {
             case .F32:
                 #if _endian(little)

@@ -18,8 +18,14 @@ struct DecodeModel: CustomStringConvertible {
     var chi: Int?
     /// A real checkpoint ("file:PATH"): its weights, shape and factorisations.
     var path: String?
+    /// How the weights are stored ("…@f16", "…@bf16"; f32 without a suffix).
+    var dtype = WeightDType.f32
 
-    init?(_ text: String) {
+    init?(_ spec: String) {
+        var text = spec
+        if let at = spec.lastIndex(of: "@"), let d = WeightDType(rawValue: String(spec[spec.index(after: at)...])) {
+            dtype = d; text = String(spec[..<at])
+        }
         if text.hasPrefix("file:") {
             path = String(text.dropFirst(5)); shape = "file"; chi = nil
             return
@@ -30,8 +36,9 @@ struct DecodeModel: CustomStringConvertible {
         if parts[1] == "dense" { chi = nil } else if let c = Int(parts[1]), c >= 1 { chi = c } else { return nil }
     }
 
-    var description: String { path.map { "file:\($0)" } ?? "\(shape):\(chi.map(String.init) ?? "dense")" }
-    var label: String { path.map { URL(fileURLWithPath: $0).lastPathComponent } ?? description }
+    private var suffix: String { dtype == .f32 ? "" : "@\(dtype.rawValue)" }
+    var description: String { (path.map { "file:\($0)" } ?? "\(shape):\(chi.map(String.init) ?? "dense")") + suffix }
+    var label: String { path.map { URL(fileURLWithPath: $0).lastPathComponent + suffix } ?? description }
 
     var config: ModelConfig {
         var c: ModelConfig
@@ -63,9 +70,9 @@ extension Bench {
     func decodeModel(_ spec: DecodeModel, device: any ComputeDevice) throws -> Transformer {
         let model: Transformer
         if let path = spec.path {
-            model = try loadCheckpoint(path, device: device, hints: ShapeHints(), purpose: .inference)
+            model = try loadCheckpoint(path, device: device, hints: ShapeHints(), purpose: .inference, weightDType: spec.dtype)
         } else {
-            model = try Transformer(config: spec.config, device: device, purpose: .inference)
+            model = try Transformer(config: spec.config, device: device, purpose: .inference, weightDType: spec.dtype)
             try model.initialize(seed: 1)
         }
         model.mpoStrategy = strategy
@@ -85,12 +92,13 @@ extension Bench {
         let decodeTokens = min(self.decodeTokens, cfg.context - promptTokens)
         // Weights read per decoded token: all but the embedding table, of which one row is read —
         // unless the head is tied to it, then the whole table once (as the head).
-        let embedding = cfg.embeddingParameterCount
-        let bytesPerToken = 4 * (model.parameterCount - (cfg.architecture.tiedHead ? 0 : embedding - cfg.channels))
+        let embedding = model.weightBytes(where: { $0.role.isEmbedding })
+        let bytesPerToken = model.weightBytes() - (cfg.architecture.tiedHead ? 0 : embedding - embedding / cfg.vocabularySize)
         var rng = SplitMix64(seed: 5)
         let prompt = (0..<promptTokens).map { _ in Int32(rng.below(65)) }
         var result: [String: Any] = ["what": "decode", "model": spec.description, "shape": spec.shape, "chi": spec.chi ?? 0,
-                                     "parameters": model.parameterCount, "weight_bytes": 4 * model.parameterCount,
+                                     "parameters": model.parameterCount, "weight_bytes": model.weightBytes(),
+                                     "core_dtype": model.weightDType.rawValue,
                                      "weight_bytes_per_token": bytesPerToken,
                                      "device": device.name, "prompt_tokens": promptTokens, "decode_tokens": decodeTokens]
         for batch in [1, 8] {
@@ -143,7 +151,7 @@ extension Bench {
     func decodeTable() throws {
         let list = checkpoint.map { $0.split(separator: ",").map { "file:\($0)" }.joined(separator: ",") } ?? decodeModels
         let specs = try list.split(separator: ",").map { s -> DecodeModel in
-            guard let m = DecodeModel(String(s)) else { throw ValidationError("--decode-models: '\(s)' is not shape:dense|χ (shapes picogpt, gpt2, smollm2)") }
+            guard let m = DecodeModel(String(s)) else { throw ValidationError("--decode-models: '\(s)' is not shape:dense|χ (shapes picogpt, gpt2, smollm2), optionally @f16 or @bf16") }
             return m
         }
         let me = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0])

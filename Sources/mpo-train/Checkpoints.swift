@@ -22,8 +22,11 @@ struct ShapeHintOptions: ParsableArguments {
 }
 
 /// The model in `path` on `device`; a missing shape hint is a usage error naming the flag.
-func loadCheckpoint(_ path: String, device: any ComputeDevice, hints: ShapeHints, purpose: ModelPurpose = .training) throws -> Transformer {
-    do { return try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: device, hints: hints, purpose: purpose) } catch let e as MissingShapeError {
+func loadCheckpoint(_ path: String, device: any ComputeDevice, hints: ShapeHints, purpose: ModelPurpose = .training,
+                    weightDType: WeightDType = .f32) throws -> Transformer {
+    do {
+        return try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: device, hints: hints, purpose: purpose, weightDType: weightDType)
+    } catch let e as MissingShapeError {
         throw ValidationError("\(path): \(e.message)")
     }
 }
@@ -40,6 +43,7 @@ func loadDataset(_ url: URL, codec: TextCodec?) throws -> TextDataset {
 }
 
 extension MPOStrategy: ExpressibleByArgument {}
+extension WeightDType: ExpressibleByArgument {}
 extension ModelFamily: ExpressibleByArgument {}
 
 /// `--model dense | mpo`.

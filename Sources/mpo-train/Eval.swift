@@ -29,6 +29,7 @@ struct Eval: ParsableCommand {
     @Option(help: "UTF-8 text (default: Tiny Shakespeare shipped in Data/).") var data: String?
     @Option(help: "Which tokens: validation (last 10 %), train (first 90 %) or all.") var split = EvalSplit.validation
     @Option(help: "Windows per forward pass (default: as many as keep the logits under 64 MB, at most 8).") var batch: Int?
+    @Option(name: .customLong("core-dtype"), help: "How the large weights are stored: f32, or f16/bf16 (half the bytes read per token; computed in f32): dense linear weights, low-rank (SVD) factors and the token embedding; general MPO cores stay f32.") var coreDType = WeightDType.f32
     @Flag(help: "Print one JSON object instead of a line.") var json = false
     @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions
@@ -40,9 +41,9 @@ struct Eval: ParsableCommand {
         let model: Transformer
         do {
             model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: checkpoint), device: device, hints: ShapeHints(heads: shape.heads),
-                                                  purpose: .inference)
+                                                  purpose: .inference, weightDType: coreDType)
         } catch let e as MissingShapeError where e.fields.contains("--context") && shape.context != nil {
-            model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference)
+            model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference, weightDType: coreDType)
         } catch let e as MissingShapeError {
             throw ValidationError("\(checkpoint): \(e.message)")
         }
@@ -59,7 +60,7 @@ struct Eval: ParsableCommand {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         let prefix = split == .validation ? "val" : split == .train ? "train" : "all"
         if json {
-            var obj: [String: Any] = ["checkpoint": checkpoint, "parameters": model.parameterCount, "loss": r.loss, "perplexity": exp(r.loss),
+            var obj: [String: Any] = ["checkpoint": checkpoint, "parameters": model.parameterCount, "core_dtype": coreDType.rawValue, "loss": r.loss, "perplexity": exp(r.loss),
                                       "accuracy": r.accuracy, "tokens": r.tokens, "windows": r.windows, "context": T,
                                       "device": device.name, "seconds": seconds, "split": split.rawValue]
             if split != .all { obj["\(prefix)_loss"] = r.loss; obj["\(prefix)_accuracy"] = r.accuracy }

@@ -32,6 +32,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Sequences decoded together.") var batch = 1
     @Option(help: "MPO contraction: automatic (timed once per shape), rebuild or site.") var strategy = MPOStrategy.automatic
     @Option(help: "Text file whose characters form the vocabulary, for checkpoints without one.") var data: String?
+    @Option(name: .customLong("core-dtype"), help: "How the large weights are stored: f32, or f16/bf16 (half the bytes read per token; computed in f32): dense linear weights, low-rank (SVD) factors and the token embedding; general MPO cores stay f32.") var coreDType = WeightDType.f32
     @Flag(help: "Wrap the prompt in the model's chat template (ChatML) and stop at the end of the assistant's turn.") var chat = false
     @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions
@@ -42,7 +43,7 @@ struct Sample: ParsableCommand {
         guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
         guard batch >= 1 else { throw ValidationError("--batch must be ≥ 1") }
         let device = try deviceOptions.make()
-        let model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference)
+        let model = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference, weightDType: coreDType)
         model.mpoStrategy = strategy
         let codec: TextCodec
         if let c = try TextCodec.of(checkpoint: URL(fileURLWithPath: checkpoint)) {

@@ -128,6 +128,11 @@ final class FaultyDevice: ComputeDevice {
                           batch: Int, time: Int, channels: Int) {
         base.embeddingForward(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: time, channels: channels)
     }
+    func gemmHalf(_ s: GemmShape, a: TensorView, b: HalfMatrix, c: TensorView) { base.gemmHalf(s, a: a, b: b, c: c) }
+    func embeddingForwardHalf(tokens: TensorView, table: HalfMatrix, positions: TensorView?, out: TensorView,
+                              batch: Int, time: Int, channels: Int) {
+        base.embeddingForwardHalf(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: time, channels: channels)
+    }
     func embeddingBackward(dOut: TensorView, tokens: TensorView, dTable: TensorView, batch: Int, time: Int, channels: Int) {
         if fault == .embeddingBackwardOverwrites { base.fill(dTable, value: 0) }
         base.embeddingBackward(dOut: dOut, tokens: tokens, dTable: dTable, batch: batch, time: time, channels: channels)

@@ -20,6 +20,24 @@ import Testing
         try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains(".tmp-") }
     }
 
+    @Test("a mapped file's tensors read the same after their pages are released; a file parsed from memory keeps its bytes")
+    func releaseKeepsValues() throws {
+        let dir = try makeTempDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("big.safetensors")
+        var w = SafeTensorsWriter(metadata: [:])
+        let a = (0..<300_000).map { Float($0) * 0.5 }, b = (0..<70_000).map { -Float($0) }   // several pages each
+        try w.add("a", shape: [a.count], floats: a)
+        try w.add("b", shape: [b.count], floats: b)
+        try w.write(to: url)
+        for f in [try SafeTensorsFile(contentsOf: url), try SafeTensorsFile(data: w.serialized())] {
+            #expect(try f.floats("a") == a)
+            f.release("a"); f.release("b")
+            #expect(try f.floats("a") == a)
+            #expect(try f.floats("b") == b)
+        }
+    }
+
     @Test func writeThenReadBack() throws {
         let dir = try makeTempDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

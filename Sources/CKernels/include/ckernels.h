@@ -53,6 +53,17 @@ void mpo_site_step(int p0, int p1, int k, int mo, int o, const float *M, const f
 /// batch-1 product of a linear layer (y = x·Wᵀ), every weight read once. beta 0 never reads y.
 void mpo_gemv_rows(int n, int k, const float *W, int ldw, const float *x, float alpha, float beta, float *y);
 
+// MARK: - 16-bit weights (f16 or bf16, computed in f32)
+
+/// dst = src rounded to IEEE f16 (bf16 = 0) or bf16 (bf16 = 1), to nearest even; NaN stays NaN.
+void mpo_f32_to_half(const float *src, uint16_t *dst, size_t n, int bf16);
+/// dst = src widened to f32 (exact).
+void mpo_half_to_f32(const uint16_t *src, float *dst, size_t n, int bf16);
+/// Rows of a half matrix (row stride lds) widened into f32 rows (row stride ldd).
+void mpo_half_rows_to_f32(const uint16_t *src, int rows, int cols, int lds, float *dst, int ldd, int bf16);
+/// mpo_gemv_rows with W stored as f16/bf16: y[j] = alpha·(W[j]·x) + beta·y[j], in f32.
+void mpo_gemv_half_rows(int n, int k, const uint16_t *W, int ldw, const float *x, float alpha, float beta, float *y, int bf16);
+
 /// out[j] = alpha · Σ_d x[d]·rows[j·ld + d] for j < n (one vector against n rows of length len).
 void mpo_dot_rows(const float *x, const float *rows, int ld, int n, int len, float alpha, float *out);
 

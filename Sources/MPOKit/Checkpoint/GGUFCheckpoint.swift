@@ -157,18 +157,19 @@ public enum GGUFCheckpoint {
     }
 
     /// The model of a GGUF file on `device`, its weights dequantised to f32.
-    public static func loadModel(_ url: URL, device: any ComputeDevice, purpose: ModelPurpose = .training) throws -> Transformer {
+    public static func loadModel(_ url: URL, device: any ComputeDevice, purpose: ModelPurpose = .training,
+                                 weightDType: WeightDType = .f32) throws -> Transformer {
         let f = try open(url)
         let c = try config(f)
         do { try c.validate() } catch { throw ModelError("\(url.path): \(error)") }
-        let model = try Transformer(config: c, device: device, purpose: purpose)
+        let model = try Transformer(config: c, device: device, purpose: purpose, weightDType: weightDType)
         var written: [String: Int] = [:]
         try tensors(f, config: c) { name, v, at in
             guard let spec = model.layout[name], at + v.count <= spec.count else { throw ModelError("\(url.path): no parameter '\(name)' of \(at + v.count) values") }
             if let bad = v.firstIndex(where: { !$0.isFinite }) {
                 throw ModelError("\(url.path): '\(name)' holds a non-finite value (\(v[bad])) at index \(at + bad)")
             }
-            try device.write(v, to: model.params.view(spec.offset + at, v.count))
+            try model.writeParameter(name, v, at: at)
             written[name, default: 0] += v.count
         }
         for spec in model.layout.specs where written[spec.name] != spec.count { throw ModelError("\(url.path): no tensor for '\(spec.name)'") }

@@ -190,20 +190,19 @@ public enum HFCheckpoint {
     }
 
     /// Loads the model of a Hugging Face directory on `device`.
-    public static func loadModel(_ dir: URL, device: any ComputeDevice, purpose: ModelPurpose = .training) throws -> Transformer {
+    public static func loadModel(_ dir: URL, device: any ComputeDevice, purpose: ModelPurpose = .training,
+                                 weightDType: WeightDType = .f32) throws -> Transformer {
         let c = try config(dir)
         try c.validate()
         let values = try importTensors(try tensorFiles(dir), config: c, dir: dir)
-        let model = try Transformer(config: c, device: device, purpose: purpose)
-        var host = [Float](repeating: 0, count: model.layout.count)
+        let model = try Transformer(config: c, device: device, purpose: purpose, weightDType: weightDType)
         for spec in model.layout.specs {
             let v = values[spec.name]!
             if let bad = v.firstIndex(where: { !$0.isFinite }) {
                 throw ModelError("\(dir.path): '\(spec.name)' holds a non-finite value (\(v[bad])) at index \(bad)")
             }
-            host.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: v)
+            try model.writeParameter(spec.name, v)
         }
-        try device.write(host, to: model.params.all)
         model.parametersChanged()
         return model
     }

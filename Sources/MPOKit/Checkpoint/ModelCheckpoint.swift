@@ -112,8 +112,9 @@ public enum ModelCheckpoint {
     }
 
     /// Loads every parameter of `model` from `file`, checking names, shapes and values.
+    /// Tensor by tensor, each released from the mapped file once copied: resident memory stays
+    /// near the model's own.
     public static func load(_ file: SafeTensorsFile, into model: Transformer, extraTensors: (String) -> Bool = { _ in false }) throws {
-        var host = [Float](repeating: 0, count: model.layout.count)
         for spec in model.layout.specs {
             guard let info = file.info(spec.name) else {
                 throw ModelError("checkpoint is missing parameter '\(spec.name)' (shape \(spec.shape)); it was saved from a different model")
@@ -121,11 +122,16 @@ public enum ModelCheckpoint {
             guard info.shape == spec.shape else {
                 throw ModelError("parameter '\(spec.name)' has shape \(info.shape) in the checkpoint, the model expects \(spec.shape)")
             }
-            let values = try file.floats(spec.name)
-            if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                throw ModelError("parameter '\(spec.name)' holds a non-finite value (\(values[bad])) at index \(bad)")
+            // In pieces of at most 1 Mi values (4 MB), each released once copied.
+            for at in stride(from: 0, to: spec.count, by: 1 << 20) {
+                let piece = at..<min(spec.count, at + (1 << 20))
+                let values = try file.floats(spec.name, elements: piece)
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw ModelError("parameter '\(spec.name)' holds a non-finite value (\(values[bad])) at index \(at + bad)")
+                }
+                try model.writeParameter(spec.name, values, at: at)
+                file.release(spec.name, elements: piece)
             }
-            host.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: values)
         }
         for name in file.names where model.layout[name] == nil && !extraTensors(name) {
             guard isBuffer(name) else {
@@ -133,7 +139,6 @@ public enum ModelCheckpoint {
             }
             try checkBuffer(name, file, config: model.config)
         }
-        try model.device.write(host, to: model.params.all)
         model.parametersChanged()
     }
 
@@ -163,12 +168,13 @@ public enum ModelCheckpoint {
     }
 
     /// Builds a model on `device` from a checkpoint file, or a Hugging Face model directory.
+    /// An inference model may store its large weights in 16 bits (`weightDType`).
     public static func loadModel(_ url: URL, device: any ComputeDevice, hints: ShapeHints = ShapeHints(),
-                                 purpose: ModelPurpose = .training) throws -> Transformer {
-        if HFCheckpoint.isModelDirectory(url) { return try HFCheckpoint.loadModel(url, device: device, purpose: purpose) }
-        if GGUFCheckpoint.isGGUF(url) { return try GGUFCheckpoint.loadModel(url, device: device, purpose: purpose) }
+                                 purpose: ModelPurpose = .training, weightDType: WeightDType = .f32) throws -> Transformer {
+        if HFCheckpoint.isModelDirectory(url) { return try HFCheckpoint.loadModel(url, device: device, purpose: purpose, weightDType: weightDType) }
+        if GGUFCheckpoint.isGGUF(url) { return try GGUFCheckpoint.loadModel(url, device: device, purpose: purpose, weightDType: weightDType) }
         let file = try open(url)
-        let model = try Transformer(config: try inferConfig(file, hints: hints), device: device, purpose: purpose)
+        let model = try Transformer(config: try inferConfig(file, hints: hints), device: device, purpose: purpose, weightDType: weightDType)
         try load(file, into: model, extraTensors: { $0.hasPrefix("optimizer.") })
         return model
     }
@@ -181,7 +187,7 @@ public enum ModelCheckpoint {
         enc.outputFormatting = [.sortedKeys]
         meta["config"] = String(decoding: try enc.encode(model.config), as: UTF8.self)
         var w = SafeTensorsWriter(metadata: meta)
-        let host = try model.device.read(model.params.all)
+        let host = try model.hostParameters()
         for spec in model.layout.specs {
             let values = Array(host[spec.offset..<(spec.offset + spec.count)])
             // Never replace a good checkpoint with a broken model.

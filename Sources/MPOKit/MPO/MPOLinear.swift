@@ -165,7 +165,7 @@ final class MPOLinear {
     }
 
     /// A plain low-rank factorisation [out, 1] × [1, in] (truncated SVD as an MPO).
-    var isLowRank: Bool { sites == 2 && factorization.outFactors[1] == 1 && factorization.inFactors[0] == 1 }
+    var isLowRank: Bool { factorization.isLowRank }
 
     /// The forward of an inference-only layer under `strategy` (the tuner times both this way).
     func inferenceForward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int, accumulate: Bool,

@@ -68,8 +68,8 @@ public final class Generator {
         try dev.write(Array(tokens.joined()), to: ids.view(0, rows))
         let xv = x.view(0, rows * C), lnv = ln.view(0, rows * C), attv = att.view(0, rows * C)
         let mv = mean.view(0, rows), rv = rstd.view(0, rows)
-        dev.embeddingForward(tokens: ids.view(0, rows), table: try model.embedding.table(dev),
-                             positions: model.positionRows(from: p, count: n), out: xv, batch: B, time: n, channels: C)
+        try model.embedding.forward(dev, tokens: ids.view(0, rows), positions: model.positionRows(from: p, count: n),
+                                    out: xv, batch: B, time: n)
         let shape = AttentionShape(batch: B, time: n, heads: c.heads, headDim: c.headDim, kvHeads: c.kvHeads, queryOffset: p,
                                    kvRows: capacity)
         let F = c.ffn, hv = hidden.view(0, rows * F), lv = lse.view(0, c.heads * rows)

@@ -61,6 +61,14 @@ public struct ParameterLayout: Sendable {
 
     public subscript(name: String) -> ParameterSpec? { index[name].map { specs[$0] } }
 
+    /// The tensors for which `keep` holds, in order, re-packed (an inference model's f32 arena
+    /// without the weights it stores in 16 bits).
+    func keeping(_ keep: (ParameterSpec) -> Bool) -> ParameterLayout {
+        var l = ParameterLayout()
+        for s in specs where keep(s) { l.add(s.name, s.shape, s.role) }
+        return l
+    }
+
     /// Number of trainable scalars (without alignment padding).
     public var parameterCount: Int { specs.reduce(0) { $0 + $1.count } }
 }

@@ -95,8 +95,8 @@ extension Transformer {
         try dev.write(tokens, to: a.tokens)
         if let targets { try dev.write(targets, to: a.targets) }
 
-        dev.embeddingForward(tokens: a.tokens, table: try embedding.table(dev), positions: positionRows(from: 0, count: time),
-                             out: c.layers > 0 ? a.blocks[0].input : a.output, batch: batch, time: time, channels: C)
+        try embedding.forward(dev, tokens: a.tokens, positions: positionRows(from: 0, count: time),
+                              out: c.layers > 0 ? a.blocks[0].input : a.output, batch: batch, time: time)
         let shape = AttentionShape(batch: batch, time: time, heads: c.heads, headDim: c.headDim, kvHeads: c.kvHeads)
         let inPlace = purpose == .inference   // one residual stream, updated in place
         for l in 0..<c.layers {
@@ -194,6 +194,7 @@ extension Transformer {
         let dev = device, c = config, C = c.channels, F = c.ffn, blk = blocks[l]
         func same(_ a: TensorView, _ b: TensorView) -> Bool { a.buffer === b.buffer && a.offset == b.offset }
         blk.norm1.forward(dev, x: io.input, out: io.norm1, mean: io.norm1Mean, rstd: io.norm1Rstd, rows: N, columns: C)
+        try linearInputTap?(l, .query, io.norm1, N)
         try blk.query.forward(dev, x: io.norm1, y: io.q, rows: N)
         try blk.key.forward(dev, x: io.norm1, y: io.kNew, rows: N)
         try blk.value.forward(dev, x: io.norm1, y: io.vNew, rows: N)
@@ -207,8 +208,10 @@ extension Transformer {
         afterKeyValues()
         dev.attentionForward(shape, q: io.q, k: io.kAll, v: io.vAll, out: io.att, lse: io.lse)
         if !same(io.input, io.mid) { dev.copy(io.input, to: io.mid) }
+        try linearInputTap?(l, .output, io.att, N)
         try blk.output.forward(dev, x: io.att, y: io.mid, rows: N, accumulate: true)
         blk.norm2.forward(dev, x: io.mid, out: io.norm2, mean: io.norm2Mean, rstd: io.norm2Rstd, rows: N, columns: C)
+        try linearInputTap?(l, .up, io.norm2, N)
         let hidden = io.hidden.view(0, N * F)
         switch c.architecture.mlp {
         case .relu:
@@ -222,6 +225,7 @@ extension Transformer {
             dev.swigluForward(gate: io.pre!, up: io.up!, out: hidden, count: N * F)
         }
         if !same(io.mid, io.output) { dev.copy(io.mid, to: io.output) }
+        try linearInputTap?(l, .down, hidden, N)
         try blk.down.forward(dev, x: io.hidden, y: io.output, rows: N, accumulate: true)
     }
 

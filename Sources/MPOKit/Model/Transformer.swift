@@ -24,7 +24,16 @@ public final class Transformer {
     public let layout: ParameterLayout
     public let device: any ComputeDevice
     public let purpose: ModelPurpose
+    /// The f32 parameter arena, laid out by `storage.arena` (`layout` itself unless weights are
+    /// stored in 16 bits).
     public let params: DeviceBuffer
+    /// How the weights are stored (f32, or the large matrices in f16/bf16 for inference).
+    let storage: WeightStorage
+    /// The 16-bit weights by parameter name (empty for an f32 model) and their arena.
+    let halves: [String: HalfMatrix]
+    let halfArena: DeviceBuffer?
+    /// The storage type of the large weight matrices.
+    public var weightDType: WeightDType { storage.dtype }
     /// The gradient arena (nil for an inference-only model).
     public let grads: DeviceBuffer?
     /// Fixed sinusoidal positions (PicoGPT): the (context, C) table; nil otherwise.
@@ -49,6 +58,9 @@ public final class Transformer {
     var distillTargets: DistillationTargets?
     let version: ParameterVersion
     var arenas: [Activations] = []
+    /// Sees the input of the linear layers of block `l` in every forward pass (compress
+    /// --calibration): (block, role, x (rows, in), rows), the q/k/v input as .query, gate/up's as .up.
+    public var linearInputTap: ((_ block: Int, _ role: LinearRole, _ x: TensorView, _ rows: Int) throws -> Void)?
     /// How MPO layers contract (automatic: the cheaper in FLOPs per layer and call).
     public var mpoStrategy = MPOStrategy.automatic {
         didSet { for l in linears.values { l.mpo?.strategy = mpoStrategy } }
@@ -67,17 +79,27 @@ public final class Transformer {
         linears.compactMapValues { $0.mpo?.lastStrategy }
     }
 
-    /// A model with zeroed parameters (use `initialize(seed:)` or `load(_:)`).
-    public init(config: ModelConfig, device: any ComputeDevice, purpose: ModelPurpose = .training) throws {
+    /// A model with zeroed parameters (use `initialize(seed:)` or `load(_:)`). An inference model
+    /// may store its large weight matrices in 16 bits (`weightDType`; computed in f32).
+    public init(config: ModelConfig, device: any ComputeDevice, purpose: ModelPurpose = .training,
+                weightDType: WeightDType = .f32) throws {
         try config.validate()
+        guard weightDType == .f32 || purpose == .inference else {
+            throw ModelError("weights stored in \(weightDType.rawValue) are for inference (eval, sample, bench); training keeps f32")
+        }
         self.config = config
         self.device = device
         self.purpose = purpose
         let layout = config.parameterLayout(), version = ParameterVersion()
         self.layout = layout; self.version = version
-        let params = try device.makeBuffer(count: layout.count, label: "parameters")
-        let grads = purpose == .training ? try device.makeBuffer(count: layout.count, label: "gradients") : nil
+        let storage = WeightStorage(config: config, layout: layout, dtype: weightDType), arena = storage.arena
+        self.storage = storage
+        let params = try device.makeBuffer(count: arena.count, label: "parameters")
+        let grads = purpose == .training ? try device.makeBuffer(count: arena.count, label: "gradients") : nil
         self.params = params; self.grads = grads
+        halfArena = storage.halfElements > 0 ? try device.makeBuffer(count: storage.halfElements, label: "weights (\(weightDType.rawValue))") : nil
+        let halves = storage.matrices(in: halfArena)
+        self.halves = halves
         let a = config.architecture, names = config.names
         switch a.positions {
         case .sinusoidal:
@@ -85,7 +107,7 @@ public final class Transformer {
                                                    label: "positional encoding")
             rotaryTable = nil; positionTable = nil; dPositionTable = nil
         case .learned:
-            let s = layout["\(names.positionTable!).weight"]!
+            let s = arena["\(names.positionTable!).weight"]!
             positionTable = params.view(s.offset, s.count); dPositionTable = grads?.view(s.offset, s.count)
             fixedPositions = nil; rotaryTable = nil
         case .rotary(let theta):
@@ -99,13 +121,13 @@ public final class Transformer {
         var ls: [String: Linear] = [:]
         func linear(_ l: ModelConfig.LinearLayer) -> Linear {
             let lin = Linear(name: l.name, out: l.out, in: l.in, kind: config.linearKind(l.name, out: l.out, in: l.in),
-                             layout: layout, params: params, grads: grads, device: device, version: version,
-                             workspace: workspace, tuner: tuner)
+                             layout: arena, params: params, grads: grads, device: device, version: version,
+                             workspace: workspace, tuner: tuner, halves: halves)
             ls[l.name] = lin
             return lin
         }
         func norm(_ name: String) -> Norm {
-            Norm(name, kind: a.norm, epsilon: a.normEpsilon, layout: layout, params: params, grads: grads)
+            Norm(name, kind: a.norm, epsilon: a.normEpsilon, layout: arena, params: params, grads: grads)
         }
         blocks = (0..<config.layers).map { b in
             var byRole: [LinearRole: Linear] = [:]
@@ -117,7 +139,8 @@ public final class Transformer {
         finalNorm = norm(names.finalNorm)
         head = config.linearLayers.last.flatMap { $0.role == .head ? linear($0) : nil }
         linears = ls
-        embedding = try TokenEmbedding(config: config, layout: layout, params: params, grads: grads, device: device)
+        embedding = try TokenEmbedding(config: config, layout: arena, params: params, grads: grads, device: device,
+                                       halfTable: halves["\(names.tokenEmbedding).weight"])
     }
 
     /// The gradient arena, or an error naming the problem for an inference-only model.
@@ -129,8 +152,13 @@ public final class Transformer {
     /// Number of trainable parameters (808,448 for the dense PicoGPT).
     public var parameterCount: Int { layout.parameterCount }
 
+    /// Bytes the parameters take as stored: 2 per 16-bit weight, 4 per f32 (`where` selects tensors).
+    public func weightBytes(where include: (ParameterSpec) -> Bool = { _ in true }) -> Int {
+        layout.specs.reduce(0) { $0 + (include($1) ? $1.count * (halves[$1.name] != nil ? 2 : 4) : 0) }
+    }
+
     func param(_ name: String) -> TensorView {
-        guard let s = layout[name] else { preconditionFailure("no parameter \(name)") }
+        guard let s = storage.arena[name] else { preconditionFailure("no f32 parameter \(name)") }
         return params.view(s.offset, s.count)
     }
 
@@ -165,7 +193,11 @@ public final class Transformer {
             }
             if let std { for i in 0..<spec.count { host[spec.offset + i] = Float(rng.normal() * std) } }
         }
-        try device.write(host, to: params.all)
+        if halves.isEmpty {
+            try device.write(host, to: params.all)
+        } else {
+            for spec in layout.specs { try writeParameter(spec.name, Array(host[spec.offset..<(spec.offset + spec.count)])) }
+        }
         parametersChanged()
     }
 
@@ -173,7 +205,11 @@ public final class Transformer {
     /// model into an inference-only one).
     public func load(from other: Transformer) throws {
         guard other.config == config else { throw ModelError("cannot load a model of another configuration") }
-        try device.write(try other.device.read(other.params.all), to: params.all)
+        if halves.isEmpty && other.halves.isEmpty {
+            try device.write(try other.device.read(other.params.all), to: params.all)
+        } else {
+            for spec in layout.specs { try writeParameter(spec.name, try other.parameter(spec.name)) }
+        }
         parametersChanged()
     }
 
@@ -184,13 +220,34 @@ public final class Transformer {
 
     /// A copy of the named parameter's values.
     public func parameter(_ name: String) throws -> [Float] {
-        guard let s = layout[name] else { throw ModelError("the model has no parameter '\(name)'") }
+        if let h = halves[name] { return try h.read(device) }
+        guard let s = storage.arena[name] else { throw ModelError("the model has no parameter '\(name)'") }
         return try device.read(params.view(s.offset, s.count))
+    }
+
+    /// Writes `values` into parameter `name` from element `at` on (loaders stream a large tensor
+    /// in row ranges, in order); 16-bit weights are rounded here. Call `parametersChanged()` after.
+    public func writeParameter(_ name: String, _ values: [Float], at: Int = 0) throws {
+        guard let spec = layout[name] else { throw ModelError("the model has no parameter '\(name)'") }
+        guard at >= 0, at + values.count <= spec.count else {
+            throw ModelError("parameter '\(name)' has \(spec.count) values (shape \(spec.shape)); cannot write \(values.count) at \(at)")
+        }
+        if let h = halves[name] { try h.write(device, values, at: at); return }
+        let s = storage.arena[name]!
+        try device.write(values, to: params.view(s.offset + at, values.count))
+    }
+
+    /// Every parameter, laid out by `layout` (what checkpoint writers save).
+    public func hostParameters() throws -> [Float] {
+        if halves.isEmpty { return try device.read(params.all) }
+        var host = [Float](repeating: 0, count: layout.count)
+        for spec in layout.specs { host.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: try parameter(spec.name)) }
+        return host
     }
 
     /// A copy of the named parameter's gradient.
     public func gradient(_ name: String) throws -> [Float] {
-        guard let s = layout[name] else { throw ModelError("the model has no parameter '\(name)'") }
+        guard let s = storage.arena[name] else { throw ModelError("the model has no parameter '\(name)'") }
         return try device.read(try gradientArena().view(s.offset, s.count))
     }
 
@@ -199,7 +256,7 @@ public final class Transformer {
         guard values.count == s.count else {
             throw ModelError("parameter '\(name)' has \(s.count) values (shape \(s.shape)), got \(values.count)")
         }
-        try device.write(values, to: params.view(s.offset, s.count))
+        try writeParameter(name, values)
         parametersChanged()
     }
 
