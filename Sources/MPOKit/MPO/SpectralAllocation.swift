@@ -47,9 +47,11 @@ public struct LayerSpectra: Sendable {
 public enum SpectralAllocator {
     public enum Objective: String, Sendable, CaseIterable { case equalError = "max", errorPerParameter = "sum" }
 
-    /// The spectra of every linear layer of `model` (its contracted weights) under the given
-    /// factorisations, computed on all cores.
-    public static func spectra(_ model: Transformer, factorizations: [String: MPOFactorization]) throws -> [LayerSpectra] {
+    /// The spectra of every linear layer of `model` (its contracted weights, or W·S for a layer in
+    /// `whitening`: its output error on the calibration data) under the given factorisations,
+    /// computed on all cores.
+    public static func spectra(_ model: Transformer, factorizations: [String: MPOFactorization],
+                               whitening: [String: InputWhitening] = [:]) throws -> [LayerSpectra] {
         let dense = try Compression.denseWeights(model)
         let layers = model.config.linearLayers
         final class Slots: @unchecked Sendable {   // one slot per layer, each written by one worker
@@ -59,7 +61,11 @@ public enum SpectralAllocator {
         let slots = Slots(layers.count), lock = NSLock(), weights = UncheckedSendable(dense)
         DispatchQueue.concurrentPerform(iterations: layers.count) { i in
             let l = layers[i], f = factorizations[l.name]!
-            let r = Result { LayerSpectra(name: l.name, factorization: f, spectra: try unfoldingSpectra(weights.value[l.name]!, factorization: f)) }
+            let r = Result {
+                var w = weights.value[l.name]!
+                if let wh = whitening[l.name] { w = wh.whiten(w.map(Double.init), out: l.out).map(Float.init) }
+                return LayerSpectra(name: l.name, factorization: f, spectra: try unfoldingSpectra(w, factorization: f))
+            }
             lock.lock(); slots.results[i] = r; lock.unlock()
         }
         return try slots.results.map { try $0!.get() }
