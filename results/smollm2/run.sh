@@ -29,6 +29,11 @@ declare -A COMPRESS=(
   [mpo4-r2]="--linear-ratio 2 --sites 4"
   [svd-r3]="--linear-ratio 3 --sites svd"      [mpo2-r3]="--linear-ratio 3 --sites 2"
   [svd-r5]="--linear-ratio 5 --sites svd"      [mpo2-r5]="--linear-ratio 5 --sites 2"
+  # data-aware truncation (SVD-LLM whitening) calibrated on the first 8,192 tokens of Tiny
+  # Shakespeare (its training split; the held-out text stays unseen)
+  [svdw-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE"
+  [svdw-r3]="--linear-ratio 3 --sites svd --calibration $SHAKESPEARE"
+  [svdw-r5]="--linear-ratio 5 --sites svd --calibration $SHAKESPEARE"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
@@ -49,17 +54,20 @@ heal() {   # heal NAME INIT
   /usr/bin/time -f "%e s, peak RSS %M KB" "$B" train --init "$2" $HEAL --steps "$HEAL_STEPS" --out "$out" $resume >> "$RUNS/heal-$1.log" 2>&1
 }
 
-evaluate() {   # evaluate LABEL CHECKPOINT → one JSON line per text in results/smollm2/eval.jsonl
+evaluate() {   # evaluate LABEL CHECKPOINT [EVAL ARGS…] → one JSON line per text in results/smollm2/eval.jsonl
+  local label=$1 ckpt=$2; shift 2
   for text in shakespeare heldout; do
-    grep -q "\"label\":\"$1\",\"text\":\"$text\"" "$HERE/eval.jsonl" 2>/dev/null && continue
+    grep -q "\"label\":\"$label\",\"text\":\"$text\"" "$HERE/eval.jsonl" 2>/dev/null && continue
     if [ $text = shakespeare ]; then file=$RUNS/shakespeare-val16k.txt; else file=$RUNS/heldout16k.txt; fi
-    line=$("$B" eval --checkpoint "$2" --data "$file" --split all --context 512 --json | tail -1) || continue
-    echo "{\"label\":\"$1\",\"text\":\"$text\",\"result\":$line}" >> "$HERE/eval.jsonl"
+    line=$("$B" eval --checkpoint "$ckpt" --data "$file" --split all --context 512 --json "$@" | tail -1) || continue
+    echo "{\"label\":\"$label\",\"text\":\"$text\",\"result\":$line}" >> "$HERE/eval.jsonl"
   done
 }
 
 case "${1:-}" in
   compress) compress "${!COMPRESS[@]}" ;;
+  compress-one) shift; compress "$@" ;;   # compress-one NAME…
+  heal-one) heal "$2" "$RUNS/$2.safetensors" ;;   # heal-one NAME (a compressed model of this script)
   heal)
     compress svd-r2 mpo2-r2
     heal svd-r2 "$RUNS/svd-r2.safetensors"
@@ -71,13 +79,19 @@ case "${1:-}" in
     for run in "$RUNS"/heal-*; do   # finished runs only
       grep -q "^done in" "$run.log" 2>/dev/null || grep -q "^done in" "$(readlink -f "$run").log" 2>/dev/null || continue
       evaluate "$(basename "$run")" "$run/checkpoint.safetensors"
+    done
+    # what storing the weights in 16 bits costs (--core-dtype; computed in f32)
+    for d in f16 bf16; do
+      evaluate "original@$d" "$M" --core-dtype $d
+      [ -f "$RUNS/heal-svd-r2/checkpoint.safetensors" ] && evaluate "heal-svd-r2@$d" "$RUNS/heal-svd-r2/checkpoint.safetensors" --core-dtype $d
     done ;;
   bench)   # side by side in one run: ours (the original dequantised to f32, compressed models) and llama.cpp
     # (the Q4_1 file and our F16 export of the original); a healed model decodes at its compressed twin's speed.
     PY=${PY:-$ROOT/.venv-peer/bin/python}
     "$B" export --checkpoint "$M" --dtype f16 --out "$RUNS/original.f16.gguf" > /dev/null
     lscpu | grep -E "Model name|^CPU\(s\)" | tr -s ' ' > "$HERE/decode.cpu.txt"
-    "$B" bench --decode --checkpoint "$M,$RUNS/svd-r2.safetensors,$RUNS/mpo2-r2.safetensors,$RUNS/mpo3-r2.safetensors,$RUNS/svd-r3.safetensors,$RUNS/svd-r5.safetensors,$RUNS/mpo2-r5.safetensors" \
+    # name@f16 / name@bf16: the same file with its large weights stored in 16 bits (--core-dtype)
+    "$B" bench --decode --checkpoint "$M,$M@f16,$RUNS/svd-r2.safetensors,$RUNS/svd-r2.safetensors@f16,$RUNS/svd-r2.safetensors@bf16,$RUNS/mpo2-r2.safetensors,$RUNS/mpo3-r2.safetensors,$RUNS/svd-r3.safetensors,$RUNS/svd-r3.safetensors@f16,$RUNS/svd-r5.safetensors,$RUNS/svd-r5.safetensors@f16,$RUNS/mpo2-r5.safetensors" \
       --threads 2 --prompt-tokens 32 --decode-tokens 128 --json > "$HERE/decode.jsonl"
     for g in "$M" "$RUNS/original.f16.gguf"; do
       "$PY" "$ROOT/Benchmarks/peer/llamacpp_decode.py" --gguf "$g" --threads 2 --tokens 128 | sed "s|^{|{\"gguf\": \"$(basename "$g")\", |" >> "$HERE/decode.jsonl"
