@@ -34,8 +34,14 @@ struct PretrainedPipelineTests {
     }
 
     @Test("every step takes the compressed checkpoint alone", arguments: ["svd", "3"])
-    func pipeline(_ sites: String) throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(sites)-\(UUID().uuidString)")
+    func pipeline(_ sites: String) throws { try run(sites: sites, device: "cpu") }
+
+    @Test("the same pipeline on the OpenCL device (PoCL in CI)", .enabled(if: OpenCLGate.enabled, OpenCLGate.reason))
+    func pipelineOnOpenCL() throws { try run(sites: "svd", device: "opencl") }
+
+    func run(sites: String, device: String) throws {
+        let on = ["--device", device]
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(sites)-\(device)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let original = try Self.pretrained(dir).path, data = "Data/tinyshakespeare.txt"
         let text = dir.appendingPathComponent("text.txt")
@@ -44,7 +50,7 @@ struct PretrainedPipelineTests {
         let compressed = dir.appendingPathComponent("r2.safetensors").path
 
         var (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", sites,
-                                            "--data", text.path, "--eval-batches", "1", "--eval-context", "32", "--out", compressed])
+                                            "--data", text.path, "--eval-batches", "1", "--eval-context", "32", "--out", compressed] + on)
         #expect(code == 0, "\(err)")
         #expect(out.contains("× fewer)") && out.contains("heal it with: mpo-train train --init"), "\(out)")
         let model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: compressed), device: CPUDevice(), purpose: .inference)
@@ -55,9 +61,15 @@ struct PretrainedPipelineTests {
         guard case .bpe(let t)? = try TextCodec.of(checkpoint: URL(fileURLWithPath: compressed)) else { Issue.record("no tokenizer"); return }
         #expect(t.tokens == Self.tokenizer.tokens && t.chatTemplate == Self.tokenizer.chatTemplate && t.eos == Self.tokenizer.eos)
 
-        (code, out, err) = try CLI.run(["eval", "--checkpoint", compressed, "--data", text.path, "--split", "all", "--context", "64", "--json"])
+        (code, out, err) = try CLI.run(["eval", "--checkpoint", compressed, "--data", text.path, "--split", "all", "--context", "64", "--json"] + on)
         #expect(code == 0, "\(err)")
         let before = try Self.json(out)
+        // Weights stored in f16 for inference: the same text, nearly the same loss.
+        (code, out, err) = try CLI.run(["eval", "--checkpoint", compressed, "--data", text.path, "--split", "all", "--context", "64",
+                                        "--core-dtype", "f16", "--json"] + on)
+        #expect(code == 0, "\(err)")
+        let half = try Self.json(out)
+        #expect(half["core_dtype"] as? String == "f16" && abs((half["loss"] as! Double) - (before["loss"] as! Double)) < 2e-3, "\(half)")
         let tokens = try #require(before["tokens"] as? Int)
         let raw = try String(contentsOf: text, encoding: .utf8)
         #expect(tokens == Self.tokenizer.encode(raw).count - 1)
@@ -65,15 +77,15 @@ struct PretrainedPipelineTests {
         let run = dir.appendingPathComponent("heal").path
         (code, out, err) = try CLI.run(["train", "--init", compressed, "--teacher", original, "--data", text.path, "--lr", "3e-3",
                                         "--distill-weight", "0.5", "--distill-temperature", "1", "--batch", "2", "--context", "32",
-                                        "--steps", "4", "--warmup", "1", "--eval-batches", "0", "--out", run])
+                                        "--steps", "4", "--warmup", "1", "--eval-batches", "0", "--out", run] + on)
         #expect(code == 0, "\(err)")
         let healed = run + "/checkpoint.safetensors"
-        (code, out, err) = try CLI.run(["eval", "--checkpoint", healed, "--data", text.path, "--split", "all", "--context", "64", "--json"])
+        (code, out, err) = try CLI.run(["eval", "--checkpoint", healed, "--data", text.path, "--split", "all", "--context", "64", "--json"] + on)
         #expect(code == 0, "\(err)")
         let after = try Self.json(out)
         #expect((after["loss"] as! Double) < (before["loss"] as! Double), "healing on the text lowers its loss: \(before["loss"]!) → \(after["loss"]!)")
 
-        (code, out, err) = try CLI.run(["sample", "--checkpoint", healed, "--chat", "--prompt", "Hi", "--tokens", "4", "--temperature", "0"])
+        (code, out, err) = try CLI.run(["sample", "--checkpoint", healed, "--chat", "--prompt", "Hi", "--tokens", "4", "--temperature", "0"] + on)
         #expect(code == 0, "\(err)")
 
         let gguf = dir.appendingPathComponent("healed.f16.gguf").path, hf = dir.appendingPathComponent("healed-hf").path
