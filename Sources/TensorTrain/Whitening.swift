@@ -52,3 +52,76 @@ public struct InputWhitening: Sendable {
         return x
     }
 }
+
+/// Whitening of an MPO layer whose input index is split over sites (i₀, i₁, …): the second moment
+/// approximated by a Kronecker product M ≈ M₀ ⊗ M₁ ⊗ … (each Mₖ the partial trace of M over the
+/// other factors, K-FAC's approximation; exact when M is such a product), so S = S₀ ⊗ S₁ ⊗ … and
+/// S⁻¹ acts on each core's input leg alone: the bonds do not grow. A plain SVD layer [out, 1] ×
+/// [1, in] has one input factor, and this is exactly InputWhitening. Scales do not matter (the
+/// truncation minimises a norm up to a constant), so factors of size 1 are left out.
+public struct KroneckerWhitening: Sendable {
+    public let inFactors: [Int]
+    /// Per site, its factor (nil for a factor of size 1).
+    public let factors: [InputWhitening?]
+
+    public init(secondMoment m: [Double], inFactors: [Int], damping: Double = 0.01) throws {
+        let n = inFactors.reduce(1, *)
+        precondition(m.count == n * n, "second moment of \(m.count) values for \(n) inputs")
+        self.inFactors = inFactors
+        var factors: [InputWhitening?] = []
+        for (k, d) in inFactors.enumerated() {
+            guard d > 1 else { factors.append(nil); continue }
+            let stride = inFactors[(k + 1)...].reduce(1, *)
+            var partial = [Double](repeating: 0, count: d * d)
+            for i in 0..<n {   // Σ over indices that agree off site k
+                let a = (i / stride) % d, base = i - a * stride
+                for b in 0..<d { partial[a * d + b] += m[i * n + base + b * stride] }
+            }
+            factors.append(try InputWhitening(secondMoment: partial, inFeatures: d, damping: damping))
+        }
+        self.factors = factors
+    }
+
+    /// Applies `matrix(k)` (d × d, row-major) to every site-k input leg of a row-major W (out × in).
+    private func apply(_ w: [Double], rows: Int, _ matrix: (Int) -> [Double]?) -> [Double] {
+        var w = w
+        let n = inFactors.reduce(1, *)
+        for (k, d) in inFactors.enumerated() {
+            guard let t = matrix(k) else { continue }
+            let stride = inFactors[(k + 1)...].reduce(1, *), blocks = rows * n / (d * stride)
+            var v = [Double](repeating: 0, count: d)
+            for blk in 0..<blocks {
+                for s in 0..<stride {
+                    let base = blk * d * stride + s
+                    for a in 0..<d { v[a] = w[base + a * stride] }
+                    for b in 0..<d {
+                        var acc = 0.0
+                        for a in 0..<d { acc += v[a] * t[a * d + b] }
+                        w[base + b * stride] = acc
+                    }
+                }
+            }
+        }
+        return w
+    }
+
+    /// W·S for a row-major (out × in) W.
+    public func whiten(_ w: [Double], out: Int) -> [Double] { apply(w, rows: out) { factors[$0]?.factor } }
+
+    /// Every core's input leg times S_k⁻¹: the cores of trunc(W·S) become those of Ŵ.
+    public func unwhiten(_ cores: inout MPOCores<Double>) {
+        for (k, f) in factors.enumerated() {
+            guard let f else { continue }
+            let d = f.inFeatures, shape = cores.coreShapes[k]   // (b, o, i, b′)
+            let inverse = f.unwhiten((0..<(d * d)).map { $0 / d == $0 % d ? 1 : 0 }, rows: d)   // S⁻¹
+            let c = cores.cores[k], bo = shape[0] * shape[1], b1 = shape[3]
+            var out = [Double](repeating: 0, count: c.count)
+            for p in 0..<bo { for i2 in 0..<d { for r in 0..<b1 {
+                var acc = 0.0
+                for i in 0..<d { acc += c[(p * d + i) * b1 + r] * inverse[i * d + i2] }
+                out[(p * d + i2) * b1 + r] = acc
+            } } }
+            cores.cores[k] = out
+        }
+    }
+}

@@ -16,10 +16,11 @@ struct Compress: ParsableCommand {
         Prints per-layer errors and the validation loss/accuracy before and after, on the same
         batches. Fine-tune the result with `mpo-train train --init OUT`.
 
-        With --calibration TEXT (and --sites svd) the layers are truncated by their output error on
-        the original model's activations over TEXT (SVD-LLM's whitening: the SVD of W·S with S the
-        Cholesky factor of the inputs' second moment, S⁻¹ folded into the right factor), and the
-        budget is allocated on those errors; the per-layer errors printed are then output errors.
+        With --calibration TEXT the layers are truncated by their output error on the original
+        model's activations over TEXT (SVD-LLM's whitening: the TT-SVD of W·S with S the Cholesky
+        factor of the inputs' second moment — for an MPO its Kronecker approximation over the
+        input factors — S⁻¹ folded into the cores), and the budget is allocated on those errors;
+        the per-layer errors printed are then output errors.
 
         With --params N (or --ratio R) instead of --chi, every layer gets its own χ so that the
         whole model has at most N parameters (dense/R): greedy on the layers' TT-SVD errors per
@@ -52,7 +53,7 @@ struct Compress: ParsableCommand {
     var minChi: Int?
     @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8 or mpo:χ (dense contracts a TT/MPO embedding back).", valueName: "kind"))
     var embedding: String?
-    @Option(help: "Data-aware truncation (SVD-LLM's whitening): truncate each layer by its output error on this text's activations (the original model's), not by its weight error. With --sites svd.")
+    @Option(help: "Data-aware truncation (SVD-LLM's whitening): truncate each layer by its output error on this text's activations (the original model's), not by its weight error; exact for --sites svd, a Kronecker approximation of the inputs' statistics for MPOs.")
     var calibration: String?
     @Option(name: .customLong("calibration-tokens"), help: "Tokens of --calibration read, in windows of --eval-context.") var calibrationTokens = 8192
     @Option(help: "Output checkpoint.") var out: String
@@ -82,7 +83,6 @@ struct Compress: ParsableCommand {
         }
         if let minChi, minChi < 1 { throw ValidationError("--min-chi must be ≥ 1 (got \(minChi))") }
         if calibration != nil {
-            guard siteCount == 0 else { throw ValidationError("--calibration (whitening) needs --sites svd: an MPO's cores cannot absorb the input transform") }
             guard allocation != "ttsvd", sensitivity == nil else { throw ValidationError("--calibration allocates from the whitened spectra: drop --allocation ttsvd and --sensitivity") }
             guard calibrationTokens >= 1 else { throw ValidationError("--calibration-tokens must be ≥ 1 (got \(calibrationTokens))") }
         }
@@ -99,13 +99,13 @@ struct Compress: ParsableCommand {
             return try m.evaluate(data.validation, batches: evalBatches, batchSize: 8, time: window, rng: &rng)
         }
         let before = try evaluate(dense)
-        var whitening: [String: InputWhitening] = [:]
+        var moments: [String: [Double]] = [:]
         if let calibration {
             let text = try loadDataset(URL(fileURLWithPath: calibration), codec: codec)
             try text.checkFits(vocabularySize: dense.config.vocabularySize)
             let tokens = Array((text.train + text.validation).prefix(calibrationTokens))
             let t0 = Date()
-            whitening = try Calibration.whitening(dense, tokens: tokens, context: min(window, tokens.count))
+            moments = try Calibration.inputSecondMoments(dense, tokens: tokens, context: min(window, tokens.count))
             print(String(format: "calibration: %d tokens of %@ in windows of %d, %.0f s: layers truncated by their output error on them",
                          tokens.count, calibration, min(window, tokens.count), Date().timeIntervalSince(t0)))
         }
@@ -124,7 +124,7 @@ struct Compress: ParsableCommand {
         }
         if let chi {
             (model, reports) = try Compression.compress(dense, chi: chi, factorizations: siteCount == nil ? [:] : factorizations(chi: chi),
-                                                        relativeTolerance: tolerance, whitening: whitening)
+                                                        relativeTolerance: tolerance, inputMoments: moments)
         }
         if budgeted {
             let linearDense = dense.config.linearLayers.reduce(0) { $0 + $1.out * $1.in }
@@ -132,10 +132,10 @@ struct Compress: ParsableCommand {
             let budget = params ?? linearRatio.map { fixed + Int((Double(linearDense) / $0).rounded(.down)) }
                 ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
             let plan = try allocate(dense, budget: budget, fixed: fixed, factorizations: factorizations(chi: 8),
-                                    spectral: !whitening.isEmpty || (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
-                                    validation: data.validation, window: window, whitening: whitening)
+                                    spectral: !moments.isEmpty || (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
+                                    validation: data.validation, window: window, moments: moments)
             (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: plan.bonds, factorizations: plan.factorizations,
-                                                        relativeTolerance: tolerance, whitening: whitening)
+                                                        relativeTolerance: tolerance, inputMoments: moments)
             print("budget \(budget) parameters: allocation of \(plan.modelParameters)"
                   + String(format: " (linear layers %d → %d, %.2f× fewer)", linearDense, plan.modelParameters - fixed,
                            Double(linearDense) / Double(plan.modelParameters - fixed)))
@@ -193,7 +193,7 @@ struct Compress: ParsableCommand {
     /// model is nearest the budget), every layer at χ ≥ --min-chi (default half the largest
     /// uniform χ that fits).
     func allocate(_ dense: Transformer, budget: Int, fixed: Int, factorizations: [String: MPOFactorization], spectral: Bool,
-                  validation: [Int32], window: Int, whitening: [String: InputWhitening]) throws -> BondAllocation {
+                  validation: [Int32], window: Int, moments: [String: [Double]]) throws -> BondAllocation {
         var weights: [String: Double] = [:]
         let fs = dense.config.linearLayers.map { factorizations[$0.name]! }
         func size(_ c: Int) -> Int { fixed + fs.reduce(0) { $0 + $1.parameterCount(bonds: $1.cappedBonds(chi: c)) } }
@@ -208,7 +208,7 @@ struct Compress: ParsableCommand {
             for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
         }
         if spectral {
-            let spectra = try SpectralAllocator.spectra(dense, factorizations: factorizations, whitening: whitening)
+            let spectra = try SpectralAllocator.spectra(dense, factorizations: factorizations, inputMoments: moments)
             guard let o = SpectralAllocator.Objective(rawValue: objective) else { throw ValidationError("--objective is max or sum (got \(objective))") }
             return try SpectralAllocator.allocate(spectra, fixed: fixed, parameters: budget, weights: weights, minimumChi: floor, objective: o)
         }

@@ -1,6 +1,6 @@
 // Calibration for data-aware truncation (compress --calibration): the second moment XᵀX / rows
 // of every linear layer's inputs while the model reads a text, the statistic SVD-LLM whitens by
-// (InputWhitening). The inputs of q/k/v (and of gate/up) are one tensor, so one moment serves
+// (Compression.compressWhitened). The inputs of q/k/v (and of gate/up) are one tensor, so one moment serves
 // them; sums run in Double (dsyrk per window of rows), over the original model's activations.
 
 import CBLAS
@@ -46,26 +46,6 @@ public enum Calibration {
                 let n = l.in
                 for i in 0..<n { for j in 0...i { let v = m[i * n + j] / Double(rowsSeen); m[i * n + j] = v; m[j * n + i] = v } }
                 out[l.name] = m
-            }
-        }
-        return out
-    }
-
-    /// The whitening of every linear layer of the blocks from the inputs' second moments over
-    /// `tokens` (one Cholesky factor per shared input: q/k/v share one, gate/up another).
-    public static func whitening(_ model: Transformer, tokens: [Int32], context: Int, damping: Double = 0.01) throws -> [String: InputWhitening] {
-        let moments = try inputSecondMoments(model, tokens: tokens, context: context)
-        var byInput: [String: InputWhitening] = [:], out: [String: InputWhitening] = [:]
-        for b in 0..<model.config.layers {
-            for l in model.config.blockLinears(b) {
-                guard let role = tapRole(l.role), let m = moments[l.name] else { continue }
-                let key = "\(b).\(role)"
-                if byInput[key] == nil {
-                    do { byInput[key] = try InputWhitening(secondMoment: m, inFeatures: l.in, damping: damping) } catch {
-                        throw ModelError("\(l.name): \(error)")
-                    }
-                }
-                out[l.name] = byInput[key]
             }
         }
         return out

@@ -44,16 +44,18 @@ public enum Compression {
         return report(cores, r, layer: layer, factorization: f, chi: r.bonds.max() ?? 1)
     }
 
-    /// Data-aware truncation of a two-factor (SVD) layer: the truncated SVD of W·S, its right
-    /// factor times S⁻¹ (InputWhitening). The report's errors are output errors on the
-    /// calibration inputs (relative to ‖W·S‖), not weight errors.
+    /// Data-aware truncation: the TT-SVD of W·S, each core's input leg times S_k⁻¹ afterwards
+    /// (KroneckerWhitening of the inputs' second moment over the factorisation's input factors;
+    /// exact for a plain SVD layer, K-FAC's Kronecker approximation for an MPO). The report's
+    /// errors are output errors on the calibration inputs (relative to ‖W·S‖), not weight errors.
     public static func compressWhitened(_ w: [Float], layer: String, factorization f: MPOFactorization, maxBonds: [Int],
-                                        whitening: InputWhitening) throws -> (MPOCores<Float>, LayerCompression) {
-        guard f.isLowRank else {
-            throw ModelError("\(layer): whitening (--calibration) needs a plain SVD layer [out, 1] × [1, in] (--sites svd); an MPO's cores cannot absorb the input transform")
+                                        secondMoment: [Double], damping: Double = 0.01) throws -> (MPOCores<Float>, LayerCompression) {
+        let wh: KroneckerWhitening
+        do { wh = try KroneckerWhitening(secondMoment: secondMoment, inFactors: f.inFactors, damping: damping) } catch {
+            throw ModelError("\(layer): \(error)")
         }
-        var (cores, r) = try ttSVD(whitening.whiten(w.map(Double.init), out: f.outFeatures), factorization: f, maxBonds: maxBonds)
-        cores.cores[1] = whitening.unwhiten(cores.cores[1], rows: cores.bonds[1])
+        var (cores, r) = try ttSVD(wh.whiten(w.map(Double.init), out: f.outFeatures), factorization: f, maxBonds: maxBonds)
+        wh.unwhiten(&cores)
         return report(cores, r, layer: layer, factorization: f, chi: r.bonds.max() ?? 1)
     }
 
@@ -106,8 +108,8 @@ public enum Compression {
 
     /// A new MPO model on the same device: TT-SVD of every linear weight at `chi` (per-layer χ in
     /// `chiOverrides`, or a cap per bond in `bondCaps` from a budgeted allocation), all other
-    /// parameters copied from `model`. With `whitening`, those (SVD) layers are truncated by their
-    /// output error on calibration data (compressWhitened). With `layers`, only those are compressed; every other
+    /// parameters copied from `model`. With `inputMoments` (Calibration.inputSecondMoments), those
+    /// layers are truncated by their output error on the calibration data (compressWhitened). With `layers`, only those are compressed; every other
     /// layer stays as it is (dense or MPO). Works on MPO models too (their contracted W is
     /// TT-SVD'd again: progressive truncation). The new model has the source model's purpose
     /// (an inference-only source gives an inference-only model: no gradient or optimiser memory).
@@ -115,7 +117,7 @@ public enum Compression {
                                 bondCaps: [String: [Int]] = [:], layers: Set<String>? = nil,
                                 factorizations: [String: MPOFactorization] = [:],
                                 relativeTolerance: Double? = nil,
-                                whitening: [String: InputWhitening] = [:]) throws -> (Transformer, [LayerCompression]) {
+                                inputMoments: [String: [Double]] = [:]) throws -> (Transformer, [LayerCompression]) {
         guard chi >= 1 else { throw ModelError("bond dimension χ must be ≥ 1 (got \(chi))") }
         let weights = try denseWeights(model)
         var config = model.config
@@ -138,9 +140,9 @@ public enum Compression {
             }
             try f.validate(out: l.out, in: l.in)
             let (c, r): (MPOCores<Float>, LayerCompression)
-            if let wh = whitening[l.name] {
+            if let m = inputMoments[l.name] {
                 (c, r) = try compressWhitened(weights[l.name]!, layer: l.name, factorization: f,
-                                              maxBonds: bondCaps[l.name] ?? f.cappedBonds(chi: chiOverrides[l.name] ?? chi), whitening: wh)
+                                              maxBonds: bondCaps[l.name] ?? f.cappedBonds(chi: chiOverrides[l.name] ?? chi), secondMoment: m)
             } else if let caps = bondCaps[l.name] {
                 (c, r) = try compressWeight(weights[l.name]!, layer: l.name, factorization: f, maxBonds: caps,
                                             relativeTolerance: relativeTolerance)

@@ -48,10 +48,10 @@ public enum SpectralAllocator {
     public enum Objective: String, Sendable, CaseIterable { case equalError = "max", errorPerParameter = "sum" }
 
     /// The spectra of every linear layer of `model` (its contracted weights, or W·S for a layer in
-    /// `whitening`: its output error on the calibration data) under the given factorisations,
-    /// computed on all cores.
+    /// `inputMoments`: its output error on the calibration data, compressWhitened) under the
+    /// given factorisations, computed on all cores.
     public static func spectra(_ model: Transformer, factorizations: [String: MPOFactorization],
-                               whitening: [String: InputWhitening] = [:]) throws -> [LayerSpectra] {
+                               inputMoments: [String: [Double]] = [:]) throws -> [LayerSpectra] {
         let dense = try Compression.denseWeights(model)
         let layers = model.config.linearLayers
         final class Slots: @unchecked Sendable {   // one slot per layer, each written by one worker
@@ -63,7 +63,9 @@ public enum SpectralAllocator {
             let l = layers[i], f = factorizations[l.name]!
             let r = Result {
                 var w = weights.value[l.name]!
-                if let wh = whitening[l.name] { w = wh.whiten(w.map(Double.init), out: l.out).map(Float.init) }
+                if let m = inputMoments[l.name] {
+                    w = try KroneckerWhitening(secondMoment: m, inFactors: f.inFactors).whiten(w.map(Double.init), out: l.out).map(Float.init)
+                }
                 return LayerSpectra(name: l.name, factorization: f, spectra: try unfoldingSpectra(w, factorization: f))
             }
             lock.lock(); slots.results[i] = r; lock.unlock()
