@@ -34,6 +34,9 @@ declare -A COMPRESS=(
   [svdw-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE"
   [svdw-r3]="--linear-ratio 3 --sites svd --calibration $SHAKESPEARE"
   [svdw-r5]="--linear-ratio 5 --sites svd --calibration $SHAKESPEARE"
+  # the same for MPOs: the inputs' statistics as a Kronecker product over the input factors
+  [mpo2w-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE"
+  [mpo3w-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.

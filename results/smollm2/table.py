@@ -16,7 +16,8 @@ for line in open(os.path.join(HERE, "eval.jsonl")):
 
 def order(label):
     kind = 0 if label == "original" else 2 if label.startswith("heal-") else 1
-    ratio = label.rsplit("-r", 1)[-1] if "-r" in label else "0"
+    base = label.split("@")[0]   # name@f16: the same checkpoint evaluated with 16-bit weights
+    ratio = base.rsplit("-r", 1)[-1] if "-r" in base else "0"
     return (kind, float(ratio), label)
 
 print("| checkpoint | parameters | linear-layer ratio | weights (f32 MB) | perplexity, Shakespeare val | perplexity, held-out (GPL-3) |")
