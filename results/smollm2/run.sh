@@ -71,6 +71,7 @@ case "${1:-}" in
   compress) compress "${!COMPRESS[@]}" ;;
   compress-one) shift; compress "$@" ;;   # compress-one NAME…
   heal-one) heal "$2" "$RUNS/$2.safetensors" ;;   # heal-one NAME (a compressed model of this script)
+  heal-more) heal "$2-stage2" "$RUNS/heal-$2/checkpoint.safetensors" ;;   # heal-more NAME: 100 more steps from a healed run, a fresh schedule
   heal)
     compress svd-r2 mpo2-r2
     heal svd-r2 "$RUNS/svd-r2.safetensors"
