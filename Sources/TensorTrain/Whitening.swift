@@ -31,7 +31,7 @@ public struct InputWhitening: Sendable {
         guard info == 0 else {
             throw TensorTrainError("Cholesky factorisation of a layer's input second moment failed (LAPACK dpotrf info \(info)); raise the damping")
         }
-        for i in 0..<n { for j in (i + 1)..<max(i + 1, n) { a[i * n + j] = 0 } }
+        for i in 0..<n { for j in (i + 1)..<n { a[i * n + j] = 0 } }
         inFeatures = n; factor = a
     }
 

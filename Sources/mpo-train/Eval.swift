@@ -29,7 +29,7 @@ struct Eval: ParsableCommand {
     @Option(help: "UTF-8 text (default: Tiny Shakespeare shipped in Data/).") var data: String?
     @Option(help: "Which tokens: validation (last 10 %), train (first 90 %) or all.") var split = EvalSplit.validation
     @Option(help: "Windows per forward pass (default: as many as keep the logits under 64 MB, at most 8).") var batch: Int?
-    @Option(name: .customLong("core-dtype"), help: "How the large weights are stored: f32, or f16/bf16 (half the bytes read per token; computed in f32): dense linear weights, low-rank (SVD) factors and the token embedding; general MPO cores stay f32.") var coreDType = WeightDType.f32
+    @Option(name: .customLong("core-dtype"), help: coreDTypeHelp) var coreDType = WeightDType.f32
     @Flag(help: "Print one JSON object instead of a line.") var json = false
     @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions

@@ -35,6 +35,9 @@ struct DeviceSpec: ExpressibleByArgument, CustomStringConvertible {
     }
 }
 
+/// `--core-dtype` of the inference commands (eval, sample; bench takes FILE@f16).
+let coreDTypeHelp = ArgumentHelp("How the large weights are stored: f32, or f16/bf16 (half the bytes read per token; computed in f32): dense linear weights, low-rank (SVD) factors and the token embedding; general MPO cores stay f32.")
+
 struct DeviceOptions: ParsableArguments {
     @Option(help: "Compute device: cpu (OpenBLAS), opencl (first GPU, else first device) or opencl:N (see `mpo-train devices`).")
     var device = DeviceSpec(kind: .cpu)

@@ -32,7 +32,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Sequences decoded together.") var batch = 1
     @Option(help: "MPO contraction: automatic (timed once per shape), rebuild or site.") var strategy = MPOStrategy.automatic
     @Option(help: "Text file whose characters form the vocabulary, for checkpoints without one.") var data: String?
-    @Option(name: .customLong("core-dtype"), help: "How the large weights are stored: f32, or f16/bf16 (half the bytes read per token; computed in f32): dense linear weights, low-rank (SVD) factors and the token embedding; general MPO cores stay f32.") var coreDType = WeightDType.f32
+    @Option(name: .customLong("core-dtype"), help: coreDTypeHelp) var coreDType = WeightDType.f32
     @Flag(help: "Wrap the prompt in the model's chat template (ChatML) and stop at the end of the assistant's turn.") var chat = false
     @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions

@@ -23,8 +23,9 @@ extension CPUDevice {
             for i in 0..<s.m { for j in 0..<n { pc[i * s.ldc + j] = s.beta == 0 ? 0 : s.beta * pc[i * s.ldc + j] } }
             return
         }
-        if s.m == 1 {  // batch 1: the fused GEMV, whole rows of W per piece, split as gemmSplit splits an f32 GEMV
-            let pieces = n * k < 131_072 ? 1 : max(2, min(16, n * k / 131_072))
+        if s.m == 1 {  // batch 1: the fused GEMV, whole rows of W per piece, cut as an f32 GEMV is (gemmSplit)
+            var pieces = 1
+            if case .columns(let p) = Self.gemmSplit(s) { pieces = p }
             forEachChunk(pieces) { p, _ in
                 let lo = n * p / pieces, hi = n * (p + 1) / pieces
                 if hi > lo {

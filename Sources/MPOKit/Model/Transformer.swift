@@ -193,11 +193,7 @@ public final class Transformer {
             }
             if let std { for i in 0..<spec.count { host[spec.offset + i] = Float(rng.normal() * std) } }
         }
-        if halves.isEmpty {
-            try device.write(host, to: params.all)
-        } else {
-            for spec in layout.specs { try writeParameter(spec.name, Array(host[spec.offset..<(spec.offset + spec.count)])) }
-        }
+        try setHostParameters(host)
         parametersChanged()
     }
 
@@ -205,11 +201,7 @@ public final class Transformer {
     /// model into an inference-only one).
     public func load(from other: Transformer) throws {
         guard other.config == config else { throw ModelError("cannot load a model of another configuration") }
-        if halves.isEmpty && other.halves.isEmpty {
-            try device.write(try other.device.read(other.params.all), to: params.all)
-        } else {
-            for spec in layout.specs { try writeParameter(spec.name, try other.parameter(spec.name)) }
-        }
+        try setHostParameters(try other.hostParameters())
         parametersChanged()
     }
 
@@ -243,6 +235,14 @@ public final class Transformer {
         var host = [Float](repeating: 0, count: layout.count)
         for spec in layout.specs { host.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: try parameter(spec.name)) }
         return host
+    }
+
+    /// Writes every parameter from `host`, laid out by `layout` (hostParameters' inverse; 16-bit
+    /// weights are rounded). Call `parametersChanged()` after.
+    func setHostParameters(_ host: [Float]) throws {
+        precondition(host.count == layout.count, "\(host.count) values for a layout of \(layout.count)")
+        if halves.isEmpty { try device.write(host, to: params.all); return }
+        for spec in layout.specs { try writeParameter(spec.name, Array(host[spec.offset..<(spec.offset + spec.count)])) }
     }
 
     /// A copy of the named parameter's gradient.
