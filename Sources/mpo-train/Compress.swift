@@ -76,11 +76,7 @@ struct Compress: ParsableCommand {
         if minChi != nil && !budgeted { throw ValidationError("--min-chi goes with --params, --ratio or --linear-ratio") }
         if let allocation, !["spectra", "ttsvd"].contains(allocation) { throw ValidationError("--allocation is spectra or ttsvd (got \(allocation))") }
         if let evalContext, evalContext < 2 { throw ValidationError("--eval-context must be ≥ 2 (got \(evalContext))") }
-        let siteCount: Int? = try sites.map { s in
-            if s == "svd" { return 0 }
-            guard let n = Int(s), (2...4).contains(n) else { throw ValidationError("--sites is 2, 3, 4 or svd (got \(s))") }
-            return n
-        }
+        let siteCount = try parseSites(sites)
         if let minChi, minChi < 1 { throw ValidationError("--min-chi must be ≥ 1 (got \(minChi))") }
         if calibration != nil {
             guard allocation != "ttsvd", sensitivity == nil else { throw ValidationError("--calibration allocates from the whitened spectra: drop --allocation ttsvd and --sensitivity") }
@@ -111,17 +107,7 @@ struct Compress: ParsableCommand {
         }
         var model = dense, reports: [LayerCompression] = []
         // Every layer's factorisation: --sites, or the chooser's at the χ in play.
-        func factorizations(chi c: Int) -> [String: MPOFactorization] {
-            var out: [String: MPOFactorization] = [:]
-            for l in dense.config.linearLayers {
-                switch siteCount {
-                case nil: out[l.name] = Compression.factorization(of: l.name, in: dense, chi: c)
-                case 0?: out[l.name] = MPOFactorization.lowRank(out: l.out, in: l.in)
-                case let n?: out[l.name] = MPOFactorization.cheapest(out: l.out, in: l.in, chi: c, minSites: n, maxSites: n)
-                }
-            }
-            return out
-        }
+        func factorizations(chi c: Int) -> [String: MPOFactorization] { Compression.factorizations(dense, chi: c, sites: siteCount) }
         if let chi {
             (model, reports) = try Compression.compress(dense, chi: chi, factorizations: siteCount == nil ? [:] : factorizations(chi: chi),
                                                         relativeTolerance: tolerance, inputMoments: moments)
@@ -197,7 +183,7 @@ struct Compress: ParsableCommand {
         var weights: [String: Double] = [:]
         let fs = dense.config.linearLayers.map { factorizations[$0.name]! }
         func size(_ c: Int) -> Int { fixed + fs.reduce(0) { $0 + $1.parameterCount(bonds: $1.cappedBonds(chi: c)) } }
-        let uniform = (1...4096).last { size($0) <= budget } ?? 1
+        let uniform = SpectralAllocator.largestUniformChi(fs, fixed: fixed, budget: budget)
         let floor = minChi ?? max(1, uniform / 2)
         print("allocation: every layer χ ≥ \(floor)\(minChi == nil ? " (half of χ = \(uniform), the largest uniform χ that fits)" : "")")
         if let sensitivity {

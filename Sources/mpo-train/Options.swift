@@ -60,5 +60,13 @@ func parseChiList(_ s: String) throws -> [Int] {
     return values.map { $0! }
 }
 
+/// --sites: nil (the chooser's), 0 for svd (plain truncated SVD), or 2…4.
+func parseSites(_ s: String?) throws -> Int? {
+    guard let s else { return nil }
+    if s == "svd" { return 0 }
+    guard let n = Int(s), (2...4).contains(n) else { throw ValidationError("--sites is 2, 3, 4 or svd (got \(s))") }
+    return n
+}
+
 /// Writes to stderr.
 func printError(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

@@ -18,6 +18,7 @@ struct Report: ParsableCommand {
           mpo-train report --chi 4,8,16,32
           mpo-train report --checkpoint runs/dense/checkpoint.safetensors --chi 8,16 --json
           mpo-train report --checkpoint runs/dense/checkpoint.safetensors --embedding tt:2,tt:4,tt:8,mpo:8
+          mpo-train report --checkpoint SmolLM2-135M-Instruct.Q4_1.gguf --sites svd --chi 64,128,256 --params 100000000
         """)
 
     @Option(help: "Dense checkpoint to analyse (default: a fresh dense model).") var checkpoint: String?
@@ -29,10 +30,16 @@ struct Report: ParsableCommand {
     @Flag(help: "Print JSON instead of tables.") var json = false
     @Option(help: "Also show the budgeted allocation (a χ per layer, from each layer's TT-SVD errors) for this whole-model parameter budget.")
     var params: Int?
+    @Option(help: ArgumentHelp("Sites of every linear layer's MPO: 2, 3, 4 (the chooser's cheapest with that many) or svd (plain truncated SVD). Default: the chooser's.", valueName: "n|svd"))
+    var sites: String?
+    @Option(help: ArgumentHelp("How each layer's error is found: spectra (one SVD per unfolding, done once for every χ: exact for two sites, the TT-SVD bound — an upper bound — for more; seconds for an LLM) or ttsvd (a TT-SVD per layer and χ: exact, minutes for an LLM). Default: ttsvd below 4M linear parameters, else spectra.", valueName: "spectra|ttsvd"))
+    var errors: String?
     @OptionGroup var shape: ShapeHintOptions
 
     func run() throws {
         let chis = try parseChiList(chi)
+        let siteCount = try parseSites(sites)
+        if let errors, !["spectra", "ttsvd"].contains(errors) { throw ValidationError("--errors is spectra or ttsvd (got \(errors))") }
         let device = CPUDevice()
         let model: Transformer
         if let checkpoint {
@@ -71,9 +78,28 @@ struct Report: ParsableCommand {
             }
             print("")
         }
+        let linearDense = model.config.linearLayers.reduce(0) { $0 + $1.out * $1.in }
+        let spectral = (errors ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra"
+        if spectral && tolerance != nil { throw ValidationError("--tolerance is a TT-SVD's per-step tolerance: give it with --errors ttsvd") }
+        // Spectra by layer and factorisation, each computed once for every χ that uses it.
+        var cache: [String: LayerSpectra] = [:]
+        func spectra(_ fs: [String: MPOFactorization]) throws -> [LayerSpectra] {
+            func key(_ name: String) -> String { name + " " + fs[name]!.description }
+            let missing = Set(model.config.linearLayers.map(\.name).filter { cache[key($0)] == nil })
+            if !missing.isEmpty {
+                for s in try SpectralAllocator.spectra(model, factorizations: fs, layers: missing) { cache[key(s.name)] = s }
+            }
+            return model.config.linearLayers.map { cache[key($0.name)]! }
+        }
+        if spectral && !json {
+            print("errors from each layer's unfolding spectra: exact for two sites, the TT-SVD bound (an upper bound) for more; --errors ttsvd runs the TT-SVDs\n")
+        }
         var results: [[String: Any]] = []
         for c in chis {
-            let reports = try Compression.reports(for: model, chi: c, relativeTolerance: tolerance)
+            let fs = Compression.factorizations(model, chi: c, sites: siteCount)
+            let reports = spectral
+                ? try spectra(fs).map { LayerCompression(spectra: $0, bonds: $0.factorization.cappedBonds(chi: c)) }
+                : try Compression.reports(for: model, chi: c, factorizations: fs, relativeTolerance: tolerance)
             let total = Compression.total(reports)
             let modelParams = nonLinear + total.mpo
             if json {
@@ -102,8 +128,17 @@ struct Report: ParsableCommand {
         }
         var allocationInfo: [String: Any]? = nil
         if let params {
-            let a = try BondAllocator.allocate(model, parameters: params)
-            let (_, reports) = try Compression.compress(model, chi: 1, bondCaps: a.bonds, factorizations: a.factorizations, relativeTolerance: tolerance)
+            let fs = Compression.factorizations(model, chi: 8, sites: siteCount)
+            let a: BondAllocation, reports: [LayerCompression]
+            if spectral {   // compress --allocation spectra's plan, every layer at χ ≥ half the uniform χ that fits
+                let uniform = SpectralAllocator.largestUniformChi(model.config.linearLayers.map { fs[$0.name]! }, fixed: nonLinear, budget: params)
+                let layers = try spectra(fs)
+                a = try SpectralAllocator.allocate(layers, fixed: nonLinear, parameters: params, minimumChi: max(1, uniform / 2))
+                reports = layers.map { LayerCompression(spectra: $0, bonds: a.bonds[$0.name]!) }
+            } else {
+                a = try BondAllocator.allocate(model, parameters: params, factorizations: siteCount == nil ? [:] : fs)
+                reports = try Compression.compress(model, chi: 1, bondCaps: a.bonds, factorizations: a.factorizations, relativeTolerance: tolerance).1
+            }
             let total = Compression.total(reports)
             allocationInfo = ["budget": params, "model_parameters": a.modelParameters, "linear_relative_error": total.relativeError,
                               "layers": try reports.map { r -> [String: Any] in
@@ -122,7 +157,8 @@ struct Report: ParsableCommand {
             }
         }
         if json {
-            var object: [String: Any] = ["checkpoint": checkpoint ?? "fresh dense (seed \(seed))", "results": results, "embedding": embInfo]
+            var object: [String: Any] = ["checkpoint": checkpoint ?? "fresh dense (seed \(seed))", "results": results, "embedding": embInfo,
+                                         "errors": spectral ? "spectra" : "ttsvd"]
             if let allocationInfo { object["allocation"] = allocationInfo }
             let data = try JSONSerialization.data(withJSONObject: object,
                                                   options: [.prettyPrinted, .sortedKeys])

@@ -240,4 +240,29 @@ struct CLITests {
         #expect((results[1]["linear_relative_error"] as! Double) < 1e-6)   // χ = 64 is full rank everywhere
         #expect((results[0]["linear_relative_error"] as! Double) > 0.5)
     }
+
+    @Test("report --errors spectra: exact for two sites, the TT-SVD bound for three, the same parameters", arguments: ["svd", "3"])
+    func reportSpectra(sites: String) throws {
+        func layers(_ errors: String) throws -> [[String: Any]] {
+            let (code, stdout, err) = try CLI.run(["report", "--checkpoint", "Tests/Resources/reference/dense_seed2024.safetensors", "--heads", "4",
+                                                   "--chi", "4", "--sites", sites, "--errors", errors, "--json"])
+            #expect(code == 0, "\(err)")
+            let obj = try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as! [String: Any]
+            #expect(obj["errors"] as? String == errors)
+            return ((obj["results"] as! [[String: Any]])[0])["layers"] as! [[String: Any]]
+        }
+        let spectra = try layers("spectra"), ttsvd = try layers("ttsvd")
+        #expect(spectra.count == 25 && ttsvd.count == 25)
+        for (s, t) in zip(spectra, ttsvd) {
+            #expect(s["parameters"] as! Int == t["parameters"] as! Int && s["bonds"] as! [Int] == t["bonds"] as! [Int])
+            let bound = s["relativeError"] as! Double, exact = t["relativeError"] as! Double
+            if sites == "svd" {
+                #expect(abs(bound - exact) <= 1e-4 * exact, "\(s["layer"]!): \(bound) vs \(exact)")
+            } else {   // TT-SVD's error lies between the worst unfolding's tail and the bound
+                #expect(exact <= bound * (1 + 1e-4) && bound <= exact * 2.0.squareRoot() * (1 + 1e-4), "\(s["layer"]!): \(bound) vs \(exact)")
+            }
+        }
+        let (code, _, err) = try CLI.run(["report", "--chi", "4", "--errors", "spectra", "--tolerance", "0.1"])
+        #expect(code != 0 && err.contains("--errors ttsvd"), "\(err)")
+    }
 }

@@ -72,9 +72,10 @@ public enum Compression {
 
     /// The weight matrix of every linear layer of `model`, by layer name: dense weights as they
     /// are, MPO layers contracted from their cores (so an MPO model can be re-compressed).
-    public static func denseWeights(_ model: Transformer) throws -> [String: [Float]] {
+    /// With `layers`, only those.
+    public static func denseWeights(_ model: Transformer, layers only: Set<String>? = nil) throws -> [String: [Float]] {
         var out: [String: [Float]] = [:]
-        for l in model.config.linearLayers {
+        for l in model.config.linearLayers where only?.contains(l.name) ?? true {
             switch model.config.linearKind(l.name, out: l.out, in: l.in) {
             case .dense:
                 out[l.name] = try model.parameter("\(l.name).weight")
@@ -93,6 +94,20 @@ public enum Compression {
         let l = model.config.linearLayers.first { $0.name == name }!
         if case .mpo(let current, _) = model.config.linearKind(name, out: l.out, in: l.in) { return current }
         return model.config.factorization(of: name, out: l.out, in: l.in, chi: chi)
+    }
+
+    /// Every linear layer's factorisation at `chi`: `sites` nil the model's own or the chooser's
+    /// (factorization(of:in:chi:)), 0 plain truncated SVD (W ≈ U·Vᵀ), n the cheapest with n sites.
+    public static func factorizations(_ model: Transformer, chi: Int, sites: Int?) -> [String: MPOFactorization] {
+        var out: [String: MPOFactorization] = [:]
+        for l in model.config.linearLayers {
+            switch sites {
+            case nil: out[l.name] = factorization(of: l.name, in: model, chi: chi)
+            case 0?: out[l.name] = MPOFactorization.lowRank(out: l.out, in: l.in)
+            case let n?: out[l.name] = MPOFactorization.cheapest(out: l.out, in: l.in, chi: chi, minSites: n, maxSites: n)
+            }
+        }
+        return out
     }
 
     /// Reports for every linear layer of a dense model at bond dimension `chi` (no model is built).

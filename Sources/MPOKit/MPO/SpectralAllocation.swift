@@ -50,10 +50,11 @@ public enum SpectralAllocator {
     /// The spectra of every linear layer of `model` (its contracted weights, or W·S for a layer in
     /// `inputMoments`: its output error on the calibration data, compressWhitened) under the
     /// given factorisations, computed on all cores.
+    /// With `layers`, only those (in the model's order).
     public static func spectra(_ model: Transformer, factorizations: [String: MPOFactorization],
-                               inputMoments: [String: [Double]] = [:]) throws -> [LayerSpectra] {
-        let dense = try Compression.denseWeights(model)
-        let layers = model.config.linearLayers
+                               inputMoments: [String: [Double]] = [:], layers only: Set<String>? = nil) throws -> [LayerSpectra] {
+        let layers = model.config.linearLayers.filter { only?.contains($0.name) ?? true }
+        let dense = try Compression.denseWeights(model, layers: Set(layers.map(\.name)))
         final class Slots: @unchecked Sendable {   // one slot per layer, each written by one worker
             var results: [Result<LayerSpectra, Error>?]
             init(_ n: Int) { results = Array(repeating: nil, count: n) }
@@ -71,6 +72,13 @@ public enum SpectralAllocator {
             lock.lock(); slots.results[i] = r; lock.unlock()
         }
         return try slots.results.map { try $0!.get() }
+    }
+
+    /// The largest χ at which every layer (factorisations `fs`, bonds capped at χ) and `fixed`
+    /// dense parameters fit in `budget` (1 when none does): compress's default floor is half of it.
+    public static func largestUniformChi(_ fs: [MPOFactorization], fixed: Int, budget: Int) -> Int {
+        func size(_ c: Int) -> Int { fixed + fs.reduce(0) { $0 + $1.parameterCount(bonds: $1.cappedBonds(chi: c)) } }
+        return (1...4096).last { size($0) <= budget } ?? 1
     }
 
     /// Bonds for every layer in `spectra` so that the whole model (the cores plus `fixed`
@@ -118,5 +126,19 @@ public enum SpectralAllocator {
             predicted[s.name] = s.relativeError2(bonds: out[s.name]!).squareRoot()
         }
         return BondAllocation(bonds: out, factorizations: facs, modelParameters: used, predictedError: predicted)
+    }
+}
+
+extension LayerCompression {
+    /// What TT-SVD at `bonds` does to a layer, read off its unfolding spectra without running it:
+    /// parameters and FLOPs exact, the error the TT-SVD bound — exact for two sites (plain SVD
+    /// and 2-site MPOs), an upper bound for more (`report --errors ttsvd` gives the exact one).
+    public init(spectra s: LayerSpectra, bonds: [Int]) {
+        let f = s.factorization, e2 = s.relativeError2(bonds: bonds), params = f.parameterCount(bonds: bonds)
+        self.init(layer: s.name, out: f.outFeatures, in: f.inFeatures, factorization: f.description, chi: bonds.max() ?? 1,
+                  bonds: bonds, denseParameters: f.outFeatures * f.inFeatures, parameters: params,
+                  compressionRatio: Double(f.outFeatures * f.inFeatures) / Double(params), relativeError: e2.squareRoot(),
+                  errorBound: e2.squareRoot(), normSquared: s.normSquared, errorSquared: e2 * s.normSquared,
+                  denseFlopsPerRow: 2 * Double(f.outFeatures * f.inFeatures), siteFlopsPerRow: f.siteFlopsPerRow(bonds: bonds))
     }
 }
