@@ -24,25 +24,43 @@ extension OpenCLDevice {
         }
     }
 
-    public func embeddingForwardHalf(tokens: TensorView, table: HalfMatrix, positions: TensorView?, out: TensorView,
+    public func embeddingForwardPacked(tokens: TensorView, table: PackedMatrix, positions: TensorView?, out: TensorView,
                                      batch: Int, time: Int, channels: Int) {
         let n = batch * time, C = channels
         precondition(table.columns == C && tokens.count >= n && out.count >= n * C && (positions?.count ?? time * C) >= time * C,
                      "embedding shape mismatch (\(table.name))")
+        if table.format == .q8 {
+            let scales = table.storage.view(table.scaleOffset, table.rows * table.paddedColumns / 32)
+            locked {
+                launch("embeddingForwardPacked", main, "kernel_embedding_forward_q8", global: [C, n], local: [16, 16],
+                       [.view(tokens), .view(table.storage), .view(scales), .view(positions ?? out), .view(out), .int(n), .int(time), .int(C),
+                        .int(table.rows), .int(positions == nil ? 0 : 1)])
+            }
+            return
+        }
         locked {
-            launch("embeddingForwardHalf", main, "kernel_embedding_forward_half", global: [C, n], local: [16, 16],
+            launch("embeddingForwardPacked", main, "kernel_embedding_forward_half", global: [C, n], local: [16, 16],
                    [.view(tokens), .view(table.storage), .view(positions ?? out), .view(out), .int(n), .int(time), .int(C),
                     .int(table.rows), .int(positions == nil ? 0 : 1), .int(Int(table.isBF16))])
         }
     }
 
-    public func gemmHalf(_ s: GemmShape, a: TensorView, b: HalfMatrix, c: TensorView) {
+    public func gemmPacked(_ s: GemmShape, a: TensorView, b: PackedMatrix, c: TensorView) {
         precondition(s.batch == 1 && s.transposeB && !s.transposeA && s.ldb == s.k && b.rows == s.n && b.columns == s.k,
-                     "\(s): gemmHalf takes one NT product with B (\(b.rows), \(b.columns)) = \(b.name)")
+                     "\(s): gemmPacked takes one NT product with B (\(b.rows), \(b.columns)) = \(b.name)")
         precondition(s.m == 0 || (s.extentA <= a.count && s.extentC <= c.count), "\(s): operands too small for \(b.name)")
         guard s.m > 0 && s.n > 0 else { return }
+        if b.format == .q8 {
+            let scales = b.storage.view(b.scaleOffset, b.rows * b.paddedColumns / 32)
+            locked {
+                launch("gemmPacked", main, "kernel_gemm_q8", global: [s.n, s.m], local: [16, 1],
+                       [.view(a), .int(s.lda), .view(b.storage), .view(scales), .view(c), .int(s.ldc), .int(s.m), .int(s.n), .int(s.k),
+                        .float(s.alpha), .float(s.beta)])
+            }
+            return
+        }
         locked {
-            launch("gemmHalf", main, "kernel_gemm_half", global: [s.n, s.m], local: [16, 1],
+            launch("gemmPacked", main, "kernel_gemm_half", global: [s.n, s.m], local: [16, 1],
                    [.view(a), .int(s.lda), .view(b.storage), .view(c), .int(s.ldc), .int(s.m), .int(s.n), .int(s.k),
                     .float(s.alpha), .float(s.beta), .int(Int(b.isBF16))])
         }

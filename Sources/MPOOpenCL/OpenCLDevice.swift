@@ -121,7 +121,7 @@ public final class OpenCLDevice: ComputeDevice, @unchecked Sendable {  // ops lo
             deviceKey = [info.name, info.driverVersion, info.version, info.platformName, info.platformVersion].joined(separator: "|")
             let t = tuning
             main = try OpenCLProgram.build(
-                files: ["elementwise.cl", "layernorm.cl", "embedding.cl", "activations.cl", "loss.cl", "optimizer.cl", "mpo.cl", "half.cl"],
+                files: ["elementwise.cl", "layernorm.cl", "embedding.cl", "activations.cl", "loss.cl", "optimizer.cl", "mpo.cl", "half.cl", "q8.cl"],
                 options: t.commonOptions + " " + t.mainOptions, sources: sources, context: ctx, device: entry.device,
                 deviceKey: deviceKey, cache: cache)
             gemmLarge = try OpenCLProgram.build(files: ["gemm.cl"], options: t.commonOptions + " " + t.gemmLarge.options,

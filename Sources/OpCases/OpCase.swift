@@ -20,7 +20,7 @@ public enum Op: String, CaseIterable, Sendable {
          embeddingForward, embeddingBackward, positionBackward, layerNormForward, layerNormBackward,
          rmsNormForward, rmsNormBackward, rotaryForward, rotaryBackward, swigluForward, swigluBackward, geluForward, geluBackward,
          attentionForward, attentionBackward, crossEntropy, distillation, squaredDistance, mpoForward, sumOfSquares, stepScalars, adamW,
-         gemmHalf, embeddingForwardHalf
+         gemmPacked, embeddingForwardPacked
 }
 
 /// One row of the table: an op with fixed shapes and parameters.

@@ -17,7 +17,7 @@ public enum OpCases {
     // MARK: - parity
 
     public static let parity: [OpCase] = gemmParity + permuteParity + elementwiseParity + transformerParity + familyParity + mpoParity
-        + halfParity
+        + packedParity
 
     /// The fused MPO contraction against W contracted in Double: 2 and 3 sites, χ from 1 to above
     /// the full rank, 1 to 64 rows, the PicoGPT layer shapes, a 4-site chain and a prime factor.
@@ -287,6 +287,6 @@ public enum OpCases {
             adamW(count: params, hyper: AdamWHyper(learningRate: 1e-3, step: 10)),
             stepScalars(rows: N, gradients: params, clip: 1),
         ]
-        return c + familyPerf + halfPerf
+        return c + familyPerf + packedPerf
     }()
 }

@@ -18,7 +18,7 @@ struct DecodeModel: CustomStringConvertible {
     var chi: Int?
     /// A real checkpoint ("file:PATH"): its weights, shape and factorisations.
     var path: String?
-    /// How the weights are stored ("…@f16", "…@bf16"; f32 without a suffix).
+    /// How the weights are stored ("…@f16", "…@bf16", "…@q8"; f32 without a suffix).
     var dtype = WeightDType.f32
 
     init?(_ spec: String) {
@@ -151,7 +151,7 @@ extension Bench {
     func decodeTable() throws {
         let list = checkpoint.map { $0.split(separator: ",").map { "file:\($0)" }.joined(separator: ",") } ?? decodeModels
         let specs = try list.split(separator: ",").map { s -> DecodeModel in
-            guard let m = DecodeModel(String(s)) else { throw ValidationError("--decode-models: '\(s)' is not shape:dense|χ (shapes picogpt, gpt2, smollm2), optionally @f16 or @bf16") }
+            guard let m = DecodeModel(String(s)) else { throw ValidationError("--decode-models: '\(s)' is not shape:dense|χ (shapes picogpt, gpt2, smollm2), optionally @f16, @bf16 or @q8") }
             return m
         }
         let me = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0])

@@ -35,8 +35,8 @@ struct DeviceSpec: ExpressibleByArgument, CustomStringConvertible {
     }
 }
 
-/// `--core-dtype` of the inference commands (eval, sample; bench takes FILE@f16).
-let coreDTypeHelp = ArgumentHelp("How the large weights are stored: f32, or f16/bf16 (half the bytes read per token; computed in f32): dense linear weights, low-rank (SVD) factors and the token embedding; general MPO cores stay f32.")
+/// `--core-dtype` of the inference commands (eval, sample; bench takes FILE@f16, FILE@q8).
+let coreDTypeHelp = ArgumentHelp("How the large weights are stored: f32; f16/bf16 (half the bytes read per token; computed in f32); or q8 (8-bit blocks of 32 with a scale, llama.cpp's Q8_0 scheme: 0.28× the bytes, products in integers with the activations rounded to 8 bits per block). It applies to dense linear weights, low-rank (SVD) factors and the token embedding; general MPO cores stay f32.", valueName: "f32|f16|bf16|q8")
 
 struct DeviceOptions: ParsableArguments {
     @Option(help: "Compute device: cpu (OpenBLAS), opencl (first GPU, else first device) or opencl:N (see `mpo-train devices`).")

@@ -128,10 +128,10 @@ final class FaultyDevice: ComputeDevice {
                           batch: Int, time: Int, channels: Int) {
         base.embeddingForward(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: time, channels: channels)
     }
-    func gemmHalf(_ s: GemmShape, a: TensorView, b: HalfMatrix, c: TensorView) { base.gemmHalf(s, a: a, b: b, c: c) }
-    func embeddingForwardHalf(tokens: TensorView, table: HalfMatrix, positions: TensorView?, out: TensorView,
+    func gemmPacked(_ s: GemmShape, a: TensorView, b: PackedMatrix, c: TensorView) { base.gemmPacked(s, a: a, b: b, c: c) }
+    func embeddingForwardPacked(tokens: TensorView, table: PackedMatrix, positions: TensorView?, out: TensorView,
                               batch: Int, time: Int, channels: Int) {
-        base.embeddingForwardHalf(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: time, channels: channels)
+        base.embeddingForwardPacked(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: time, channels: channels)
     }
     func embeddingBackward(dOut: TensorView, tokens: TensorView, dTable: TensorView, batch: Int, time: Int, channels: Int) {
         if fault == .embeddingBackwardOverwrites { base.fill(dTable, value: 0) }

@@ -2,7 +2,7 @@
 // and an exact bf16 rule, the fused widening against the scalar one for every bit pattern, and
 // whole models — a tiny Llama with dense and plain-SVD layers stored in f16/bf16 gives the logits
 // of the f32 model holding the same rounded weights, saves what it holds, and refuses training.
-// (The ops themselves are rows of the op-case table: gemmHalf, embeddingForwardHalf.)
+// (The ops themselves are rows of the op-case table: gemmPacked, embeddingForwardPacked.)
 
 import CKernels
 import Foundation
@@ -77,11 +77,11 @@ struct HalfConversionTests {
         }
     }
 
-    @Test("HalfMatrix writes of odd lengths at odd offsets keep their neighbours")
+    @Test("PackedMatrix writes of odd lengths at odd offsets keep their neighbours")
     func oddWrites() throws {
         let dev = CPUDevice()
-        let buffer = try dev.makeBuffer(count: HalfMatrix.elements(5 * 7), label: "m")
-        let m = HalfMatrix(name: "m", storage: buffer.all, rows: 5, columns: 7, format: .f16)
+        let buffer = try dev.makeBuffer(count: PackedMatrix.elements(rows: 5, columns: 7, format: .f16), label: "m")
+        let m = PackedMatrix(name: "m", storage: buffer.all, rows: 5, columns: 7, format: .f16)
         let values = (0..<35).map { Float($0) * 0.25 - 3 }   // exact in f16
         for r in 0..<5 { try m.write(dev, Array(values[(r * 7)..<(r * 7 + 7)]), at: r * 7) }
         #expect(try m.read(dev) == values)
@@ -121,13 +121,13 @@ struct HalfModelTests {
         #expect(c.linearLayers.contains { if case .dense = c.linearKind($0.name, out: $0.out, in: $0.in) { return true }; return false })
         let half = try Transformer(config: c, device: CPUDevice(), purpose: .inference, weightDType: dtype)
         try half.load(from: f32)
-        #expect(half.weightDType == dtype && !half.halves.isEmpty)
+        #expect(half.weightDType == dtype && !half.packed.isEmpty)
         // Every dense weight, SVD factor and the embedding are 16-bit; norms stay f32.
         for spec in c.parameterLayout().specs {
             let isMatrix = spec.role.isEmbedding || { if case .linearWeight = spec.role { return true }; if case .core = spec.role { return true }; return false }()
-            #expect((half.halves[spec.name] != nil) == isMatrix, "\(spec.name)")
+            #expect((half.packed[spec.name] != nil) == isMatrix, "\(spec.name)")
         }
-        let bytes16 = half.halves.values.reduce(0) { $0 + 2 * $1.rows * $1.columns }
+        let bytes16 = half.packed.values.reduce(0) { $0 + 2 * $1.rows * $1.columns }
         #expect(half.weightBytes() == f32.weightBytes() - bytes16)
         // The f32 twin of what the half model holds.
         let rounded = try Transformer(config: c, device: CPUDevice(), purpose: .inference)
@@ -156,9 +156,9 @@ struct HalfModelTests {
         let half = try Transformer(config: mpo.config, device: CPUDevice(), purpose: .inference, weightDType: .f16)
         try half.load(from: mpo)
         for spec in half.layout.specs {
-            if case .core = spec.role { #expect(half.halves[spec.name] == nil, "\(spec.name) should stay f32") }
+            if case .core = spec.role { #expect(half.packed[spec.name] == nil, "\(spec.name) should stay f32") }
         }
-        #expect(half.halves.keys.contains { $0.hasSuffix("embed_tokens.weight") || $0.contains("emb") })
+        #expect(half.packed.keys.contains { $0.hasSuffix("embed_tokens.weight") || $0.contains("emb") })
         let (tok, _, b, t) = try FamilyReference.batch(try FamilyReference.reference("llama-tiny"))
         let rows = Array(tok[0..<t])
         try half.forward(tokens: rows, batch: 1, time: t, needsGradients: false)

@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|eval|bench
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|eval|bench|bench-q8
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -84,10 +84,14 @@ case "${1:-}" in
       grep -q "^done in" "$run.log" 2>/dev/null || grep -q "^done in" "$(readlink -f "$run").log" 2>/dev/null || continue
       evaluate "$(basename "$run")" "$run/checkpoint.safetensors"
     done
-    # what storing the weights in 16 bits costs (--core-dtype; computed in f32)
-    for d in f16 bf16; do
+    # what storing the weights in 16 or 8 bits costs (--core-dtype)
+    for d in f16 bf16 q8; do
       evaluate "original@$d" "$M" --core-dtype $d
       [ -f "$RUNS/heal-svd-r2/checkpoint.safetensors" ] && evaluate "heal-svd-r2@$d" "$RUNS/heal-svd-r2/checkpoint.safetensors" --core-dtype $d
+    done
+    # the healed whitened models as they are timed (bench-q8)
+    for name in svdw-r2 svdw-r5; do
+      [ -f "$RUNS/heal-$name/checkpoint.safetensors" ] && evaluate "heal-$name@q8" "$RUNS/heal-$name/checkpoint.safetensors" --core-dtype q8
     done ;;
   bench)   # side by side in one run: ours (the original dequantised to f32, compressed models) and llama.cpp
     # (the Q4_1 file and our F16 export of the original); a healed model decodes at its compressed twin's speed.
@@ -100,5 +104,17 @@ case "${1:-}" in
     for g in "$M" "$RUNS/original.f16.gguf"; do
       "$PY" "$ROOT/Benchmarks/peer/llamacpp_decode.py" --gguf "$g" --threads 2 --tokens 128 | sed "s|^{|{\"gguf\": \"$(basename "$g")\", |" >> "$HERE/decode.jsonl"
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|eval|bench"; exit 64 ;;
+  bench-q8)   # interleaved: llama.cpp on the Q4_1 file, then ours (healed whitened SVD 5× and 2× in q8 and f16, the
+    # original in q8 and f32), ROUNDS times — this VM's speed drifts ±10 % between runs, so only neighbours compare
+    PY=${PY:-$ROOT/.venv-peer/bin/python}
+    lscpu | grep -E "Model name|^CPU\(s\)" | tr -s ' ' > "$HERE/decode-q8.cpu.txt"
+    for round in $(seq "${ROUNDS:-3}"); do
+      "$PY" "$ROOT/Benchmarks/peer/llamacpp_decode.py" --gguf "$M" --threads 2 --tokens 128 | sed "s|^{|{\"round\": $round, \"gguf\": \"$(basename "$M")\", |" >> "$HERE/decode-q8.jsonl"
+      for ck in "$RUNS/heal-svdw-r5/checkpoint.safetensors@q8" "$RUNS/heal-svdw-r5/checkpoint.safetensors@f16" \
+                "$RUNS/heal-svdw-r2/checkpoint.safetensors@q8" "$RUNS/heal-svdw-r2/checkpoint.safetensors@f16" "$M@q8" "$M"; do
+        "$B" bench --decode --checkpoint "$ck" --threads 2 --prompt-tokens 32 --decode-tokens 128 --json | tail -1 \
+          | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-q8.jsonl"
+      done
+    done ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|eval|bench|bench-q8"; exit 64 ;;
 esac

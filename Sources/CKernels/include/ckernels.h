@@ -64,6 +64,22 @@ void mpo_half_rows_to_f32(const uint16_t *src, int rows, int cols, int lds, floa
 /// mpo_gemv_rows with W stored as f16/bf16: y[j] = alpha·(W[j]·x) + beta·y[j], in f32.
 void mpo_gemv_half_rows(int n, int k, const uint16_t *W, int ldw, const float *x, float alpha, float beta, float *y, int bf16);
 
+// MARK: - 8-bit weights (q8: blocks of 32 int8 and an f32 scale; products in int8·int8, exact per block)
+
+#define MPO_Q8_BLOCK 32
+/// A q8 row's stride in quants: `cols` rounded up to whole blocks (the padding holds 0).
+static inline int mpo_q8_padded(int cols) { return (cols + MPO_Q8_BLOCK - 1) / MPO_Q8_BLOCK * MPO_Q8_BLOCK; }
+/// Rows of `cols` values (row stride lds) into quants q (row stride mpo_q8_padded(cols)) and one scale
+/// per block (rows × padded/32): scale = max|x|/127, q = round-to-even(x·127/max|x|), 0 for a zero block.
+void mpo_quantize_q8_rows(const float *src, int rows, int cols, int lds, int8_t *q, float *scales);
+/// dst[r·ldd + i] = q · scale (exact in f32).
+void mpo_dequantize_q8_rows(const int8_t *q, const float *scales, int rows, int cols, float *dst, int ldd);
+/// C[i·ldc + j] = alpha·Σ_b Ws[j,b]·As[i,b]·Σ_t Wq[j, 32b+t]·Aq[i, 32b+t] + beta·C (beta 0 never reads C), for
+/// the n rows of W and m rows of A, both quantised rows of `cols` values (mpo_quantize_q8_rows). Each
+/// output in a fixed order whatever m: row i of a batch equals the same row alone.
+void mpo_gemm_q8_rows(int m, int n, int cols, const int8_t *Wq, const float *Ws, const int8_t *Aq, const float *As,
+                      float alpha, float beta, float *C, int ldc);
+
 /// out[j] = alpha · Σ_d x[d]·rows[j·ld + d] for j < n (one vector against n rows of length len).
 void mpo_dot_rows(const float *x, const float *rows, int ld, int n, int len, float alpha, float *out);
 

@@ -122,9 +122,10 @@ public enum ModelCheckpoint {
             guard info.shape == spec.shape else {
                 throw ModelError("parameter '\(spec.name)' has shape \(info.shape) in the checkpoint, the model expects \(spec.shape)")
             }
-            // In pieces of at most 1 Mi values (4 MB), each released once copied.
-            for at in stride(from: 0, to: spec.count, by: 1 << 20) {
-                let piece = at..<min(spec.count, at + (1 << 20))
+            // In pieces of whole rows, about 1 Mi values (4 MB) each (a q8 weight packs whole rows), each released once copied.
+            let row = max(1, spec.shape.last ?? 1), step = max(1, (1 << 20) / row) * row
+            for at in stride(from: 0, to: spec.count, by: step) {
+                let piece = at..<min(spec.count, at + step)
                 let values = try file.floats(spec.name, elements: piece)
                 if let bad = values.firstIndex(where: { !$0.isFinite }) {
                     throw ModelError("parameter '\(spec.name)' holds a non-finite value (\(values[bad])) at index \(at + bad)")

@@ -159,13 +159,13 @@ public protocol ComputeDevice: AnyObject {
     /// Waits for the queue and reads what `stepScalars` wrote (the one host wait of a step).
     func readStepScalars(_ scalars: TensorView) throws -> StepScalars
 
-    // MARK: - 16-bit weights (inference, --core-dtype; see HalfMatrix)
+    // MARK: - 16-bit weights (inference, --core-dtype; see PackedMatrix)
 
     /// C (m, n) = alpha·A (m, k)·Bᵀ + beta·C for B (n, k) stored in f16/bf16, computed in f32.
     /// `s` must be a single NT product with B's row stride k.
-    func gemmHalf(_ s: GemmShape, a: TensorView, b: HalfMatrix, c: TensorView)
+    func gemmPacked(_ s: GemmShape, a: TensorView, b: PackedMatrix, c: TensorView)
     /// embeddingForward with the (V, C) table stored in f16/bf16.
-    func embeddingForwardHalf(tokens: TensorView, table: HalfMatrix, positions: TensorView?, out: TensorView,
+    func embeddingForwardPacked(tokens: TensorView, table: PackedMatrix, positions: TensorView?, out: TensorView,
                               batch: Int, time: Int, channels: Int)
 
     // MARK: - MPO

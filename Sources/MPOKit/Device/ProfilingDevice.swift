@@ -99,11 +99,11 @@ public final class ProfilingDevice: ComputeDevice {
     public func scale(_ v: TensorView, by f: Float) { time(.scale) { base.scale(v, by: f) } }
     public func reluForward(_ x: TensorView, out: TensorView) { time(.relu) { base.reluForward(x, out: out) } }
     public func reluBackward(_ d: TensorView, out: TensorView, dX: TensorView) { time(.reluBackward) { base.reluBackward(d, out: out, dX: dX) } }
-    public func gemmHalf(_ s: GemmShape, a: TensorView, b: HalfMatrix, c: TensorView) {
-        time(.gemm, flops: s.flops) { base.gemmHalf(s, a: a, b: b, c: c) }
+    public func gemmPacked(_ s: GemmShape, a: TensorView, b: PackedMatrix, c: TensorView) {
+        time(.gemm, flops: s.flops) { base.gemmPacked(s, a: a, b: b, c: c) }
     }
-    public func embeddingForwardHalf(tokens: TensorView, table: HalfMatrix, positions: TensorView?, out: TensorView, batch: Int, time t: Int, channels: Int) {
-        time(.embedding) { base.embeddingForwardHalf(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: t, channels: channels) }
+    public func embeddingForwardPacked(tokens: TensorView, table: PackedMatrix, positions: TensorView?, out: TensorView, batch: Int, time t: Int, channels: Int) {
+        time(.embedding) { base.embeddingForwardPacked(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: t, channels: channels) }
     }
     public func embeddingForward(tokens: TensorView, table: TensorView, positions: TensorView?, out: TensorView, batch: Int, time t: Int, channels: Int) {
         time(.embedding) { base.embeddingForward(tokens: tokens, table: table, positions: positions, out: out, batch: batch, time: t, channels: channels) }

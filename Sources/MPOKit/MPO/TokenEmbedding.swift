@@ -35,12 +35,12 @@ final class TokenEmbedding {
     // Table MPO.
     let mpo: MPOLinear?
     /// Inference with 16-bit weights: the dense table (then `weight` is nil).
-    private let halfTable: HalfMatrix?
+    private let packedTable: PackedMatrix?
 
     /// `grads` nil: an inference-only embedding (no gradient buffers).
     init(config: ModelConfig, layout: ParameterLayout, params: DeviceBuffer, grads: DeviceBuffer?,
-         device: any ComputeDevice, halfTable: HalfMatrix? = nil) throws {
-        self.halfTable = halfTable
+         device: any ComputeDevice, packedTable: PackedMatrix? = nil) throws {
+        self.packedTable = packedTable
         kind = config.tokenEmbedding
         vocabulary = config.vocabularySize
         channels = config.channels
@@ -52,7 +52,7 @@ final class TokenEmbedding {
         }
         let V = vocabulary, D = channels
         switch kind {
-        case .dense where halfTable != nil:
+        case .dense where packedTable != nil:
             weight = nil; dWeight = nil; mpo = nil; chain = nil; dCores = nil; ttTable = nil
         case .dense:
             weight = view(params, "\(e).weight"); dWeight = grads.map { view($0, "\(e).weight") }
@@ -75,7 +75,7 @@ final class TokenEmbedding {
 
     /// The (V, D) table as last built (no rebuild).
     func tableView() throws -> TensorView {
-        guard halfTable == nil else { throw ModelError("the token embedding is stored in 16 bits; read it with parameter(_:)") }
+        guard packedTable == nil else { throw ModelError("the token embedding is stored in 16 bits; read it with parameter(_:)") }
         if let weight { return weight }
         if let mpo { return try mpo.currentWeight() }
         return ttTable!.all
@@ -105,8 +105,8 @@ final class TokenEmbedding {
 
     /// out (B·T, D) = the rows of `tokens` (+ `positions`), the table rebuilt first (TT, MPO).
     func forward(_ dev: any ComputeDevice, tokens: TensorView, positions: TensorView?, out: TensorView, batch: Int, time: Int) throws {
-        if let halfTable {
-            dev.embeddingForwardHalf(tokens: tokens, table: halfTable, positions: positions, out: out, batch: batch, time: time, channels: channels)
+        if let packedTable {
+            dev.embeddingForwardPacked(tokens: tokens, table: packedTable, positions: positions, out: out, batch: batch, time: time, channels: channels)
         } else {
             dev.embeddingForward(tokens: tokens, table: try table(dev), positions: positions, out: out, batch: batch, time: time, channels: channels)
         }
@@ -114,8 +114,8 @@ final class TokenEmbedding {
 
     /// Tied head: logits (rows, V) = x (rows, D)·tableᵀ, with the table of the last forward pass.
     func headForward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int) throws {
-        if let halfTable {
-            dev.gemmHalf(GemmShape(m: rows, n: vocabulary, k: channels, transposeB: true), a: x, b: halfTable, c: y)
+        if let packedTable {
+            dev.gemmPacked(GemmShape(m: rows, n: vocabulary, k: channels, transposeB: true), a: x, b: packedTable, c: y)
             return
         }
         dev.gemm(GemmShape(m: rows, n: vocabulary, k: channels, transposeB: true), a: x, b: try tableView(), c: y)

@@ -20,24 +20,24 @@ public final class Linear {
     let version: ParameterVersion
     /// Inference with 16-bit weights: the dense W, or a low-rank layer's U (out, χ) and V (χ, in)
     /// (then `mpo` is nil and `workspace` holds x·Vᵀ).
-    let halfWeight: HalfMatrix?
-    let halfFactors: (u: HalfMatrix, v: HalfMatrix)?
+    let packedWeight: PackedMatrix?
+    let packedFactors: (u: PackedMatrix, v: PackedMatrix)?
     let workspace: MPOWorkspace?
 
     /// `grads` nil: an inference-only layer; its MPO layers share `workspace` and ask `tuner`.
     init(name: String, out: Int, in inF: Int, kind: LinearKind, layout: ParameterLayout,
          params: DeviceBuffer, grads: DeviceBuffer?, device: any ComputeDevice, version: ParameterVersion,
-         workspace: MPOWorkspace? = nil, tuner: StrategyTuner? = nil, halves: [String: HalfMatrix] = [:]) {
+         workspace: MPOWorkspace? = nil, tuner: StrategyTuner? = nil, packed: [String: PackedMatrix] = [:]) {
         self.name = name; self.outFeatures = out; self.inFeatures = inF; self.kind = kind; self.version = version
         self.workspace = workspace
-        halfWeight = halves["\(name).weight"]
-        halfFactors = halves["\(name).cores.0"].flatMap { u in halves["\(name).cores.1"].map { (u, $0) } }
+        packedWeight = packed["\(name).weight"]
+        packedFactors = packed["\(name).cores.0"].flatMap { u in packed["\(name).cores.1"].map { (u, $0) } }
         func view(_ b: DeviceBuffer?, _ n: String) -> TensorView? { b.flatMap { b in layout[n].map { b.view($0.offset, $0.count) } } }
         bias = view(params, "\(name).bias"); dBias = view(grads, "\(name).bias")
         switch kind {
         case .dense:
             weight = view(params, "\(name).weight"); dWeight = view(grads, "\(name).weight"); mpo = nil
-        case .mpo where halfFactors != nil:
+        case .mpo where packedFactors != nil:
             weight = nil; dWeight = nil; mpo = nil
         case .mpo(let f, let bonds):
             weight = nil; dWeight = nil
@@ -55,12 +55,12 @@ public final class Linear {
         precondition(!(relu && accumulate), "a ReLU layer cannot accumulate into its output")
         if let mpo {
             try mpo.forward(dev, x: x, y: y, rows: rows, accumulate: accumulate, version: version.value)
-        } else if let h = halfWeight {
-            dev.gemmHalf(GemmShape(m: rows, n: outFeatures, k: inFeatures, transposeB: true, beta: accumulate ? 1 : 0), a: x, b: h, c: y)
-        } else if let (u, v) = halfFactors, let workspace {  // y = (x·Vᵀ)·Uᵀ
+        } else if let h = packedWeight {
+            dev.gemmPacked(GemmShape(m: rows, n: outFeatures, k: inFeatures, transposeB: true, beta: accumulate ? 1 : 0), a: x, b: h, c: y)
+        } else if let (u, v) = packedFactors, let workspace {  // y = (x·Vᵀ)·Uᵀ
             let t = try workspace.view(.state(0), rows * v.rows)
-            dev.gemmHalf(GemmShape(m: rows, n: v.rows, k: inFeatures, transposeB: true), a: x, b: v, c: t)
-            dev.gemmHalf(GemmShape(m: rows, n: outFeatures, k: v.rows, transposeB: true, beta: accumulate ? 1 : 0), a: t, b: u, c: y)
+            dev.gemmPacked(GemmShape(m: rows, n: v.rows, k: inFeatures, transposeB: true), a: x, b: v, c: t)
+            dev.gemmPacked(GemmShape(m: rows, n: outFeatures, k: v.rows, transposeB: true, beta: accumulate ? 1 : 0), a: t, b: u, c: y)
         } else {
             dev.gemm(GemmShape(m: rows, n: outFeatures, k: inFeatures, transposeB: true, beta: accumulate ? 1 : 0),
                      a: x, b: weight!, c: y)

@@ -25,13 +25,13 @@ public final class Transformer {
     public let device: any ComputeDevice
     public let purpose: ModelPurpose
     /// The f32 parameter arena, laid out by `storage.arena` (`layout` itself unless weights are
-    /// stored in 16 bits).
+    /// stored packed).
     public let params: DeviceBuffer
-    /// How the weights are stored (f32, or the large matrices in f16/bf16 for inference).
+    /// How the weights are stored (f32, or the large matrices in f16/bf16/q8 for inference).
     let storage: WeightStorage
-    /// The 16-bit weights by parameter name (empty for an f32 model) and their arena.
-    let halves: [String: HalfMatrix]
-    let halfArena: DeviceBuffer?
+    /// The packed weights by parameter name (empty for an f32 model) and their arena.
+    let packed: [String: PackedMatrix]
+    let packedArena: DeviceBuffer?
     /// The storage type of the large weight matrices.
     public var weightDType: WeightDType { storage.dtype }
     /// The gradient arena (nil for an inference-only model).
@@ -80,7 +80,7 @@ public final class Transformer {
     }
 
     /// A model with zeroed parameters (use `initialize(seed:)` or `load(_:)`). An inference model
-    /// may store its large weight matrices in 16 bits (`weightDType`; computed in f32).
+    /// may store its large weight matrices in 16 or 8 bits (`weightDType`).
     public init(config: ModelConfig, device: any ComputeDevice, purpose: ModelPurpose = .training,
                 weightDType: WeightDType = .f32) throws {
         try config.validate()
@@ -97,9 +97,9 @@ public final class Transformer {
         let params = try device.makeBuffer(count: arena.count, label: "parameters")
         let grads = purpose == .training ? try device.makeBuffer(count: arena.count, label: "gradients") : nil
         self.params = params; self.grads = grads
-        halfArena = storage.halfElements > 0 ? try device.makeBuffer(count: storage.halfElements, label: "weights (\(weightDType.rawValue))") : nil
-        let halves = storage.matrices(in: halfArena)
-        self.halves = halves
+        packedArena = storage.packedElements > 0 ? try device.makeBuffer(count: storage.packedElements, label: "weights (\(weightDType.rawValue))") : nil
+        let packed = storage.matrices(in: packedArena)
+        self.packed = packed
         let a = config.architecture, names = config.names
         switch a.positions {
         case .sinusoidal:
@@ -122,7 +122,7 @@ public final class Transformer {
         func linear(_ l: ModelConfig.LinearLayer) -> Linear {
             let lin = Linear(name: l.name, out: l.out, in: l.in, kind: config.linearKind(l.name, out: l.out, in: l.in),
                              layout: arena, params: params, grads: grads, device: device, version: version,
-                             workspace: workspace, tuner: tuner, halves: halves)
+                             workspace: workspace, tuner: tuner, packed: packed)
             ls[l.name] = lin
             return lin
         }
@@ -140,7 +140,7 @@ public final class Transformer {
         head = config.linearLayers.last.flatMap { $0.role == .head ? linear($0) : nil }
         linears = ls
         embedding = try TokenEmbedding(config: config, layout: arena, params: params, grads: grads, device: device,
-                                       halfTable: halves["\(names.tokenEmbedding).weight"])
+                                       packedTable: packed["\(names.tokenEmbedding).weight"])
     }
 
     /// The gradient arena, or an error naming the problem for an inference-only model.
@@ -152,9 +152,13 @@ public final class Transformer {
     /// Number of trainable parameters (808,448 for the dense PicoGPT).
     public var parameterCount: Int { layout.parameterCount }
 
-    /// Bytes the parameters take as stored: 2 per 16-bit weight, 4 per f32 (`where` selects tensors).
+    /// Bytes the parameters take as stored: 4 per f32, 2 per 16-bit weight, 1.125 per q8 weight (`where` selects tensors).
     public func weightBytes(where include: (ParameterSpec) -> Bool = { _ in true }) -> Int {
-        layout.specs.reduce(0) { $0 + (include($1) ? $1.count * (halves[$1.name] != nil ? 2 : 4) : 0) }
+        layout.specs.reduce(0) { total, spec in
+            guard include(spec) else { return total }
+            if let m = packed[spec.name] { return total + 4 * PackedMatrix.elements(rows: m.rows, columns: m.columns, format: m.format) }
+            return total + 4 * spec.count
+        }
     }
 
     func param(_ name: String) -> TensorView {
@@ -212,36 +216,36 @@ public final class Transformer {
 
     /// A copy of the named parameter's values.
     public func parameter(_ name: String) throws -> [Float] {
-        if let h = halves[name] { return try h.read(device) }
+        if let h = packed[name] { return try h.read(device) }
         guard let s = storage.arena[name] else { throw ModelError("the model has no parameter '\(name)'") }
         return try device.read(params.view(s.offset, s.count))
     }
 
     /// Writes `values` into parameter `name` from element `at` on (loaders stream a large tensor
-    /// in row ranges, in order); 16-bit weights are rounded here. Call `parametersChanged()` after.
+    /// in whole rows, in order); packed weights are rounded here. Call `parametersChanged()` after.
     public func writeParameter(_ name: String, _ values: [Float], at: Int = 0) throws {
         guard let spec = layout[name] else { throw ModelError("the model has no parameter '\(name)'") }
         guard at >= 0, at + values.count <= spec.count else {
             throw ModelError("parameter '\(name)' has \(spec.count) values (shape \(spec.shape)); cannot write \(values.count) at \(at)")
         }
-        if let h = halves[name] { try h.write(device, values, at: at); return }
+        if let h = packed[name] { try h.write(device, values, at: at); return }
         let s = storage.arena[name]!
         try device.write(values, to: params.view(s.offset + at, values.count))
     }
 
     /// Every parameter, laid out by `layout` (what checkpoint writers save).
     public func hostParameters() throws -> [Float] {
-        if halves.isEmpty { return try device.read(params.all) }
+        if packed.isEmpty { return try device.read(params.all) }
         var host = [Float](repeating: 0, count: layout.count)
         for spec in layout.specs { host.replaceSubrange(spec.offset..<(spec.offset + spec.count), with: try parameter(spec.name)) }
         return host
     }
 
-    /// Writes every parameter from `host`, laid out by `layout` (hostParameters' inverse; 16-bit
+    /// Writes every parameter from `host`, laid out by `layout` (hostParameters' inverse; packed
     /// weights are rounded). Call `parametersChanged()` after.
     func setHostParameters(_ host: [Float]) throws {
         precondition(host.count == layout.count, "\(host.count) values for a layout of \(layout.count)")
-        if halves.isEmpty { try device.write(host, to: params.all); return }
+        if packed.isEmpty { try device.write(host, to: params.all); return }
         for spec in layout.specs { try writeParameter(spec.name, Array(host[spec.offset..<(spec.offset + spec.count)])) }
     }
 

@@ -1,6 +1,6 @@
-// WeightStorage: where an inference model keeps each parameter. With `--core-dtype f16|bf16` the
+// WeightStorage: where an inference model keeps each parameter. With `--core-dtype f16|bf16|q8` the
 // large matrices — dense linear weights, the two factors of a low-rank (SVD) layer, the dense token
-// embedding (and so a tied head) — live as 16-bit HalfMatrix values in one arena, everything else
+// embedding (and so a tied head) — live as PackedMatrix values (16 or 8 bits) in one arena, everything else
 // (norms, biases, positions, general MPO cores, whose site-by-site contraction needs f32 cores) in
 // the f32 arena laid out without them. f32 models keep the one canonical layout.
 
@@ -9,20 +9,20 @@ import TensorTrain
 /// The storage plan of one model.
 struct WeightStorage {
     let dtype: WeightDType
-    /// The f32 arena's layout (the model's own layout when nothing is stored in 16 bits).
+    /// The f32 arena's layout (the model's own layout when nothing is stored packed).
     let arena: ParameterLayout
-    /// Parameters stored in 16 bits: their matrix view (rows, columns) and offset in the half arena.
-    let halves: [String: (rows: Int, columns: Int, offset: Int)]
-    /// 4-byte elements of the half arena.
-    let halfElements: Int
+    /// Parameters stored packed: their matrix view (rows, columns) and offset in the packed arena.
+    let packed: [String: (rows: Int, columns: Int, offset: Int)]
+    /// 4-byte elements of the packed arena.
+    let packedElements: Int
 
     init(config: ModelConfig, layout: ParameterLayout, dtype: WeightDType) {
         self.dtype = dtype
-        guard dtype != .f32 else { arena = layout; halves = [:]; halfElements = 0; return }
-        var halves: [String: (rows: Int, columns: Int, offset: Int)] = [:], at = 0
+        guard dtype != .f32 else { arena = layout; packed = [:]; packedElements = 0; return }
+        var packed: [String: (rows: Int, columns: Int, offset: Int)] = [:], at = 0
         func add(_ name: String, _ rows: Int, _ columns: Int) {
-            halves[name] = (rows, columns, at)
-            at += (HalfMatrix.elements(rows * columns) + 15) / 16 * 16
+            packed[name] = (rows, columns, at)
+            at += (PackedMatrix.elements(rows: rows, columns: columns, format: dtype) + 15) / 16 * 16
         }
         if config.tokenEmbedding == .dense { add("\(config.names.tokenEmbedding).weight", config.vocabularySize, config.channels) }
         for l in config.linearLayers {
@@ -33,17 +33,17 @@ struct WeightStorage {
             case .mpo: break
             }
         }
-        self.halves = halves
-        halfElements = at
-        arena = layout.keeping { halves[$0.name] == nil }
+        self.packed = packed
+        packedElements = at
+        arena = layout.keeping { packed[$0.name] == nil }
     }
 
-    /// The 16-bit matrices in `buffer` by parameter name.
-    func matrices(in buffer: DeviceBuffer?) -> [String: HalfMatrix] {
+    /// The packed matrices in `buffer` by parameter name.
+    func matrices(in buffer: DeviceBuffer?) -> [String: PackedMatrix] {
         guard let buffer else { return [:] }
-        var out: [String: HalfMatrix] = [:]
-        for (name, h) in halves {
-            out[name] = HalfMatrix(name: name, storage: buffer.view(h.offset, HalfMatrix.elements(h.rows * h.columns)),
+        var out: [String: PackedMatrix] = [:]
+        for (name, h) in packed {
+            out[name] = PackedMatrix(name: name, storage: buffer.view(h.offset, PackedMatrix.elements(rows: h.rows, columns: h.columns, format: dtype)),
                                    rows: h.rows, columns: h.columns, format: dtype)
         }
         return out
