@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|eval|bench|bench-q8
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|eval|bench|bench-q8
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -34,6 +34,8 @@ declare -A COMPRESS=(
   [svdw-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE"
   [svdw-r3]="--linear-ratio 3 --sites svd --calibration $SHAKESPEARE"
   [svdw-r5]="--linear-ratio 5 --sites svd --calibration $SHAKESPEARE"
+  # data-free: calibrated on the original's own samples (selfgen below), no external text
+  [svdg-r2]="--linear-ratio 2 --sites svd --calibration $RUNS/selfgen.txt"
   # the same for MPOs: the inputs' statistics as a Kronecker product over the input factors
   [mpo2w-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE"
   [mpo3w-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE"
@@ -42,6 +44,8 @@ declare -A COMPRESS=(
 # dense control fine-tunes the original with the same loss, data and steps.
 HEAL="--teacher $M --data $SHAKESPEARE --lr 5e-4 --distill-weight 0.5 --distill-temperature 1 --batch 4 --context 256 --warmup 20 --eval-interval 50 --eval-batches 8 --seed 2024"
 HEAL_STEPS=${HEAL_STEPS:-100}
+# data-free healing: the same recipe on the original's own samples (selfgen) instead of Shakespeare
+HEAL_GEN="--teacher $M --data $RUNS/selfgen.txt --lr 5e-4 --distill-weight 0.5 --distill-temperature 1 --batch 4 --context 256 --warmup 20 --eval-interval 50 --eval-batches 8 --seed 2024"
 
 compress() {
   for name in "$@"; do
@@ -51,10 +55,22 @@ compress() {
   done
 }
 
-heal() {   # heal NAME INIT
+heal() {   # heal NAME INIT [RECIPE]
   local out=$RUNS/heal-$1 resume=""
   [ -f "$out/checkpoint.safetensors" ] && resume="--resume"
-  /usr/bin/time -f "%e s, peak RSS %M KB" "$B" train --init "$2" $HEAL --steps "$HEAL_STEPS" --out "$out" $resume >> "$RUNS/heal-$1.log" 2>&1
+  /usr/bin/time -f "%e s, peak RSS %M KB" "$B" train --init "$2" ${3:-$HEAL} --steps "$HEAL_STEPS" --out "$out" $resume >> "$RUNS/heal-$1.log" 2>&1
+}
+
+# The original's own text: GEN_BATCHES × 16 sequences of 512 tokens sampled at temperature 1 with no
+# top-k (its full distribution; seeds 0, 1, 2, …), the sequence headers dropped. Resumable per batch.
+selfgen() {
+  [ -f "$RUNS/selfgen.txt" ] && return
+  for b in $(seq 0 $((${GEN_BATCHES:-12} - 1))); do
+    [ -f "$RUNS/selfgen-$b.txt" ] && continue
+    "$B" sample --checkpoint "$M" --batch 16 --tokens 512 --temperature 1 --top-k 0 --seed $((16 * b)) 2>/dev/null \
+      | grep -v '^--- sequence' > "$RUNS/selfgen-$b.tmp" && mv "$RUNS/selfgen-$b.tmp" "$RUNS/selfgen-$b.txt"
+  done
+  cat $(ls "$RUNS"/selfgen-*.txt | sort -V) > "$RUNS/selfgen.txt"
 }
 
 evaluate() {   # evaluate LABEL CHECKPOINT [EVAL ARGS…] → one JSON line per text in results/smollm2/eval.jsonl
@@ -72,6 +88,11 @@ case "${1:-}" in
   compress-one) shift; compress "$@" ;;   # compress-one NAME…
   heal-one) heal "$2" "$RUNS/$2.safetensors" ;;   # heal-one NAME (a compressed model of this script)
   heal-more) heal "$2-stage2" "$RUNS/heal-$2/checkpoint.safetensors" ;;   # heal-more NAME: 100 more steps from a healed run, a fresh schedule
+  selfgen) selfgen ;;
+  data-free)   # calibrate and heal on the original's own samples only
+    selfgen
+    compress svdg-r2
+    heal svdg-r2 "$RUNS/svdg-r2.safetensors" "$HEAL_GEN" ;;
   heal)
     compress svd-r2 mpo2-r2
     heal svd-r2 "$RUNS/svd-r2.safetensors"
@@ -116,5 +137,5 @@ case "${1:-}" in
           | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-q8.jsonl"
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|eval|bench|bench-q8"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|eval|bench|bench-q8"; exit 64 ;;
 esac
