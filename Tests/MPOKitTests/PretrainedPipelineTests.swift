@@ -70,6 +70,12 @@ struct PretrainedPipelineTests {
         #expect(code == 0, "\(err)")
         let half = try Self.json(out)
         #expect(half["core_dtype"] as? String == "f16" && abs((half["loss"] as! Double) - (before["loss"] as! Double)) < 2e-3, "\(half)")
+        // And in q8 (products in integers, activations rounded too): near, not equal.
+        (code, out, err) = try CLI.run(["eval", "--checkpoint", compressed, "--data", text.path, "--split", "all", "--context", "64",
+                                        "--core-dtype", "q8", "--json"] + on)
+        #expect(code == 0, "\(err)")
+        let q8 = try Self.json(out), dq = abs((q8["loss"] as! Double) - (before["loss"] as! Double))
+        #expect(q8["core_dtype"] as? String == "q8" && dq > 0 && dq < 2e-2 * (before["loss"] as! Double), "\(q8)")
         let tokens = try #require(before["tokens"] as? Int)
         let raw = try String(contentsOf: text, encoding: .utf8)
         #expect(tokens == Self.tokenizer.encode(raw).count - 1)
