@@ -88,21 +88,30 @@ public struct KroneckerWhitening: Sendable {
         let n = inFactors.reduce(1, *)
         for (k, d) in inFactors.enumerated() {
             guard let t = matrix(k) else { continue }
-            let stride = inFactors[(k + 1)...].reduce(1, *), blocks = rows * n / (d * stride)
-            var v = [Double](repeating: 0, count: d)
-            for blk in 0..<blocks {
-                for s in 0..<stride {
-                    let base = blk * d * stride + s
-                    for a in 0..<d { v[a] = w[base + a * stride] }
-                    for b in 0..<d {
-                        var acc = 0.0
-                        for a in 0..<d { acc += v[a] * t[a * d + b] }
-                        w[base + b * stride] = acc
-                    }
+            let stride = inFactors[(k + 1)...].reduce(1, *)
+            w = Self.middleAxisProduct(w, blocks: rows * n / (d * stride), d: d, stride: stride, t)
+        }
+        return w
+    }
+
+    /// y[blk, b, s] = Σ_a x[blk, a, s]·t[a, b] for a row-major (blocks, d, stride) tensor x and a
+    /// row-major (d × d) t: the middle axis times t, by BLAS (one GEMM when stride is 1).
+    static func middleAxisProduct(_ x: [Double], blocks: Int, d: Int, stride: Int, _ t: [Double]) -> [Double] {
+        precondition(x.count == blocks * d * stride && t.count == d * d)
+        var y = [Double](repeating: 0, count: x.count)
+        if stride == 1 {
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(blocks), Int32(d), Int32(d), 1, x, Int32(d), t, Int32(d), 0, &y, Int32(d))
+            return y
+        }
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                for blk in 0..<blocks {   // y_blk (d × stride) = tᵀ · x_blk
+                    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(d), Int32(stride), Int32(d), 1, t, Int32(d),
+                                xp.baseAddress! + blk * d * stride, Int32(stride), 0, yp.baseAddress! + blk * d * stride, Int32(stride))
                 }
             }
         }
-        return w
+        return y
     }
 
     /// W·S for a row-major (out × in) W.
@@ -114,14 +123,7 @@ public struct KroneckerWhitening: Sendable {
             guard let f else { continue }
             let d = f.inFeatures, shape = cores.coreShapes[k]   // (b, o, i, b′)
             let inverse = f.unwhiten((0..<(d * d)).map { $0 / d == $0 % d ? 1 : 0 }, rows: d)   // S⁻¹
-            let c = cores.cores[k], bo = shape[0] * shape[1], b1 = shape[3]
-            var out = [Double](repeating: 0, count: c.count)
-            for p in 0..<bo { for i2 in 0..<d { for r in 0..<b1 {
-                var acc = 0.0
-                for i in 0..<d { acc += c[(p * d + i) * b1 + r] * inverse[i * d + i2] }
-                out[(p * d + i2) * b1 + r] = acc
-            } } }
-            cores.cores[k] = out
+            cores.cores[k] = Self.middleAxisProduct(cores.cores[k], blocks: shape[0] * shape[1], d: d, stride: shape[3], inverse)
         }
     }
 }

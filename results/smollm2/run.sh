@@ -89,10 +89,10 @@ case "${1:-}" in
   heal-one) heal "$2" "$RUNS/$2.safetensors" ;;   # heal-one NAME (a compressed model of this script)
   heal-more) heal "$2-stage2" "$RUNS/heal-$2/checkpoint.safetensors" ;;   # heal-more NAME: 100 more steps from a healed run, a fresh schedule
   selfgen) selfgen ;;
-  data-free)   # calibrate and heal on the original's own samples only
+  data-free)   # calibration on the original's own samples (svdg-r2), and the whitened 2× model healed on them
     selfgen
-    compress svdg-r2
-    heal svdg-r2 "$RUNS/svdg-r2.safetensors" "$HEAL_GEN" ;;
+    compress svdg-r2 svdw-r2
+    heal svdw-r2-gen "$RUNS/svdw-r2.safetensors" "$HEAL_GEN" ;;
   heal)
     compress svd-r2 mpo2-r2
     heal svd-r2 "$RUNS/svd-r2.safetensors"
