@@ -88,6 +88,7 @@ case "${1:-}" in
   compress-one) shift; compress "$@" ;;   # compress-one NAME…
   heal-one) heal "$2" "$RUNS/$2.safetensors" ;;   # heal-one NAME (a compressed model of this script)
   heal-more) heal "$2-stage2" "$RUNS/heal-$2/checkpoint.safetensors" ;;   # heal-more NAME: 100 more steps from a healed run, a fresh schedule
+  heal-more-gen) heal "$2-stage2" "$RUNS/heal-$2/checkpoint.safetensors" "$HEAL_GEN" ;;   # heal-more-gen NAME: 100 more steps on the self-generated text
   selfgen) selfgen ;;
   data-free)   # calibration on the original's own samples (svdg-r2), and the whitened 2× model healed on them
     selfgen
