@@ -30,10 +30,9 @@ extension OpenCLDevice {
         precondition(table.columns == C && tokens.count >= n && out.count >= n * C && (positions?.count ?? time * C) >= time * C,
                      "embedding shape mismatch (\(table.name))")
         if table.format == .q8 {
-            let scales = table.storage.view(table.scaleOffset, table.rows * table.paddedColumns / 32)
             locked {
                 launch("embeddingForwardPacked", main, "kernel_embedding_forward_q8", global: [C, n], local: [16, 16],
-                       [.view(tokens), .view(table.storage), .view(scales), .view(positions ?? out), .view(out), .int(n), .int(time), .int(C),
+                       [.view(tokens), .view(table.storage), .view(table.scales), .view(positions ?? out), .view(out), .int(n), .int(time), .int(C),
                         .int(table.rows), .int(positions == nil ? 0 : 1)])
             }
             return
@@ -51,10 +50,9 @@ extension OpenCLDevice {
         precondition(s.m == 0 || (s.extentA <= a.count && s.extentC <= c.count), "\(s): operands too small for \(b.name)")
         guard s.m > 0 && s.n > 0 else { return }
         if b.format == .q8 {
-            let scales = b.storage.view(b.scaleOffset, b.rows * b.paddedColumns / 32)
             locked {
                 launch("gemmPacked", main, "kernel_gemm_q8", global: [s.n, s.m], local: [16, 1],
-                       [.view(a), .int(s.lda), .view(b.storage), .view(scales), .view(c), .int(s.ldc), .int(s.m), .int(s.n), .int(s.k),
+                       [.view(a), .int(s.lda), .view(b.storage), .view(b.scales), .view(c), .int(s.ldc), .int(s.m), .int(s.n), .int(s.k),
                         .float(s.alpha), .float(s.beta)])
             }
             return

@@ -78,10 +78,11 @@ extension OpCases {
     }
 
     /// Odd and even row lengths (a row of halves may start mid-element), k below, at and above
-    /// the 16-wide vector loop, batch 1 (the fused GEMV) and more rows (widen + sgemm blocks of 64).
+    /// the 16-wide vector loop and q8's blocks of 32 (a row's last block partial), batch 1 (the
+    /// fused GEMV) and more rows than one block of 64 W rows, accumulation.
     static let packedParity: [OpCase] = {
         var c: [OpCase] = []
-        for format in [WeightDType.f16, .bf16] {
+        for format in [WeightDType.f16, .bf16, .q8] {
             for (m, n, k) in [(1, 1, 1), (1, 7, 33), (1, 37, 100), (1, 300, 576), (3, 5, 17), (17, 70, 64), (65, 130, 31)] {
                 c.append(gemmPacked(m: m, n: n, k: k, format: format))
             }
@@ -89,20 +90,10 @@ extension OpCases {
                 gemmPacked(m: 1, n: 9, k: 40, alpha: -0.5, beta: 1, format: format),       // accumulate at batch 1
                 gemmPacked(m: 5, n: 67, k: 40, alpha: 2, beta: 1, format: format),         // accumulate across blocks
                 embeddingForwardPacked(batch: 2, time: 5, channels: 13, vocabulary: 11, positions: true, format: format),
-                embeddingForwardPacked(batch: 1, time: 3, channels: 16, vocabulary: 7, positions: false, format: format),
+                embeddingForwardPacked(batch: 1, time: 3, channels: format == .q8 ? 40 : 16, vocabulary: 7, positions: false,
+                                       format: format),   // q8: a whole block and a partial one
             ]
         }
-        // q8: k below, at and across whole blocks of 32 (a row's last block partial), batch 1 and
-        // more rows than one block of 64 W rows, accumulation.
-        for (m, n, k) in [(1, 1, 1), (1, 7, 33), (1, 37, 100), (1, 300, 576), (3, 5, 17), (17, 70, 64), (65, 130, 31)] {
-            c.append(gemmPacked(m: m, n: n, k: k, format: .q8))
-        }
-        c += [
-            gemmPacked(m: 1, n: 9, k: 40, alpha: -0.5, beta: 1, format: .q8),
-            gemmPacked(m: 5, n: 67, k: 40, alpha: 2, beta: 1, format: .q8),
-            embeddingForwardPacked(batch: 2, time: 5, channels: 13, vocabulary: 11, positions: true, format: .q8),
-            embeddingForwardPacked(batch: 1, time: 3, channels: 40, vocabulary: 7, positions: false, format: .q8),
-        ]
         return c
     }()
 

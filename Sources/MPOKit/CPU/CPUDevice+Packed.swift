@@ -12,8 +12,9 @@ import CBLAS
 import CKernels
 
 extension CPUDevice {
-    /// Rows of W widened per sgemm block when A has more than one row.
-    static let halfBlockRows = 64
+    /// Rows of W per block when A has more than one row (16 bits: widened per sgemm; q8: a chunk of
+    /// the integer product).
+    static let packedBlockRows = 64
 
     public func gemmPacked(_ s: GemmShape, a: TensorView, b: PackedMatrix, c: TensorView) {
         precondition(s.batch == 1 && s.transposeB && !s.transposeA && s.ldb == s.k && b.rows == s.n && b.columns == s.k,
@@ -39,7 +40,7 @@ extension CPUDevice {
             }
             return
         }
-        let rowsPerBlock = Self.halfBlockRows, blocks = (n + rowsPerBlock - 1) / rowsPerBlock
+        let rowsPerBlock = Self.packedBlockRows, blocks = (n + rowsPerBlock - 1) / rowsPerBlock
         ensureScratch(rowsPerBlock * k)
         forEachChunk(blocks) { blk, worker in
             let lo = blk * rowsPerBlock, rows = min(rowsPerBlock, n - lo), w = scratch[worker]
@@ -52,11 +53,10 @@ extension CPUDevice {
     /// over W's rows, cut into whole blocks of 64 rows (at batch 1 as an f32 GEMV is cut).
     private func gemmQ8(_ s: GemmShape, a pa: UnsafePointer<Float>, b: PackedMatrix, c pc: UnsafeMutablePointer<Float>) {
         let n = s.n, k = s.k, kp = b.paddedColumns, nb = kp / PackedMatrix.q8Block
-        let raw = UnsafeRawPointer(ptr(b.storage))
-        let wq = raw.assumingMemoryBound(to: Int8.self), ws = (raw + 4 * b.scaleOffset).assumingMemoryBound(to: Float.self)
+        let wq = UnsafeRawPointer(ptr(b.storage)).assumingMemoryBound(to: Int8.self), ws = UnsafePointer(ptr(b.scales))
         var aq = [Int8](repeating: 0, count: s.m * kp), sa = [Float](repeating: 0, count: s.m * nb)
         mpo_quantize_q8_rows(pa, Int32(s.m), Int32(k), Int32(s.lda), &aq, &sa)
-        var pieces = (n + 63) / 64
+        var pieces = (n + Self.packedBlockRows - 1) / Self.packedBlockRows
         if s.m == 1 { pieces = 1; if case .columns(let p) = Self.gemmSplit(s) { pieces = p } }
         aq.withUnsafeBufferPointer { q in
             sa.withUnsafeBufferPointer { sc in
@@ -79,13 +79,13 @@ extension CPUDevice {
         let tok = intPtr(tokens), pe = positions.map { ptr($0) }, o = ptr(out), vocab = table.rows, bf16 = table.isBF16
         let raw = UnsafeRawPointer(ptr(table.storage)), w = raw.assumingMemoryBound(to: UInt16.self)
         let kp = table.paddedColumns, nb = kp / PackedMatrix.q8Block
-        let q = raw.assumingMemoryBound(to: Int8.self), scales = (raw + 4 * table.scaleOffset).assumingMemoryBound(to: Float.self)
+        let q = raw.assumingMemoryBound(to: Int8.self), scales = table.format == .q8 ? UnsafePointer(ptr(table.scales)) : nil
         parallelFor(n, grain: 64) { r in
             for i in r {
                 let id = Int(tok[i])
                 precondition(id >= 0 && id < vocab, "token id \(id) outside vocabulary 0..<\(vocab)")
                 if table.format == .q8 {
-                    mpo_dequantize_q8_rows(q + id * kp, scales + id * nb, 1, Int32(C), o + i * C, Int32(C))
+                    mpo_dequantize_q8_rows(q + id * kp, scales! + id * nb, 1, Int32(C), o + i * C, Int32(C))
                 } else {
                     mpo_half_to_f32(w + id * C, o + i * C, C, bf16)
                 }

@@ -52,6 +52,8 @@ public struct PackedMatrix: Sendable {
     public var paddedColumns: Int { Self.paddedColumns(columns) }
     /// q8: the element where the scales start.
     public var scaleOffset: Int { rows * paddedColumns / 4 }
+    /// q8: the scales, one f32 per block of 32 (rows × paddedColumns/32), as a view of `storage`.
+    public var scales: TensorView { storage.view(scaleOffset, rows * paddedColumns / Self.q8Block) }
 
     /// `values` (rows of `columns`) in `format`, as the buffer's elements (q8: quants, then scales).
     public static func pack(_ values: UnsafeBufferPointer<Float>, columns: Int, format: WeightDType) -> [Int32] {
@@ -113,7 +115,7 @@ public struct PackedMatrix: Sendable {
             let r0 = at / columns, n = values.count / columns, kp = paddedColumns, nb = kp / Self.q8Block
             let p = values.withUnsafeBufferPointer { Self.pack($0, columns: columns, format: .q8) }
             try device.write(Array(p[0..<(n * kp / 4)]), to: storage.view(r0 * kp / 4, n * kp / 4))
-            try device.write(Array(p[(n * kp / 4)...]), to: storage.view(scaleOffset + r0 * nb, n * nb))
+            try device.write(Array(p[(n * kp / 4)...]), to: scales.view(r0 * nb, n * nb))
             return
         }
         var v = values, start = at
