@@ -56,6 +56,8 @@ struct Compress: ParsableCommand {
     @Option(help: "Data-aware truncation (SVD-LLM's whitening): truncate each layer by its output error on this text's activations (the original model's), not by its weight error; exact for --sites svd, a Kronecker approximation of the inputs' statistics for MPOs.")
     var calibration: String?
     @Option(name: .customLong("calibration-tokens"), help: "Tokens of --calibration read, in windows of --eval-context.") var calibrationTokens = 8192
+    @Flag(name: .customLong("error-correction"), help: "With --calibration: after truncating, refit every layer, block by block in the order a pass reads them, to the original model's outputs from the inputs the compressed model gives it (the least-squares weight for those inputs, truncated whitened at the layer's bonds): each layer undoes what the layers before it lost. About six more passes over the calibration text.")
+    var errorCorrection = false
     @Option(help: "Output checkpoint.") var out: String
     @Option(help: "Optional relative tolerance per TT-SVD step (smaller bonds where it suffices).") var tolerance: Double?
     @Option(help: "Text for the validation numbers (default: Tiny Shakespeare).") var data: String?
@@ -82,6 +84,10 @@ struct Compress: ParsableCommand {
             guard allocation != "ttsvd", sensitivity == nil else { throw ValidationError("--calibration allocates from the whitened spectra: drop --allocation ttsvd and --sensitivity") }
             guard calibrationTokens >= 1 else { throw ValidationError("--calibration-tokens must be ≥ 1 (got \(calibrationTokens))") }
         }
+        if errorCorrection {
+            guard calibration != nil else { throw ValidationError("--error-correction needs --calibration TEXT (the inputs the layers are refitted on)") }
+            guard chi != nil || budgeted else { throw ValidationError("--error-correction needs --chi, --params, --ratio or --linear-ratio") }
+        }
         let device = try deviceOptions.make()
         let dense = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference)
         let codec = try checkpointCodec(checkpoint)
@@ -95,15 +101,15 @@ struct Compress: ParsableCommand {
             return try m.evaluate(data.validation, batches: evalBatches, batchSize: 8, time: window, rng: &rng)
         }
         let before = try evaluate(dense)
-        var moments: [String: [Double]] = [:]
+        var moments: [String: [Double]] = [:], calibrationTokens: [Int32] = []
         if let calibration {
             let text = try loadDataset(URL(fileURLWithPath: calibration), codec: codec)
             try text.checkFits(vocabularySize: dense.config.vocabularySize)
-            let tokens = Array((text.train + text.validation).prefix(calibrationTokens))
+            calibrationTokens = Array((text.train + text.validation).prefix(self.calibrationTokens))
             let t0 = Date()
-            moments = try Calibration.inputSecondMoments(dense, tokens: tokens, context: min(window, tokens.count))
+            moments = try Calibration.inputSecondMoments(dense, tokens: calibrationTokens, context: min(window, calibrationTokens.count))
             print(String(format: "calibration: %d tokens of %@ in windows of %d, %.0f s: layers truncated by their output error on them",
-                         tokens.count, calibration, min(window, tokens.count), Date().timeIntervalSince(t0)))
+                         calibrationTokens.count, calibration, min(window, calibrationTokens.count), Date().timeIntervalSince(t0)))
         }
         var model = dense, reports: [LayerCompression] = []
         // Every layer's factorisation: --sites, or the chooser's at the χ in play.
@@ -125,6 +131,12 @@ struct Compress: ParsableCommand {
             print("budget \(budget) parameters: allocation of \(plan.modelParameters)"
                   + String(format: " (linear layers %d → %d, %.2f× fewer)", linearDense, plan.modelParameters - fixed,
                            Double(linearDense) / Double(plan.modelParameters - fixed)))
+        }
+        if errorCorrection {   // refit every layer to the original's outputs from the compressed model's inputs (docs/SPEC.md §4)
+            let t0 = Date()
+            reports = try Calibration.correct(model, original: dense, tokens: calibrationTokens, context: min(window, calibrationTokens.count))
+            print(String(format: "error correction: every layer refitted, block by block, to the original's outputs from the compressed model's inputs, %.0f s",
+                         Date().timeIntervalSince(t0)))
         }
         for r in reports {
             print(pad(r.layer, 22) + pad(r.factorization, 22) + lpad(r.bonds.map(String.init).joined(separator: ","), 12)
@@ -150,7 +162,8 @@ struct Compress: ParsableCommand {
         if let ratio { meta["ratio"] = "\(ratio)" }
         if let linearRatio { meta["linear_ratio"] = "\(linearRatio)" }
         if let sites { meta["sites"] = sites }
-        if let calibration { meta["calibration"] = "\(URL(fileURLWithPath: calibration).lastPathComponent), \(calibrationTokens) tokens" }
+        if let calibration { meta["calibration"] = "\(URL(fileURLWithPath: calibration).lastPathComponent), \(calibrationTokens.count) tokens" }
+        if errorCorrection { meta["error_correction"] = "block by block" }
         if let embedding { meta["embedding"] = embedding }
         meta.merge(try data.codec.metadata()) { $1 }
         try ModelCheckpoint.save(model, to: URL(fileURLWithPath: out), metadata: meta)

@@ -39,6 +39,31 @@ struct PretrainedPipelineTests {
     @Test("the same pipeline on the OpenCL device (PoCL in CI)", .enabled(if: OpenCLGate.enabled, OpenCLGate.reason))
     func pipelineOnOpenCL() throws { try run(sites: "svd", device: "opencl") }
 
+    @Test("compress --error-correction refits the layers on either device (one model), and asks for --calibration without it")
+    func errorCorrection() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("correction-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let original = try Self.pretrained(dir).path, text = dir.appendingPathComponent("text.txt")
+        try String(try String(contentsOfFile: ReferenceData.root.appendingPathComponent("Data/tinyshakespeare.txt").path, encoding: .utf8).prefix(3_000))
+            .write(to: text, atomically: true, encoding: .utf8)
+        var losses: [String: Double] = [:]
+        for device in ["cpu"] + (OpenCLGate.enabled ? ["opencl"] : []) {
+            let out = dir.appendingPathComponent("c-\(device).safetensors").path
+            var (code, stdout, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", "svd",
+                                                   "--calibration", text.path, "--calibration-tokens", "256", "--eval-context", "64",
+                                                   "--error-correction", "--data", text.path, "--eval-batches", "0", "--out", out, "--device", device])
+            #expect(code == 0, "\(err)")
+            #expect(stdout.contains("error correction: every layer refitted"), "\(stdout)")
+            (code, stdout, err) = try CLI.run(["eval", "--checkpoint", out, "--data", text.path, "--split", "all", "--context", "64", "--json"])
+            #expect(code == 0, "\(err)")
+            losses[device] = try Self.json(stdout)["loss"] as? Double
+        }
+        if let gpu = losses["opencl"], let cpu = losses["cpu"] { #expect(abs(gpu - cpu) < 1e-3 * cpu, "\(losses)") }
+        let (code, _, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--error-correction",
+                                          "--out", dir.appendingPathComponent("x.safetensors").path])
+        #expect(code != 0 && err.contains("--error-correction needs --calibration"), "\(err)")
+    }
+
     func run(sites: String, device: String) throws {
         let on = ["--device", device]
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(sites)-\(device)-\(UUID().uuidString)")

@@ -40,15 +40,130 @@ public enum Calibration {
             try model.forward(tokens: Array(tokens[start..<(start + context)]), batch: 1, time: context, needsGradients: false)
             rowsSeen += context
         }
+        return byLayer(c, sums, rows: rowsSeen)
+    }
+
+    /// A layer's statistics for error correction (compress --correction-passes): over the same
+    /// windows, the compressed model's inputs x_c and the original's x_o of that layer,
+    /// `compressed` = E[x_c·x_cᵀ] and `cross` = E[x_c·x_oᵀ] (row-major in × in).
+    public struct CrossMoments: Sendable {
+        public var compressed: [Double]
+        public var cross: [Double]
+    }
+
+    /// Error correction (compress --correction-passes; GPTAQ's asymmetric calibration, stage by
+    /// stage): every compressed layer refitted to the original's outputs from the inputs the
+    /// compressed model gives it, in the order a pass reads them — block by block, and in a block
+    /// q/k/v, o, gate/up, down — so each stage sees the inputs of the stages already corrected and
+    /// no stage undoes an error a stage before it has already undone. A stage's G = E[x_c·x_cᵀ] and
+    /// C = E[x_c·x_oᵀ] over every window give W_ls (correctedWeight), truncated whitened by G at
+    /// the layer's own bonds (Compression.compressWhitened) and written into `compressed`'s cores.
+    /// The two models run one block at a time over host copies of their residual streams, so
+    /// the whole costs about six passes over `tokens`. Returns the new reports (output errors
+    /// against W_ls on the stage's inputs) by layer, in the order corrected.
+    public static func correct(_ compressed: Transformer, original: Transformer, tokens: [Int32], context: Int,
+                               damping: Double = 0.01) throws -> [LayerCompression] {
+        guard context >= 1, tokens.count >= context else {
+            throw ModelError("calibration needs at least one window of \(context) tokens (got \(tokens.count)); give a longer --calibration text")
+        }
+        let c = original.config
+        guard compressed.config.layers == c.layers, compressed.config.channels == c.channels, compressed.config.ffn == c.ffn else {
+            throw ModelError("error correction needs the compressed model of this original")
+        }
+        let weights = try Compression.denseWeights(original)
+        let windows = stride(from: 0, through: tokens.count - context, by: context).map { Array(tokens[$0..<($0 + context)]) }
+        var streamO = try windows.map { try original.embedded($0) }, streamC = try windows.map { try compressed.embedded($0) }
+        var reports: [LayerCompression] = []
+        defer { original.linearInputTap = nil; compressed.linearInputTap = nil }
+        for b in 0..<c.layers {
+            // The original's inputs of this block's linears, per window (its stream advanced once).
+            var inputsO: [[LinearRole: [Double]]] = Array(repeating: [:], count: windows.count)
+            for w in windows.indices {
+                original.linearInputTap = { _, role, x, rows in
+                    inputsO[w][role] = try original.device.read(x.view(0, x.count)).map(Double.init)
+                }
+                streamO[w] = try original.blockForward(b, residual: streamO[w], time: context)
+            }
+            for stage in [LinearRole.query, .output, .up, .down] {
+                let layers = c.blockLinears(b).filter { l in
+                    guard tapRole(l.role) == stage, case .mpo = compressed.config.linearKind(l.name, out: l.out, in: l.in) else { return false }
+                    return true
+                }
+                guard let n = layers.first?.in else { continue }
+                var g = [Double](repeating: 0, count: n * n), cross = g, current = 0
+                compressed.linearInputTap = { _, role, x, rows in
+                    guard role == stage else { return }
+                    let xc = try compressed.device.read(x.view(0, rows * n)).map(Double.init), xo = inputsO[current][stage]!
+                    cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(n), Int32(rows), 1, xc, Int32(n), 1, &g, Int32(n))
+                    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(n), Int32(n), Int32(rows), 1, xc, Int32(n), xo, Int32(n), 1, &cross, Int32(n))
+                }
+                for w in windows.indices {   // the stream is not advanced: the block runs again per stage
+                    current = w
+                    _ = try compressed.blockForward(b, residual: streamC[w], time: context)
+                }
+                let rows = Double(windows.count * context)
+                for i in 0..<n { for j in 0...i { let v = g[i * n + j] / rows; g[i * n + j] = v; g[j * n + i] = v } }
+                for i in 0..<cross.count { cross[i] /= rows }
+                for l in layers {
+                    guard case .mpo(let f, let bonds) = compressed.config.linearKind(l.name, out: l.out, in: l.in) else { continue }
+                    do {
+                        let target = try correctedWeight(weights[l.name]!, out: l.out, moments: CrossMoments(compressed: g, cross: cross), damping: damping)
+                        let (cores, report) = try Compression.compressWhitened(target, layer: l.name, factorization: f, maxBonds: bonds,
+                                                                                secondMoment: g, damping: damping)
+                        guard cores.bonds == bonds else { throw ModelError("the corrected truncation has bonds \(cores.bonds), not \(bonds)") }
+                        for (site, core) in cores.cores.enumerated() { try compressed.setParameter("\(l.name).cores.\(site)", core) }
+                        reports.append(report)
+                    } catch let e as ModelError { throw ModelError("\(l.name): \(e)") }
+                }
+            }
+            compressed.linearInputTap = nil
+            for w in windows.indices { streamC[w] = try compressed.blockForward(b, residual: streamC[w], time: context) }
+        }
+        return reports
+    }
+
+    /// Sums per block and tap role → means per layer name (the lower triangle, which dsyrk fills,
+    /// mirrored).
+    static func byLayer(_ c: ModelConfig, _ sums: [Int: [LinearRole: [Double]]], rows: Int) -> [String: [Double]] {
         var out: [String: [Double]] = [:]
         for b in 0..<c.layers {
             for l in c.blockLinears(b) {
                 guard let role = tapRole(l.role), var m = sums[b]?[role] else { continue }
                 let n = l.in
-                for i in 0..<n { for j in 0...i { let v = m[i * n + j] / Double(rowsSeen); m[i * n + j] = v; m[j * n + i] = v } }
+                for i in 0..<n { for j in 0...i { let v = m[i * n + j] / Double(rows); m[i * n + j] = v; m[j * n + i] = v } }
                 out[l.name] = m
             }
         }
         return out
+    }
+
+    /// The weight a layer is fitted to when its inputs are x_c and its target the original's
+    /// W·x_o: the ridge least-squares W_ls = W·Cᵀ·(G + δI)⁻¹ (G, C as in `correct`; δ =
+    /// `damping`·mean(diag G), the damping the whitening adds), so that E‖Ŵx_c − Wx_o‖² =
+    /// ‖(Ŵ − W_ls)·S‖² + const with S·Sᵀ = G + δI — the whitened truncation of W_ls with G is the
+    /// best Ŵ of its rank. W row-major (out × in).
+    public static func correctedWeight(_ w: [Float], out: Int, moments m: CrossMoments, damping: Double = 0.01) throws -> [Float] {
+        let n = Int(Double(m.compressed.count).squareRoot())
+        precondition(n * n == m.compressed.count && m.cross.count == n * n && w.count == out * n)
+        let meanDiagonal = (0..<n).reduce(0.0) { $0 + m.compressed[$1 * n + $1] } / Double(n)
+        guard meanDiagonal.isFinite, meanDiagonal > 0 else {
+            throw ModelError("the compressed model's inputs of a layer are all zero or not finite (mean square \(meanDiagonal)); use another --calibration text")
+        }
+        var a = m.compressed
+        for i in 0..<n { a[i * n + i] += damping * meanDiagonal }
+        // B = C·Wᵀ (in × out), row-major; solve (G + δI)·X = B, X = W_lsᵀ.
+        let wd = w.map(Double.init)
+        var b = [Double](repeating: 0, count: n * out)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(out), Int32(n), 1, m.cross, Int32(n), wd, Int32(n), 0, &b, Int32(out))
+        // Column-major view: a is symmetric; b row-major (n × out) is column-major (out × n) — transpose it.
+        var bc = [Double](repeating: 0, count: n * out)
+        for i in 0..<n { for j in 0..<out { bc[j * n + i] = b[i * out + j] } }
+        var uplo: CChar = 0x55, order = Int32(n), nrhs = Int32(out), lda = Int32(n), ldb = Int32(n), info: Int32 = 0
+        dposv_(&uplo, &order, &nrhs, &a, &lda, &bc, &ldb, &info)
+        guard info == 0 else {
+            throw ModelError("the compressed model's input second moment of a layer is not positive definite (LAPACK dposv info \(info)); raise the damping")
+        }
+        // bc column-major (n × out) = W_lsᵀ, i.e. row-major (out × n) = W_ls.
+        return bc.map(Float.init)
     }
 }

@@ -98,14 +98,8 @@ extension Transformer {
         try embedding.forward(dev, tokens: a.tokens, positions: positionRows(from: 0, count: time),
                               out: c.layers > 0 ? a.blocks[0].input : a.output, batch: batch, time: time)
         let shape = AttentionShape(batch: batch, time: time, heads: c.heads, headDim: c.headDim, kvHeads: c.kvHeads)
-        let inPlace = purpose == .inference   // one residual stream, updated in place
         for l in 0..<c.layers {
-            let b = a.blocks[l]
-            try blockForward(l, BlockIO(input: b.input, mid: inPlace ? b.input : b.mid,
-                                    output: l + 1 < c.layers ? a.blocks[l + 1].input : a.output,
-                                    norm1: b.norm1, norm1Mean: b.norm1Mean, norm1Rstd: b.norm1Rstd, q: b.q, kNew: b.k, vNew: b.v,
-                                    kAll: b.k, vAll: b.v, att: b.att, lse: b.lse, norm2: b.norm2, norm2Mean: b.norm2Mean,
-                                    norm2Rstd: b.norm2Rstd, hidden: b.hidden, pre: b.pre, up: b.up), rows: N, shape: shape)
+            try blockForward(l, blockIO(l, a), rows: N, shape: shape)
             if let capture = captureResiduals { dev.copy(residual(after: l, a), to: capture.view(l * N * C, N * C)) }
         }
         finalNorm.forward(dev, x: a.output, out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, rows: N, columns: C)
@@ -161,6 +155,35 @@ extension Transformer {
 
     /// The residual stream after block `l` in the activations `a`.
     func residual(after l: Int, _ a: Activations) -> TensorView { l + 1 < config.layers ? a.blocks[l + 1].input : a.output }
+
+    /// Block `l`'s views in a whole pass's activations `a` (inference: one residual stream,
+    /// updated in place).
+    func blockIO(_ l: Int, _ a: Activations) -> BlockIO {
+        let b = a.blocks[l]
+        return BlockIO(input: b.input, mid: purpose == .inference ? b.input : b.mid, output: residual(after: l, a),
+                       norm1: b.norm1, norm1Mean: b.norm1Mean, norm1Rstd: b.norm1Rstd, q: b.q, kNew: b.k, vNew: b.v,
+                       kAll: b.k, vAll: b.v, att: b.att, lse: b.lse, norm2: b.norm2, norm2Mean: b.norm2Mean,
+                       norm2Rstd: b.norm2Rstd, hidden: b.hidden, pre: b.pre, up: b.up)
+    }
+
+    /// The residual stream entering block 0 for one sequence of `tokens` (time × channels).
+    func embedded(_ tokens: [Int32]) throws -> [Float] {
+        let c = config, a = try activations(batch: 1, time: tokens.count)
+        try device.write(tokens, to: a.tokens)
+        let out = c.layers > 0 ? a.blocks[0].input : a.output
+        try embedding.forward(device, tokens: a.tokens, positions: positionRows(from: 0, count: tokens.count), out: out,
+                              batch: 1, time: tokens.count)
+        return try device.read(out.view(0, tokens.count * c.channels))
+    }
+
+    /// Block `l` alone on one sequence's residual stream (time × channels): the stream after it.
+    /// linearInputTap sees the block's linear inputs, as in a whole pass.
+    func blockForward(_ l: Int, residual: [Float], time: Int) throws -> [Float] {
+        let c = config, a = try activations(batch: 1, time: time), io = blockIO(l, a)
+        try device.write(residual, to: io.input.view(0, time * c.channels))
+        try blockForward(l, io, rows: time, shape: AttentionShape(batch: 1, time: time, heads: c.heads, headDim: c.headDim, kvHeads: c.kvHeads))
+        return try device.read(io.output.view(0, time * c.channels))
+    }
 
     /// Where one block's forward reads and writes. `input`, `mid` and `output` may be one view
     /// (the residual updated in place, as the generator does); new keys/values go to `kNew`/`vNew`
