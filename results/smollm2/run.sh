@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|eval|bench|bench-q8
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|eval|bench|bench-q8
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -36,6 +36,11 @@ declare -A COMPRESS=(
   [svdw-r5]="--linear-ratio 5 --sites svd --calibration $SHAKESPEARE"
   # data-free: calibrated on the original's own samples (selfgen below), no external text
   [svdg-r2]="--linear-ratio 2 --sites svd --calibration $RUNS/selfgen.txt"
+  # then error correction: every layer refitted, block by block, to the original's outputs from the
+  # compressed model's inputs (--error-correction, docs/SPEC.md §4)
+  [svdwc-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --error-correction"
+  [svdwc-r5]="--linear-ratio 5 --sites svd --calibration $SHAKESPEARE --error-correction"
+  [mpo2wc-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction"
   # the same for MPOs: the inputs' statistics as a Kronecker product over the input factors
   [mpo2w-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE"
   [mpo3w-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE"
@@ -62,15 +67,19 @@ heal() {   # heal NAME INIT [RECIPE]
 }
 
 # The original's own text: GEN_BATCHES × 16 sequences of 512 tokens sampled at temperature 1 with no
-# top-k (its full distribution; seeds 0, 1, 2, …), the sequence headers dropped. Resumable per batch.
+# top-k (its full distribution; seeds 16·b for batch b), the sequence headers dropped. Resumable per
+# batch. selfgen NAME FIRST COUNT writes batches FIRST…FIRST+COUNT−1 to $RUNS/NAME.txt (selfgen.txt:
+# batches 0–11; selfgen2.txt: 12–23, fresh samples for a second healing stage).
 selfgen() {
-  [ -f "$RUNS/selfgen.txt" ] && return
-  for b in $(seq 0 $((${GEN_BATCHES:-12} - 1))); do
+  local name=${1:-selfgen} first=${2:-0} count=${3:-${GEN_BATCHES:-12}} files=""
+  [ -f "$RUNS/$name.txt" ] && return
+  for b in $(seq "$first" $((first + count - 1))); do
+    files="$files $RUNS/selfgen-$b.txt"
     [ -f "$RUNS/selfgen-$b.txt" ] && continue
     "$B" sample --checkpoint "$M" --batch 16 --tokens 512 --temperature 1 --top-k 0 --seed $((16 * b)) 2>/dev/null \
       | grep -v '^--- sequence' > "$RUNS/selfgen-$b.tmp" && mv "$RUNS/selfgen-$b.tmp" "$RUNS/selfgen-$b.txt"
   done
-  cat $(ls "$RUNS"/selfgen-*.txt | sort -V) > "$RUNS/selfgen.txt"
+  cat $files > "$RUNS/$name.txt"
 }
 
 evaluate() {   # evaluate LABEL CHECKPOINT [EVAL ARGS…] → one JSON line per text in results/smollm2/eval.jsonl
@@ -90,10 +99,20 @@ case "${1:-}" in
   heal-more) heal "$2-stage2" "$RUNS/heal-$2/checkpoint.safetensors" ;;   # heal-more NAME: 100 more steps from a healed run, a fresh schedule
   heal-more-gen) heal "$2-stage2" "$RUNS/heal-$2/checkpoint.safetensors" "$HEAL_GEN" ;;   # heal-more-gen NAME: 100 more steps on the self-generated text
   selfgen) selfgen ;;
+  heal-fresh)   # heal-fresh NAME: 100 more data-free steps from heal-NAME on fresh samples (selfgen2), at lr 5e-4 and at 1e-4
+    selfgen selfgen2 12 12
+    FRESH=${HEAL_GEN//selfgen.txt/selfgen2.txt}
+    heal "$2-fresh" "$RUNS/heal-$2/checkpoint.safetensors" "$FRESH"
+    heal "$2-fresh-lr1e-4" "$RUNS/heal-$2/checkpoint.safetensors" "${FRESH//--lr 5e-4/--lr 1e-4}" ;;
+  heal-fresh-low) heal "$2-fresh-lr1e-4" "$RUNS/heal-$2/checkpoint.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen2.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;   # heal-fresh-low NAME: 100 steps from heal-NAME on the fresh samples at lr 1e-4
   data-free)   # calibration on the original's own samples (svdg-r2), and the whitened 2× model healed on them
     selfgen
     compress svdg-r2 svdw-r2
     heal svdw-r2-gen "$RUNS/svdw-r2.safetensors" "$HEAL_GEN" ;;
+  corrected)   # error correction: the 2× SVD and MPO models, and the 2× SVD model healed on the original's own samples (lr 5e-4, 1e-4)
+    compress svdwc-r2 mpo2wc-r2
+    heal svdwc-r2-gen "$RUNS/svdwc-r2.safetensors" "$HEAL_GEN"
+    heal svdwc-r2-gen-lr1e-4 "$RUNS/svdwc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
   heal)
     compress svd-r2 mpo2-r2
     heal svd-r2 "$RUNS/svd-r2.safetensors"
@@ -138,5 +157,5 @@ case "${1:-}" in
           | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-q8.jsonl"
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|eval|bench|bench-q8"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|eval|bench|bench-q8"; exit 64 ;;
 esac

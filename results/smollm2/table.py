@@ -6,6 +6,7 @@ one row per checkpoint, perplexity on the Shakespeare validation slice and the h
 """
 import json
 import os
+import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LINEAR_DENSE = 106_168_320          # SmolLM2-135M: 30 blocks × (q, k, v, o, gate, up, down)
@@ -17,8 +18,8 @@ for line in open(os.path.join(HERE, "eval.jsonl")):
 def order(label):
     kind = 0 if label == "original" else 2 if label.startswith("heal-") else 1
     base = label.split("@")[0]   # name@f16: the same checkpoint evaluated with 16-bit weights
-    ratio = base.rsplit("-r", 1)[-1] if "-r" in base else "0"
-    return (kind, float(ratio), label)
+    ratio = re.search(r"-r([0-9.]*[0-9])", base)   # svd-r1.5, heal-svdw-r2-gen-stage2, …
+    return (kind, float(ratio.group(1)) if ratio else 0.0, label)
 
 print("| checkpoint | parameters | linear-layer ratio | weights (f32 MB) | perplexity, Shakespeare val | perplexity, held-out (GPL-3) |")
 print("|---|---:|---:|---:|---:|---:|")
