@@ -53,7 +53,7 @@ struct PretrainedPipelineTests {
                                                    "--calibration", text.path, "--calibration-tokens", "256", "--eval-context", "64",
                                                    "--error-correction", "--data", text.path, "--eval-batches", "0", "--out", out, "--device", device])
             #expect(code == 0, "\(err)")
-            #expect(stdout.contains("error correction: every layer refitted"), "\(stdout)")
+            #expect(stdout.contains("error correction: every layer refitted") && stdout.contains("--lr 1e-4"), "\(stdout)")
             (code, stdout, err) = try CLI.run(["eval", "--checkpoint", out, "--data", text.path, "--split", "all", "--context", "64", "--json"])
             #expect(code == 0, "\(err)")
             losses[device] = try Self.json(stdout)["loss"] as? Double
