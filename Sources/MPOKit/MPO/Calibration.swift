@@ -43,7 +43,7 @@ public enum Calibration {
         return byLayer(c, sums, rows: rowsSeen)
     }
 
-    /// A layer's statistics for error correction (compress --correction-passes): over the same
+    /// A layer's statistics for error correction (compress --error-correction): over the same
     /// windows, the compressed model's inputs x_c and the original's x_o of that layer,
     /// `compressed` = E[x_c·x_cᵀ] and `cross` = E[x_c·x_oᵀ] (row-major in × in).
     public struct CrossMoments: Sendable {
@@ -51,7 +51,7 @@ public enum Calibration {
         public var cross: [Double]
     }
 
-    /// Error correction (compress --correction-passes; GPTAQ's asymmetric calibration, stage by
+    /// Error correction (compress --error-correction; GPTAQ's asymmetric calibration, stage by
     /// stage): every compressed layer refitted to the original's outputs from the inputs the
     /// compressed model gives it, in the order a pass reads them — block by block, and in a block
     /// q/k/v, o, gate/up, down — so each stage sees the inputs of the stages already corrected and
@@ -101,9 +101,8 @@ public enum Calibration {
                     current = w
                     _ = try compressed.blockForward(b, residual: streamC[w], time: context)
                 }
-                let rows = Double(windows.count * context)
-                for i in 0..<n { for j in 0...i { let v = g[i * n + j] / rows; g[i * n + j] = v; g[j * n + i] = v } }
-                for i in 0..<cross.count { cross[i] /= rows }
+                mirroredMean(&g, n: n, rows: windows.count * context)
+                for i in 0..<cross.count { cross[i] /= Double(windows.count * context) }
                 for l in layers {
                     guard case .mpo(let f, let bonds) = compressed.config.linearKind(l.name, out: l.out, in: l.in) else { continue }
                     do {
@@ -129,12 +128,16 @@ public enum Calibration {
         for b in 0..<c.layers {
             for l in c.blockLinears(b) {
                 guard let role = tapRole(l.role), var m = sums[b]?[role] else { continue }
-                let n = l.in
-                for i in 0..<n { for j in 0...i { let v = m[i * n + j] / Double(rows); m[i * n + j] = v; m[j * n + i] = v } }
+                mirroredMean(&m, n: l.in, rows: rows)
                 out[l.name] = m
             }
         }
         return out
+    }
+
+    /// A dsyrk sum (n × n, lower triangle filled) → the full symmetric mean over `rows`.
+    static func mirroredMean(_ m: inout [Double], n: Int, rows: Int) {
+        for i in 0..<n { for j in 0...i { let v = m[i * n + j] / Double(rows); m[i * n + j] = v; m[j * n + i] = v } }
     }
 
     /// The weight a layer is fitted to when its inputs are x_c and its target the original's
