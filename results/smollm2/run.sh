@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|eval|bench|bench-q8
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|eval|bench|bench-q8
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -113,6 +113,10 @@ case "${1:-}" in
     compress svdwc-r2 mpo2wc-r2
     heal svdwc-r2-gen "$RUNS/svdwc-r2.safetensors" "$HEAL_GEN"
     heal svdwc-r2-gen-lr1e-4 "$RUNS/svdwc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+  long)   # one run, one decaying schedule: the error-corrected 2× model healed on 36 batches of the original's samples
+    # (0–35: selfgen, selfgen2 and 12 more, 294,912 tokens) at lr 1e-4, 288 steps of 1,024 tokens — about one pass
+    selfgen selfgen-36 0 36
+    HEAL_STEPS=${LONG_STEPS:-288} heal svdwc-r2-long "$RUNS/svdwc-r2.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen-36.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;
   heal)
     compress svd-r2 mpo2-r2
     heal svd-r2 "$RUNS/svd-r2.safetensors"
