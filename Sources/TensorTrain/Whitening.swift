@@ -51,6 +51,17 @@ public struct InputWhitening: Sendable {
                     factor, Int32(inFeatures), &x, Int32(inFeatures))
         return x
     }
+
+    /// A·(S·Sᵀ)⁻¹ for a row-major (rows × in) A: the damped second moment's ridge solve, by two
+    /// triangular solves on the factor (A·S⁻ᵀ, then ·S⁻¹).
+    public func solve(_ a: [Double], rows: Int) -> [Double] {
+        precondition(a.count == rows * inFeatures)
+        var x = a
+        let n = Int32(inFeatures)
+        cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, Int32(rows), n, 1, factor, n, &x, n)
+        cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, Int32(rows), n, 1, factor, n, &x, n)
+        return x
+    }
 }
 
 /// Whitening of an MPO layer whose input index is split over sites (i₀, i₁, …): the second moment
@@ -80,6 +91,14 @@ public struct KroneckerWhitening: Sendable {
             factors.append(try InputWhitening(secondMoment: partial, inFeatures: d, damping: damping))
         }
         self.factors = factors
+    }
+
+    /// For a factorisation with a single input factor above 1 (a plain SVD layer, [1, in]), the
+    /// exact whitening made already: the Kronecker product is then M itself. Nil otherwise.
+    public init?(exact: InputWhitening, inFactors: [Int]) {
+        guard inFactors.filter({ $0 > 1 }) == [exact.inFeatures] else { return nil }
+        self.inFactors = inFactors
+        factors = inFactors.map { $0 > 1 ? exact : nil }
     }
 
     /// Applies `matrix(k)` (d × d, row-major) to every site-k input leg of a row-major W (out × in).

@@ -45,7 +45,8 @@ struct CorrectionTests {
         } } }
         let w = (0..<(out * n)).map { _ in Float(rng.normal()) }
         let damping = 0.01, delta = damping * (0..<n).reduce(0.0) { $0 + g[$1 * n + $1] } / Double(n)
-        let ls = try Calibration.correctedWeight(w, out: out, moments: .init(compressed: g, cross: c), damping: damping).map(Double.init)
+        let ls = Calibration.correctedWeight(w, out: out, cross: c, whitening: try InputWhitening(secondMoment: g, inFeatures: n, damping: damping))
+            .map(Double.init)
         var worst = 0.0
         for o in 0..<out { for j in 0..<n {
             var lhs = delta * ls[o * n + j], rhs = 0.0
@@ -53,7 +54,7 @@ struct CorrectionTests {
             worst = max(worst, abs(lhs - rhs))
         } }
         #expect(worst < 1e-5, "normal equations off by \(worst)")
-        let same = try Calibration.correctedWeight(w, out: out, moments: .init(compressed: g, cross: g), damping: 0)
+        let same = Calibration.correctedWeight(w, out: out, cross: g, whitening: try InputWhitening(secondMoment: g, inFeatures: n, damping: 0))
         #expect(zip(same, w).map { abs($0 - $1) }.max()! < 1e-5)
     }
 
@@ -80,7 +81,8 @@ struct CorrectionTests {
                     cross[i * n + j] += a[r * n + i] * o[r * n + j] / Double(rows)
                 } } }
                 if zip(a, o).contains(where: { abs($0 - $1) > 1e-3 }) { differ += 1 }
-                let target = try Calibration.correctedWeight(w[l.name]!, out: l.out, moments: .init(compressed: g, cross: cross))
+                let target = Calibration.correctedWeight(w[l.name]!, out: l.out, cross: cross,
+                                                         whitening: try InputWhitening(secondMoment: g, inFeatures: n))
                 let (cores, _) = try Compression.compressWhitened(target, layer: l.name, factorization: .lowRank(out: l.out, in: l.in),
                                                                    maxBonds: [1, 3, 1], secondMoment: g)
                 let expected = contractMPO(cores), got = w2[l.name]!

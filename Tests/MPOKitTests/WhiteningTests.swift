@@ -51,7 +51,7 @@ struct WhiteningTests {
         return (e / t).squareRoot()
     }
 
-    @Test("S·Sᵀ is the second moment (plus damping), S is lower triangular, and unwhiten undoes whiten")
+    @Test("S·Sᵀ is the second moment (plus damping), S is lower triangular, unwhiten undoes whiten, solve divides by S·Sᵀ")
     func factor() throws {
         let n = 12, rows = 200, x = Self.inputs(rows: rows, n: n, seed: 1), c = Self.moment(x, rows: rows, n: n)
         for damping in [0.0, 0.01] {
@@ -67,6 +67,18 @@ struct WhiteningTests {
             let w = (0..<(7 * n)).map { _ in rng.normal() }
             let back = wh.unwhiten(wh.whiten(w, out: 7), rows: 7)
             #expect(zip(w, back).map { abs($0 - $1) }.max()! < 1e-9)
+            // solve is ·(S·Sᵀ)⁻¹: solve(A)·(C + δI) = A.
+            let solved = wh.solve(w, rows: 7)
+            var worst = 0.0
+            for r in 0..<7 { for j in 0..<n {
+                var v = damping * mean * solved[r * n + j]
+                for k in 0..<n { v += solved[r * n + k] * c[k * n + j] }
+                worst = max(worst, abs(v - w[r * n + j]))
+            } }
+            #expect(worst < 1e-9, "solve off by \(worst)")
+            // A plain SVD layer's Kronecker whitening is this one; an MPO's input split is not.
+            #expect(KroneckerWhitening(exact: wh, inFactors: [1, n])?.factors.map { $0?.factor } == [nil, s])
+            #expect(KroneckerWhitening(exact: wh, inFactors: [3, 4]) == nil)
         }
         #expect(throws: TensorTrainError.self) { try InputWhitening(secondMoment: [Double](repeating: 0, count: 4), inFeatures: 2) }
     }

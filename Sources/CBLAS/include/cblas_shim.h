@@ -1,8 +1,7 @@
 // CBLAS: the OpenBLAS surface of the CPU device and TensorTrain, and nothing else:
 //  - CBLAS (row-major sgemm/sgemv for every GEMM of the CPU device),
 //  - the LAPACK divide-and-conquer SVD (sgesdd/dgesdd, Fortran ABI, column-major) for TT-SVD,
-//    the Cholesky factorisation (dpotrf) for whitening and the SPD solve (dposv) for
-//    error-correcting calibration,
+//    the Cholesky factorisation (dpotrf) for whitening (and, with dtrsm, error correction's solve),
 //  - OpenBLAS thread control and the name of the kernels it chose (`bench` prints it).
 #ifndef MPO_CBLAS_SHIM_H
 #define MPO_CBLAS_SHIM_H
@@ -17,9 +16,6 @@ void dgesdd_(const char *jobz, const int *m, const int *n, double *a, const int 
              double *work, const int *lwork, int *iwork, int *info);
 /// Cholesky factorisation (Fortran ABI, column-major) for data-aware truncation's whitening.
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
-/// Symmetric positive definite solve A·X = B (Fortran ABI, column-major): error-correcting calibration.
-void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda, double *b,
-            const int *ldb, int *info);
 
 /// OpenBLAS's kernel family ("Haswell", "Zen", "SkylakeX", …), as a NUL-terminated string.
 const char *mpo_openblas_corename(void);

@@ -43,14 +43,6 @@ public enum Calibration {
         return byLayer(c, sums, rows: rowsSeen)
     }
 
-    /// A layer's statistics for error correction (compress --error-correction): over the same
-    /// windows, the compressed model's inputs x_c and the original's x_o of that layer,
-    /// `compressed` = E[x_c·x_cᵀ] and `cross` = E[x_c·x_oᵀ] (row-major in × in).
-    public struct CrossMoments: Sendable {
-        public var compressed: [Double]
-        public var cross: [Double]
-    }
-
     /// Error correction (compress --error-correction; GPTAQ's asymmetric calibration, stage by
     /// stage): every compressed layer refitted to the original's outputs from the inputs the
     /// compressed model gives it, in the order a pass reads them — block by block, and in a block
@@ -103,16 +95,23 @@ public enum Calibration {
                 }
                 mirroredMean(&g, n: n, rows: windows.count * context)
                 for i in 0..<cross.count { cross[i] /= Double(windows.count * context) }
+                // One factorisation of G + δI per stage: q/k/v (gate/up) share their inputs.
+                let exact: InputWhitening
+                do { exact = try InputWhitening(secondMoment: g, inFeatures: n, damping: damping) } catch {
+                    throw ModelError("block \(b), the compressed model's inputs of \(layers.map(\.name).joined(separator: ", ")): \(error)")
+                }
                 for l in layers {
                     guard case .mpo(let f, let bonds) = compressed.config.linearKind(l.name, out: l.out, in: l.in) else { continue }
                     do {
-                        let target = try correctedWeight(weights[l.name]!, out: l.out, moments: CrossMoments(compressed: g, cross: cross), damping: damping)
+                        let target = correctedWeight(weights[l.name]!, out: l.out, cross: cross, whitening: exact)
+                        let wh = try KroneckerWhitening(exact: exact, inFactors: f.inFactors)
+                            ?? KroneckerWhitening(secondMoment: g, inFactors: f.inFactors, damping: damping)
                         let (cores, report) = try Compression.compressWhitened(target, layer: l.name, factorization: f, maxBonds: bonds,
-                                                                                secondMoment: g, damping: damping)
+                                                                                whitening: wh)
                         guard cores.bonds == bonds else { throw ModelError("the corrected truncation has bonds \(cores.bonds), not \(bonds)") }
                         for (site, core) in cores.cores.enumerated() { try compressed.setParameter("\(l.name).cores.\(site)", core) }
                         reports.append(report)
-                    } catch let e as ModelError { throw ModelError("\(l.name): \(e)") }
+                    } catch let e as ModelError { throw ModelError("\(l.name): \(e)") } catch { throw ModelError("\(l.name): \(error)") }
                 }
             }
             compressed.linearInputTap = nil
@@ -141,32 +140,16 @@ public enum Calibration {
     }
 
     /// The weight a layer is fitted to when its inputs are x_c and its target the original's
-    /// W·x_o: the ridge least-squares W_ls = W·Cᵀ·(G + δI)⁻¹ (G, C as in `correct`; δ =
-    /// `damping`·mean(diag G), the damping the whitening adds), so that E‖Ŵx_c − Wx_o‖² =
-    /// ‖(Ŵ − W_ls)·S‖² + const with S·Sᵀ = G + δI — the whitened truncation of W_ls with G is the
-    /// best Ŵ of its rank. W row-major (out × in).
-    public static func correctedWeight(_ w: [Float], out: Int, moments m: CrossMoments, damping: Double = 0.01) throws -> [Float] {
-        let n = Int(Double(m.compressed.count).squareRoot())
-        precondition(n * n == m.compressed.count && m.cross.count == n * n && w.count == out * n)
-        let meanDiagonal = (0..<n).reduce(0.0) { $0 + m.compressed[$1 * n + $1] } / Double(n)
-        guard meanDiagonal.isFinite, meanDiagonal > 0 else {
-            throw ModelError("the compressed model's inputs of a layer are all zero or not finite (mean square \(meanDiagonal)); use another --calibration text")
-        }
-        var a = m.compressed
-        for i in 0..<n { a[i * n + i] += damping * meanDiagonal }
-        // B = C·Wᵀ (in × out), row-major; solve (G + δI)·X = B, X = W_lsᵀ.
-        let wd = w.map(Double.init)
-        var b = [Double](repeating: 0, count: n * out)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(out), Int32(n), 1, m.cross, Int32(n), wd, Int32(n), 0, &b, Int32(out))
-        // Column-major view: a is symmetric; b row-major (n × out) is column-major (out × n) — transpose it.
-        var bc = [Double](repeating: 0, count: n * out)
-        for i in 0..<n { for j in 0..<out { bc[j * n + i] = b[i * out + j] } }
-        var uplo: CChar = 0x55, order = Int32(n), nrhs = Int32(out), lda = Int32(n), ldb = Int32(n), info: Int32 = 0
-        dposv_(&uplo, &order, &nrhs, &a, &lda, &bc, &ldb, &info)
-        guard info == 0 else {
-            throw ModelError("the compressed model's input second moment of a layer is not positive definite (LAPACK dposv info \(info)); raise the damping")
-        }
-        // bc column-major (n × out) = W_lsᵀ, i.e. row-major (out × n) = W_ls.
-        return bc.map(Float.init)
+    /// W·x_o: the ridge least-squares W_ls = W·Cᵀ·(G + δI)⁻¹ with G = E[x_c·x_cᵀ] and C =
+    /// E[x_c·x_oᵀ] (`cross`, row-major in × in), `whitening` the factor of G + δI (δ the damping
+    /// the whitened truncation adds), so that E‖Ŵx_c − Wx_o‖² = ‖(Ŵ − W_ls)·S‖² + const — the
+    /// whitened truncation of W_ls with the same S is the best Ŵ of its rank. W row-major (out × in).
+    public static func correctedWeight(_ w: [Float], out: Int, cross: [Double], whitening: InputWhitening) -> [Float] {
+        let n = whitening.inFeatures
+        precondition(cross.count == n * n && w.count == out * n)
+        var wc = [Double](repeating: 0, count: out * n)   // W·Cᵀ
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(out), Int32(n), Int32(n), 1, w.map(Double.init), Int32(n),
+                    cross, Int32(n), 0, &wc, Int32(n))
+        return whitening.solve(wc, rows: out).map(Float.init)
     }
 }

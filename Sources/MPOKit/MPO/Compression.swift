@@ -54,6 +54,12 @@ public enum Compression {
         do { wh = try KroneckerWhitening(secondMoment: secondMoment, inFactors: f.inFactors, damping: damping) } catch {
             throw ModelError("\(layer): \(error)")
         }
+        return try compressWhitened(w, layer: layer, factorization: f, maxBonds: maxBonds, whitening: wh)
+    }
+
+    /// The same with the whitening made already (error correction shares one per stage).
+    public static func compressWhitened(_ w: [Float], layer: String, factorization f: MPOFactorization, maxBonds: [Int],
+                                        whitening wh: KroneckerWhitening) throws -> (MPOCores<Float>, LayerCompression) {
         var (cores, r) = try ttSVD(wh.whiten(w.map(Double.init), out: f.outFeatures), factorization: f, maxBonds: maxBonds)
         wh.unwhiten(&cores)
         return report(cores, r, layer: layer, factorization: f, chi: r.bonds.max() ?? 1)

@@ -92,11 +92,8 @@ extension Transformer {
         let a = try activations(batch: batch, time: time, scoring: targets != nil && distill == nil)
         distillTargets = distill
         let dev = device
-        try dev.write(tokens, to: a.tokens)
         if let targets { try dev.write(targets, to: a.targets) }
-
-        try embedding.forward(dev, tokens: a.tokens, positions: positionRows(from: 0, count: time),
-                              out: c.layers > 0 ? a.blocks[0].input : a.output, batch: batch, time: time)
+        try embed(tokens, a, batch: batch, time: time)
         let shape = AttentionShape(batch: batch, time: time, heads: c.heads, headDim: c.headDim, kvHeads: c.kvHeads)
         for l in 0..<c.layers {
             try blockForward(l, blockIO(l, a), rows: N, shape: shape)
@@ -168,12 +165,18 @@ extension Transformer {
 
     /// The residual stream entering block 0 for one sequence of `tokens` (time × channels).
     func embedded(_ tokens: [Int32]) throws -> [Float] {
-        let c = config, a = try activations(batch: 1, time: tokens.count)
+        let a = try activations(batch: 1, time: tokens.count)
+        return try device.read(try embed(tokens, a, batch: 1, time: tokens.count).view(0, tokens.count * config.channels))
+    }
+
+    /// Writes `tokens` and their embedding (positions from 0) where the first block reads its
+    /// input (the final norm's input for a model without blocks); returns that view.
+    @discardableResult
+    private func embed(_ tokens: [Int32], _ a: Activations, batch: Int, time: Int) throws -> TensorView {
         try device.write(tokens, to: a.tokens)
-        let out = c.layers > 0 ? a.blocks[0].input : a.output
-        try embedding.forward(device, tokens: a.tokens, positions: positionRows(from: 0, count: tokens.count), out: out,
-                              batch: 1, time: tokens.count)
-        return try device.read(out.view(0, tokens.count * c.channels))
+        let out = config.layers > 0 ? a.blocks[0].input : a.output
+        try embedding.forward(device, tokens: a.tokens, positions: positionRows(from: 0, count: time), out: out, batch: batch, time: time)
+        return out
     }
 
     /// Block `l` alone on one sequence's residual stream (time × channels): the stream after it.
