@@ -149,6 +149,43 @@ struct HalfModelTests {
         #expect(try Self.logits(direct) == a)
     }
 
+    @Test("packed low-rank q/k/v and gate/up run as one product of their stacked V factors: each layer's factor is its block of rows, and the logits are those of running the layers one by one (decode and q8 bit for bit)",
+          arguments: [WeightDType.f16, .bf16, .q8])
+    func stackedFactors(_ dtype: WeightDType) throws {
+        let f32 = try Self.lowRankLlama()
+        let m = try Transformer(config: f32.config, device: CPUDevice(), purpose: .inference, weightDType: dtype)
+        try m.load(from: f32)
+        #expect(m.blocks.allSatisfy { $0.stackedQKV?.rows == 15 && $0.stackedGateUp?.rows == 10 })
+        for b in m.blocks {
+            for (stack, layers) in [(b.stackedQKV!, [b.query, b.key, b.value]), (b.stackedGateUp!, [b.gate!, b.up])] {
+                let all = try stack.read(m.device)
+                var r0 = 0
+                for l in layers {
+                    let v = l.packedFactors!.v
+                    #expect(Array(all[(r0 * stack.columns)..<((r0 + v.rows) * stack.columns)]) == (try v.read(m.device)), "\(v.name)")
+                    r0 += v.rows
+                }
+            }
+        }
+        let (tok, _, _, t) = try FamilyReference.batch(try FamilyReference.reference("llama-tiny"))
+        func run() throws -> (prefill: [Float], decode: [Float]) {
+            let prefill = try Self.logits(m)
+            let gen = try Generator(model: m, batch: 1, capacity: t)
+            var stepped: [Float] = []
+            for p in 0..<t { stepped += try gen.feed([[tok[p]]])[0] }
+            return (prefill, stepped)
+        }
+        let stacked = try run()
+        m.usesStackedFactors = false
+        let alone = try run()
+        // One row at a time (decode), and q8 at any rows, compute every output as the layers do
+        // alone; a 16-bit prefill multiplies widened blocks by sgemm, whose blocks now differ.
+        #expect(stacked.decode == alone.decode)
+        let scale = alone.prefill.map { abs($0) }.max()!, diff = zip(stacked.prefill, alone.prefill).map { abs($0 - $1) }.max()!
+        if dtype == .q8 { #expect(diff == 0) } else { #expect(diff <= 1e-5 * max(1, scale), "prefill off by \(diff) of \(scale)") }
+        #expect(scale > 0)
+    }
+
     @Test("general MPO layers keep f32 cores in an f16 model; decoding through the Generator matches the forward pass")
     func generalMPOStaysF32() throws {
         let m = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)

@@ -20,18 +20,53 @@ public enum WeightDType: String, Sendable, CaseIterable, Codable {
 /// - f16/bf16: the values packed two per 4-byte element (value i is the low half of element i/2
 ///   when i is even, little-endian);
 /// - q8: each row's quants (`paddedColumns` bytes, the padding 0), rows after rows, then one f32
-///   scale per block of 32 (rows × paddedColumns/32) from element `scaleOffset` on.
+///   scale per block of 32 (rows × paddedColumns/32) from element rows·paddedColumns/4 on — or, for a
+///   block of rows of a larger matrix (`rows(_:_:name:)`), its quants and its scales as two views.
 public struct PackedMatrix: Sendable {
     public let name: String
+    /// f16/bf16: the values; q8: the quants (and, unless `scales` was given, the scales after them).
     public let storage: TensorView
     public let rows: Int, columns: Int
     public let format: WeightDType
+    /// q8: the scales, one f32 per block of 32 (rows × paddedColumns/32).
+    public let scales: TensorView
 
     public init(name: String, storage: TensorView, rows: Int, columns: Int, format: WeightDType) {
         precondition(format != .f32, "a PackedMatrix holds f16, bf16 or q8")
         let need = Self.elements(rows: rows, columns: columns, format: format)
         precondition(storage.count >= need, "\(name): \(storage.count) elements cannot hold \(rows)×\(columns) \(format.rawValue) values (\(need))")
-        self.name = name; self.storage = storage; self.rows = rows; self.columns = columns; self.format = format
+        let kp = Self.paddedColumns(columns)
+        self.init(name: name, storage: storage, rows: rows, columns: columns, format: format,
+                  scales: format == .q8 ? storage.view(rows * kp / 4, rows * kp / Self.q8Block) : storage.view(0, 0))
+    }
+
+    private init(name: String, storage: TensorView, rows: Int, columns: Int, format: WeightDType, scales: TensorView) {
+        self.name = name; self.storage = storage; self.rows = rows; self.columns = columns; self.format = format; self.scales = scales
+    }
+
+    /// Rows r0..<r0+n as a matrix of their own, sharing this one's storage: layers that read the
+    /// same input keep their factors stacked in one matrix (one product for all) and each reads
+    /// or writes its own block of rows through this. 16 bits: the block must start and end on whole
+    /// 4-byte elements (`canSplitRows`).
+    public func rows(_ r0: Int, _ n: Int, name: String) -> PackedMatrix {
+        precondition(r0 >= 0 && n >= 0 && r0 + n <= rows, "\(self.name): rows \(r0)..<\(r0 + n) of \(rows)")
+        switch format {
+        case .q8:
+            let kp = paddedColumns, nb = kp / Self.q8Block
+            return PackedMatrix(name: name, storage: storage.view(r0 * kp / 4, n * kp / 4), rows: n, columns: columns, format: format,
+                                scales: scales.view(r0 * nb, n * nb))
+        default:
+            precondition(Self.canSplitRows(at: r0, columns: columns, format: format)
+                         && (r0 + n == rows || Self.canSplitRows(at: r0 + n, columns: columns, format: format)),
+                         "\(self.name): a block of 16-bit rows must start and end on whole 4-byte elements")
+            return PackedMatrix(name: name, storage: storage.view(r0 * columns / 2, (n * columns + 1) / 2), rows: n, columns: columns,
+                                format: format, scales: scales)
+        }
+    }
+
+    /// Whether a matrix of `columns` in `format` can be cut into blocks of rows at row `r`.
+    public static func canSplitRows(at r: Int, columns: Int, format: WeightDType) -> Bool {
+        format == .q8 || (r * columns) % 2 == 0
     }
 
     /// 4-byte buffer elements that hold a (rows, columns) matrix in `format`.
@@ -50,10 +85,6 @@ public struct PackedMatrix: Sendable {
     public static func paddedColumns(_ columns: Int) -> Int { Int(mpo_q8_padded(Int32(columns))) }
     /// q8: quants per row.
     public var paddedColumns: Int { Self.paddedColumns(columns) }
-    /// q8: the element where the scales start.
-    public var scaleOffset: Int { rows * paddedColumns / 4 }
-    /// q8: the scales, one f32 per block of 32 (rows × paddedColumns/32), as a view of `storage`.
-    public var scales: TensorView { storage.view(scaleOffset, rows * paddedColumns / Self.q8Block) }
 
     /// `values` (rows of `columns`) in `format`, as the buffer's elements (q8: quants, then scales).
     public static func pack(_ values: UnsafeBufferPointer<Float>, columns: Int, format: WeightDType) -> [Int32] {
@@ -98,8 +129,9 @@ public struct PackedMatrix: Sendable {
 
     /// The stored values as f32 (inspection, export).
     public func read(_ device: any ComputeDevice) throws -> [Float] {
-        Self.unpack(try device.read(storage.view(0, Self.elements(rows: rows, columns: columns, format: format))),
-                    count: rows * columns, columns: columns, format: format)
+        let stored = format == .q8 ? try device.read(storage.view(0, rows * paddedColumns / 4)) + device.read(scales)
+                                   : try device.read(storage.view(0, Self.elements(rows: rows, columns: columns, format: format)))
+        return Self.unpack(stored, count: rows * columns, columns: columns, format: format)
     }
 
     /// Stores `values` (rounded to the format) from value index `at` on. 16 bits: any range (the

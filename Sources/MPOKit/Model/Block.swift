@@ -47,6 +47,9 @@ struct Block {
     let query: Linear, key: Linear, value: Linear, output: Linear
     /// MLP: up (W1 / c_fc / up_proj), gate (SwiGLU's gate_proj), down (W2 / c_proj / down_proj).
     let up: Linear, gate: Linear?, down: Linear
+    /// Inference with packed low-rank q/k/v (gate/up): their V factors stacked in one matrix, so
+    /// one product of the shared input serves all three (two) — Linear.forwardStacked.
+    let stackedQKV: PackedMatrix?, stackedGateUp: PackedMatrix?
 
     var linears: [Linear] { [query, key, value, output, up] + (gate.map { [$0] } ?? []) + [down] }
 }

@@ -65,11 +65,37 @@ public final class Linear {
             dev.gemm(GemmShape(m: rows, n: outFeatures, k: inFeatures, transposeB: true, beta: accumulate ? 1 : 0),
                      a: x, b: weight!, c: y)
         }
+        addBias(dev, y: y, rows: rows, relu: relu)
+    }
+
+    private func addBias(_ dev: any ComputeDevice, y: TensorView, rows: Int, relu: Bool) {
         switch (bias, relu) {
         case (let b?, true): dev.addBiasReLU(b, to: y, rows: rows, columns: outFeatures)
         case (let b?, false): dev.addBias(b, to: y, rows: rows, columns: outFeatures)
         case (nil, true): let v = y.view(0, rows * outFeatures); dev.reluForward(v, out: v)
         case (nil, false): break
+        }
+    }
+
+    /// yᵢ = x·Wᵢᵀ + bᵢ for packed low-rank layers that read the same x, their V factors stacked
+    /// in `stacked` (each layer's rank of rows, in order; WeightStorage.stacks): one product
+    /// t = x·Vᵀ for all of them — the input read and, in q8, rounded once — then each layer's U on
+    /// its columns of t. At one row (decoding), and in q8 at any rows, every output is the
+    /// arithmetic of the layers' own forward; a 16-bit product of several rows widens W in other
+    /// blocks for sgemm, which may round differently.
+    static func forwardStacked(_ dev: any ComputeDevice, _ layers: [Linear], stacked: PackedMatrix, x: TensorView, ys: [TensorView],
+                               rows: Int) throws {
+        precondition(layers.count == ys.count && layers.allSatisfy { $0.packedFactors != nil && $0.inFeatures == stacked.columns }
+                     && layers.reduce(0) { $0 + $1.packedFactors!.v.rows } == stacked.rows, "\(stacked.name) does not stack these layers")
+        let total = stacked.rows, t = try layers[0].workspace!.view(.state(0), rows * total)
+        dev.gemmPacked(GemmShape(m: rows, n: total, k: stacked.columns, transposeB: true), a: x, b: stacked, c: t)
+        var c0 = 0
+        for (l, y) in zip(layers, ys) {
+            let (u, v) = l.packedFactors!
+            dev.gemmPacked(GemmShape(m: rows, n: l.outFeatures, k: v.rows, transposeB: true, lda: total),
+                           a: t.view(c0, (rows - 1) * total + v.rows), b: u, c: y)
+            l.addBias(dev, y: y, rows: rows, relu: false)
+            c0 += v.rows
         }
     }
 

@@ -221,9 +221,13 @@ extension Transformer {
         func same(_ a: TensorView, _ b: TensorView) -> Bool { a.buffer === b.buffer && a.offset == b.offset }
         blk.norm1.forward(dev, x: io.input, out: io.norm1, mean: io.norm1Mean, rstd: io.norm1Rstd, rows: N, columns: C)
         try linearInputTap?(l, .query, io.norm1, N)
-        try blk.query.forward(dev, x: io.norm1, y: io.q, rows: N)
-        try blk.key.forward(dev, x: io.norm1, y: io.kNew, rows: N)
-        try blk.value.forward(dev, x: io.norm1, y: io.vNew, rows: N)
+        if let s = blk.stackedQKV, usesStackedFactors {
+            try Linear.forwardStacked(dev, [blk.query, blk.key, blk.value], stacked: s, x: io.norm1, ys: [io.q, io.kNew, io.vNew], rows: N)
+        } else {
+            try blk.query.forward(dev, x: io.norm1, y: io.q, rows: N)
+            try blk.key.forward(dev, x: io.norm1, y: io.kNew, rows: N)
+            try blk.value.forward(dev, x: io.norm1, y: io.vNew, rows: N)
+        }
         if let rotaryTable {
             let p = shape.queryOffset
             dev.rotary(io.q, table: rotaryTable.all, shape: RotaryShape(batch: shape.batch, time: shape.time, heads: c.heads,
@@ -246,8 +250,12 @@ extension Transformer {
             try blk.up.forward(dev, x: io.norm2, y: io.pre!, rows: N)
             dev.geluForward(io.pre!.view(0, N * F), out: hidden)
         case .swiglu:
-            try blk.gate!.forward(dev, x: io.norm2, y: io.pre!, rows: N)
-            try blk.up.forward(dev, x: io.norm2, y: io.up!, rows: N)
+            if let s = blk.stackedGateUp, usesStackedFactors {
+                try Linear.forwardStacked(dev, [blk.gate!, blk.up], stacked: s, x: io.norm2, ys: [io.pre!, io.up!], rows: N)
+            } else {
+                try blk.gate!.forward(dev, x: io.norm2, y: io.pre!, rows: N)
+                try blk.up.forward(dev, x: io.norm2, y: io.up!, rows: N)
+            }
             dev.swigluForward(gate: io.pre!, up: io.up!, out: hidden, count: N * F)
         }
         if !same(io.mid, io.output) { dev.copy(io.mid, to: io.output) }

@@ -58,6 +58,9 @@ public final class Transformer {
     var distillTargets: DistillationTargets?
     let version: ParameterVersion
     var arenas: [Activations] = []
+    /// Whether a block's stacked V factors (Block.stackedQKV, stackedGateUp) serve its q/k/v and
+    /// gate/up in one product; false runs each layer alone (the tests compare the two).
+    var usesStackedFactors = true
     /// Sees the input of the linear layers of block `l` in every forward pass (compress
     /// --calibration): (block, role, x (rows, in), rows), the q/k/v input as .query, gate/up's as .up.
     public var linearInputTap: ((_ block: Int, _ role: LinearRole, _ x: TensorView, _ rows: Int) throws -> Void)?
@@ -98,7 +101,7 @@ public final class Transformer {
         let grads = purpose == .training ? try device.makeBuffer(count: arena.count, label: "gradients") : nil
         self.params = params; self.grads = grads
         packedArena = storage.packedElements > 0 ? try device.makeBuffer(count: storage.packedElements, label: "weights (\(weightDType.rawValue))") : nil
-        let packed = storage.matrices(in: packedArena)
+        let packed = storage.matrices(in: packedArena), stacked = storage.stackedMatrices(in: packedArena)
         self.packed = packed
         let a = config.architecture, names = config.names
         switch a.positions {
@@ -132,9 +135,13 @@ public final class Transformer {
         blocks = (0..<config.layers).map { b in
             var byRole: [LinearRole: Linear] = [:]
             for l in config.blockLinears(b) { byRole[l.role] = linear(l) }
+            func stack(_ roles: [LinearRole]) -> PackedMatrix? {
+                stacked[WeightStorage.stackName(roles.compactMap { byRole[$0]?.name })]
+            }
             return Block(norm1: norm("\(names.block(b)).\(names.norm1)"), norm2: norm("\(names.block(b)).\(names.norm2)"),
                          query: byRole[.query]!, key: byRole[.key]!, value: byRole[.value]!, output: byRole[.output]!,
-                         up: byRole[.up]!, gate: byRole[.gate], down: byRole[.down]!)
+                         up: byRole[.up]!, gate: byRole[.gate], down: byRole[.down]!,
+                         stackedQKV: stack([.query, .key, .value]), stackedGateUp: stack([.gate, .up]))
         }
         finalNorm = norm(names.finalNorm)
         head = config.linearLayers.last.flatMap { $0.role == .head ? linear($0) : nil }
