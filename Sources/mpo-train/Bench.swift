@@ -44,6 +44,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Models of --decode, as shape:dense|χ with shapes picogpt, gpt2 and smollm2.") var decodeModels = DecodeModel.table.joined(separator: ",")
     @Option(help: "With --decode: time these checkpoints (comma-separated files: GGUF, Hugging Face directories, mpo-train checkpoints) instead of --decode-models; ratios are against the first.")
     var checkpoint: String?
+    @Flag(name: .customLong("layer-by-layer"), help: "With --decode: run each block's q/k/v and gate/up one by one instead of one product of their stacked V factors (packed low-rank layers; to measure what stacking wins).")
+    var layerByLayer = false
     @Option(help: "Prompt tokens of --decode (prefilled in one forward).") var promptTokens = 32
     @Option(help: "Tokens decoded after the prompt (--decode).") var decodeTokens = 256
     @Option(help: ArgumentHelp("Run one --decode model in this process (used by --decode).", visibility: .hidden)) var decodeOne: String?

@@ -76,6 +76,7 @@ extension Bench {
             try model.initialize(seed: 1)
         }
         model.mpoStrategy = strategy
+        model.usesStackedFactors = !layerByLayer
         return model
     }
 
@@ -98,7 +99,7 @@ extension Bench {
         let prompt = (0..<promptTokens).map { _ in Int32(rng.below(65)) }
         var result: [String: Any] = ["what": "decode", "model": spec.description, "shape": spec.shape, "chi": spec.chi ?? 0,
                                      "parameters": model.parameterCount, "weight_bytes": model.weightBytes(),
-                                     "core_dtype": model.weightDType.rawValue,
+                                     "core_dtype": model.weightDType.rawValue, "stacked_factors": model.hasStackedFactors && !layerByLayer,
                                      "weight_bytes_per_token": bytesPerToken,
                                      "device": device.name, "prompt_tokens": promptTokens, "decode_tokens": decodeTokens]
         for batch in [1, 8] {
@@ -172,6 +173,7 @@ extension Bench {
                         "--decode-tokens", "\(decodeTokens)", "--device", deviceOptions.device.description, "--strategy", strategy.rawValue]
             if let t = deviceOptions.threads { args += ["--threads", "\(t)"] }
             if profile { args.append("--profile") }
+            if layerByLayer { args.append("--layer-by-layer") }
             p.arguments = args
             let out = Pipe()
             p.standardOutput = out

@@ -60,7 +60,9 @@ public final class Transformer {
     var arenas: [Activations] = []
     /// Whether a block's stacked V factors (Block.stackedQKV, stackedGateUp) serve its q/k/v and
     /// gate/up in one product; false runs each layer alone (the tests compare the two).
-    var usesStackedFactors = true
+    public var usesStackedFactors = true
+    /// Whether any block has stacked factors (a packed model with low-rank q/k/v or gate/up).
+    public var hasStackedFactors: Bool { blocks.contains { $0.stackedQKV != nil || $0.stackedGateUp != nil } }
     /// Sees the input of the linear layers of block `l` in every forward pass (compress
     /// --calibration): (block, role, x (rows, in), rows), the q/k/v input as .query, gate/up's as .up.
     public var linearInputTap: ((_ block: Int, _ role: LinearRole, _ x: TensorView, _ rows: Int) throws -> Void)?
