@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|eval|bench|bench-q8
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|corrected-r5|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -117,6 +117,12 @@ case "${1:-}" in
     # (0–35: selfgen, selfgen2 and 12 more, 294,912 tokens) at lr 1e-4, 288 steps of 1,024 tokens — about one pass
     selfgen selfgen-36 0 36
     HEAL_STEPS=${LONG_STEPS:-288} heal svdwc-r2-long "$RUNS/svdwc-r2.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen-36.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;
+  mpo-corrected)   # the error-corrected 2-site MPO healed as the corrected SVD model was (own samples, lr 1e-4): MPO vs SVD after the same healing
+    compress mpo2wc-r2
+    heal mpo2wc-r2-gen-lr1e-4 "$RUNS/mpo2wc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+  corrected-r5)   # the 5× model (the configuration faster than llama.cpp in q8) with error correction, healed on own samples at lr 1e-4
+    compress svdwc-r5
+    heal svdwc-r5-gen-lr1e-4 "$RUNS/svdwc-r5.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
   heal)
     compress svd-r2 mpo2-r2
     heal svd-r2 "$RUNS/svd-r2.safetensors"
@@ -134,8 +140,8 @@ case "${1:-}" in
       evaluate "original@$d" "$M" --core-dtype $d
       [ -f "$RUNS/heal-svd-r2/checkpoint.safetensors" ] && evaluate "heal-svd-r2@$d" "$RUNS/heal-svd-r2/checkpoint.safetensors" --core-dtype $d
     done
-    # the healed whitened models as they are timed (bench-q8)
-    for name in svdw-r2 svdw-r5; do
+    # the healed whitened models as they are timed (bench-q8, bench-stacked)
+    for name in svdw-r2 svdw-r5 svdwc-r5-gen-lr1e-4 svdwc-r2-long; do
       [ -f "$RUNS/heal-$name/checkpoint.safetensors" ] && evaluate "heal-$name@q8" "$RUNS/heal-$name/checkpoint.safetensors" --core-dtype q8
     done ;;
   bench)   # side by side in one run: ours (the original dequantised to f32, compressed models) and llama.cpp
@@ -161,5 +167,18 @@ case "${1:-}" in
           | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-q8.jsonl"
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|eval|bench|bench-q8"; exit 64 ;;
+  bench-stacked)   # interleaved, ROUNDS times: llama.cpp on the Q4_1 file, then the healed whitened 5× and 2× models in q8 with
+    # each block's q/k/v and gate/up as one product of their stacked V factors, and layer by layer (--layer-by-layer)
+    PY=${PY:-$ROOT/.venv-peer/bin/python}
+    lscpu | grep -E "Model name|^CPU\(s\)" | tr -s ' ' > "$HERE/decode-stacked.cpu.txt"
+    for round in $(seq "${ROUNDS:-3}"); do
+      "$PY" "$ROOT/Benchmarks/peer/llamacpp_decode.py" --gguf "$M" --threads 2 --tokens 128 | sed "s|^{|{\"round\": $round, \"gguf\": \"$(basename "$M")\", |" >> "$HERE/decode-stacked.jsonl"
+      for ck in "$RUNS/heal-svdw-r5/checkpoint.safetensors@q8" "$RUNS/heal-svdw-r2/checkpoint.safetensors@q8"; do
+        for how in "" --layer-by-layer; do
+          "$B" bench --decode --checkpoint "$ck" --threads 2 --prompt-tokens 32 --decode-tokens 128 --json $how | tail -1 \
+            | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-stacked.jsonl"
+        done
+      done
+    done ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|corrected-r5|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac
