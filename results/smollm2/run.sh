@@ -105,6 +105,9 @@ case "${1:-}" in
     heal "$2-fresh" "$RUNS/heal-$2/checkpoint.safetensors" "$FRESH"
     heal "$2-fresh-lr1e-4" "$RUNS/heal-$2/checkpoint.safetensors" "${FRESH//--lr 5e-4/--lr 1e-4}" ;;
   heal-fresh-low) heal "$2-fresh-lr1e-4" "$RUNS/heal-$2/checkpoint.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen2.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;   # heal-fresh-low NAME: 100 steps from heal-NAME on the fresh samples at lr 1e-4
+  heal-fresh3)   # heal-fresh3 NAME: 100 steps from heal-NAME at lr 1e-4 on a third set of fresh samples (batches 24–35, selfgen3)
+    selfgen selfgen3 24 12
+    heal "$2-fresh3" "$RUNS/heal-$2/checkpoint.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen3.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;
   data-free)   # calibration on the original's own samples (svdg-r2), and the whitened 2× model healed on them
     selfgen
     compress svdg-r2 svdw-r2
