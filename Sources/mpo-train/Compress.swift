@@ -180,8 +180,8 @@ struct Compress: ParsableCommand {
     /// PicoGPT (results/compression-recipes): lr 4e-3, distill weight 0.5 at temperature 2,
     /// 1,000 steps. A pretrained LLM (results/smollm2): lr 5e-4, α 0.5 at τ 1 over the teacher's
     /// full distribution, windows of 256 (lr 1e-4 after --error-correction) — the runs measured
-    /// there; it needs far more steps. Without
-    /// --data, on the original's own samples, which healed general text best there.
+    /// there; it needs far more steps. Without --data it points at the original's own samples,
+    /// which healed general text best there.
     func healingCommand(dense: Transformer) -> String {
         if dense.config.architecture.family == .picogpt {
             let data = self.data.map { " --data \($0)" } ?? ""

@@ -111,7 +111,7 @@ public enum Calibration {
                         guard cores.bonds == bonds else { throw ModelError("the corrected truncation has bonds \(cores.bonds), not \(bonds)") }
                         for (site, core) in cores.cores.enumerated() { try compressed.setParameter("\(l.name).cores.\(site)", core) }
                         reports.append(report)
-                    } catch let e as ModelError { throw ModelError("\(l.name): \(e)") } catch { throw ModelError("\(l.name): \(error)") }
+                    } catch { throw ModelError("\(l.name): \(error)") }
                 }
             }
             compressed.linearInputTap = nil

@@ -221,13 +221,7 @@ extension Transformer {
         func same(_ a: TensorView, _ b: TensorView) -> Bool { a.buffer === b.buffer && a.offset == b.offset }
         blk.norm1.forward(dev, x: io.input, out: io.norm1, mean: io.norm1Mean, rstd: io.norm1Rstd, rows: N, columns: C)
         try linearInputTap?(l, .query, io.norm1, N)
-        if let s = blk.stackedQKV, usesStackedFactors {
-            try Linear.forwardStacked(dev, [blk.query, blk.key, blk.value], stacked: s, x: io.norm1, ys: [io.q, io.kNew, io.vNew], rows: N)
-        } else {
-            try blk.query.forward(dev, x: io.norm1, y: io.q, rows: N)
-            try blk.key.forward(dev, x: io.norm1, y: io.kNew, rows: N)
-            try blk.value.forward(dev, x: io.norm1, y: io.vNew, rows: N)
-        }
+        try forward([blk.query, blk.key, blk.value], stacked: blk.stackedQKV, x: io.norm1, ys: [io.q, io.kNew, io.vNew], rows: N)
         if let rotaryTable {
             let p = shape.queryOffset
             dev.rotary(io.q, table: rotaryTable.all, shape: RotaryShape(batch: shape.batch, time: shape.time, heads: c.heads,
@@ -250,17 +244,22 @@ extension Transformer {
             try blk.up.forward(dev, x: io.norm2, y: io.pre!, rows: N)
             dev.geluForward(io.pre!.view(0, N * F), out: hidden)
         case .swiglu:
-            if let s = blk.stackedGateUp, usesStackedFactors {
-                try Linear.forwardStacked(dev, [blk.gate!, blk.up], stacked: s, x: io.norm2, ys: [io.pre!, io.up!], rows: N)
-            } else {
-                try blk.gate!.forward(dev, x: io.norm2, y: io.pre!, rows: N)
-                try blk.up.forward(dev, x: io.norm2, y: io.up!, rows: N)
-            }
+            try forward([blk.gate!, blk.up], stacked: blk.stackedGateUp, x: io.norm2, ys: [io.pre!, io.up!], rows: N)
             dev.swigluForward(gate: io.pre!, up: io.up!, out: hidden, count: N * F)
         }
         if !same(io.mid, io.output) { dev.copy(io.mid, to: io.output) }
         try linearInputTap?(l, .down, hidden, N)
         try blk.down.forward(dev, x: io.hidden, y: io.output, rows: N, accumulate: true)
+    }
+
+    /// Layers that read the same x: one product of their stacked V factors when the block has
+    /// them (and usesStackedFactors), else each layer alone.
+    private func forward(_ layers: [Linear], stacked: PackedMatrix?, x: TensorView, ys: [TensorView], rows: Int) throws {
+        if let stacked, usesStackedFactors {
+            try Linear.forwardStacked(device, layers, stacked: stacked, x: x, ys: ys, rows: rows)
+        } else {
+            for (l, y) in zip(layers, ys) { try l.forward(device, x: x, y: y, rows: rows) }
+        }
     }
 
     /// Logits (B, T, V) of the last forward pass.

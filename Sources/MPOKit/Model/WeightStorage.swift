@@ -11,8 +11,8 @@ struct WeightStorage {
     let dtype: WeightDType
     /// The f32 arena's layout (the model's own layout when nothing is stored packed).
     let arena: ParameterLayout
-    /// Parameters stored packed: their matrix view (rows, columns) and offset in the packed arena
-    /// (−1: rows of a stack).
+    /// Parameters stored packed on their own: their matrix view (rows, columns) and offset in the
+    /// packed arena (a stacked V factor is its rows of a stack, in `stacks`).
     let packed: [String: (rows: Int, columns: Int, offset: Int)]
     /// 4-byte elements of the packed arena.
     let packedElements: Int
@@ -36,16 +36,16 @@ struct WeightStorage {
         self.dtype = dtype
         guard dtype != .f32 else { arena = layout; packed = [:]; packedElements = 0; stacks = []; return }
         var packed: [String: (rows: Int, columns: Int, offset: Int)] = [:], at = 0
-        func add(_ name: String, _ rows: Int, _ columns: Int) -> Int {
-            packed[name] = (rows, columns, at)
+        func allocate(_ rows: Int, _ columns: Int) -> Int {
             defer { at += (PackedMatrix.elements(rows: rows, columns: columns, format: dtype) + 15) / 16 * 16 }
             return at
         }
+        func add(_ name: String, _ rows: Int, _ columns: Int) { packed[name] = (rows, columns, allocate(rows, columns)) }
         func rank(_ l: ModelConfig.LinearLayer) -> Int? {
             guard case .mpo(let f, let bonds) = config.linearKind(l.name, out: l.out, in: l.in), f.isLowRank else { return nil }
             return bonds[1]
         }
-        var stacks: [Stack] = [], stacked: Set<String> = []
+        var stacks: [Stack] = [], stacked: Set<String> = []   // the stacked V factors' parameter names
         for b in 0..<config.layers {
             let block = config.blockLinears(b)
             for roles in [[LinearRole.query, .key, .value], [.gate, .up]] {
@@ -55,40 +55,39 @@ struct WeightStorage {
                 guard ranks.count == group.count, (0...ranks.count).allSatisfy({
                     PackedMatrix.canSplitRows(at: ranks.prefix($0).reduce(0, +), columns: group[0].in, format: dtype)
                 }) else { continue }
-                let name = Self.stackName(group.map(\.name)), offset = add(name, ranks.reduce(0, +), group[0].in)
-                packed[name] = nil
-                stacks.append(Stack(name: name, layers: zip(group, ranks).map { ($0.name, $1) }, columns: group[0].in, offset: offset))
-                stacked.formUnion(group.map(\.name))
+                stacks.append(Stack(name: Self.stackName(group.map(\.name)), layers: zip(group, ranks).map { ($0.name, $1) },
+                                    columns: group[0].in, offset: allocate(ranks.reduce(0, +), group[0].in)))
+                stacked.formUnion(group.map { "\($0.name).cores.1" })
             }
         }
-        if config.tokenEmbedding == .dense { _ = add("\(config.names.tokenEmbedding).weight", config.vocabularySize, config.channels) }
+        if config.tokenEmbedding == .dense { add("\(config.names.tokenEmbedding).weight", config.vocabularySize, config.channels) }
         for l in config.linearLayers {
             switch config.linearKind(l.name, out: l.out, in: l.in) {
-            case .dense: _ = add("\(l.name).weight", l.out, l.in)
+            case .dense: add("\(l.name).weight", l.out, l.in)
             case .mpo(let f, let bonds) where f.isLowRank:
-                _ = add("\(l.name).cores.0", l.out, bonds[1])
-                if !stacked.contains(l.name) { _ = add("\(l.name).cores.1", bonds[1], l.in) }
+                add("\(l.name).cores.0", l.out, bonds[1])
+                if !stacked.contains("\(l.name).cores.1") { add("\(l.name).cores.1", bonds[1], l.in) }
             case .mpo: break
             }
         }
-        for s in stacks { for l in s.layers { packed["\(l.name).cores.1"] = (l.rank, s.columns, -1) } }   // rows of a stack
         self.packed = packed
         self.stacks = stacks
         packedElements = at
-        arena = layout.keeping { packed[$0.name] == nil }
+        arena = layout.keeping { packed[$0.name] == nil && !stacked.contains($0.name) }
     }
 
     /// The packed matrices in `buffer` by parameter name.
     func matrices(in buffer: DeviceBuffer?) -> [String: PackedMatrix] {
         guard let buffer else { return [:] }
         var out: [String: PackedMatrix] = [:]
-        for (name, h) in packed where h.offset >= 0 {
+        for (name, h) in packed {
             out[name] = PackedMatrix(name: name, storage: buffer.view(h.offset, PackedMatrix.elements(rows: h.rows, columns: h.columns, format: dtype)),
                                    rows: h.rows, columns: h.columns, format: dtype)
         }
-        for (name, stack) in stackedMatrices(in: buffer) {
+        for s in stacks {   // each stacked V factor: its rows of the stack
+            let stack = matrix(s, in: buffer)
             var r0 = 0
-            for l in stacks.first(where: { $0.name == name })!.layers {
+            for l in s.layers {
                 out["\(l.name).cores.1"] = stack.rows(r0, l.rank, name: "\(l.name).cores.1")
                 r0 += l.rank
             }
@@ -99,12 +98,12 @@ struct WeightStorage {
     /// The stacks' matrices in `buffer`, by stack name.
     func stackedMatrices(in buffer: DeviceBuffer?) -> [String: PackedMatrix] {
         guard let buffer else { return [:] }
-        var out: [String: PackedMatrix] = [:]
-        for s in stacks {
-            out[s.name] = PackedMatrix(name: s.name, storage: buffer.view(s.offset, PackedMatrix.elements(rows: s.rows, columns: s.columns, format: dtype)),
-                                       rows: s.rows, columns: s.columns, format: dtype)
-        }
-        return out
+        return Dictionary(uniqueKeysWithValues: stacks.map { ($0.name, matrix($0, in: buffer)) })
+    }
+
+    private func matrix(_ s: Stack, in buffer: DeviceBuffer) -> PackedMatrix {
+        PackedMatrix(name: s.name, storage: buffer.view(s.offset, PackedMatrix.elements(rows: s.rows, columns: s.columns, format: dtype)),
+                     rows: s.rows, columns: s.columns, format: dtype)
     }
 }
 
