@@ -15,6 +15,9 @@ protocol LAPACKScalar: BinaryFloatingPoint, Sendable {
     /// C (m×n) = A (m×k) · B (k×n), all row-major and contiguous.
     static func gemm(m: Int, n: Int, k: Int, _ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>,
                      _ c: UnsafeMutablePointer<Self>)
+    /// C (m×n) = op(A)·op(B), row-major, op the transpose where asked (`lda`/`ldb` the stored rows' lengths).
+    static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, _ a: UnsafePointer<Self>, lda: Int,
+                     _ b: UnsafePointer<Self>, ldb: Int, _ c: UnsafeMutablePointer<Self>)
     /// Raw column-major `?gesdd_` call with jobz = "S". Returns LAPACK's `info`.
     static func gesdd(m: Int32, n: Int32, a: UnsafeMutablePointer<Self>, lda: Int32,
                       s: UnsafeMutablePointer<Self>, u: UnsafeMutablePointer<Self>, ldu: Int32,
@@ -29,6 +32,12 @@ extension Double: LAPACKScalar {
                      _ c: UnsafeMutablePointer<Double>) {
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
                     1.0, a, Int32(max(k, 1)), b, Int32(max(n, 1)), 0.0, c, Int32(max(n, 1)))
+    }
+
+    static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, _ a: UnsafePointer<Double>, lda: Int,
+                     _ b: UnsafePointer<Double>, ldb: Int, _ c: UnsafeMutablePointer<Double>) {
+        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n),
+                    Int32(k), 1, a, Int32(max(lda, 1)), b, Int32(max(ldb, 1)), 0, c, Int32(max(n, 1)))
     }
 
     static func gesdd(m: Int32, n: Int32, a: UnsafeMutablePointer<Double>, lda: Int32,
@@ -50,6 +59,12 @@ extension Float: LAPACKScalar {
                      _ c: UnsafeMutablePointer<Float>) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
                     1.0, a, Int32(max(k, 1)), b, Int32(max(n, 1)), 0.0, c, Int32(max(n, 1)))
+    }
+
+    static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int,
+                     _ b: UnsafePointer<Float>, ldb: Int, _ c: UnsafeMutablePointer<Float>) {
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n),
+                    Int32(k), 1, a, Int32(max(lda, 1)), b, Int32(max(ldb, 1)), 0, c, Int32(max(n, 1)))
     }
 
     static func gesdd(m: Int32, n: Int32, a: UnsafeMutablePointer<Float>, lda: Int32,

@@ -74,10 +74,16 @@ func contractCores<S: LAPACKScalar>(_ m: MPOCores<S>) -> [S] {
         rows *= oi
     }
     // chain now holds the interleaved tensor (o0,i0,…,o_{L-1},i_{L-1}) (last bond is 1).
+    return deinterleaved(chain, f)
+}
+
+/// The interleaved tensor (o0, i0, o1, i1, …) of `f` read back as the row-major (out, in) matrix
+/// (the inverse of `interleaved`).
+func deinterleaved<S: LAPACKScalar>(_ t: [S], _ f: MPOFactorization) -> [S] {
     let (outOffset, inOffset) = interleavedOffsets(f)
     let nIn = f.inFeatures
     var w = [S](repeating: 0, count: f.outFeatures * nIn)
-    chain.withUnsafeBufferPointer { src in
+    t.withUnsafeBufferPointer { src in
         w.withUnsafeMutableBufferPointer { dst in
             for r in 0..<outOffset.count {
                 let base = outOffset[r], row = r * nIn

@@ -4,8 +4,9 @@
 // output error on that data, not the weight error, and Ŵ = trunc(W·S)·S⁻¹: for a low-rank layer
 // U·V the inverse folds into V exactly (V ← V·S⁻¹). Its singular values give the output error
 // of every rank, so the allocator can level output errors instead of weight errors. An MPO whose
-// input index is split over several sites cannot absorb S⁻¹ without growing its bonds, so only
-// two-factor (SVD) layers are whitened.
+// input index is split over several sites cannot absorb a general S⁻¹ without growing its bonds:
+// it is whitened by a Kronecker product of per-site factors (KroneckerWhitening), and
+// WhitenedALS then fits its cores to the exact output error in that whitening's coordinates.
 
 import CBLAS
 
@@ -135,6 +136,31 @@ public struct KroneckerWhitening: Sendable {
 
     /// W·S for a row-major (out × in) W.
     public func whiten(_ w: [Double], out: Int) -> [Double] { apply(w, rows: out) { factors[$0]?.factor } }
+
+    /// Whether S·Sᵀ is the second moment itself (at most one input factor above 1): the
+    /// whitened truncation is then exact and WhitenedALS has nothing to refine.
+    public var isExact: Bool { factors.filter { $0 != nil }.count <= 1 }
+
+    /// G′ = S⁻¹·G·S⁻ᵀ for the second moment `m` (row-major in × in) damped as InputWhitening
+    /// damps it: the metric of the exact output error in this whitening's coordinates (the
+    /// identity when m is the Kronecker product S·Sᵀ). WhitenedALS fits the cores in it.
+    public func metric(secondMoment m: [Double], damping: Double = 0.01) -> [Double] {
+        let n = inFactors.reduce(1, *)
+        precondition(m.count == n * n, "second moment of \(m.count) values for \(n) inputs")
+        let meanDiagonal = (0..<n).reduce(0.0) { $0 + m[$1 * n + $1] } / Double(n)
+        var g = m
+        for i in 0..<n { g[i * n + i] += damping * meanDiagonal }
+        let inverseTransposed: [[Double]?] = factors.map { f in   // S_k⁻ᵀ
+            guard let f else { return nil }
+            let d = f.inFeatures, inverse = f.unwhiten((0..<(d * d)).map { $0 / d == $0 % d ? 1 : 0 }, rows: d)
+            return (0..<(d * d)).map { inverse[($0 % d) * d + $0 / d] }
+        }
+        let gt = apply(g, rows: n) { inverseTransposed[$0] }               // G·S⁻ᵀ
+        let h = apply(transposed(gt, n), rows: n) { inverseTransposed[$0] }  // (G·S⁻ᵀ)ᵀ·S⁻ᵀ = (S⁻¹·G·S⁻ᵀ)ᵀ
+        return transposed(h, n)
+    }
+
+    private func transposed(_ a: [Double], _ n: Int) -> [Double] { (0..<(n * n)).map { a[($0 % n) * n + $0 / n] } }
 
     /// Every core's input leg times S_k⁻¹: the cores of trunc(W·S) become those of Ŵ.
     public func unwhiten(_ cores: inout MPOCores<Double>) {

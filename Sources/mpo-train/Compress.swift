@@ -19,8 +19,9 @@ struct Compress: ParsableCommand {
         With --calibration TEXT the layers are truncated by their output error on the original
         model's activations over TEXT (SVD-LLM's whitening: the TT-SVD of W·S with S the Cholesky
         factor of the inputs' second moment — for an MPO its Kronecker approximation over the
-        input factors — S⁻¹ folded into the cores), and the budget is allocated on those errors;
-        the per-layer errors printed are then output errors.
+        input factors — S⁻¹ folded into the cores, then the cores fitted to the exact output error
+        by --als-sweeps of alternating least squares), and the budget is allocated on those
+        errors; the per-layer errors printed are then output errors.
 
         With --params N (or --ratio R) instead of --chi, every layer gets its own χ so that the
         whole model has at most N parameters (dense/R): greedy on the layers' TT-SVD errors per
@@ -58,6 +59,8 @@ struct Compress: ParsableCommand {
     @Option(name: .customLong("calibration-tokens"), help: "Tokens of --calibration read, in windows of --eval-context.") var calibrationTokens = 8192
     @Flag(name: .customLong("error-correction"), help: "With --calibration: after truncating, refit every layer, block by block in the order a pass reads them, to the original model's outputs from the inputs the compressed model gives it (the least-squares weight for those inputs, truncated whitened at the layer's bonds): each layer undoes what the layers before it lost. About six more passes over the calibration text.")
     var errorCorrection = false
+    @Option(name: .customLong("als-sweeps"), help: "With --calibration, for MPO layers: fit the cores to the exact output error on the calibration inputs by this many sweeps of alternating least squares, starting from the Kronecker-whitened TT-SVD (docs/SPEC.md §4). 0 keeps the Kronecker truncation. Plain SVD layers are exact already.")
+    var alsSweeps = 2
     @Option(help: "Output checkpoint.") var out: String
     @Option(help: "Optional relative tolerance per TT-SVD step (smaller bonds where it suffices).") var tolerance: Double?
     @Option(help: "Text for the validation numbers (default: Tiny Shakespeare).") var data: String?
@@ -84,6 +87,7 @@ struct Compress: ParsableCommand {
             guard allocation != "ttsvd", sensitivity == nil else { throw ValidationError("--calibration allocates from the whitened spectra: drop --allocation ttsvd and --sensitivity") }
             guard calibrationTokens >= 1 else { throw ValidationError("--calibration-tokens must be ≥ 1 (got \(calibrationTokens))") }
         }
+        guard alsSweeps >= 0 else { throw ValidationError("--als-sweeps must be ≥ 0 (got \(alsSweeps))") }
         if errorCorrection {
             guard calibration != nil else { throw ValidationError("--error-correction needs --calibration TEXT (the inputs the layers are refitted on)") }
             guard chi != nil || budgeted else { throw ValidationError("--error-correction needs --chi, --params, --ratio or --linear-ratio") }
@@ -116,7 +120,7 @@ struct Compress: ParsableCommand {
         func factorizations(chi c: Int) -> [String: MPOFactorization] { Compression.factorizations(dense, chi: c, sites: siteCount) }
         if let chi {
             (model, reports) = try Compression.compress(dense, chi: chi, factorizations: siteCount == nil ? [:] : factorizations(chi: chi),
-                                                        relativeTolerance: tolerance, inputMoments: moments)
+                                                        relativeTolerance: tolerance, inputMoments: moments, alsSweeps: alsSweeps)
         }
         if budgeted {
             let linearDense = dense.config.linearLayers.reduce(0) { $0 + $1.out * $1.in }
@@ -127,14 +131,15 @@ struct Compress: ParsableCommand {
                                     spectral: !moments.isEmpty || (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
                                     validation: data.validation, window: window, moments: moments)
             (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: plan.bonds, factorizations: plan.factorizations,
-                                                        relativeTolerance: tolerance, inputMoments: moments)
+                                                        relativeTolerance: tolerance, inputMoments: moments, alsSweeps: alsSweeps)
             print("budget \(budget) parameters: allocation of \(plan.modelParameters)"
                   + String(format: " (linear layers %d → %d, %.2f× fewer)", linearDense, plan.modelParameters - fixed,
                            Double(linearDense) / Double(plan.modelParameters - fixed)))
         }
         if errorCorrection {   // refit every layer to the original's outputs from the compressed model's inputs (docs/SPEC.md §4)
             let t0 = Date()
-            reports = try Calibration.correct(model, original: dense, tokens: calibrationTokens, context: min(window, calibrationTokens.count))
+            reports = try Calibration.correct(model, original: dense, tokens: calibrationTokens, context: min(window, calibrationTokens.count),
+                                              alsSweeps: alsSweeps)
             print(String(format: "error correction: every layer refitted, block by block, to the original's outputs from the compressed model's inputs, %.0f s",
                          Date().timeIntervalSince(t0)))
         }
@@ -164,6 +169,7 @@ struct Compress: ParsableCommand {
         if let sites { meta["sites"] = sites }
         if let calibration { meta["calibration"] = "\(URL(fileURLWithPath: calibration).lastPathComponent), \(calibrationTokens.count) tokens" }
         if errorCorrection { meta["error_correction"] = "block by block" }
+        if calibration != nil { meta["als_sweeps"] = "\(alsSweeps)" }
         if let embedding { meta["embedding"] = embedding }
         meta.merge(try data.codec.metadata()) { $1 }
         try ModelCheckpoint.save(model, to: URL(fileURLWithPath: out), metadata: meta)

@@ -64,6 +64,37 @@ struct PretrainedPipelineTests {
         #expect(code != 0 && err.contains("--error-correction needs --calibration"), "\(err)")
     }
 
+    @Test("compress --calibration fits 2-site MPO layers to their exact output error by ALS: every layer's printed error at most the Kronecker truncation's, most lower, with and without --error-correction")
+    func exactMPOTruncation() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("als-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let original = try Self.pretrained(dir).path, text = dir.appendingPathComponent("text.txt")
+        try String(try String(contentsOfFile: ReferenceData.root.appendingPathComponent("Data/tinyshakespeare.txt").path, encoding: .utf8).prefix(3_000))
+            .write(to: text, atomically: true, encoding: .utf8)
+        func errors(_ extra: [String]) throws -> [String: Double] {   // layer → printed relative output error
+            let (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", "2",
+                                                "--calibration", text.path, "--calibration-tokens", "256", "--eval-context", "64",
+                                                "--data", text.path, "--eval-batches", "0", "--out", dir.appendingPathComponent("m.safetensors").path] + extra)
+            #expect(code == 0, "\(err)")
+            var e: [String: Double] = [:]
+            for line in out.split(separator: "\n") where line.contains(" err ") {
+                let words = line.split(separator: " ")
+                if let i = words.firstIndex(of: "err"), let v = Double(words[i + 1]) { e[String(words[0])] = v }
+            }
+            return e
+        }
+        for correction in [[], ["--error-correction"]] {
+            let kronecker = try errors(["--als-sweeps", "0"] + correction), exact = try errors(correction)   // default: 2 sweeps
+            #expect(kronecker.count == 14 && Set(kronecker.keys) == Set(exact.keys), "\(kronecker.keys)")
+            #expect(kronecker.allSatisfy { exact[$0.key]! <= $0.value + 1e-4 }, "\(correction): \(kronecker) vs \(exact)")
+            let lower = kronecker.filter { exact[$0.key]! < $0.value - 1e-3 }.count
+            #expect(lower >= 7, "\(correction): ALS lowered \(lower) of 14 layers: \(kronecker) vs \(exact)")
+        }
+        let (code, _, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--als-sweeps=-1",
+                                          "--out", dir.appendingPathComponent("x.safetensors").path])
+        #expect(code != 0 && err.contains("--als-sweeps must be ≥ 0"), "\(err)")
+    }
+
     func run(sites: String, device: String) throws {
         let on = ["--device", device]
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(sites)-\(device)-\(UUID().uuidString)")

@@ -108,6 +108,10 @@ case "${1:-}" in
   heal-fresh3)   # heal-fresh3 NAME: 100 steps from heal-NAME at lr 1e-4 on a third set of fresh samples (batches 24–35, selfgen3)
     selfgen selfgen3 24 12
     heal "$2-fresh3" "$RUNS/heal-$2/checkpoint.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen3.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;
+  heal-fresh-n)   # heal-fresh-n NAME FIRST SUFFIX: 100 steps from heal-NAME at lr 1e-4 on 12 fresh batches FIRST…FIRST+11
+    # (selfgen-FIRST.txt); the run is heal-NAME-SUFFIX (heal-fresh-n …-fresh3 36 fresh4: the fifth data-free stage)
+    selfgen "selfgen-from$3" "$3" 12
+    heal "$2-$4" "$RUNS/heal-$2/checkpoint.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen-from$3.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;
   data-free)   # calibration on the original's own samples (svdg-r2), and the whitened 2× model healed on them
     selfgen
     compress svdg-r2 svdw-r2

@@ -54,7 +54,7 @@ public enum Calibration {
     /// the whole costs about six passes over `tokens`. Returns the new reports (output errors
     /// against W_ls on the stage's inputs) by layer, in the order corrected.
     public static func correct(_ compressed: Transformer, original: Transformer, tokens: [Int32], context: Int,
-                               damping: Double = 0.01) throws -> [LayerCompression] {
+                               damping: Double = 0.01, alsSweeps: Int = 0) throws -> [LayerCompression] {
         guard context >= 1, tokens.count >= context else {
             throw ModelError("calibration needs at least one window of \(context) tokens (got \(tokens.count)); give a longer --calibration text")
         }
@@ -107,7 +107,8 @@ public enum Calibration {
                         let wh = try KroneckerWhitening(exact: exact, inFactors: f.inFactors)
                             ?? KroneckerWhitening(secondMoment: g, inFactors: f.inFactors, damping: damping)
                         let (cores, report) = try Compression.compressWhitened(target, layer: l.name, factorization: f, maxBonds: bonds,
-                                                                                whitening: wh)
+                                                                                whitening: wh,
+                                                                                exact: .init(secondMoment: g, damping: damping, sweeps: alsSweeps))
                         guard cores.bonds == bonds else { throw ModelError("the corrected truncation has bonds \(cores.bonds), not \(bonds)") }
                         for (site, core) in cores.cores.enumerated() { try compressed.setParameter("\(l.name).cores.\(site)", core) }
                         reports.append(report)

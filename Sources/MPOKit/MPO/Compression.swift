@@ -48,21 +48,47 @@ public enum Compression {
     /// (KroneckerWhitening of the inputs' second moment over the factorisation's input factors;
     /// exact for a plain SVD layer, K-FAC's Kronecker approximation for an MPO). The report's
     /// errors are output errors on the calibration inputs (relative to ‖W·S‖), not weight errors.
+    /// For an MPO (whose whitening is a Kronecker approximation) the report's error is the exact
+    /// output error on the calibration inputs, and `sweeps` > 0 fits the cores to it by ALS.
     public static func compressWhitened(_ w: [Float], layer: String, factorization f: MPOFactorization, maxBonds: [Int],
-                                        secondMoment: [Double], damping: Double = 0.01) throws -> (MPOCores<Float>, LayerCompression) {
+                                        secondMoment: [Double], damping: Double = 0.01, sweeps: Int = 0) throws -> (MPOCores<Float>, LayerCompression) {
         let wh: KroneckerWhitening
         do { wh = try KroneckerWhitening(secondMoment: secondMoment, inFactors: f.inFactors, damping: damping) } catch {
             throw ModelError("\(layer): \(error)")
         }
-        return try compressWhitened(w, layer: layer, factorization: f, maxBonds: maxBonds, whitening: wh)
+        return try compressWhitened(w, layer: layer, factorization: f, maxBonds: maxBonds, whitening: wh,
+                                    exact: ExactFit(secondMoment: secondMoment, damping: damping, sweeps: sweeps))
+    }
+
+    /// The second moment an MPO's Kronecker whitening approximates (damped as the whitening
+    /// damps it), and the ALS sweeps that fit the cores to the exact output error (WhitenedALS;
+    /// 0: the Kronecker-whitened TT-SVD, with its exact error reported).
+    public struct ExactFit: Sendable {
+        public var secondMoment: [Double], damping: Double, sweeps: Int
+        public init(secondMoment: [Double], damping: Double = 0.01, sweeps: Int) {
+            self.secondMoment = secondMoment; self.damping = damping; self.sweeps = sweeps
+        }
     }
 
     /// The same with the whitening made already (error correction shares one per stage).
     public static func compressWhitened(_ w: [Float], layer: String, factorization f: MPOFactorization, maxBonds: [Int],
-                                        whitening wh: KroneckerWhitening) throws -> (MPOCores<Float>, LayerCompression) {
-        var (cores, r) = try ttSVD(wh.whiten(w.map(Double.init), out: f.outFeatures), factorization: f, maxBonds: maxBonds)
+                                        whitening wh: KroneckerWhitening, exact: ExactFit? = nil) throws -> (MPOCores<Float>, LayerCompression) {
+        let target = wh.whiten(w.map(Double.init), out: f.outFeatures)
+        var (cores, r) = try ttSVD(target, factorization: f, maxBonds: maxBonds)
+        var fit: ALSReport?
+        if let exact, !wh.isExact {
+            fit = try WhitenedALS.refine(&cores, target: target, metric: wh.metric(secondMoment: exact.secondMoment, damping: exact.damping),
+                                         sweeps: exact.sweeps)
+        }
         wh.unwhiten(&cores)
-        return report(cores, r, layer: layer, factorization: f, chi: r.bonds.max() ?? 1)
+        let (c, truncated) = report(cores, r, layer: layer, factorization: f, chi: r.bonds.max() ?? 1)
+        var report = truncated
+        if let fit {   // errors in the exact metric, relative to the output energy ‖W‖²_G
+            report.relativeError = fit.endError
+            report.normSquared = fit.targetNormSquared
+            report.errorSquared = fit.endError * fit.endError * fit.targetNormSquared
+        }
+        return (c, report)
     }
 
     private static func report(_ cores: MPOCores<Double>, _ r: TTSVDReport, layer: String, factorization f: MPOFactorization,
@@ -130,7 +156,8 @@ public enum Compression {
     /// A new MPO model on the same device: TT-SVD of every linear weight at `chi` (per-layer χ in
     /// `chiOverrides`, or a cap per bond in `bondCaps` from a budgeted allocation), all other
     /// parameters copied from `model`. With `inputMoments` (Calibration.inputSecondMoments), those
-    /// layers are truncated by their output error on the calibration data (compressWhitened). With `layers`, only those are compressed; every other
+    /// layers are truncated by their output error on the calibration data (compressWhitened; an
+    /// MPO's cores then fitted to it exactly by `alsSweeps` of ALS). With `layers`, only those are compressed; every other
     /// layer stays as it is (dense or MPO). Works on MPO models too (their contracted W is
     /// TT-SVD'd again: progressive truncation). The new model has the source model's purpose
     /// (an inference-only source gives an inference-only model: no gradient or optimiser memory).
@@ -138,7 +165,7 @@ public enum Compression {
                                 bondCaps: [String: [Int]] = [:], layers: Set<String>? = nil,
                                 factorizations: [String: MPOFactorization] = [:],
                                 relativeTolerance: Double? = nil,
-                                inputMoments: [String: [Double]] = [:]) throws -> (Transformer, [LayerCompression]) {
+                                inputMoments: [String: [Double]] = [:], alsSweeps: Int = 0) throws -> (Transformer, [LayerCompression]) {
         guard chi >= 1 else { throw ModelError("bond dimension χ must be ≥ 1 (got \(chi))") }
         let weights = try denseWeights(model)
         var config = model.config
@@ -163,7 +190,8 @@ public enum Compression {
             let (c, r): (MPOCores<Float>, LayerCompression)
             if let m = inputMoments[l.name] {
                 (c, r) = try compressWhitened(weights[l.name]!, layer: l.name, factorization: f,
-                                              maxBonds: bondCaps[l.name] ?? f.cappedBonds(chi: chiOverrides[l.name] ?? chi), secondMoment: m)
+                                              maxBonds: bondCaps[l.name] ?? f.cappedBonds(chi: chiOverrides[l.name] ?? chi), secondMoment: m,
+                                              sweeps: alsSweeps)
             } else if let caps = bondCaps[l.name] {
                 (c, r) = try compressWeight(weights[l.name]!, layer: l.name, factorization: f, maxBonds: caps,
                                             relativeTolerance: relativeTolerance)
