@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|corrected-lr2e-4|corrected-r5|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -40,10 +40,15 @@ declare -A COMPRESS=(
   # compressed model's inputs (--error-correction, docs/SPEC.md §4)
   [svdwc-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --error-correction"
   [svdwc-r5]="--linear-ratio 5 --sites svd --calibration $SHAKESPEARE --error-correction"
-  [mpo2wc-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction"
-  # the same for MPOs: the inputs' statistics as a Kronecker product over the input factors
-  [mpo2w-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE"
-  [mpo3w-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE"
+  [mpo2wc-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction --als-sweeps 0"
+  # the same for MPOs: the inputs' statistics as a Kronecker product over the input factors (made
+  # before --als-sweeps existed: its 0 reproduces them)
+  [mpo2w-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --als-sweeps 0"
+  [mpo3w-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE --als-sweeps 0"
+  # and the MPO cores then fitted to the exact output error by ALS (--als-sweeps, default 2)
+  [mpo2wa-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE"
+  [mpo2wca-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction"
+  [mpo3wca-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE --error-correction"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
@@ -109,7 +114,7 @@ case "${1:-}" in
     selfgen selfgen3 24 12
     heal "$2-fresh3" "$RUNS/heal-$2/checkpoint.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen3.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;
   heal-fresh-n)   # heal-fresh-n NAME FIRST SUFFIX: 100 steps from heal-NAME at lr 1e-4 on 12 fresh batches FIRST…FIRST+11
-    # (selfgen-FIRST.txt); the run is heal-NAME-SUFFIX (heal-fresh-n …-fresh3 36 fresh4: the fifth data-free stage)
+    # (selfgen-fromFIRST.txt); the run is heal-NAME-SUFFIX (heal-fresh-n …-fresh3 36 fresh4: the fifth data-free stage)
     selfgen "selfgen-from$3" "$3" 12
     heal "$2-$4" "$RUNS/heal-$2/checkpoint.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen-from$3.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;
   data-free)   # calibration on the original's own samples (svdg-r2), and the whitened 2× model healed on them
@@ -127,6 +132,12 @@ case "${1:-}" in
   mpo-corrected)   # the error-corrected 2-site MPO healed as the corrected SVD model was (own samples, lr 1e-4): MPO vs SVD after the same healing
     compress mpo2wc-r2
     heal mpo2wc-r2-gen-lr1e-4 "$RUNS/mpo2wc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+  als)   # exact (ALS) whitened MPOs: whitened, and whitened + error-corrected; the Kronecker-whitened model's exact
+    # per-layer output errors (--als-sweeps 0 prints them now; its model is mpo2w-r2's); the corrected one healed as SVD was
+    compress mpo2wa-r2 mpo2wca-r2
+    [ -f "$RUNS/mpo2w-r2.exact-errors.log" ] || "$B" compress --checkpoint "$M" ${COMPRESS[mpo2w-r2]} --eval-batches 0 \
+      --out "$RUNS/mpo2w-r2-again.safetensors" > "$RUNS/mpo2w-r2.exact-errors.log" 2>&1
+    heal mpo2wca-r2-gen-lr1e-4 "$RUNS/mpo2wca-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
   corrected-lr2e-4)   # the corrected 2× model healed as in `corrected`, at a peak between the one that broke it (5e-4) and 1e-4
     heal svdwc-r2-gen-lr2e-4 "$RUNS/svdwc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 2e-4}" ;;
   corrected-r5)   # the 5× model (the configuration faster than llama.cpp in q8) with error correction, healed on own samples at lr 1e-4
@@ -189,5 +200,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|corrected-lr2e-4|corrected-r5|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac
