@@ -39,13 +39,13 @@ public enum WhitenedALS {
         try m.checkShapes()
         let f = m.factorization, out = f.outFeatures, n = f.inFeatures
         precondition(target.count == out * n && g.count == n * n, "ALS: a \(out)×\(n) target needs an \(n)×\(n) metric")
-        let e = interleaved(product(target, g, rows: out, n: n), f)      // W′·G′, interleaved
+        let e = interleaved(matmul(target, g, m: out, k: n, n: n), f)      // W′·G′, interleaved
         let targetNorm = dot(interleaved(target, f), e)                   // ‖W′‖²_G′
         guard targetNorm > 0, targetNorm.isFinite else {
             return ALSReport(startError: 0, endError: 0, targetNormSquared: 0, visits: 0)
         }
         func error(_ m: MPOCores<Double>) -> Double {   // ‖Ŵ − W′‖_G′ / ‖W′‖_G′ from ‖Ŵ‖², ⟨Ŵ, W′G′⟩, ‖W′‖²
-            let w = contractCores(m), wg = product(w, g, rows: out, n: n)
+            let w = contractCores(m), wg = matmul(w, g, m: out, k: n, n: n)
             let e2 = dot(w, wg) - 2 * dot(interleaved(w, f), e) + targetNorm
             return (max(e2, 0) / targetNorm).squareRoot()
         }
@@ -117,9 +117,6 @@ public enum WhitenedALS {
             m.cores[k + 1] = matmul(svt, m.cores[k + 1], m: r, k: r, n: right)
         }
     }
-
-    /// Row-major (rows × n) · (n × n).
-    static func product(_ a: [Double], _ g: [Double], rows: Int, n: Int) -> [Double] { matmul(a, g, m: rows, k: n, n: n) }
 
     static func dot(_ a: [Double], _ b: [Double]) -> Double {
         precondition(a.count == b.count)

@@ -20,12 +20,10 @@ public struct InputWhitening: Sendable {
     /// `damping`·mean(diag c) added to the diagonal (dead or collinear inputs make c singular).
     public init(secondMoment c: [Double], inFeatures n: Int, damping: Double = 0.01) throws {
         precondition(c.count == n * n && n > 0, "second moment of \(c.count) values for \(n) inputs")
-        let meanDiagonal = (0..<n).reduce(0.0) { $0 + c[$1 * n + $1] } / Double(n)
+        var (a, meanDiagonal) = Self.damped(c, n: n, damping: damping)
         guard meanDiagonal.isFinite, meanDiagonal > 0 else {
             throw TensorTrainError("the calibration inputs of a layer are all zero or not finite (mean square \(meanDiagonal)); use another --calibration text")
         }
-        var a = c
-        for i in 0..<n { a[i * n + i] += damping * meanDiagonal }
         // Row-major symmetric = column-major; "U" in column-major is the row-major lower factor.
         var uplo: CChar = 0x55, order = Int32(n), lda = Int32(n), info: Int32 = 0
         dpotrf_(&uplo, &order, &a, &lda, &info)
@@ -35,6 +33,17 @@ public struct InputWhitening: Sendable {
         for i in 0..<n { for j in (i + 1)..<n { a[i * n + j] = 0 } }
         inFeatures = n; factor = a
     }
+
+    /// The damping rule every whitened fit shares: c + damping·mean(diag c)·I, and mean(diag c).
+    static func damped(_ c: [Double], n: Int, damping: Double) -> (matrix: [Double], meanDiagonal: Double) {
+        let meanDiagonal = (0..<n).reduce(0.0) { $0 + c[$1 * n + $1] } / Double(n)
+        var a = c
+        for i in 0..<n { a[i * n + i] += damping * meanDiagonal }
+        return (a, meanDiagonal)
+    }
+
+    /// S⁻¹ (row-major, in × in).
+    var inverse: [Double] { unwhiten((0..<(inFeatures * inFeatures)).map { $0 / inFeatures == $0 % inFeatures ? 1 : 0 }, rows: inFeatures) }
 
     /// W·S for a row-major (out × in) W.
     public func whiten(_ w: [Double], out: Int) -> [Double] {
@@ -147,14 +156,8 @@ public struct KroneckerWhitening: Sendable {
     public func metric(secondMoment m: [Double], damping: Double = 0.01) -> [Double] {
         let n = inFactors.reduce(1, *)
         precondition(m.count == n * n, "second moment of \(m.count) values for \(n) inputs")
-        let meanDiagonal = (0..<n).reduce(0.0) { $0 + m[$1 * n + $1] } / Double(n)
-        var g = m
-        for i in 0..<n { g[i * n + i] += damping * meanDiagonal }
-        let inverseTransposed: [[Double]?] = factors.map { f in   // S_k⁻ᵀ
-            guard let f else { return nil }
-            let d = f.inFeatures, inverse = f.unwhiten((0..<(d * d)).map { $0 / d == $0 % d ? 1 : 0 }, rows: d)
-            return (0..<(d * d)).map { inverse[($0 % d) * d + $0 / d] }
-        }
+        let g = InputWhitening.damped(m, n: n, damping: damping).matrix
+        let inverseTransposed: [[Double]?] = factors.map { f in f.map { transposed($0.inverse, $0.inFeatures) } }   // S_k⁻ᵀ
         let gt = apply(g, rows: n) { inverseTransposed[$0] }               // G·S⁻ᵀ
         let h = apply(transposed(gt, n), rows: n) { inverseTransposed[$0] }  // (G·S⁻ᵀ)ᵀ·S⁻ᵀ = (S⁻¹·G·S⁻ᵀ)ᵀ
         return transposed(h, n)
@@ -167,8 +170,7 @@ public struct KroneckerWhitening: Sendable {
         for (k, f) in factors.enumerated() {
             guard let f else { continue }
             let d = f.inFeatures, shape = cores.coreShapes[k]   // (b, o, i, b′)
-            let inverse = f.unwhiten((0..<(d * d)).map { $0 / d == $0 % d ? 1 : 0 }, rows: d)   // S⁻¹
-            cores.cores[k] = Self.middleAxisProduct(cores.cores[k], blocks: shape[0] * shape[1], d: d, stride: shape[3], inverse)
+            cores.cores[k] = Self.middleAxisProduct(cores.cores[k], blocks: shape[0] * shape[1], d: d, stride: shape[3], f.inverse)
         }
     }
 }
