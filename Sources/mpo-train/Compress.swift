@@ -42,7 +42,7 @@ struct Compress: ParsableCommand {
     var linearRatio: Double?
     @Option(help: ArgumentHelp("Sites of every linear layer's MPO: 2, 3 or 4 (the chooser's cheapest factorisation with that many sites), or svd (plain truncated SVD, W ≈ U·Vᵀ). Default: the chooser's (2 or 3).", valueName: "n|svd"))
     var sites: String?
-    @Option(help: ArgumentHelp("How the budget's χ per layer is found: spectra (one SVD per unfolding, the TT-SVD bound; exact for two sites — seconds for an LLM) or ttsvd (a TT-SVD per candidate χ). Default: ttsvd below 4M linear parameters, else spectra.", valueName: "spectra|ttsvd"))
+    @Option(help: ArgumentHelp("How the budget's χ per layer is found: spectra (one SVD per unfolding, the TT-SVD bound; exact for two sites — seconds for an LLM), ttsvd (a TT-SVD per candidate χ) or, with --calibration, measured (the whitened spectra, each MPO layer's errors rescaled by how far its exact output error after --als-sweeps lies from the Kronecker spectrum's at the uniform χ: one more compression). Default: ttsvd below 4M linear parameters, else spectra.", valueName: "spectra|ttsvd|measured"))
     var allocation: String?
     @Option(help: ArgumentHelp("With --allocation spectra: max levels the layers' relative errors (grow the worst layer), sum removes the most error² per parameter (BondAllocator's rule).", valueName: "max|sum"))
     var objective: String = "max"
@@ -79,7 +79,11 @@ struct Compress: ParsableCommand {
         let budgeted = params != nil || ratio != nil || linearRatio != nil
         if sensitivity != nil && !budgeted { throw ValidationError("--sensitivity goes with --params, --ratio or --linear-ratio") }
         if minChi != nil && !budgeted { throw ValidationError("--min-chi goes with --params, --ratio or --linear-ratio") }
-        if let allocation, !["spectra", "ttsvd"].contains(allocation) { throw ValidationError("--allocation is spectra or ttsvd (got \(allocation))") }
+        if let allocation, !["spectra", "ttsvd", "measured"].contains(allocation) { throw ValidationError("--allocation is spectra, ttsvd or measured (got \(allocation))") }
+        if allocation == "measured" {
+            guard calibration != nil, budgeted else { throw ValidationError("--allocation measured needs --calibration TEXT and --params, --ratio or --linear-ratio (it measures each layer's exact output error on the calibration inputs)") }
+            guard sites != "svd" else { throw ValidationError("--allocation measured is for MPO layers: with --sites svd the whitened spectra are exact already, so drop it") }
+        }
         if let evalContext, evalContext < 2 { throw ValidationError("--eval-context must be ≥ 2 (got \(evalContext))") }
         let siteCount = try parseSites(sites)
         if let minChi, minChi < 1 { throw ValidationError("--min-chi must be ≥ 1 (got \(minChi))") }
@@ -220,6 +224,16 @@ struct Compress: ParsableCommand {
         if spectral {
             let spectra = try SpectralAllocator.spectra(dense, factorizations: factorizations, inputMoments: moments)
             guard let o = SpectralAllocator.Objective(rawValue: objective) else { throw ValidationError("--objective is max or sum (got \(objective))") }
+            let plan = try SpectralAllocator.allocate(spectra, fixed: fixed, parameters: budget, weights: weights, minimumChi: floor, objective: o)
+            guard allocation == "measured" else { return plan }
+            // Each layer's exact/Kronecker error ratio at the χ the spectra gave it scales its spectrum's errors; then allocate again.
+            let t0 = Date()
+            let probe = try Compression.compress(dense, chi: 1, bondCaps: plan.bonds, factorizations: plan.factorizations,
+                                                 inputMoments: moments, alsSweeps: alsSweeps).1
+            let ratios = Compression.measuredErrorRatios(probe)
+            print(String(format: "measured at the spectra's allocation (exact output error / Kronecker spectrum's, after %d ALS sweeps, %.0f s):", alsSweeps, Date().timeIntervalSince(t0)))
+            for r in probe { print("  " + pad(r.layer, 32) + String(format: "%.4f / %.4f = %.3f", r.relativeError, r.errorBound, ratios[r.layer]!) + "  at χ \(r.chi)") }
+            for (k, v) in ratios { weights[k] = (weights[k] ?? 1) * v * v }
             return try SpectralAllocator.allocate(spectra, fixed: fixed, parameters: budget, weights: weights, minimumChi: floor, objective: o)
         }
         return try BondAllocator.allocate(dense, parameters: budget, factorizations: factorizations, weights: weights, minimumChi: floor)

@@ -28,6 +28,16 @@ struct PretrainedPipelineTests {
         return url
     }
 
+    /// A fresh folder with the tiny model (`pretrained`) and the first 3,000 characters of Tiny Shakespeare as text.txt.
+    static func workspace(_ prefix: String) throws -> (dir: URL, original: String, text: URL) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let original = try pretrained(dir).path, text = dir.appendingPathComponent("text.txt")
+        try String(try String(contentsOfFile: ReferenceData.root.appendingPathComponent("Data/tinyshakespeare.txt").path, encoding: .utf8).prefix(3_000))
+            .write(to: text, atomically: true, encoding: .utf8)
+        return (dir, original, text)
+    }
+
     static func json(_ out: String) throws -> [String: Any] {
         let line = try #require(out.split(separator: "\n").last)
         return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -41,11 +51,7 @@ struct PretrainedPipelineTests {
 
     @Test("compress --error-correction refits the layers on either device (one model), and asks for --calibration without it")
     func errorCorrection() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("correction-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let original = try Self.pretrained(dir).path, text = dir.appendingPathComponent("text.txt")
-        try String(try String(contentsOfFile: ReferenceData.root.appendingPathComponent("Data/tinyshakespeare.txt").path, encoding: .utf8).prefix(3_000))
-            .write(to: text, atomically: true, encoding: .utf8)
+        let (dir, original, text) = try Self.workspace("correction")
         var losses: [String: Double] = [:]
         for device in ["cpu"] + (OpenCLGate.enabled ? ["opencl"] : []) {
             let out = dir.appendingPathComponent("c-\(device).safetensors").path
@@ -66,11 +72,7 @@ struct PretrainedPipelineTests {
 
     @Test("compress --calibration fits 2-site MPO layers to their exact output error by ALS: every layer's printed error at most the Kronecker truncation's, most lower, with and without --error-correction")
     func exactMPOTruncation() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("als-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let original = try Self.pretrained(dir).path, text = dir.appendingPathComponent("text.txt")
-        try String(try String(contentsOfFile: ReferenceData.root.appendingPathComponent("Data/tinyshakespeare.txt").path, encoding: .utf8).prefix(3_000))
-            .write(to: text, atomically: true, encoding: .utf8)
+        let (dir, original, text) = try Self.workspace("als")
         func errors(_ extra: [String]) throws -> [String: Double] {   // layer → printed relative output error
             let (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", "2",
                                                 "--calibration", text.path, "--calibration-tokens", "256", "--eval-context", "64",
@@ -95,14 +97,51 @@ struct PretrainedPipelineTests {
         #expect(code != 0 && err.contains("--als-sweeps must be ≥ 0"), "\(err)")
     }
 
+    @Test("compress --allocation measured rescales each MPO layer's spectrum by its exact/Kronecker error ratio: the worst layer's exact error drops, the budget holds, and it asks for --calibration and MPO sites")
+    func measuredAllocation() throws {
+        let (dir, original, text) = try Self.workspace("measured")
+        let base = ["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", "2", "--calibration", text.path,
+                    "--calibration-tokens", "256", "--eval-context", "64", "--data", text.path, "--eval-batches", "0",
+                    "--out", dir.appendingPathComponent("m.safetensors").path]
+        func run(_ extra: [String]) throws -> (errors: [String: Double], ratios: [String: Double], out: String) {
+            let (code, out, err) = try CLI.run(base + extra)
+            #expect(code == 0, "\(err)")
+            var e: [String: Double] = [:], r: [String: Double] = [:]
+            for line in out.split(separator: "\n") {
+                let words = line.split(separator: " ")
+                if let i = words.firstIndex(of: "err"), let v = Double(words[i + 1]) { e[String(words[0])] = v }
+                // "  layer  exact / bound = ratio  at χ c"
+                if words.count == 9, words[2] == "/", words[4] == "=", let a = Double(words[1]), let b = Double(words[3]), let q = Double(words[5]) {
+                    #expect(abs(a / b - q) < 2e-3 * max(q, 1), "\(line)")
+                    r[String(words[0])] = q
+                }
+            }
+            return (e, r, out)
+        }
+        let spectral = try run([]), measured = try run(["--allocation", "measured"])
+        #expect(measured.out.contains("measured at the spectra's allocation") && measured.ratios.count == 14, "\(measured.out)")
+        #expect(spectral.ratios.isEmpty && spectral.errors.count == 14 && measured.errors.count == 14)
+        // The Kronecker spectra misjudge the layers unevenly (the point of measuring them) …
+        let q = measured.ratios.values
+        #expect(q.max()! > 1.3 * q.min()!, "\(measured.ratios)")
+        // … and levelling the exact errors lowers the worst one.
+        let worst = (spectral.errors.values.max()!, measured.errors.values.max()!)
+        #expect(worst.1 < worst.0 - 1e-3, "worst exact error: spectra \(worst.0), measured \(worst.1)")
+        for out in [spectral.out, measured.out] {   // both fit the budget: "budget B parameters: allocation of A"
+            let words = try #require(out.split(separator: "\n").first { $0.hasPrefix("budget ") }).split(separator: " ")
+            #expect(Int(words[5])! <= Int(words[1])!, "\(words)")
+        }
+        for (extra, message) in [(["--allocation", "measured"], "--allocation measured needs --calibration"),
+                                 (["--allocation", "measured", "--calibration", text.path, "--sites", "svd"], "--allocation measured is for MPO layers")] {
+            let (code, _, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2",
+                                              "--out", dir.appendingPathComponent("x.safetensors").path] + extra)
+            #expect(code != 0 && err.contains(message), "\(err)")
+        }
+    }
+
     func run(sites: String, device: String) throws {
         let on = ["--device", device]
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(sites)-\(device)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let original = try Self.pretrained(dir).path, data = "Data/tinyshakespeare.txt"
-        let text = dir.appendingPathComponent("text.txt")
-        try String(try String(contentsOfFile: ReferenceData.root.appendingPathComponent(data).path, encoding: .utf8).prefix(3_000))
-            .write(to: text, atomically: true, encoding: .utf8)
+        let (dir, original, text) = try Self.workspace("pipeline-\(sites)-\(device)")
         let compressed = dir.appendingPathComponent("r2.safetensors").path
 
         var (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", sites,

@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -49,6 +49,9 @@ declare -A COMPRESS=(
   [mpo2wa-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE"
   [mpo2wca-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction"
   [mpo3wca-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE --error-correction"
+  # and the budget allocated on exact errors: each layer's spectrum rescaled by its exact/Kronecker
+  # error ratio after ALS at the uniform χ (--allocation measured)
+  [mpo2wcm-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction --allocation measured"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
@@ -141,6 +144,10 @@ case "${1:-}" in
   als3)   # the same for 3 sites: the corrected ALS 3-site MPO, healed as the corrected SVD was
     compress mpo3wca-r2
     heal mpo3wca-r2-gen-lr1e-4 "$RUNS/mpo3wca-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+  als-measured)   # the corrected 2-site ALS MPO with its budget allocated on measured exact errors (--allocation measured),
+    # healed as mpo2wca-r2 and the corrected SVD were
+    compress mpo2wcm-r2
+    heal mpo2wcm-r2-gen-lr1e-4 "$RUNS/mpo2wcm-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
   corrected-lr2e-4)   # the corrected 2× model healed as in `corrected`, at a peak between the one that broke it (5e-4) and 1e-4
     heal svdwc-r2-gen-lr2e-4 "$RUNS/svdwc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 2e-4}" ;;
   corrected-r5)   # the 5× model (the configuration faster than llama.cpp in q8) with error correction, healed on own samples at lr 1e-4
@@ -203,5 +210,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac

@@ -215,6 +215,14 @@ public enum Compression {
         return (out, reports)
     }
 
+    /// Per layer, how far its printed error (the exact output error of a whitened MPO fit) lies
+    /// from the bound its allocation saw (the Kronecker-whitened spectrum's): compress
+    /// --allocation measured weighs each layer's spectral errors by this ratio squared, so that
+    /// the equal-error allocation levels exact errors. 1 where the bound is 0 (nothing truncated).
+    public static func measuredErrorRatios(_ reports: [LayerCompression]) -> [String: Double] {
+        Dictionary(uniqueKeysWithValues: reports.map { ($0.layer, $0.errorBound > 1e-12 ? $0.relativeError / $0.errorBound : 1) })
+    }
+
     /// Aggregate over layers: parameters, and the relative error sqrt(Σ‖W−Ŵ‖² / Σ‖W‖²).
     public static func total(_ reports: [LayerCompression]) -> (dense: Int, mpo: Int, relativeError: Double) {
         let n = reports.reduce(0.0) { $0 + $1.normSquared }, e = reports.reduce(0.0) { $0 + $1.errorSquared }
