@@ -48,7 +48,7 @@ struct Compress: ParsableCommand {
     var objective: String = "max"
     @Option(name: .customLong("eval-context"), help: "Window of the validation numbers (default: the model's context, at most 512).")
     var evalContext: Int?
-    @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed (with --params/--ratio).")
+    @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed, per unit of its relative error² (with --params/--ratio; with --calibration it is compressed whitened and its error is its output error).")
     var sensitivity: Int?
     @Option(name: .customLong("min-chi"), help: "Every layer's χ at least this (with --params/--ratio; default: half the uniform χ that fits the budget, so no layer is starved).")
     var minChi: Int?
@@ -88,7 +88,7 @@ struct Compress: ParsableCommand {
         let siteCount = try parseSites(sites)
         if let minChi, minChi < 1 { throw ValidationError("--min-chi must be ≥ 1 (got \(minChi))") }
         if calibration != nil {
-            guard allocation != "ttsvd", sensitivity == nil else { throw ValidationError("--calibration allocates from the whitened spectra: drop --allocation ttsvd and --sensitivity") }
+            guard allocation != "ttsvd" else { throw ValidationError("--calibration allocates from the whitened spectra: drop --allocation ttsvd") }
             guard calibrationTokens >= 1 else { throw ValidationError("--calibration-tokens must be ≥ 1 (got \(calibrationTokens))") }
         }
         guard alsSweeps >= 0 else { throw ValidationError("--als-sweeps must be ≥ 0 (got \(alsSweeps))") }
@@ -216,9 +216,11 @@ struct Compress: ParsableCommand {
         print("allocation: every layer χ ≥ \(floor)\(minChi == nil ? " (half of χ = \(uniform), the largest uniform χ that fits)" : "")")
         if let sensitivity {
             let probe = (1...4096).min { abs(size($0) - budget) < abs(size($1) - budget) }!
+            let t0 = Date()
             weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
-                                                    factorizations: factorizations)
-            print("sensitivity at χ = \(probe) (loss increase per unit relative error², \(sensitivity) batches):")
+                                                    factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
+            print("sensitivity at χ = \(probe) (loss increase per unit relative \(moments.isEmpty ? "" : "output ")error², \(sensitivity) batches, "
+                  + String(format: "%.0f s):", Date().timeIntervalSince(t0)))
             for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
         }
         if spectral {

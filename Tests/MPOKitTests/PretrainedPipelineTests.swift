@@ -131,6 +131,9 @@ struct PretrainedPipelineTests {
             let words = try #require(out.split(separator: "\n").first { $0.hasPrefix("budget ") }).split(separator: " ")
             #expect(Int(words[5])! <= Int(words[1])!, "\(words)")
         }
+        // Loss sensitivities on output errors combine with it (one validation batch per layer).
+        let weighed = try run(["--allocation", "measured", "--sensitivity", "1"])
+        #expect(weighed.out.contains("(loss increase per unit relative output error², 1 batches") && weighed.errors.count == 14, "\(weighed.out)")
         for (extra, message) in [(["--allocation", "measured"], "--allocation measured needs --calibration"),
                                  (["--allocation", "measured", "--calibration", text.path, "--sites", "svd"], "--allocation measured is for MPO layers")] {
             let (code, _, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2",

@@ -186,4 +186,28 @@ struct WhiteningTests {
         let lw = try white.forward(tokens: tok, targets: targets, batch: b, time: t, needsGradients: false).loss
         #expect(lw - base < 0.8 * (lp - base), "loss: original \(base), plain SVD \(lp), whitened \(lw)")
     }
+
+    @Test("with calibration moments a layer's sensitivity is the loss its whitened truncation alone adds per unit of its relative output error², not of its weight error")
+    func sensitivityOnOutputErrors() throws {
+        let m = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)
+        let (tok, _, _, t) = try FamilyReference.batch(try FamilyReference.reference("llama-tiny"))
+        let time = max(2, t / 2)
+        var fs: [String: MPOFactorization] = [:]
+        for l in m.config.linearLayers { fs[l.name] = MPOFactorization.lowRank(out: l.out, in: l.in) }
+        let moments = try Calibration.inputSecondMoments(m, tokens: tok, context: t)
+        let output = try BondAllocator.sensitivity(m, chi: 2, validation: tok, batches: 1, time: time, factorizations: fs, inputMoments: moments)
+        let weight = try BondAllocator.sensitivity(m, chi: 2, validation: tok, batches: 1, time: time, factorizations: fs)
+        func loss(_ x: Transformer) throws -> Double { var rng = SplitMix64(seed: 2024); return try x.evaluate(tok, batches: 1, batchSize: 8, time: time, rng: &rng).loss }
+        let base = try loss(m)
+        var raw: [String: Double] = [:], differs = 0
+        for l in m.config.linearLayers {   // by hand: the layer alone truncated whitened, its output error from the report
+            let (one, reports) = try Compression.compress(m, chi: 2, layers: [l.name], factorizations: fs, inputMoments: moments)
+            let e = try #require(reports.first { $0.layer == l.name }).relativeError
+            raw[l.name] = max(try loss(one) - base, 0) / (e * e)
+            if abs(output[l.name]! - weight[l.name]!) > 0.01 * weight[l.name]! { differs += 1 }
+        }
+        let floor = 1e-3 * raw.values.sorted()[raw.count / 2]
+        for (name, r) in raw { #expect(abs(output[name]! - max(r, floor)) <= 1e-9 * max(r, floor), "\(name): \(output[name]!) vs \(r)") }
+        #expect(differs >= raw.count / 2, "output- and weight-error sensitivities differ in \(differs) of \(raw.count) layers")
+    }
 }

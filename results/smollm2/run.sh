@@ -52,6 +52,9 @@ declare -A COMPRESS=(
   # and the budget allocated on exact errors: each layer's spectrum rescaled by its exact/Kronecker
   # error ratio after ALS at the uniform χ (--allocation measured)
   [mpo2wcm-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction --allocation measured"
+  # and the budget weighted by each layer's measured loss sensitivity (one validation batch per layer,
+  # each layer compressed alone, whitened + ALS, at the uniform χ)
+  [mpo2was-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --sensitivity 1"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.

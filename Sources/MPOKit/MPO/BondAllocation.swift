@@ -104,9 +104,13 @@ public enum BondAllocator {
     /// Per-layer weights for `allocate`: compress each layer alone at bond `chi` (TT-SVD), and
     /// take the increase of the mean loss over `batches` validation batches per unit of that
     /// layer's relative error² (floored at 1e-3 of the median, so no layer is free), on windows of
-    /// `time` tokens (default the model's context).
+    /// `time` tokens (default the model's context). With `inputMoments` (compress --calibration)
+    /// each layer is truncated whitened (and an MPO fitted by `alsSweeps` of ALS), and its error
+    /// is its relative output error on the calibration inputs: the weight is then the loss
+    /// increase per unit of the error the whitened allocation levels.
     public static func sensitivity(_ model: Transformer, chi: Int, validation: [Int32], batches: Int, batchSize: Int = 8,
                                    time: Int? = nil, factorizations: [String: MPOFactorization] = [:],
+                                   inputMoments: [String: [Double]] = [:], alsSweeps: Int = 0,
                                    seed: UInt64 = 2024) throws -> [String: Double] {
         let time = time ?? model.config.context
         func loss(_ m: Transformer) throws -> Double {
@@ -116,7 +120,8 @@ public enum BondAllocator {
         let base = try loss(model)
         var raw: [String: Double] = [:]
         for l in model.config.linearLayers {
-            let (one, reports) = try Compression.compress(model, chi: chi, layers: [l.name], factorizations: factorizations)
+            let (one, reports) = try Compression.compress(model, chi: chi, layers: [l.name], factorizations: factorizations,
+                                                          inputMoments: inputMoments, alsSweeps: alsSweeps)
             let err = reports.first { $0.layer == l.name }!.relativeError
             raw[l.name] = max(try loss(one) - base, 0) / max(err * err, 1e-12)
         }
