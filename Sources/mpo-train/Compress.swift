@@ -42,7 +42,7 @@ struct Compress: ParsableCommand {
     var linearRatio: Double?
     @Option(help: ArgumentHelp("Sites of every linear layer's MPO: 2, 3 or 4 (the chooser's cheapest factorisation with that many sites), or svd (plain truncated SVD, W ≈ U·Vᵀ). Default: the chooser's (2 or 3).", valueName: "n|svd"))
     var sites: String?
-    @Option(help: ArgumentHelp("How the budget's χ per layer is found: spectra (one SVD per unfolding, the TT-SVD bound; exact for two sites — seconds for an LLM), ttsvd (a TT-SVD per candidate χ) or, with --calibration, measured (the whitened spectra, each MPO layer's errors rescaled by how far its exact output error after --als-sweeps lies from the Kronecker spectrum's at the uniform χ: one more compression). Default: ttsvd below 4M linear parameters, else spectra.", valueName: "spectra|ttsvd|measured"))
+    @Option(help: ArgumentHelp("How the budget's χ per layer is found: spectra (one SVD per unfolding, the TT-SVD bound; exact for two sites — seconds for an LLM), ttsvd (a TT-SVD per candidate χ) or, with --calibration, measured (the whitened spectra, each MPO layer's errors rescaled by how far its exact output error after --als-sweeps lies from the Kronecker spectrum's at the bonds the spectra give it: one more compression). Default: ttsvd below 4M linear parameters, else spectra.", valueName: "spectra|ttsvd|measured"))
     var allocation: String?
     @Option(help: ArgumentHelp("With --allocation spectra: max levels the layers' relative errors (grow the worst layer), sum removes the most error² per parameter (BondAllocator's rule).", valueName: "max|sum"))
     var objective: String = "max"
