@@ -50,6 +50,8 @@ struct Compress: ParsableCommand {
     var evalContext: Int?
     @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed, per unit of its relative error² (with --params/--ratio; with --calibration it is compressed whitened and its error is its output error).")
     var sensitivity: Int?
+    @Option(name: .customLong("sensitivity-file"), help: ArgumentHelp("Keep the measured sensitivities: with --sensitivity K they are written here; when the file exists they are read from it instead of measured (one measurement serves every budget and --sites; its layers must be the model's).", valueName: "json"))
+    var sensitivityFile: String?
     @Option(name: .customLong("min-chi"), help: "Every layer's χ at least this (with --params/--ratio; default: half the uniform χ that fits the budget, so no layer is starved).")
     var minChi: Int?
     @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8 or mpo:χ (dense contracts a TT/MPO embedding back).", valueName: "kind"))
@@ -77,7 +79,10 @@ struct Compress: ParsableCommand {
         if let ratio, !(ratio > 1) { throw ValidationError("--ratio must be > 1 (got \(ratio))") }
         if let linearRatio, !(linearRatio > 1) { throw ValidationError("--linear-ratio must be > 1 (got \(linearRatio))") }
         let budgeted = params != nil || ratio != nil || linearRatio != nil
-        if sensitivity != nil && !budgeted { throw ValidationError("--sensitivity goes with --params, --ratio or --linear-ratio") }
+        if (sensitivity != nil || sensitivityFile != nil) && !budgeted { throw ValidationError("--sensitivity and --sensitivity-file go with --params, --ratio or --linear-ratio") }
+        if let sensitivityFile, sensitivity == nil, !FileManager.default.fileExists(atPath: sensitivityFile) {
+            throw ValidationError("--sensitivity-file \(sensitivityFile) does not exist: give --sensitivity K as well to measure the sensitivities and write them there")
+        }
         if minChi != nil && !budgeted { throw ValidationError("--min-chi goes with --params, --ratio or --linear-ratio") }
         if let allocation, !["spectra", "ttsvd", "measured"].contains(allocation) { throw ValidationError("--allocation is spectra, ttsvd or measured (got \(allocation))") }
         if allocation == "measured" {
@@ -98,6 +103,7 @@ struct Compress: ParsableCommand {
         }
         let device = try deviceOptions.make()
         let dense = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference)
+        let keptSensitivities = try readSensitivities(dense)   // before any work, so a wrong file fails at once
         let codec = try checkpointCodec(checkpoint)
         let data = try loadDataset(try resolveData(self.data), codec: codec)
         let window = min(evalContext ?? min(dense.config.context, 512), dense.config.context)
@@ -131,7 +137,7 @@ struct Compress: ParsableCommand {
             let fixed = dense.parameterCount - linearDense
             let budget = params ?? linearRatio.map { fixed + Int((Double(linearDense) / $0).rounded(.down)) }
                 ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
-            let plan = try allocate(dense, budget: budget, fixed: fixed, factorizations: factorizations(chi: 8),
+            let plan = try allocate(dense, budget: budget, fixed: fixed, factorizations: factorizations(chi: 8), kept: keptSensitivities,
                                     spectral: !moments.isEmpty || (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
                                     validation: data.validation, window: window, moments: moments)
             (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: plan.bonds, factorizations: plan.factorizations,
@@ -203,10 +209,25 @@ struct Compress: ParsableCommand {
         return command + "   # own.txt: general text, or the original's own samples (`mpo-train sample --checkpoint \(checkpoint) --batch 16 --tokens 512 --temperature 1 --top-k 0`, as results/smollm2/run.sh selfgen), which healed held-out text best there"
     }
 
+    /// The sensitivities kept in --sensitivity-file when it exists; they must have been measured
+    /// as this run would measure them (whitened or not, with as many batches as --sensitivity asks).
+    func readSensitivities(_ dense: Transformer) throws -> SensitivityRecord? {
+        guard let sensitivityFile, FileManager.default.fileExists(atPath: sensitivityFile) else { return nil }
+        let record = try SensitivityRecord.read(from: URL(fileURLWithPath: sensitivityFile), layers: dense.config.linearLayers.map(\.name))
+        guard record.whitened == (calibration != nil) else {
+            throw ValidationError("\(sensitivityFile) was measured \(record.whitened ? "with" : "without") --calibration (its weights are per unit of "
+                                  + "\(record.whitened ? "output" : "weight") error), and this run is \(calibration != nil ? "with" : "without"): use a file measured the same way")
+        }
+        if let sensitivity, sensitivity != record.batches {
+            throw ValidationError("\(sensitivityFile) was measured with \(record.batches) batches, not --sensitivity \(sensitivity): drop --sensitivity to use it, or delete it to measure again")
+        }
+        return record
+    }
+
     /// The budgeted allocation, with sensitivity weights when asked (probe χ: the uniform χ whose
     /// model is nearest the budget), every layer at χ ≥ --min-chi (default half the largest
     /// uniform χ that fits).
-    func allocate(_ dense: Transformer, budget: Int, fixed: Int, factorizations: [String: MPOFactorization], spectral: Bool,
+    func allocate(_ dense: Transformer, budget: Int, fixed: Int, factorizations: [String: MPOFactorization], kept: SensitivityRecord?, spectral: Bool,
                   validation: [Int32], window: Int, moments: [String: [Double]]) throws -> BondAllocation {
         var weights: [String: Double] = [:]
         let fs = dense.config.linearLayers.map { factorizations[$0.name]! }
@@ -214,14 +235,25 @@ struct Compress: ParsableCommand {
         let uniform = SpectralAllocator.largestUniformChi(fs, fixed: fixed, budget: budget)
         let floor = minChi ?? max(1, uniform / 2)
         print("allocation: every layer χ ≥ \(floor)\(minChi == nil ? " (half of χ = \(uniform), the largest uniform χ that fits)" : "")")
-        if let sensitivity {
+        if let record = kept {
+            weights = record.weights
+            print("sensitivity read from \(sensitivityFile!) (measured on \(record.checkpoint) at χ = \(record.probeChi), \(record.batches) batches, "
+                  + "per unit relative \(record.whitened ? "output " : "")error², " + String(format: "%.0f s then):", record.seconds))
+            for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
+        } else if let sensitivity {
             let probe = (1...4096).min { abs(size($0) - budget) < abs(size($1) - budget) }!
             let t0 = Date()
             weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
                                                     factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
+            let seconds = Date().timeIntervalSince(t0)
             print("sensitivity at χ = \(probe) (loss increase per unit relative \(moments.isEmpty ? "" : "output ")error², \(sensitivity) batches, "
-                  + String(format: "%.0f s):", Date().timeIntervalSince(t0)))
+                  + String(format: "%.0f s):", seconds))
             for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
+            if let sensitivityFile {
+                try SensitivityRecord(checkpoint: checkpoint, probeChi: probe, batches: sensitivity, whitened: !moments.isEmpty,
+                                      seconds: seconds, weights: weights).write(to: URL(fileURLWithPath: sensitivityFile))
+                print("sensitivity written to \(sensitivityFile)")
+            }
         }
         if spectral {
             let spectra = try SpectralAllocator.spectra(dense, factorizations: factorizations, inputMoments: moments)

@@ -142,6 +142,53 @@ struct PretrainedPipelineTests {
         }
     }
 
+    @Test("compress --sensitivity-file keeps the measured sensitivities: a second run reads them instead of probing and allocates the same bonds, SVD reuses them, and a wrong file is refused with a message")
+    func sensitivityFile() throws {
+        let (dir, original, text) = try Self.workspace("sensitivity-file")
+        let file = dir.appendingPathComponent("sens.json").path
+        let base = ["compress", "--checkpoint", original, "--linear-ratio", "2", "--calibration", text.path,
+                    "--calibration-tokens", "256", "--eval-context", "64", "--data", text.path, "--eval-batches", "0",
+                    "--out", dir.appendingPathComponent("m.safetensors").path]
+        func bonds(_ extra: [String]) throws -> (table: [String], out: String) {   // each layer's line up to its error
+            let (code, out, err) = try CLI.run(base + extra)
+            #expect(code == 0, "\(err)")
+            return (out.split(separator: "\n").filter { $0.contains(" err ") }.map { String($0[..<$0.range(of: " err ")!.lowerBound]) }, out)
+        }
+        let measured = try bonds(["--sites", "2", "--sensitivity", "1", "--sensitivity-file", file])
+        #expect(measured.out.contains("sensitivity written to \(file)") && measured.table.count == 14, "\(measured.out)")
+        let names = try GGUFCheckpoint.loadModel(URL(fileURLWithPath: original), device: CPUDevice(), purpose: .inference).config.linearLayers.map(\.name)
+        let record = try SensitivityRecord.read(from: URL(fileURLWithPath: file), layers: names)
+        #expect(record.whitened && record.batches == 1 && record.weights.count == 14)
+        for (name, w) in record.weights {   // the file holds what the run printed
+            #expect(measured.out.contains("  " + name) && measured.out.contains(String(format: "%.4f", w)), "\(name) \(w)")
+        }
+        #expect(Set(record.weights.values).count > 3, "\(record.weights)")
+        let reused = try bonds(["--sites", "2", "--sensitivity-file", file])
+        #expect(reused.out.contains("sensitivity read from \(file)") && !reused.out.contains("sensitivity at χ"), "\(reused.out)")
+        #expect(reused.table == measured.table, "\(reused.table) vs \(measured.table)")
+        // SVD spends the same weights, and they move its allocation from the unweighted one.
+        let svd = try bonds(["--sites", "svd", "--sensitivity-file", file]), plain = try bonds(["--sites", "svd"])
+        #expect(svd.out.contains("sensitivity read from") && svd.table.count == 14 && svd.table != plain.table, "\(svd.table) vs \(plain.table)")
+        // Wrong files and wrong combinations are refused before any work.
+        let malformed = dir.appendingPathComponent("bad.json").path, other = dir.appendingPathComponent("other.json").path
+        try "{\"weights\": 3}".write(toFile: malformed, atomically: true, encoding: .utf8)
+        var elsewhere = record
+        elsewhere.weights["model.layers.7.mlp.up_proj"] = 1
+        try elsewhere.write(to: URL(fileURLWithPath: other))
+        let out = dir.appendingPathComponent("x.safetensors").path
+        for (args, message) in [
+            (base + ["--sensitivity-file", dir.appendingPathComponent("none.json").path], "does not exist: give --sensitivity K"),
+            (base + ["--sensitivity-file", file, "--sensitivity", "2"], "was measured with 1 batches"),
+            (["compress", "--checkpoint", original, "--linear-ratio", "2", "--sensitivity-file", file, "--data", text.path, "--out", out], "was measured with --calibration"),
+            (base + ["--sensitivity-file", malformed], "is not a sensitivity file"),
+            (base + ["--sensitivity-file", other], "was measured on another model"),
+            (["compress", "--checkpoint", original, "--chi", "4", "--sensitivity-file", file, "--out", out], "go with --params, --ratio or --linear-ratio"),
+        ] {
+            let (code, _, err) = try CLI.run(args)
+            #expect(code != 0 && err.contains(message), "\(args.suffix(4)): \(err)")
+        }
+    }
+
     func run(sites: String, device: String) throws {
         let on = ["--device", device]
         let (dir, original, text) = try Self.workspace("pipeline-\(sites)-\(device)")

@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -50,11 +50,16 @@ declare -A COMPRESS=(
   [mpo2wca-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction"
   [mpo3wca-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE --error-correction"
   # and the budget allocated on exact errors: each layer's spectrum rescaled by its exact/Kronecker
-  # error ratio after ALS at the uniform χ (--allocation measured)
+  # error ratio after ALS at the bonds the spectra gave it (--allocation measured)
   [mpo2wcm-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction --allocation measured"
   # and the budget weighted by each layer's measured loss sensitivity (one validation batch per layer,
   # each layer compressed alone, whitened + ALS, at the uniform χ)
   [mpo2was-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --sensitivity 1"
+  # the same sensitivities (kept in $RUNS/sensitivity-r2.json, see sensitivity_file below) spent by
+  # SVD, and by both with error correction: the comparisons at equal allocation signal
+  [svdws-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
+  [svdwcs-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --error-correction --sensitivity-file $RUNS/sensitivity-r2.json"
+  [mpo2wcas-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction --sensitivity-file $RUNS/sensitivity-r2.json"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
@@ -91,6 +96,13 @@ selfgen() {
       | grep -v '^--- sequence' > "$RUNS/selfgen-$b.tmp" && mv "$RUNS/selfgen-$b.tmp" "$RUNS/selfgen-$b.txt"
   done
   cat $files > "$RUNS/$name.txt"
+}
+
+# mpo2was-r2's sensitivities as a --sensitivity-file: converted from its committed log (four decimals;
+# it ran before the option existed), so the comparisons reuse them instead of probing for an hour.
+# To measure afresh instead: compress … --sensitivity 1 --sensitivity-file $RUNS/sensitivity-r2.json
+sensitivity_file() {
+  [ -f "$RUNS/sensitivity-r2.json" ] || python3 "$HERE/sensitivity_from_log.py" "$HERE/compress-logs/mpo2was-r2.compress.log" "$M" "$RUNS/sensitivity-r2.json"
 }
 
 evaluate() {   # evaluate LABEL CHECKPOINT [EVAL ARGS…] → one JSON line per text in results/smollm2/eval.jsonl
@@ -154,6 +166,13 @@ case "${1:-}" in
   sensitivity)   # the whitened ALS 2-site MPO with its budget weighted by measured loss sensitivity, healed as the others
     compress mpo2was-r2
     heal mpo2was-r2-gen-lr1e-4 "$RUNS/mpo2was-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+  sensitivity-svd)   # whitened SVD with mpo2was-r2's sensitivity weights, healed as it was: SVD vs MPO at equal allocation signal
+    sensitivity_file; compress svdws-r2
+    heal svdws-r2-gen-lr1e-4 "$RUNS/svdws-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+  sensitivity-corrected)   # both with error correction as well (the MPO with ALS), healed the same way
+    sensitivity_file; compress svdwcs-r2 mpo2wcas-r2
+    heal svdwcs-r2-gen-lr1e-4 "$RUNS/svdwcs-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}"
+    heal mpo2wcas-r2-gen-lr1e-4 "$RUNS/mpo2wcas-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
   corrected-lr2e-4)   # the corrected 2× model healed as in `corrected`, at a peak between the one that broke it (5e-4) and 1e-4
     heal svdwc-r2-gen-lr2e-4 "$RUNS/svdwc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 2e-4}" ;;
   corrected-r5)   # the 5× model (the configuration faster than llama.cpp in q8) with error correction, healed on own samples at lr 1e-4
@@ -216,5 +235,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac
