@@ -50,6 +50,8 @@ struct Compress: ParsableCommand {
     var evalContext: Int?
     @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed, per unit of its relative error² (with --params/--ratio; with --calibration it is compressed whitened and its error is its output error).")
     var sensitivity: Int?
+    @Option(name: .customLong("sensitivity-method"), help: ArgumentHelp("How --sensitivity measures: probe (each layer compressed alone and evaluated: one evaluation per layer) or fisher (every layer truncated once, then Σ over the validation windows of ⟨gradient, truncation error⟩² — the empirical Fisher along the truncation — one backward pass per window).", valueName: "probe|fisher"))
+    var sensitivityMethod = "probe"
     @Option(name: .customLong("sensitivity-file"), help: ArgumentHelp("Keep the measured sensitivities: with --sensitivity K they are written here; when the file exists they are read from it instead of measured (one measurement serves every budget and --sites; its layers must be the model's).", valueName: "json"))
     var sensitivityFile: String?
     @Option(name: .customLong("min-chi"), help: "Every layer's χ at least this (with --params/--ratio; default: half the uniform χ that fits the budget, so no layer is starved).")
@@ -80,6 +82,7 @@ struct Compress: ParsableCommand {
         if let linearRatio, !(linearRatio > 1) { throw ValidationError("--linear-ratio must be > 1 (got \(linearRatio))") }
         let budgeted = params != nil || ratio != nil || linearRatio != nil
         if (sensitivity != nil || sensitivityFile != nil) && !budgeted { throw ValidationError("--sensitivity and --sensitivity-file go with --params, --ratio or --linear-ratio") }
+        guard ["probe", "fisher"].contains(sensitivityMethod) else { throw ValidationError("--sensitivity-method is probe or fisher (got \(sensitivityMethod))") }
         if let sensitivityFile, sensitivity == nil, !FileManager.default.fileExists(atPath: sensitivityFile) {
             throw ValidationError("--sensitivity-file \(sensitivityFile) does not exist: give --sensitivity K as well to measure the sensitivities and write them there")
         }
@@ -237,21 +240,27 @@ struct Compress: ParsableCommand {
         print("allocation: every layer χ ≥ \(floor)\(minChi == nil ? " (half of χ = \(uniform), the largest uniform χ that fits)" : "")")
         if let record = kept {
             weights = record.weights
-            print("sensitivity read from \(sensitivityFile!) (measured on \(record.checkpoint) at χ = \(record.probeChi), \(record.batches) batches, "
+            print("sensitivity read from \(sensitivityFile!) (measured by \(record.method ?? "probe") on \(record.checkpoint) at χ = \(record.probeChi), \(record.batches) batches, "
                   + "per unit relative \(record.whitened ? "output " : "")error², " + String(format: "%.0f s then):", record.seconds))
             for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
         } else if let sensitivity {
             let probe = (1...4096).min { abs(size($0) - budget) < abs(size($1) - budget) }!
             let t0 = Date()
-            weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
-                                                    factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
+            if sensitivityMethod == "fisher" {
+                weights = try BondAllocator.fisherSensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
+                                                              factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
+            } else {
+                weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
+                                                        factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
+            }
             let seconds = Date().timeIntervalSince(t0)
-            print("sensitivity at χ = \(probe) (loss increase per unit relative \(moments.isEmpty ? "" : "output ")error², \(sensitivity) batches, "
+            print("sensitivity at χ = \(probe) (" + (sensitivityMethod == "fisher" ? "Fisher along each truncation" : "loss increase")
+                  + " per unit relative \(moments.isEmpty ? "" : "output ")error²\(sensitivityMethod == "fisher" ? ", median 1" : ""), \(sensitivity) batches, "
                   + String(format: "%.0f s):", seconds))
             for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
             if let sensitivityFile {
                 try SensitivityRecord(checkpoint: checkpoint, probeChi: probe, batches: sensitivity, whitened: !moments.isEmpty,
-                                      seconds: seconds, weights: weights).write(to: URL(fileURLWithPath: sensitivityFile))
+                                      seconds: seconds, weights: weights, method: sensitivityMethod).write(to: URL(fileURLWithPath: sensitivityFile))
                 print("sensitivity written to \(sensitivityFile)")
             }
         }

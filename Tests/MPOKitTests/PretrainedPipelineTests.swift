@@ -169,6 +169,13 @@ struct PretrainedPipelineTests {
         // SVD spends the same weights, and they move its allocation from the unweighted one.
         let svd = try bonds(["--sites", "svd", "--sensitivity-file", file]), plain = try bonds(["--sites", "svd"])
         #expect(svd.out.contains("sensitivity read from") && svd.table.count == 14 && svd.table != plain.table, "\(svd.table) vs \(plain.table)")
+        // The gradient estimate writes the same kind of file, marked as such, and SVD reads it.
+        let fisherFile = dir.appendingPathComponent("fisher.json").path
+        let fisher = try bonds(["--sites", "svd", "--sensitivity", "1", "--sensitivity-method", "fisher", "--sensitivity-file", fisherFile])
+        #expect(fisher.out.contains("(Fisher along each truncation per unit relative output error², median 1, 1 batches") && fisher.table.count == 14, "\(fisher.out)")
+        let estimated = try SensitivityRecord.read(from: URL(fileURLWithPath: fisherFile), layers: names)
+        #expect(estimated.method == "fisher" && record.method == "probe" && estimated.weights.values.sorted()[7] == 1, "\(estimated)")
+        #expect(try bonds(["--sites", "svd", "--sensitivity-file", fisherFile]).table == fisher.table)
         // Wrong files and wrong combinations are refused before any work.
         let malformed = dir.appendingPathComponent("bad.json").path, other = dir.appendingPathComponent("other.json").path
         try "{\"weights\": 3}".write(toFile: malformed, atomically: true, encoding: .utf8)
@@ -183,6 +190,7 @@ struct PretrainedPipelineTests {
             (base + ["--sensitivity-file", malformed], "is not a sensitivity file"),
             (base + ["--sensitivity-file", other], "was measured on another model"),
             (["compress", "--checkpoint", original, "--chi", "4", "--sensitivity-file", file, "--out", out], "go with --params, --ratio or --linear-ratio"),
+            (base + ["--sensitivity", "1", "--sensitivity-method", "hessian"], "--sensitivity-method is probe or fisher"),
         ] {
             let (code, _, err) = try CLI.run(args)
             #expect(code != 0 && err.contains(message), "\(args.suffix(4)): \(err)")

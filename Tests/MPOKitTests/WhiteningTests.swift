@@ -187,14 +187,19 @@ struct WhiteningTests {
         #expect(lw - base < 0.8 * (lp - base), "loss: original \(base), plain SVD \(lp), whitened \(lw)")
     }
 
-    @Test("with calibration moments a layer's sensitivity is the loss its whitened truncation alone adds per unit of its relative output error², not of its weight error")
-    func sensitivityOnOutputErrors() throws {
+    /// The tiny Llama reference model, its token batch, windows of half its length, SVD
+    /// factorisations of every layer and the batch's input second moments.
+    static func sensitivitySetUp() throws -> (Transformer, [Int32], Int, [String: MPOFactorization], [String: [Double]]) {
         let m = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)
         let (tok, _, _, t) = try FamilyReference.batch(try FamilyReference.reference("llama-tiny"))
-        let time = max(2, t / 2)
         var fs: [String: MPOFactorization] = [:]
         for l in m.config.linearLayers { fs[l.name] = MPOFactorization.lowRank(out: l.out, in: l.in) }
-        let moments = try Calibration.inputSecondMoments(m, tokens: tok, context: t)
+        return (m, tok, max(2, t / 2), fs, try Calibration.inputSecondMoments(m, tokens: tok, context: t))
+    }
+
+    @Test("with calibration moments a layer's sensitivity is the loss its whitened truncation alone adds per unit of its relative output error², not of its weight error")
+    func sensitivityOnOutputErrors() throws {
+        let (m, tok, time, fs, moments) = try Self.sensitivitySetUp()
         let output = try BondAllocator.sensitivity(m, chi: 2, validation: tok, batches: 1, time: time, factorizations: fs, inputMoments: moments)
         let weight = try BondAllocator.sensitivity(m, chi: 2, validation: tok, batches: 1, time: time, factorizations: fs)
         func loss(_ x: Transformer) throws -> Double { var rng = SplitMix64(seed: 2024); return try x.evaluate(tok, batches: 1, batchSize: 8, time: time, rng: &rng).loss }
@@ -209,5 +214,37 @@ struct WhiteningTests {
         let floor = 1e-3 * raw.values.sorted()[raw.count / 2]
         for (name, r) in raw { #expect(abs(output[name]! - max(r, floor)) <= 1e-9 * max(r, floor), "\(name): \(output[name]!) vs \(r)") }
         #expect(differs >= raw.count / 2, "output- and weight-error sensitivities differ in \(differs) of \(raw.count) layers")
+    }
+
+    @Test("the Fisher sensitivity of a layer is ⟨gradient, truncation error⟩² per unit of its relative output error²: it matches central finite differences of the loss along each layer's truncation error")
+    func fisherSensitivityMatchesFiniteDifferences() throws {
+        let (m, tok, time, fs, moments) = try Self.sensitivitySetUp()
+        // One window, so the Fisher is one gradient's square along each truncation.
+        let fisher = try BondAllocator.fisherSensitivity(m, chi: 2, validation: tok, batches: 1, batchSize: 1, time: time,
+                                                         factorizations: fs, inputMoments: moments)
+        var rng = SplitMix64(seed: 2024)
+        let (wt, wg) = TextDataset.sample(tok, batch: 1, time: time, rng: &rng)
+        func loss() throws -> Double { try m.forward(tokens: wt, targets: wg, batch: 1, time: time, needsGradients: false).loss }
+        var raw: [String: Double] = [:]
+        let h = 0.05
+        for l in m.config.linearLayers {   // the loss's slope along E = W − Ŵ, by central differences in float64 arithmetic on the weights
+            let (one, reports) = try Compression.compress(m, chi: 2, layers: [l.name], factorizations: fs, inputMoments: moments)
+            let e = try #require(reports.first { $0.layer == l.name }).relativeError
+            let w = try m.parameter("\(l.name).weight"), approx = try #require(try Compression.denseWeights(one, layers: [l.name])[l.name])
+            func shifted(_ s: Double) -> [Float] { (0..<w.count).map { Float(Double(w[$0]) + s * (Double(w[$0]) - Double(approx[$0]))) } }
+            try m.setParameter("\(l.name).weight", shifted(h)); let up = try loss()
+            try m.setParameter("\(l.name).weight", shifted(-h)); let down = try loss()
+            try m.setParameter("\(l.name).weight", w)
+            let slope = (up - down) / (2 * h)
+            raw[l.name] = slope * slope / (e * e)
+        }
+        let median = raw.values.sorted()[raw.count / 2]
+        #expect(Set(fisher.keys) == Set(raw.keys) && abs(fisher.values.sorted()[fisher.count / 2] - 1) < 1e-12, "\(fisher)")
+        var checked = 0
+        for (name, r) in raw where r / median > 1e-2 {   // above the floor and the differences' rounding
+            #expect(abs(fisher[name]! - r / median) <= 0.05 * r / median, "\(name): Fisher \(fisher[name]!) vs finite differences \(r / median)")
+            checked += 1
+        }
+        #expect(checked >= raw.count / 2, "only \(checked) of \(raw.count) layers above 1 % of the median: \(raw)")
     }
 }

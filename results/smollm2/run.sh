@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-3sites|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -60,6 +60,9 @@ declare -A COMPRESS=(
   [svdws-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
   [svdwcs-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --error-correction --sensitivity-file $RUNS/sensitivity-r2.json"
   [mpo2wcas-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --error-correction --sensitivity-file $RUNS/sensitivity-r2.json"
+  # the sensitivities estimated from gradients instead (--sensitivity-method fisher: one truncation
+  # and 8 backward passes instead of 210 evaluations), kept for reuse
+  [svdwf-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity 1 --sensitivity-method fisher --sensitivity-file $RUNS/sensitivity-fisher-svd-r2.json"
   [mpo3was-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
@@ -174,6 +177,9 @@ case "${1:-}" in
     sensitivity_file; compress svdwcs-r2 mpo2wcas-r2
     heal svdwcs-r2-gen-lr1e-4 "$RUNS/svdwcs-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}"
     heal mpo2wcas-r2-gen-lr1e-4 "$RUNS/mpo2wcas-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+  sensitivity-fisher)   # whitened SVD with Fisher-estimated sensitivities (no probes), healed the same way
+    compress svdwf-r2
+    heal svdwf-r2-gen-lr1e-4 "$RUNS/svdwf-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
   sensitivity-3sites)   # the 3-site MPO (whitened + ALS) with the same weights, healed the same way
     sensitivity_file; compress mpo3was-r2
     heal mpo3was-r2-gen-lr1e-4 "$RUNS/mpo3was-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
@@ -239,5 +245,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-3sites|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac

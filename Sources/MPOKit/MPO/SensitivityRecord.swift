@@ -16,17 +16,21 @@ public struct SensitivityRecord: Codable, Equatable, Sendable {
     public var whitened: Bool
     /// Seconds the probes took.
     public var seconds: Double
+    /// How they were measured: "probe" (each layer compressed alone and evaluated) or "fisher"
+    /// (BondAllocator.fisherSensitivity); absent in files written before the choice existed (probe).
+    public var method: String?
     /// Loss increase per unit of relative (output) error², by layer name.
     public var weights: [String: Double]
 
     enum CodingKeys: String, CodingKey {
-        case checkpoint, batches, whitened, seconds, weights
+        case checkpoint, batches, whitened, seconds, weights, method
         case probeChi = "probe_chi"
     }
 
-    public init(checkpoint: String, probeChi: Int, batches: Int, whitened: Bool, seconds: Double, weights: [String: Double]) {
+    public init(checkpoint: String, probeChi: Int, batches: Int, whitened: Bool, seconds: Double, weights: [String: Double],
+                method: String = "probe") {
         self.checkpoint = checkpoint; self.probeChi = probeChi; self.batches = batches
-        self.whitened = whitened; self.seconds = seconds; self.weights = weights
+        self.whitened = whitened; self.seconds = seconds; self.weights = weights; self.method = method
     }
 
     /// Writes the record as JSON, atomically (a stopped run leaves the old file or none).
