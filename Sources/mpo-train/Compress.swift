@@ -51,7 +51,7 @@ struct Compress: ParsableCommand {
     @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed, per unit of its relative error² (with --params/--ratio; with --calibration it is compressed whitened and its error is its output error).")
     var sensitivity: Int?
     @Option(name: .customLong("sensitivity-method"), help: ArgumentHelp("How --sensitivity measures: probe (each layer compressed alone and evaluated: one evaluation per layer) or fisher (every layer truncated once, then Σ over the validation windows of ⟨gradient, truncation error⟩² — the empirical Fisher along the truncation — one backward pass per window).", valueName: "probe|fisher"))
-    var sensitivityMethod = "probe"
+    var sensitivityMethod: String?
     @Option(name: .customLong("sensitivity-file"), help: ArgumentHelp("Keep the measured sensitivities: with --sensitivity K they are written here; when the file exists they are read from it instead of measured (one measurement serves every budget and --sites; its layers must be the model's).", valueName: "json"))
     var sensitivityFile: String?
     @Option(name: .customLong("min-chi"), help: "Every layer's χ at least this (with --params/--ratio; default: half the uniform χ that fits the budget, so no layer is starved).")
@@ -82,7 +82,8 @@ struct Compress: ParsableCommand {
         if let linearRatio, !(linearRatio > 1) { throw ValidationError("--linear-ratio must be > 1 (got \(linearRatio))") }
         let budgeted = params != nil || ratio != nil || linearRatio != nil
         if (sensitivity != nil || sensitivityFile != nil) && !budgeted { throw ValidationError("--sensitivity and --sensitivity-file go with --params, --ratio or --linear-ratio") }
-        guard ["probe", "fisher"].contains(sensitivityMethod) else { throw ValidationError("--sensitivity-method is probe or fisher (got \(sensitivityMethod))") }
+        if sensitivityMethod != nil && sensitivity == nil && sensitivityFile == nil { throw ValidationError("--sensitivity-method goes with --sensitivity K (it says how K batches measure the sensitivities)") }
+        if let sensitivityMethod, !["probe", "fisher"].contains(sensitivityMethod) { throw ValidationError("--sensitivity-method is probe or fisher (got \(sensitivityMethod))") }
         if let sensitivityFile, sensitivity == nil, !FileManager.default.fileExists(atPath: sensitivityFile) {
             throw ValidationError("--sensitivity-file \(sensitivityFile) does not exist: give --sensitivity K as well to measure the sensitivities and write them there")
         }
@@ -221,6 +222,9 @@ struct Compress: ParsableCommand {
             throw ValidationError("\(sensitivityFile) was measured \(record.whitened ? "with" : "without") --calibration (its weights are per unit of "
                                   + "\(record.whitened ? "output" : "weight") error), and this run is \(calibration != nil ? "with" : "without"): use a file measured the same way")
         }
+        if let sensitivityMethod, sensitivityMethod != record.method ?? "probe" {
+            throw ValidationError("\(sensitivityFile) was measured by \(record.method ?? "probe"), not --sensitivity-method \(sensitivityMethod): drop --sensitivity-method to use it, or use another file")
+        }
         if let sensitivity, sensitivity != record.batches {
             throw ValidationError("\(sensitivityFile) was measured with \(record.batches) batches, not --sensitivity \(sensitivity): drop --sensitivity to use it, or delete it to measure again")
         }
@@ -246,7 +250,8 @@ struct Compress: ParsableCommand {
         } else if let sensitivity {
             let probe = (1...4096).min { abs(size($0) - budget) < abs(size($1) - budget) }!
             let t0 = Date()
-            if sensitivityMethod == "fisher" {
+            let method = sensitivityMethod ?? "probe"
+            if method == "fisher" {
                 weights = try BondAllocator.fisherSensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
                                                               factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
             } else {
@@ -254,13 +259,13 @@ struct Compress: ParsableCommand {
                                                         factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
             }
             let seconds = Date().timeIntervalSince(t0)
-            print("sensitivity at χ = \(probe) (" + (sensitivityMethod == "fisher" ? "Fisher along each truncation" : "loss increase")
-                  + " per unit relative \(moments.isEmpty ? "" : "output ")error²\(sensitivityMethod == "fisher" ? ", median 1" : ""), \(sensitivity) batches, "
+            print("sensitivity at χ = \(probe) (" + (method == "fisher" ? "Fisher along each truncation" : "loss increase")
+                  + " per unit relative \(moments.isEmpty ? "" : "output ")error²\(method == "fisher" ? ", median 1" : ""), \(sensitivity) batches, "
                   + String(format: "%.0f s):", seconds))
             for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
             if let sensitivityFile {
                 try SensitivityRecord(checkpoint: checkpoint, probeChi: probe, batches: sensitivity, whitened: !moments.isEmpty,
-                                      seconds: seconds, weights: weights, method: sensitivityMethod).write(to: URL(fileURLWithPath: sensitivityFile))
+                                      seconds: seconds, weights: weights, method: method).write(to: URL(fileURLWithPath: sensitivityFile))
                 print("sensitivity written to \(sensitivityFile)")
             }
         }

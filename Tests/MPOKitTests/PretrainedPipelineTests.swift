@@ -191,6 +191,8 @@ struct PretrainedPipelineTests {
             (base + ["--sensitivity-file", other], "was measured on another model"),
             (["compress", "--checkpoint", original, "--chi", "4", "--sensitivity-file", file, "--out", out], "go with --params, --ratio or --linear-ratio"),
             (base + ["--sensitivity", "1", "--sensitivity-method", "hessian"], "--sensitivity-method is probe or fisher"),
+            (base + ["--sensitivity-file", fisherFile, "--sensitivity-method", "probe"], "was measured by fisher, not --sensitivity-method probe"),
+            (base + ["--sensitivity-method", "fisher"], "--sensitivity-method goes with --sensitivity K"),
         ] {
             let (code, _, err) = try CLI.run(args)
             #expect(code != 0 && err.contains(message), "\(args.suffix(4)): \(err)")
