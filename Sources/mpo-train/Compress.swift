@@ -242,11 +242,12 @@ struct Compress: ParsableCommand {
         let uniform = SpectralAllocator.largestUniformChi(fs, fixed: fixed, budget: budget)
         let floor = minChi ?? max(1, uniform / 2)
         print("allocation: every layer χ ≥ \(floor)\(minChi == nil ? " (half of χ = \(uniform), the largest uniform χ that fits)" : "")")
+        func printWeights() { for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) } }
         if let record = kept {
             weights = record.weights
             print("sensitivity read from \(sensitivityFile!) (measured by \(record.method ?? "probe") on \(record.checkpoint) at χ = \(record.probeChi), \(record.batches) batches, "
                   + "per unit relative \(record.whitened ? "output " : "")error², " + String(format: "%.0f s then):", record.seconds))
-            for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
+            printWeights()
         } else if let sensitivity {
             let probe = (1...4096).min { abs(size($0) - budget) < abs(size($1) - budget) }!
             let t0 = Date()
@@ -262,7 +263,7 @@ struct Compress: ParsableCommand {
             print("sensitivity at χ = \(probe) (" + (method == "fisher" ? "Fisher along each truncation" : "loss increase")
                   + " per unit relative \(moments.isEmpty ? "" : "output ")error²\(method == "fisher" ? ", median 1" : ""), \(sensitivity) batches, "
                   + String(format: "%.0f s):", seconds))
-            for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) }
+            printWeights()
             if let sensitivityFile {
                 try SensitivityRecord(checkpoint: checkpoint, probeChi: probe, batches: sensitivity, whitened: !moments.isEmpty,
                                       seconds: seconds, weights: weights, method: method).write(to: URL(fileURLWithPath: sensitivityFile))
