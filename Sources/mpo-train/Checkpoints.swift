@@ -45,6 +45,7 @@ func loadDataset(_ url: URL, codec: TextCodec?) throws -> TextDataset {
 extension MPOStrategy: ExpressibleByArgument {}
 extension WeightDType: ExpressibleByArgument {}
 extension ModelFamily: ExpressibleByArgument {}
+extension SensitivityMethod: ExpressibleByArgument {}
 
 /// `--model dense | mpo`.
 enum ModelKind: String, CaseIterable, ExpressibleByArgument {

@@ -51,7 +51,7 @@ struct Compress: ParsableCommand {
     @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed, per unit of its relative error² (with --params/--ratio; with --calibration it is compressed whitened and its error is its output error).")
     var sensitivity: Int?
     @Option(name: .customLong("sensitivity-method"), help: ArgumentHelp("How --sensitivity measures: probe (each layer compressed alone and evaluated: one evaluation per layer) or fisher (every layer truncated once, then Σ over the validation windows of ⟨gradient, truncation error⟩² — the empirical Fisher along the truncation — one backward pass per window).", valueName: "probe|fisher"))
-    var sensitivityMethod: String?
+    var sensitivityMethod: SensitivityMethod?
     @Option(name: .customLong("sensitivity-file"), help: ArgumentHelp("Keep the measured sensitivities: with --sensitivity K they are written here; when the file exists they are read from it instead of measured (one measurement serves every budget and --sites; its layers must be the model's).", valueName: "json"))
     var sensitivityFile: String?
     @Option(name: .customLong("min-chi"), help: "Every layer's χ at least this (with --params/--ratio; default: half the uniform χ that fits the budget, so no layer is starved).")
@@ -83,7 +83,6 @@ struct Compress: ParsableCommand {
         let budgeted = params != nil || ratio != nil || linearRatio != nil
         if (sensitivity != nil || sensitivityFile != nil) && !budgeted { throw ValidationError("--sensitivity and --sensitivity-file go with --params, --ratio or --linear-ratio") }
         if sensitivityMethod != nil && sensitivity == nil && sensitivityFile == nil { throw ValidationError("--sensitivity-method goes with --sensitivity K (it says how K batches measure the sensitivities)") }
-        if let sensitivityMethod, !["probe", "fisher"].contains(sensitivityMethod) { throw ValidationError("--sensitivity-method is probe or fisher (got \(sensitivityMethod))") }
         if let sensitivityFile, sensitivity == nil, !FileManager.default.fileExists(atPath: sensitivityFile) {
             throw ValidationError("--sensitivity-file \(sensitivityFile) does not exist: give --sensitivity K as well to measure the sensitivities and write them there")
         }
@@ -222,8 +221,8 @@ struct Compress: ParsableCommand {
             throw ValidationError("\(sensitivityFile) was measured \(record.whitened ? "with" : "without") --calibration (its weights are per unit of "
                                   + "\(record.whitened ? "output" : "weight") error), and this run is \(calibration != nil ? "with" : "without"): use a file measured the same way")
         }
-        if let sensitivityMethod, sensitivityMethod != record.method ?? "probe" {
-            throw ValidationError("\(sensitivityFile) was measured by \(record.method ?? "probe"), not --sensitivity-method \(sensitivityMethod): drop --sensitivity-method to use it, or use another file")
+        if let sensitivityMethod, sensitivityMethod != record.measuredBy {
+            throw ValidationError("\(sensitivityFile) was measured by \(record.measuredBy.rawValue), not --sensitivity-method \(sensitivityMethod.rawValue): drop --sensitivity-method to use it, or use another file")
         }
         if let sensitivity, sensitivity != record.batches {
             throw ValidationError("\(sensitivityFile) was measured with \(record.batches) batches, not --sensitivity \(sensitivity): drop --sensitivity to use it, or delete it to measure again")
@@ -245,23 +244,24 @@ struct Compress: ParsableCommand {
         func printWeights() { for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) } }
         if let record = kept {
             weights = record.weights
-            print("sensitivity read from \(sensitivityFile!) (measured by \(record.method ?? "probe") on \(record.checkpoint) at χ = \(record.probeChi), \(record.batches) batches, "
+            print("sensitivity read from \(sensitivityFile!) (measured by \(record.measuredBy.rawValue) on \(record.checkpoint) at χ = \(record.probeChi), \(record.batches) batches, "
                   + "per unit relative \(record.whitened ? "output " : "")error², " + String(format: "%.0f s then):", record.seconds))
             printWeights()
         } else if let sensitivity {
             let probe = (1...4096).min { abs(size($0) - budget) < abs(size($1) - budget) }!
             let t0 = Date()
-            let method = sensitivityMethod ?? "probe"
-            if method == "fisher" {
+            let method = sensitivityMethod ?? .probe
+            switch method {
+            case .fisher:
                 weights = try BondAllocator.fisherSensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
                                                               factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
-            } else {
+            case .probe:
                 weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
                                                         factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
             }
             let seconds = Date().timeIntervalSince(t0)
-            print("sensitivity at χ = \(probe) (" + (method == "fisher" ? "Fisher along each truncation" : "loss increase")
-                  + " per unit relative \(moments.isEmpty ? "" : "output ")error²\(method == "fisher" ? ", median 1" : ""), \(sensitivity) batches, "
+            print("sensitivity at χ = \(probe) (" + (method == .fisher ? "Fisher along each truncation" : "loss increase")
+                  + " per unit relative \(moments.isEmpty ? "" : "output ")error²\(method == .fisher ? ", median 1" : ""), \(sensitivity) batches, "
                   + String(format: "%.0f s):", seconds))
             printWeights()
             if let sensitivityFile {

@@ -174,7 +174,7 @@ struct PretrainedPipelineTests {
         let fisher = try bonds(["--sites", "svd", "--sensitivity", "1", "--sensitivity-method", "fisher", "--sensitivity-file", fisherFile])
         #expect(fisher.out.contains("(Fisher along each truncation per unit relative output error², median 1, 1 batches") && fisher.table.count == 14, "\(fisher.out)")
         let estimated = try SensitivityRecord.read(from: URL(fileURLWithPath: fisherFile), layers: names)
-        #expect(estimated.method == "fisher" && record.method == "probe" && estimated.weights.values.sorted()[7] == 1, "\(estimated)")
+        #expect(estimated.method == .fisher && record.measuredBy == .probe && estimated.weights.values.sorted()[7] == 1, "\(estimated)")
         #expect(try bonds(["--sites", "svd", "--sensitivity-file", fisherFile]).table == fisher.table)
         // Wrong files and wrong combinations are refused before any work.
         let malformed = dir.appendingPathComponent("bad.json").path, other = dir.appendingPathComponent("other.json").path
@@ -182,6 +182,9 @@ struct PretrainedPipelineTests {
         var elsewhere = record
         elsewhere.weights["model.layers.7.mlp.up_proj"] = 1
         try elsewhere.write(to: URL(fileURLWithPath: other))
+        let unknown = dir.appendingPathComponent("unknown.json").path   // a method this build does not know
+        try String(contentsOfFile: fisherFile, encoding: .utf8).replacingOccurrences(of: "\"fisher\"", with: "\"hessian\"")
+            .write(toFile: unknown, atomically: true, encoding: .utf8)
         let out = dir.appendingPathComponent("x.safetensors").path
         for (args, message) in [
             (base + ["--sensitivity-file", dir.appendingPathComponent("none.json").path], "does not exist: give --sensitivity K"),
@@ -190,7 +193,8 @@ struct PretrainedPipelineTests {
             (base + ["--sensitivity-file", malformed], "is not a sensitivity file"),
             (base + ["--sensitivity-file", other], "was measured on another model"),
             (["compress", "--checkpoint", original, "--chi", "4", "--sensitivity-file", file, "--out", out], "go with --params, --ratio or --linear-ratio"),
-            (base + ["--sensitivity", "1", "--sensitivity-method", "hessian"], "--sensitivity-method is probe or fisher"),
+            (base + ["--sensitivity", "1", "--sensitivity-method", "hessian"], "'hessian' is invalid for '--sensitivity-method <probe|fisher>'"),
+            (base + ["--sensitivity-file", unknown], "is not a sensitivity file"),
             (base + ["--sensitivity-file", fisherFile, "--sensitivity-method", "probe"], "was measured by fisher, not --sensitivity-method probe"),
             (base + ["--sensitivity-method", "fisher"], "--sensitivity-method goes with --sensitivity K"),
         ] {

@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -64,6 +64,9 @@ declare -A COMPRESS=(
   # and 8 backward passes instead of 210 evaluations), kept for reuse
   [svdwf-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity 1 --sensitivity-method fisher --sensitivity-file $RUNS/sensitivity-fisher-svd-r2.json"
   [mpo3was-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
+  # the same weights (per unit of error, so they serve any budget) spent at 5× and 3×
+  [svdws-r5]="--linear-ratio 5 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
+  [svdws-r3]="--linear-ratio 3 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
@@ -183,6 +186,9 @@ case "${1:-}" in
   sensitivity-3sites)   # the 3-site MPO (whitened + ALS) with the same weights, healed the same way
     sensitivity_file; compress mpo3was-r2
     heal mpo3was-r2-gen-lr1e-4 "$RUNS/mpo3was-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+  sensitivity-budget)   # sensitivity-budget R: the whitened SVD at R× (5 or 3) with the probe's weights, healed as svdws-r2 was
+    sensitivity_file; compress "svdws-r$2"
+    heal "svdws-r$2-gen-lr1e-4" "$RUNS/svdws-r$2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
   corrected-lr2e-4)   # the corrected 2× model healed as in `corrected`, at a peak between the one that broke it (5e-4) and 1e-4
     heal svdwc-r2-gen-lr2e-4 "$RUNS/svdwc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 2e-4}" ;;
   corrected-r5)   # the 5× model (the configuration faster than llama.cpp in q8) with error correction, healed on own samples at lr 1e-4
@@ -245,5 +251,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac

@@ -5,6 +5,15 @@
 
 import Foundation
 
+/// How `compress --sensitivity K` measures a layer's sensitivity.
+public enum SensitivityMethod: String, Codable, CaseIterable, Sendable {
+    /// Each layer compressed alone and the model evaluated: one evaluation per layer (BondAllocator.sensitivity).
+    case probe
+    /// Every layer truncated once, then the empirical Fisher along each truncation: one backward
+    /// pass per window (BondAllocator.fisherSensitivity).
+    case fisher
+}
+
 public struct SensitivityRecord: Codable, Equatable, Sendable {
     /// What the weights were measured on, printed when they are read back.
     public var checkpoint: String
@@ -16,9 +25,9 @@ public struct SensitivityRecord: Codable, Equatable, Sendable {
     public var whitened: Bool
     /// Seconds the probes took.
     public var seconds: Double
-    /// How they were measured: "probe" (each layer compressed alone and evaluated) or "fisher"
-    /// (BondAllocator.fisherSensitivity); absent in files written before the choice existed (probe).
-    public var method: String?
+    /// How they were measured; absent in files written before the choice existed (probe). A file
+    /// naming another method is not read.
+    public var method: SensitivityMethod?
     /// Loss increase per unit of relative (output) error², by layer name.
     public var weights: [String: Double]
 
@@ -28,7 +37,7 @@ public struct SensitivityRecord: Codable, Equatable, Sendable {
     }
 
     public init(checkpoint: String, probeChi: Int, batches: Int, whitened: Bool, seconds: Double, weights: [String: Double],
-                method: String = "probe") {
+                method: SensitivityMethod = .probe) {
         self.checkpoint = checkpoint; self.probeChi = probeChi; self.batches = batches
         self.whitened = whitened; self.seconds = seconds; self.weights = weights; self.method = method
     }
@@ -39,6 +48,9 @@ public struct SensitivityRecord: Codable, Equatable, Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(self).write(to: url, options: .atomic)
     }
+
+    /// How the weights were measured, files from before the choice included.
+    public var measuredBy: SensitivityMethod { method ?? .probe }
 
     /// Reads a record and checks it covers exactly `layers` with finite, positive weights.
     public static func read(from url: URL, layers: [String]) throws -> SensitivityRecord {
