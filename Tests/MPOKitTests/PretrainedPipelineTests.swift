@@ -211,7 +211,7 @@ struct PretrainedPipelineTests {
         var (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", sites,
                                             "--data", text.path, "--eval-batches", "1", "--eval-context", "32", "--out", compressed] + on)
         #expect(code == 0, "\(err)")
-        #expect(out.contains("× fewer)") && out.contains("heal it with: mpo-train train --init"), "\(out)")
+        #expect(out.contains("× fewer)") && out.contains("heal it with: mpo-train train --init") && out.contains("--lr 1e-4 "), "\(out)")
         let model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: compressed), device: CPUDevice(), purpose: .inference)
         #expect(model.config.isMPO && model.config.linearLayers.allSatisfy {
             if case .mpo(let f, _) = model.config.linearKind($0.name, out: $0.out, in: $0.in) { return f.sites == (sites == "svd" ? 2 : 3) }
