@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -67,6 +67,7 @@ declare -A COMPRESS=(
   # the same weights (per unit of error, so they serve any budget) spent at 5× and 3×
   [svdws-r5]="--linear-ratio 5 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
   [svdws-r3]="--linear-ratio 3 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
+  [mpo2was-r5]="--linear-ratio 5 --sites 2 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
@@ -186,6 +187,9 @@ case "${1:-}" in
   sensitivity-3sites)   # the 3-site MPO (whitened + ALS) with the same weights, healed the same way
     sensitivity_file; compress mpo3was-r2
     heal mpo3was-r2-gen-lr1e-4 "$RUNS/mpo3was-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+  sensitivity-budget-mpo)   # sensitivity-budget-mpo R: the 2-site whitened ALS MPO at R× with the same weights, healed the same way
+    sensitivity_file; compress "mpo2was-r$2"
+    heal "mpo2was-r$2-gen-lr1e-4" "$RUNS/mpo2was-r$2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
   data-free-low)   # the whitened 2× model (spectra's allocation) healed as data-free above at lr 1e-4 instead of 5e-4: what the
     # lower peak alone gives, and what the sensitivity weights add at the same recipe (svdws-r2-gen-lr1e-4)
     compress svdw-r2
@@ -255,5 +259,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac
