@@ -75,6 +75,8 @@ HEAL="--teacher $M --data $SHAKESPEARE --lr 5e-4 --distill-weight 0.5 --distill-
 HEAL_STEPS=${HEAL_STEPS:-100}
 # data-free healing: the same recipe on the original's own samples (selfgen) instead of Shakespeare
 HEAL_GEN="--teacher $M --data $RUNS/selfgen.txt --lr 5e-4 --distill-weight 0.5 --distill-temperature 1 --batch 4 --context 256 --warmup 20 --eval-interval 50 --eval-batches 8 --seed 2024"
+# and at the lower peak that healed best there (lr 1e-4)
+HEAL_LOW=${HEAL_GEN//--lr 5e-4/--lr 1e-4}
 
 compress() {
   for name in "$@"; do
@@ -90,6 +92,10 @@ heal() {   # heal NAME INIT [RECIPE]
   /usr/bin/time -f "%e s, peak RSS %M KB" "$B" train --init "$2" ${3:-$HEAL} --steps "$HEAL_STEPS" --out "$out" $resume >> "$RUNS/heal-$1.log" 2>&1
 }
 
+
+heal_low() {   # heal_low NAME: a compressed model of this script healed on the original's samples at lr 1e-4 (heal-NAME-gen-lr1e-4)
+  heal "$1-gen-lr1e-4" "$RUNS/$1.safetensors" "$HEAL_LOW"
+}
 # The original's own text: GEN_BATCHES × 16 sequences of 512 tokens sampled at temperature 1 with no
 # top-k (its full distribution; seeds 16·b for batch b), the sequence headers dropped. Resumable per
 # batch. selfgen NAME FIRST COUNT writes batches FIRST…FIRST+COUNT−1 to $RUNS/NAME.txt (selfgen.txt:
@@ -135,14 +141,14 @@ case "${1:-}" in
     FRESH=${HEAL_GEN//selfgen.txt/selfgen2.txt}
     heal "$2-fresh" "$RUNS/heal-$2/checkpoint.safetensors" "$FRESH"
     heal "$2-fresh-lr1e-4" "$RUNS/heal-$2/checkpoint.safetensors" "${FRESH//--lr 5e-4/--lr 1e-4}" ;;
-  heal-fresh-low) heal "$2-fresh-lr1e-4" "$RUNS/heal-$2/checkpoint.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen2.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;   # heal-fresh-low NAME: 100 steps from heal-NAME on the fresh samples at lr 1e-4
+  heal-fresh-low) heal "$2-fresh-lr1e-4" "$RUNS/heal-$2/checkpoint.safetensors" "${HEAL_LOW//selfgen.txt/selfgen2.txt}" ;;   # heal-fresh-low NAME: 100 steps from heal-NAME on the fresh samples at lr 1e-4
   heal-fresh3)   # heal-fresh3 NAME: 100 steps from heal-NAME at lr 1e-4 on a third set of fresh samples (batches 24–35, selfgen3)
     selfgen selfgen3 24 12
-    heal "$2-fresh3" "$RUNS/heal-$2/checkpoint.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen3.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;
+    heal "$2-fresh3" "$RUNS/heal-$2/checkpoint.safetensors" "${HEAL_LOW//selfgen.txt/selfgen3.txt}" ;;
   heal-fresh-n)   # heal-fresh-n NAME FIRST SUFFIX: 100 steps from heal-NAME at lr 1e-4 on 12 fresh batches FIRST…FIRST+11
     # (selfgen-fromFIRST.txt); the run is heal-NAME-SUFFIX (heal-fresh-n …-fresh3 36 fresh4: the fifth data-free stage)
     selfgen "selfgen-from$3" "$3" 12
-    heal "$2-$4" "$RUNS/heal-$2/checkpoint.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen-from$3.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;
+    heal "$2-$4" "$RUNS/heal-$2/checkpoint.safetensors" "${HEAL_LOW//selfgen.txt/selfgen-from$3.txt}" ;;
   data-free)   # calibration on the original's own samples (svdg-r2), and the whitened 2× model healed on them
     selfgen
     compress svdg-r2 svdw-r2
@@ -150,58 +156,58 @@ case "${1:-}" in
   corrected)   # error correction: the 2× SVD and MPO models, and the 2× SVD model healed on the original's own samples (lr 5e-4, 1e-4)
     compress svdwc-r2 mpo2wc-r2
     heal svdwc-r2-gen "$RUNS/svdwc-r2.safetensors" "$HEAL_GEN"
-    heal svdwc-r2-gen-lr1e-4 "$RUNS/svdwc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low svdwc-r2 ;;
   long)   # one run, one decaying schedule: the error-corrected 2× model healed on 36 batches of the original's samples
     # (0–35: selfgen, selfgen2 and 12 more, 294,912 tokens) at lr 1e-4, 288 steps of 1,024 tokens — about one pass
     selfgen selfgen-36 0 36
-    HEAL_STEPS=${LONG_STEPS:-288} heal svdwc-r2-long "$RUNS/svdwc-r2.safetensors" "$(echo "${HEAL_GEN//selfgen.txt/selfgen-36.txt}" | sed 's/--lr 5e-4/--lr 1e-4/')" ;;
+    HEAL_STEPS=${LONG_STEPS:-288} heal svdwc-r2-long "$RUNS/svdwc-r2.safetensors" "${HEAL_LOW//selfgen.txt/selfgen-36.txt}" ;;
   mpo-corrected)   # the error-corrected 2-site MPO healed as the corrected SVD model was (own samples, lr 1e-4): MPO vs SVD after the same healing
     compress mpo2wc-r2
-    heal mpo2wc-r2-gen-lr1e-4 "$RUNS/mpo2wc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low mpo2wc-r2 ;;
   als)   # exact (ALS) whitened MPOs: whitened, and whitened + error-corrected; the Kronecker-whitened model's exact
     # per-layer output errors (--als-sweeps 0 prints them now; its model is mpo2w-r2's); the corrected one healed as SVD was
     compress mpo2wa-r2 mpo2wca-r2
     [ -f "$RUNS/mpo2w-r2.exact-errors.log" ] || "$B" compress --checkpoint "$M" ${COMPRESS[mpo2w-r2]} --eval-batches 0 \
       --out "$RUNS/mpo2w-r2-again.safetensors" > "$RUNS/mpo2w-r2.exact-errors.log" 2>&1
-    heal mpo2wca-r2-gen-lr1e-4 "$RUNS/mpo2wca-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low mpo2wca-r2 ;;
   als3)   # the same for 3 sites: the corrected ALS 3-site MPO, healed as the corrected SVD was
     compress mpo3wca-r2
-    heal mpo3wca-r2-gen-lr1e-4 "$RUNS/mpo3wca-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low mpo3wca-r2 ;;
   als-measured)   # the corrected 2-site ALS MPO with its budget allocated on measured exact errors (--allocation measured),
     # healed as mpo2wca-r2 and the corrected SVD were
     compress mpo2wcm-r2
-    heal mpo2wcm-r2-gen-lr1e-4 "$RUNS/mpo2wcm-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low mpo2wcm-r2 ;;
   sensitivity)   # the whitened ALS 2-site MPO with its budget weighted by measured loss sensitivity, healed as the others
     compress mpo2was-r2
-    heal mpo2was-r2-gen-lr1e-4 "$RUNS/mpo2was-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low mpo2was-r2 ;;
   sensitivity-svd)   # whitened SVD with mpo2was-r2's sensitivity weights, healed as it was: SVD vs MPO at equal allocation signal
     sensitivity_file; compress svdws-r2
-    heal svdws-r2-gen-lr1e-4 "$RUNS/svdws-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low svdws-r2 ;;
   sensitivity-corrected)   # both with error correction as well (the MPO with ALS), healed the same way
     sensitivity_file; compress svdwcs-r2 mpo2wcas-r2
-    heal svdwcs-r2-gen-lr1e-4 "$RUNS/svdwcs-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}"
-    heal mpo2wcas-r2-gen-lr1e-4 "$RUNS/mpo2wcas-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low svdwcs-r2
+    heal_low mpo2wcas-r2 ;;
   sensitivity-fisher)   # whitened SVD with Fisher-estimated sensitivities (no probes), healed the same way
     compress svdwf-r2
-    heal svdwf-r2-gen-lr1e-4 "$RUNS/svdwf-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low svdwf-r2 ;;
   sensitivity-3sites)   # the 3-site MPO (whitened + ALS) with the same weights, healed the same way
     sensitivity_file; compress mpo3was-r2
-    heal mpo3was-r2-gen-lr1e-4 "$RUNS/mpo3was-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low mpo3was-r2 ;;
   sensitivity-budget-mpo)   # sensitivity-budget-mpo R: the 2-site whitened ALS MPO at R× with the same weights, healed the same way
     sensitivity_file; compress "mpo2was-r$2"
-    heal "mpo2was-r$2-gen-lr1e-4" "$RUNS/mpo2was-r$2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low "mpo2was-r$2" ;;
   data-free-low)   # the whitened 2× model (spectra's allocation) healed as data-free above at lr 1e-4 instead of 5e-4: what the
     # lower peak alone gives, and what the sensitivity weights add at the same recipe (svdws-r2-gen-lr1e-4)
     compress svdw-r2
-    heal svdw-r2-gen-lr1e-4 "$RUNS/svdw-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low svdw-r2 ;;
   sensitivity-budget)   # sensitivity-budget R: the whitened SVD at R× (5 or 3) with the probe's weights, healed as svdws-r2 was
     sensitivity_file; compress "svdws-r$2"
-    heal "svdws-r$2-gen-lr1e-4" "$RUNS/svdws-r$2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low "svdws-r$2" ;;
   corrected-lr2e-4)   # the corrected 2× model healed as in `corrected`, at a peak between the one that broke it (5e-4) and 1e-4
     heal svdwc-r2-gen-lr2e-4 "$RUNS/svdwc-r2.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 2e-4}" ;;
   corrected-r5)   # the 5× model (the configuration faster than llama.cpp in q8) with error correction, healed on own samples at lr 1e-4
     compress svdwc-r5
-    heal svdwc-r5-gen-lr1e-4 "$RUNS/svdwc-r5.safetensors" "${HEAL_GEN//--lr 5e-4/--lr 1e-4}" ;;
+    heal_low svdwc-r5 ;;
   heal)
     compress svd-r2 mpo2-r2
     heal svd-r2 "$RUNS/svd-r2.safetensors"
