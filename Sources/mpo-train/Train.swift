@@ -206,6 +206,8 @@ struct Train: ParsableCommand {
     @Option(help: "Run directory (default runs/<model>[-chi<χ>]).") var out: String?
     @Option(name: .customLong("init"), help: "Start from this checkpoint's weights (its shape wins over the model options).") var initFrom: String?
     @Flag(help: "Continue the run in --out from its checkpoint.") var resume = false
+    @Flag(name: .customLong("balance-cores"), help: "Before the first step, give every MPO layer's cores one RMS (the same weights in another gauge; Adam's step is then the same relative step for each core). Ignored on --resume: the checkpoint holds the gauge it was trained in.")
+    var balanceCores = false
     @Option(name: .customLong("stop-at"), help: "Checkpoint at this step and stop (a run in slices: the next --resume goes on from there, bit for bit).")
     var stopAt: Int?
     @Flag(help: "Print only evaluations and the summary.") var quiet = false
@@ -252,6 +254,12 @@ struct Train: ParsableCommand {
             if modelOptions.embedding.lowercased() != "dense" { name += "-emb-" + modelOptions.embedding.lowercased().replacingOccurrences(of: ":", with: "") }
         }
         model.mpoStrategy = modelOptions.strategy
+        if balanceCores {
+            guard model.config.isMPO else {
+                throw ValidationError("--balance-cores rescales MPO cores, and this model has none (a dense model); leave the flag out or --init a compressed checkpoint")
+            }
+            if !resume { ranks.say(try CoreGauge.balance(model).summary) }
+        }
         let dir = URL(fileURLWithPath: out ?? "runs/\(name)")
         name = dir.lastPathComponent
         // The training window: the model's context, or with --init the --context given (a
@@ -275,6 +283,7 @@ struct Train: ParsableCommand {
         }
         var info = RunRecord(name: name, model: model.config.isMPO ? "mpo" : "dense", chi: model.config.chi)
         info.initFrom = initFrom; info.embedding = model.config.tokenEmbedding.description; info.preset = recipe.preset.rawValue
+        if balanceCores { info.balancedCores = true }
         trainer.runInfo = info
         trainer.onTruncation = { step, chi, error in
             ranks.say(String(format: "step %d: truncated to χ = %d, %d parameters, relative error %.4f", step, chi, trainer.model.parameterCount, error))

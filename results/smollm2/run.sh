@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -102,6 +102,7 @@ heal_low() {   # heal_low NAME: a compressed model of this script healed on the 
 # batches 0–11; selfgen2.txt: 12–23, fresh samples for a second healing stage).
 selfgen() {
   local name=${1:-selfgen} first=${2:-0} count=${3:-${GEN_BATCHES:-12}} files=""
+  [[ $name =~ ^selfgen-[0-9]+$ ]] && { echo "selfgen: $name.txt is batch ${name#selfgen-}'s file; name the set otherwise" >&2; exit 64; }
   [ -f "$RUNS/$name.txt" ] && return
   for b in $(seq "$first" $((first + count - 1))); do
     files="$files $RUNS/selfgen-$b.txt"
@@ -159,8 +160,17 @@ case "${1:-}" in
     heal_low svdwc-r2 ;;
   long)   # one run, one decaying schedule: the error-corrected 2× model healed on 36 batches of the original's samples
     # (0–35: selfgen, selfgen2 and 12 more, 294,912 tokens) at lr 1e-4, 288 steps of 1,024 tokens — about one pass
-    selfgen selfgen-36 0 36
-    HEAL_STEPS=${LONG_STEPS:-288} heal svdwc-r2-long "$RUNS/svdwc-r2.safetensors" "${HEAL_LOW//selfgen.txt/selfgen-36.txt}" ;;
+    selfgen selfgen-0to35 0 36
+    HEAL_STEPS=${LONG_STEPS:-288} heal svdwc-r2-long "$RUNS/svdwc-r2.safetensors" "${HEAL_LOW//selfgen.txt/selfgen-0to35.txt}" ;;
+  long-from)   # long-from NAME COUNT: one run, one decaying schedule, from the compressed NAME over batches 0…COUNT−1 of the
+    # original's samples, COUNT·100/12 steps at lr 1e-4 — the data and steps of COUNT/12 fresh-sample stages without the
+    # restarts (long-from svdws-r2 48 against heal-svdws-r2-gen-lr1e-4-fresh2-fresh3-fresh4)
+    selfgen "selfgen-0to$(( $3 - 1 ))" 0 "$3"
+    HEAL_STEPS=$(( $3 * 100 / 12 )) heal "$2-long$3" "$RUNS/$2.safetensors" "${HEAL_LOW//selfgen.txt/selfgen-0to$(( $3 - 1 )).txt}" ;;
+  balanced)   # balanced NAME: NAME healed as heal_low does, with train --balance-cores (its cores rescaled to one RMS per
+    # layer before the first step: the same weights in another gauge) — does Adam's equal absolute step on cores of unequal
+    # scale hold the MPO back? The run is heal-NAMEb-…: balanced mpo2was-r2 → heal-mpo2wasb-r2-gen-lr1e-4
+    heal "${2/-r/b-r}-gen-lr1e-4" "$RUNS/$2.safetensors" "$HEAL_LOW --balance-cores" ;;
   mpo-corrected)   # the error-corrected 2-site MPO healed as the corrected SVD model was (own samples, lr 1e-4): MPO vs SVD after the same healing
     compress mpo2wc-r2
     heal_low mpo2wc-r2 ;;
@@ -265,5 +275,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac

@@ -30,6 +30,8 @@ public struct RunRecord: Codable, Sendable, Equatable {
     public var preset: String?
     /// Data-parallel ranks (absent: one process).
     public var ranks: Int?
+    /// The --init model's MPO cores were rebalanced to one RMS per layer (train --balance-cores).
+    public var balancedCores: Bool?
 
     public init(name: String? = nil, model: String? = nil, chi: Int? = nil) {
         self.name = name; self.model = model; self.chi = chi
@@ -39,6 +41,7 @@ public struct RunRecord: Codable, Sendable, Equatable {
         case name, model, chi, embedding, parameters, device, seed, steps, teacher, preset, ranks
         case initFrom = "init", learningRate = "lr", distillWeight = "distill_weight"
         case distillTemperature = "distill_temperature", distillHidden = "distill_hidden", chiSchedule = "chi_schedule"
+        case balancedCores = "balanced_cores"
     }
 }
 
