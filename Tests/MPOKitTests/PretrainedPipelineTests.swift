@@ -212,6 +212,7 @@ struct PretrainedPipelineTests {
                                             "--data", text.path, "--eval-batches", "1", "--eval-context", "32", "--out", compressed] + on)
         #expect(code == 0, "\(err)")
         #expect(out.contains("× fewer)") && out.contains("heal it with: mpo-train train --init") && out.contains("--lr 1e-4 "), "\(out)")
+        #expect(out.contains("--balance-cores") == (sites != "svd"), "MPO cores are healed in the balanced gauge, SVD factors as fitted: \(out)")
         let model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: compressed), device: CPUDevice(), purpose: .inference)
         #expect(model.config.isMPO && model.config.linearLayers.allSatisfy {
             if case .mpo(let f, _) = model.config.linearKind($0.name, out: $0.out, in: $0.in) { return f.sites == (sites == "svd" ? 2 : 3) }
