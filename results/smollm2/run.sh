@@ -96,6 +96,13 @@ heal() {   # heal NAME INIT [RECIPE]
 heal_low() {   # heal_low NAME: a compressed model of this script healed on the original's samples at lr 1e-4 (heal-NAME-gen-lr1e-4)
   heal "$1-gen-lr1e-4" "$RUNS/$1.safetensors" "$HEAL_LOW"
 }
+
+heal_long() {   # heal_long NAME RUN COUNT STEPS: the compressed NAME healed as heal_low does, as heal-RUN, in one decaying
+  # schedule of STEPS steps over batches 0…COUNT−1 of the original's samples (the set selfgen-0to<COUNT−1>.txt)
+  local set="selfgen-0to$(( $3 - 1 ))"
+  selfgen "$set" 0 "$3"
+  HEAL_STEPS=$4 heal "$2" "$RUNS/$1.safetensors" "${HEAL_LOW//selfgen.txt/$set.txt}"
+}
 # The original's own text: GEN_BATCHES × 16 sequences of 512 tokens sampled at temperature 1 with no
 # top-k (its full distribution; seeds 16·b for batch b), the sequence headers dropped. Resumable per
 # batch. selfgen NAME FIRST COUNT writes batches FIRST…FIRST+COUNT−1 to $RUNS/NAME.txt (selfgen.txt:
@@ -160,13 +167,11 @@ case "${1:-}" in
     heal_low svdwc-r2 ;;
   long)   # one run, one decaying schedule: the error-corrected 2× model healed on 36 batches of the original's samples
     # (0–35: selfgen, selfgen2 and 12 more, 294,912 tokens) at lr 1e-4, 288 steps of 1,024 tokens — about one pass
-    selfgen selfgen-0to35 0 36
-    HEAL_STEPS=${LONG_STEPS:-288} heal svdwc-r2-long "$RUNS/svdwc-r2.safetensors" "${HEAL_LOW//selfgen.txt/selfgen-0to35.txt}" ;;
+    heal_long svdwc-r2 svdwc-r2-long 36 "${LONG_STEPS:-288}" ;;
   long-from)   # long-from NAME COUNT: one run, one decaying schedule, from the compressed NAME over batches 0…COUNT−1 of the
     # original's samples, COUNT·100/12 steps at lr 1e-4 — the data and steps of COUNT/12 fresh-sample stages without the
     # restarts (long-from svdws-r2 48 against heal-svdws-r2-gen-lr1e-4-fresh2-fresh3-fresh4)
-    selfgen "selfgen-0to$(( $3 - 1 ))" 0 "$3"
-    HEAL_STEPS=$(( $3 * 100 / 12 )) heal "$2-long$3" "$RUNS/$2.safetensors" "${HEAL_LOW//selfgen.txt/selfgen-0to$(( $3 - 1 )).txt}" ;;
+    heal_long "$2" "$2-long$3" "$3" $(( $3 * 100 / 12 )) ;;
   balanced)   # balanced NAME: NAME healed as heal_low does, with train --balance-cores (its cores rescaled to one RMS per
     # layer before the first step: the same weights in another gauge) — does Adam's equal absolute step on cores of unequal
     # scale hold the MPO back? The run is heal-NAMEb-…: balanced mpo2was-r2 → heal-mpo2wasb-r2-gen-lr1e-4
