@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -97,11 +97,11 @@ heal_low() {   # heal_low NAME: a compressed model of this script healed on the 
   heal "$1-gen-lr1e-4" "$RUNS/$1.safetensors" "$HEAL_LOW"
 }
 
-heal_long() {   # heal_long NAME RUN COUNT STEPS: the compressed NAME healed as heal_low does, as heal-RUN, in one decaying
-  # schedule of STEPS steps over batches 0…COUNT−1 of the original's samples (the set selfgen-0to<COUNT−1>.txt)
+heal_long() {   # heal_long NAME RUN COUNT STEPS [FLAGS]: the compressed NAME healed as heal_low does (plus FLAGS), as heal-RUN,
+  # in one decaying schedule of STEPS steps over batches 0…COUNT−1 of the original's samples (the set selfgen-0to<COUNT−1>.txt)
   local set="selfgen-0to$(( $3 - 1 ))"
   selfgen "$set" 0 "$3"
-  HEAL_STEPS=$4 heal "$2" "$RUNS/$1.safetensors" "${HEAL_LOW//selfgen.txt/$set.txt}"
+  HEAL_STEPS=$4 heal "$2" "$RUNS/$1.safetensors" "${HEAL_LOW//selfgen.txt/$set.txt}${5:+ $5}"
 }
 # The original's own text: GEN_BATCHES × 16 sequences of 512 tokens sampled at temperature 1 with no
 # top-k (its full distribution; seeds 16·b for batch b), the sequence headers dropped. Resumable per
@@ -172,6 +172,9 @@ case "${1:-}" in
     # original's samples, COUNT·100/12 steps at lr 1e-4 — the data and steps of COUNT/12 fresh-sample stages without the
     # restarts (long-from svdws-r2 48 against heal-svdws-r2-gen-lr1e-4-fresh2-fresh3-fresh4)
     heal_long "$2" "$2-long$3" "$3" $(( $3 * 100 / 12 )) ;;
+  balanced-long)   # balanced-long NAME COUNT: long-from with --balance-cores — the MPO given SVD's long schedule
+    # (balanced-long mpo2was-r2 48 → heal-mpo2wasb-r2-long48, against heal-svdws-r2-long48): does more healing close the gap?
+    heal_long "$2" "${2/-r/b-r}-long$3" "$3" $(( $3 * 100 / 12 )) --balance-cores ;;
   balanced)   # balanced NAME: NAME healed as heal_low does, with train --balance-cores (its cores rescaled to one RMS per
     # layer before the first step: the same weights in another gauge) — does Adam's equal absolute step on cores of unequal
     # scale hold the MPO back? The run is heal-NAMEb-…: balanced mpo2was-r2 → heal-mpo2wasb-r2-gen-lr1e-4
@@ -280,5 +283,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac
