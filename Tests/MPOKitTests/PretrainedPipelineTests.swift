@@ -211,7 +211,8 @@ struct PretrainedPipelineTests {
         var (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", sites,
                                             "--data", text.path, "--eval-batches", "1", "--eval-context", "32", "--out", compressed] + on)
         #expect(code == 0, "\(err)")
-        #expect(out.contains("× fewer)") && out.contains("heal it with: mpo-train train --init") && out.contains("--lr 1e-4 "), "\(out)")
+        #expect(out.contains("× fewer)") && out.contains("heal it with: mpo-train train --init") && out.contains("--lr 1e-4 ")
+                && out.contains("--steps 400 ") && out.contains("≥ 400k tokens"), "the long one-schedule heal that healed furthest: \(out)")
         #expect(out.contains("--balance-cores") == (sites != "svd"), "MPO cores are healed in the balanced gauge, SVD factors as fitted: \(out)")
         let model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: compressed), device: CPUDevice(), purpose: .inference)
         #expect(model.config.isMPO && model.config.linearLayers.allSatisfy {
