@@ -215,7 +215,8 @@ struct Compress: ParsableCommand {
         let command = "mpo-train train --init \(out) --teacher \(checkpoint) --data \(self.data ?? "own.txt") --lr 1e-4\(balance) --distill-weight 0.5 --distill-temperature 1 --batch 4 --context 256 --steps 400 --warmup 20"
         let size = "400 steps of 1,024 tokens want ≥ 400k tokens of text"
         guard self.data == nil else { return command + "   # \(size); more steps, in one schedule, heal more: results/smollm2" }
-        return command + "   # own.txt: \(size) — general text, or the original's own samples (48 × `mpo-train sample --checkpoint \(checkpoint) --batch 16 --tokens 512 --temperature 1 --top-k 0 --seed 16·b`, as results/smollm2/run.sh selfgen), which healed held-out text best there"
+        let samples = "for b in $(seq 0 47); do mpo-train sample --checkpoint \(checkpoint) --batch 16 --tokens 512 --temperature 1 --top-k 0 --seed $((16 * b)) | grep -v '^--- sequence'; done > own.txt"
+        return command + "   # own.txt: \(size) — general text, or the original's own samples, which healed held-out text best there (results/smollm2/run.sh selfgen): \(samples)"
     }
 
     /// The sensitivities kept in --sensitivity-file when it exists; they must have been measured
