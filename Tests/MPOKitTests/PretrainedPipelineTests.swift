@@ -46,6 +46,17 @@ struct PretrainedPipelineTests {
     @Test("every step takes the compressed checkpoint alone", arguments: ["svd", "3"])
     func pipeline(_ sites: String) throws { try run(sites: sites, device: "cpu") }
 
+    @Test("compress without --data suggests healing on the original's own samples, with the loop that writes them")
+    func healOnOwnSamples() throws {
+        let (dir, original, _) = try Self.workspace("own-samples")
+        let out = dir.appendingPathComponent("r2.safetensors").path
+        let (code, stdout, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", "svd", "--eval-batches", "0", "--out", out])
+        #expect(code == 0, "\(err)")
+        #expect(stdout.contains("--init \(out) --teacher \(original) --data own.txt --lr 1e-4 ") && stdout.contains("--steps 400 "), "\(stdout)")
+        #expect(stdout.contains("for b in $(seq 0 47); do mpo-train sample --checkpoint \(original) --batch 16 --tokens 512 --temperature 1 --top-k 0 --seed $((16 * b)) | grep -v '^--- sequence'; done > own.txt"),
+                "48 batches of 8,192 sampled tokens, the ≥ 400k the 400 steps want: \(stdout)")
+    }
+
     @Test("the same pipeline on the OpenCL device (PoCL in CI)", .enabled(if: OpenCLGate.enabled, OpenCLGate.reason))
     func pipelineOnOpenCL() throws { try run(sites: "svd", device: "opencl") }
 
