@@ -209,14 +209,17 @@ struct Compress: ParsableCommand {
         // original's samples, 255.9 vs 368.7 held-out after 100 steps; an error-corrected one broke at 5e-4.
         // MPO cores (not SVD factors) healed better in one gauge: the 2× 2-site MPO 289.6 vs 322.3 held-out
         // with --balance-cores, where the same flag cost the SVD model (results/smollm2, "The gauge").
-        // One decaying schedule of 400 steps over ~400k tokens healed the 2× SVD model to 125.6 held-out,
-        // against 184.6 after 100 steps and 138.5 after the same data and steps as four restarted stages.
+        // One decaying schedule of 400 steps over 48 sample batches (393,216 tokens, about one pass) healed
+        // the 2× SVD model to 125.6 held-out, against 184.6 after 100 steps and 138.5 after the same data and
+        // steps as four restarted stages. The token counts below follow from these numbers, not a second copy.
+        let (steps, batch, context) = (400, 4, 256)
+        let (sampleBatches, sequences, sampleTokens) = (48, 16, 512)
         let balance = sites == "svd" ? "" : " --balance-cores"
-        let command = "mpo-train train --init \(out) --teacher \(checkpoint) --data \(self.data ?? "own.txt") --lr 1e-4\(balance) --distill-weight 0.5 --distill-temperature 1 --batch 4 --context 256 --steps 400 --warmup 20"
-        let size = "400 steps of 1,024 tokens want ≥ 400k tokens of text"
+        let command = "mpo-train train --init \(out) --teacher \(checkpoint) --data \(self.data ?? "own.txt") --lr 1e-4\(balance) --distill-weight 0.5 --distill-temperature 1 --batch \(batch) --context \(context) --steps \(steps) --warmup 20"
+        let size = "\(steps) steps of \(batch * context) tokens read \(steps * batch * context / 1000)k tokens: about one pass over the text"
         guard self.data == nil else { return command + "   # \(size); more steps, in one schedule, heal more: results/smollm2" }
-        let samples = "for b in $(seq 0 47); do mpo-train sample --checkpoint \(checkpoint) --batch 16 --tokens 512 --temperature 1 --top-k 0 --seed $((16 * b)) | grep -v '^--- sequence'; done > own.txt"
-        return command + "   # own.txt: \(size) — general text, or the original's own samples, which healed held-out text best there (results/smollm2/run.sh selfgen): \(samples)"
+        let samples = "for b in $(seq 0 \(sampleBatches - 1)); do mpo-train sample --checkpoint \(checkpoint) --batch \(sequences) --tokens \(sampleTokens) --temperature 1 --top-k 0 --seed $((\(sequences) * b)) | grep -v '^--- sequence'; done > own.txt"
+        return command + "   # own.txt: \(size) — general text, or the original's own samples (\(sampleBatches * sequences * sampleTokens) tokens), which healed held-out text best there (results/smollm2/run.sh selfgen): \(samples)"
     }
 
     /// The sensitivities kept in --sensitivity-file when it exists; they must have been measured
