@@ -206,7 +206,7 @@ struct Train: ParsableCommand {
     @Option(help: "Run directory (default runs/<model>[-chi<χ>]).") var out: String?
     @Option(name: .customLong("init"), help: "Start from this checkpoint's weights (its shape wins over the model options).") var initFrom: String?
     @Flag(help: "Continue the run in --out from its checkpoint.") var resume = false
-    @Flag(name: .customLong("balance-cores"), help: "Before the first step, give every MPO layer's cores one RMS (the same weights in another gauge; Adam's step is then the same relative step for each core). Ignored on --resume: the checkpoint holds the gauge it was trained in.")
+    @Flag(name: .customLong("balance-cores"), help: "Before the first step, give every MPO layer's cores one RMS, and a compressed embedding's (per token for tt:R) (the same weights in another gauge; Adam's step is then the same relative step for each core). Ignored on --resume: the checkpoint holds the gauge it was trained in.")
     var balanceCores = false
     @Option(name: .customLong("stop-at"), help: "Checkpoint at this step and stop (a run in slices: the next --resume goes on from there, bit for bit).")
     var stopAt: Int?
@@ -255,8 +255,8 @@ struct Train: ParsableCommand {
         }
         model.mpoStrategy = modelOptions.strategy
         if balanceCores {
-            guard model.config.isMPO else {
-                throw ValidationError("--balance-cores rescales MPO cores, and this model has none (a dense model); leave the flag out or --init a compressed checkpoint")
+            guard model.config.isMPO || model.config.tokenEmbedding != .dense else {
+                throw ValidationError("--balance-cores rescales MPO and embedding cores, and this model has none (a dense model); leave the flag out or --init a compressed checkpoint")
             }
             if !resume { ranks.say(try CoreGauge.balance(model).summary) }
         }

@@ -1,6 +1,7 @@
 // The core gauge (train --balance-cores): rebalancing a tensor train's cores to one RMS per layer
 // changes no weight and no loss, leaves every core of a layer at the geometric mean of their RMS,
-// and train applies it to an MPO --init (recorded in the run) and refuses it for a dense model.
+// balances a compressed embedding (per token for the tensor train), and train applies it to an
+// MPO --init (recorded in the run) and refuses it for a dense model.
 
 import Foundation
 import Testing
@@ -62,6 +63,46 @@ struct CoreGaugeTests {
         #expect(again.maxSpread < 1 + 1e-5)
     }
 
+    @Test("a compressed embedding is balanced too: the per-token tensor train token by token, the table MPO as one chain",
+          arguments: ["tt", "mpo"])
+    func embedding(kind: String) throws {
+        let dense = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)
+        let V = dense.config.vocabularySize, D = dense.config.channels
+        let target: EmbeddingKind = kind == "tt" ? .tensorTrain(rank: 4, channels: D) : .mpo(chi: 8, vocabulary: V, channels: D)
+        let (m, _) = try Compression.compressEmbedding(dense, to: target)
+        let names = m.layout.specs.compactMap { s -> String? in if case .embeddingCore = s.role { return s.name } else { return nil } }
+        #expect(names.count >= 2)
+        // Unbalance: token v's slice of core 0 × (1 + v % 7)·4, of the last core ÷ the same (for the
+        // table MPO, whose cores have no token axis, one factor 64 for the whole core).
+        let first = try m.parameter(names[0]), last = try m.parameter(names[names.count - 1])
+        let perToken = kind == "tt"
+        func factor(_ i: Int, _ n: Int) -> Float { perToken ? Float(1 + (i / (n / V)) % 7) * 4 : 64 }
+        try m.setParameter(names[0], first.enumerated().map { $1 * factor($0, first.count) })
+        try m.setParameter(names[names.count - 1], last.enumerated().map { $1 / factor($0, last.count) })
+        let tableBefore = try Compression.embeddingTable(m)
+        var rng = SplitMix64(seed: 5)
+        let T = 10, inputs = (0..<(2 * T)).map { _ in Int32(rng.next() % UInt64(V)) }, targets = (0..<(2 * T)).map { _ in Int32(rng.next() % UInt64(V)) }
+        let before = try m.forward(tokens: inputs, targets: targets, batch: 2, time: T, needsGradients: false).loss
+        let report = try CoreGauge.balance(m)
+        #expect(report.embedding && report.layers == 1)
+        #expect(report.maxSpread > 16, "spread \(report.maxSpread)")
+        let after = try m.forward(tokens: inputs, targets: targets, batch: 2, time: T, needsGradients: false).loss
+        #expect(abs(after - before) < 1e-5 * abs(before), "loss \(before) → \(after)")
+        let tableAfter = try Compression.embeddingTable(m)
+        let scale = tableBefore.map { abs(Double($0)) }.max()!
+        let diff = zip(tableBefore, tableAfter).map { abs(Double($0) - Double($1)) }.max()!
+        #expect(diff < 1e-5 * scale, "table moved by \(diff) (max |E| \(scale))")
+        // Every gauge now has one RMS: each token's slices (tt), or the whole cores (mpo).
+        let cores = try names.map { try m.parameter($0) }
+        for v in 0..<(perToken ? V : 1) {
+            let r = cores.map { c -> Double in
+                let n = perToken ? c.count / V : c.count
+                return Self.rms(Array(c[(v * n)..<((v + 1) * n)]))
+            }
+            #expect(r.max()! / r.min()! < 1 + 1e-4, "token \(v): slice RMS \(r)")
+        }
+    }
+
     @Test("train --balance-cores rebalances an MPO model before the first step and records it; a dense model is refused")
     func trainFlag() throws {
         let dir = Tiny.tempDir()
@@ -75,6 +116,10 @@ struct CoreGaugeTests {
         #expect(stdout.contains("cores rescaled to one RMS per layer"), "\(stdout)")
         let metrics = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
         #expect(metrics.split(separator: "\n").first?.contains("\"balanced_cores\":true") == true, "\(metrics.prefix(400))")
+        // Dense linears with a TT embedding: the embedding's cores are balanced.
+        (code, stdout, err) = try CLI.run(["train", "--embedding", "tt:2", "--balance-cores", "--out", dir.appendingPathComponent("tt").path] + shape)
+        #expect(code == 0, "\(err)")
+        #expect(stdout.contains("1 MPO layer's cores rescaled to one RMS per layer (the embedding's among them)"), "\(stdout)")
         (code, _, err) = try CLI.run(["train", "--balance-cores", "--out", dir.appendingPathComponent("dense").path] + shape)
         #expect(code == 64 && err.contains("--balance-cores") && err.contains("dense"), "exit \(code): \(err)")
     }
