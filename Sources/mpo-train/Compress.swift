@@ -10,7 +10,7 @@ struct Compress: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compress a trained checkpoint into MPO layers of bond dimension χ and/or a TT embedding.",
         discussion: """
-        With --chi every linear layer is TT-SVD'd; with --embedding tt:R (or mpo:χ) the token
+        With --chi every linear layer is TT-SVD'd; with --embedding tt:R (or mpo:χ, svd:r) the token
         embedding is TT-SVD'd row by row into per-token tensor trains (or as one MPO). Everything
         else (LayerNorms, biases, and the embedding without --embedding) is copied unchanged.
         Prints per-layer errors and the validation loss/accuracy before and after, on the same
@@ -56,7 +56,7 @@ struct Compress: ParsableCommand {
     var sensitivityFile: String?
     @Option(name: .customLong("min-chi"), help: "Every layer's χ at least this (with --params/--ratio; default: half the uniform χ that fits the budget, so no layer is starved).")
     var minChi: Int?
-    @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8 or mpo:χ (dense contracts a TT/MPO embedding back).", valueName: "kind"))
+    @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8, mpo:χ or svd:r (the table's truncated SVD; dense contracts a TT/MPO embedding back).", valueName: "kind"))
     var embedding: String?
     @Option(help: "Data-aware truncation (SVD-LLM's whitening): truncate each layer by its output error on this text's activations (the original model's), not by its weight error; exact for --sites svd, a Kronecker approximation of the inputs' statistics for MPOs.")
     var calibration: String?

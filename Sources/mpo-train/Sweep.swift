@@ -27,7 +27,7 @@ struct Sweep: ParsableCommand {
     @Option(help: "Dense checkpoint to compress and fine-tune instead of training from scratch.") var finetuneFrom: String?
     @Option(help: "Output directory.") var out = "runs/sweep"
     @Option(help: "MPO contraction: automatic, rebuild or site.") var strategy = MPOStrategy.automatic
-    @Option(help: "Token embedding of the MPO runs (from scratch): dense, tt:R or mpo:χ.") var embedding = "dense"
+    @Option(help: "Token embedding of the MPO runs (from scratch): dense, tt:R, mpo:χ or svd:r.") var embedding = "dense"
     @OptionGroup var recipe: RecipeOptions
     @OptionGroup var shape: ShapeHintOptions
     @OptionGroup var deviceOptions: DeviceOptions

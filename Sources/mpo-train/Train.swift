@@ -24,7 +24,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Attention heads (must divide --d-model; default 4). With --init, only for a checkpoint without config metadata.") var heads: Int?
     @Option(name: .customLong("d-ff"), help: "Feed-forward width.") var dFF = 512
     @Option(help: "Context length (also the training window; default 256, --preset quick 64). With --init: the training window only (default: the model's context, at most 1,024).") var context: Int?
-    @Option(help: ArgumentHelp("Token embedding: dense, tt:R (per-token tensor trains of rank R over d_model's factors, [4,4,8] for 128; tt:R:4x4x8 picks them) or mpo:χ (the whole table as an MPO).", valueName: "kind"))
+    @Option(help: ArgumentHelp("Token embedding: dense, tt:R (per-token tensor trains of rank R over d_model's factors, [4,4,8] for 128; tt:R:4x4x8 picks them) mpo:χ (the whole table as an MPO) or svd:r (a rank-r product, the MPO [V,1]×[1,D]).", valueName: "kind"))
     var embedding = "dense"
 
     /// The architecture the flags describe.

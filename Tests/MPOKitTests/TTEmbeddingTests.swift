@@ -97,6 +97,7 @@ private enum TT {
         ("tt r=3 [2,4,4]", { _, d in .tensorTrain(rank: 3, channels: d) }),
         ("tt r=2 [4,8]", { _, d in .tensorTrain(rank: 2, channels: d, factors: [4, 8]) }),
         ("mpo χ=3", { v, d in .mpo(chi: 3, vocabulary: v, channels: d) }),
+        ("svd r=3", { v, d in .lowRank(rank: 3, vocabulary: v, channels: d) }),
     ]
     static func kind(_ name: String) -> (Int, Int) -> EmbeddingKind { kinds.first { $0.0 == name }!.1 }
 
@@ -262,6 +263,53 @@ struct TTEmbeddingTests {
         #expect(abs(relativeError(mApprox, T) - mpo.report.relativeError) < 1e-6)
     }
 
+    @Test("svd:r compresses the table to its truncated SVD: the error Eckart–Young gives from float64 Jacobi eigenvalues of T·Tᵀ",
+          arguments: [1, 8, 40])
+    func lowRankIsTruncatedSVD(rank r: Int) throws {
+        let dense = try Reference.model("dense_seed2024.safetensors")
+        let table = try dense.parameter("tok_emb.weight")
+        let V = 65, D = 128
+        let (model, report) = try Compression.compressEmbedding(dense, to: .lowRank(rank: r, vocabulary: V, channels: D))
+        #expect(report.parameters == (V + D) * r && report.bonds == [1, r, 1])
+        // The optimum: ‖T − T_r‖² = Σ_{i>r} λ_i, λ the eigenvalues of the 65×65 Gram T·Tᵀ.
+        let T = table.map(Double.init)
+        var G = [Double](repeating: 0, count: V * V)
+        for a in 0..<V { for b in 0..<V { G[a * V + b] = (0..<D).reduce(0) { $0 + T[a * D + $1] * T[b * D + $1] } } }
+        let lambda = Self.jacobiEigenvalues(G, n: V).sorted(by: >)
+        let total = lambda.reduce(0, +)
+        let optimal = (lambda[r...].reduce(0, +) / total).squareRoot()
+        let rebuilt = try model.device.read(model.embedding.table(model.device)).map(Double.init)
+        let actual = relativeError(rebuilt, T)
+        #expect(abs(actual - optimal) < 1e-5, "rank \(r): error \(actual), Eckart–Young \(optimal)")
+        #expect(abs(report.relativeError - optimal) < 1e-5)
+    }
+
+    /// Eigenvalues of a symmetric n×n matrix by cyclic Jacobi rotations, in Double.
+    static func jacobiEigenvalues(_ input: [Double], n: Int) -> [Double] {
+        var a = input
+        for _ in 0..<100 {
+            var off = 0.0
+            for p in 0..<n { for q in (p + 1)..<n { off += a[p * n + q] * a[p * n + q] } }
+            if off < 1e-26 * a.enumerated().reduce(0) { $0 + $1.element * $1.element } { break }
+            for p in 0..<n {
+                for q in (p + 1)..<n where a[p * n + q] != 0 {
+                    let theta = (a[q * n + q] - a[p * n + p]) / (2 * a[p * n + q])
+                    let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
+                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
+                    for k in 0..<n {   // columns p, q
+                        let akp = a[k * n + p], akq = a[k * n + q]
+                        a[k * n + p] = c * akp - s * akq; a[k * n + q] = s * akp + c * akq
+                    }
+                    for k in 0..<n {   // rows p, q
+                        let apk = a[p * n + k], aqk = a[q * n + k]
+                        a[p * n + k] = c * apk - s * aqk; a[q * n + k] = s * apk + c * aqk
+                    }
+                }
+            }
+        }
+        return (0..<n).map { a[$0 * n + $0] }
+    }
+
     @Test("per-token TT parameters = V·Σ r_{k-1}·d_k·r_k", arguments: [(2, 2_600), (4, 7_280), (8, 22_880)])
     func ttParameterCount(rank r: Int, expected: Int) throws {
         var c = ModelConfig.picoGPT
@@ -356,8 +404,10 @@ struct TTEmbeddingTests {
         #expect(try EmbeddingKind.parse("TT:2:8x16", vocabulary: 65, channels: 128) == .tensorTrain(factors: [8, 16], ranks: [1, 2, 1]))
         #expect(try EmbeddingKind.parse("mpo:8", vocabulary: 65, channels: 128)
                 == .mpo(factorization: try .init(outFactors: [5, 13], inFactors: [8, 16]), bonds: [1, 8, 1]))
+        #expect(try EmbeddingKind.parse("svd:8", vocabulary: 65, channels: 128)
+                == .mpo(factorization: try .init(outFactors: [65, 1], inFactors: [1, 128]), bonds: [1, 8, 1]))
         #expect(EmbeddingKind.defaultFactors(channels: 32) == [2, 4, 4])
-        for bad in ["tt", "tt:0", "tt:x", "tt:4:3x3x3", "mpo", "mpo:-1", "tucker:3", "dense:2"] {
+        for bad in ["tt", "tt:0", "tt:x", "tt:4:3x3x3", "mpo", "mpo:-1", "svd", "svd:0", "svd:4:2", "tucker:3", "dense:2"] {
             #expect(throws: ModelError.self, "\(bad)") { try EmbeddingKind.parse(bad, vocabulary: 65, channels: 128) }
         }
     }

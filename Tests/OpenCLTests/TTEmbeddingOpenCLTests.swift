@@ -11,7 +11,7 @@ import Testing
 
 @Suite("OpenCL TT embeddings vs CPU", .enabled(if: Shared.available, OpenCLGate.reason))
 struct TTEmbeddingOpenCLTests {
-    static let kinds = ["tt:2", "tt:3:2x4x4", "mpo:3"]
+    static let kinds = ["tt:2", "tt:3:2x4x4", "mpo:3", "svd:3"]
 
     static func models(_ kind: String) throws -> (Transformer, Transformer) {
         var c = ModelConfig(vocabularySize: 13, channels: 32, heads: 2, layers: 2, context: 16, ffn: 64, chi: 3)

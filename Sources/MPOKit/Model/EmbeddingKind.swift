@@ -8,7 +8,8 @@
 //                  significant digit of the feature index. Stored as `tok_emb.cores.<k>` with a
 //                  leading vocabulary axis: (V, r_k, d_k, r_{k+1}). V·Σ_k r_k·d_k·r_{k+1} parameters.
 //  - mpo:          the whole table as one MPO, out = vocabulary, in = d_model (docs/SPEC.md §2 cores
-//                  `tok_emb.cores.<l>` (b_l, o_l, i_l, b_{l+1}); (65,128) → [5,13]×[8,16]).
+//                  `tok_emb.cores.<l>` (b_l, o_l, i_l, b_{l+1}); (65,128) → [5,13]×[8,16]). `svd:r`
+//                  is the two-site MPO [V, 1] × [1, D] of bond r: the truncated SVD of the table.
 //
 // Initialisation from scratch keeps the contracted embedding at std 0.02 like the dense one:
 // an entry of the contraction is a sum over ∏_{k=1}^{L−1} r_k bond paths of products of L
@@ -45,10 +46,17 @@ public enum EmbeddingKind: Codable, Equatable, Sendable, CustomStringConvertible
         return .mpo(factorization: f, bonds: f.bonds(chi: chi))
     }
 
+    /// The table as a rank-r product (V, r)·(r, D): the table MPO of two sites [V, 1] × [1, D],
+    /// whose TT-SVD is the truncated SVD (ALBERT's factorised embedding).
+    public static func lowRank(rank: Int, vocabulary: Int, channels: Int) -> EmbeddingKind {
+        let f = MPOFactorization.lowRank(out: vocabulary, in: channels)
+        return .mpo(factorization: f, bonds: f.bonds(chi: rank))
+    }
+
     /// Parses the `--embedding` syntax: `dense`, `tt:R`, `tt:R:4x4x8` (explicit factors of
-    /// d_model) or `mpo:χ`. The message of a failure names the bad part and the valid forms.
+    /// d_model), `mpo:χ` or `svd:r`. The message of a failure names the bad part and the valid forms.
     public static func parse(_ text: String, vocabulary: Int, channels: Int) throws -> EmbeddingKind {
-        let forms = "dense, tt:R (e.g. tt:4), tt:R:AxBxC (factors of d_model \(channels), e.g. tt:4:4x4x8) or mpo:χ (e.g. mpo:8)"
+        let forms = "dense, tt:R (e.g. tt:4), tt:R:AxBxC (factors of d_model \(channels), e.g. tt:4:4x4x8), mpo:χ (e.g. mpo:8) or svd:r (e.g. svd:32)"
         let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         func number(_ s: String, _ what: String) throws -> Int {
             guard let v = Int(s), v >= 1 else { throw ModelError("--embedding: \(what) must be an integer ≥ 1 (got '\(s)' in '\(text)'); use \(forms)") }
@@ -67,6 +75,7 @@ public enum EmbeddingKind: Codable, Equatable, Sendable, CustomStringConvertible
             }
             return .tensorTrain(rank: r, channels: channels, factors: factors)
         case ("mpo", 2): return .mpo(chi: try number(parts[1], "the bond dimension χ"), vocabulary: vocabulary, channels: channels)
+        case ("svd", 2): return .lowRank(rank: try number(parts[1], "the rank r"), vocabulary: vocabulary, channels: channels)
         default: throw ModelError("--embedding must be \(forms) (got '\(text)')")
         }
     }
