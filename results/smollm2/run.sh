@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -64,13 +64,16 @@ declare -A COMPRESS=(
   # and 8 backward passes instead of 210 evaluations), kept for reuse
   [svdwf-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity 1 --sensitivity-method fisher --sensitivity-file $RUNS/sensitivity-fisher-svd-r2.json"
   [mpo3was-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
-  # the same weights (per unit of error, so they serve any budget) spent at 5× and 3×
+  # the same weights (per unit of error, so they serve any budget) spent at 5×, 3× and 1.5×
   [svdws-r5]="--linear-ratio 5 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
   [svdws-r3]="--linear-ratio 3 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
+  [svdws-r1.5]="--linear-ratio 1.5 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
   [mpo2was-r5]="--linear-ratio 5 --sites 2 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
   # svdws-r2 with the tied embedding/head compressed too: one MPO of the (49152, 576) table, bonds ≤ 256
   # ([32, 32, 48] × [8, 8, 9]; 28.3 M → 17.0 M parameters, relative error 0.44; plain SVD of the table at that size: 0.35)
   [svdwse256-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding mpo:256"
+  # … and as its truncated SVD at the same size (rank 340: 16.9 M parameters)
+  [svdwsesvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding svd:340"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
@@ -186,6 +189,9 @@ case "${1:-}" in
     # healed as svdws-r2 was (heal_low: 100 steps on the original's samples at lr 1e-4)
     sensitivity_file; compress svdwse256-r2
     heal_low svdwse256-r2 ;;
+  embedding-svd)   # the same with the table's truncated SVD of the same size (svdwsesvd340-r2), healed the same way
+    sensitivity_file; compress svdwsesvd340-r2
+    heal_low svdwsesvd340-r2 ;;
   mpo-corrected)   # the error-corrected 2-site MPO healed as the corrected SVD model was (own samples, lr 1e-4): MPO vs SVD after the same healing
     compress mpo2wc-r2
     heal_low mpo2wc-r2 ;;
@@ -225,7 +231,7 @@ case "${1:-}" in
     # lower peak alone gives, and what the sensitivity weights add at the same recipe (svdws-r2-gen-lr1e-4)
     compress svdw-r2
     heal_low svdw-r2 ;;
-  sensitivity-budget)   # sensitivity-budget R: the whitened SVD at R× (5 or 3) with the probe's weights, healed as svdws-r2 was
+  sensitivity-budget)   # sensitivity-budget R: the whitened SVD at R× (5, 3 or 1.5) with the probe's weights, healed as svdws-r2 was
     sensitivity_file; compress "svdws-r$2"
     heal_low "svdws-r$2" ;;
   corrected-lr2e-4)   # the corrected 2× model healed as in `corrected`, at a peak between the one that broke it (5e-4) and 1e-4
@@ -290,5 +296,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac
