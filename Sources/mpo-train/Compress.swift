@@ -21,7 +21,8 @@ struct Compress: ParsableCommand {
         factor of the inputs' second moment — for an MPO its Kronecker approximation over the
         input factors — S⁻¹ folded into the cores, then the cores fitted to the exact output error
         by --als-sweeps of alternating least squares), and the budget is allocated on those
-        errors; the per-layer errors printed are then output errors.
+        errors; the per-layer errors printed are then output errors. A tied embedding compressed
+        with --embedding mpo:χ or svd:r is truncated the same way as the head it also is.
 
         With --params N (or --ratio R) instead of --chi, every layer gets its own χ so that the
         whole model has at most N parameters (dense/R): greedy on the layers' TT-SVD errors per
@@ -58,7 +59,9 @@ struct Compress: ParsableCommand {
     var minChi: Int?
     @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8, mpo:χ or svd:r (the table's truncated SVD; dense contracts a TT/MPO embedding back).", valueName: "kind"))
     var embedding: String?
-    @Option(help: "Data-aware truncation (SVD-LLM's whitening): truncate each layer by its output error on this text's activations (the original model's), not by its weight error; exact for --sites svd, a Kronecker approximation of the inputs' statistics for MPOs.")
+    @Option(name: .customLong("embedding-error"), help: ArgumentHelp("With --calibration and a tied head: truncate an mpo:χ or svd:r embedding by its error as the head on the calibration text (output, the default) or by the table's own error (weight, as without --calibration).", valueName: "output|weight"))
+    var embeddingError = "output"
+    @Option(help: "Data-aware truncation (SVD-LLM's whitening): truncate each layer by its output error on this text's activations (the original model's), not by its weight error; exact for --sites svd, a Kronecker approximation of the inputs' statistics for MPOs. A tied embedding (--embedding mpo:χ or svd:r) is truncated as the head, by its logits' error.")
     var calibration: String?
     @Option(name: .customLong("calibration-tokens"), help: "Tokens of --calibration read, in windows of --eval-context.") var calibrationTokens = 8192
     @Flag(name: .customLong("error-correction"), help: "With --calibration: after truncating, refit every layer, block by block in the order a pass reads them, to the original model's outputs from the inputs the compressed model gives it (the least-squares weight for those inputs, truncated whitened at the layer's bonds): each layer undoes what the layers before it lost. About six more passes over the calibration text.")
@@ -78,6 +81,7 @@ struct Compress: ParsableCommand {
         let budgets = [chi != nil, params != nil, ratio != nil, linearRatio != nil].filter { $0 }.count
         guard budgets <= 1 else { throw ValidationError("give one of --chi, --params, --ratio and --linear-ratio") }
         guard budgets == 1 || embedding != nil else { throw ValidationError("give --chi, --params, --ratio or --linear-ratio, --embedding, or both") }
+        guard ["output", "weight"].contains(embeddingError) else { throw ValidationError("--embedding-error must be output or weight (got '\(embeddingError)')") }
         if let ratio, !(ratio > 1) { throw ValidationError("--ratio must be > 1 (got \(ratio))") }
         if let linearRatio, !(linearRatio > 1) { throw ValidationError("--linear-ratio must be > 1 (got \(linearRatio))") }
         let budgeted = params != nil || ratio != nil || linearRatio != nil
@@ -166,12 +170,14 @@ struct Compress: ParsableCommand {
             do { target = try EmbeddingKind.parse(embedding, vocabulary: model.config.vocabularySize, channels: model.config.channels) } catch {
                 throw ValidationError("\(error)")
             }
-            let (m, r) = try Compression.compressEmbedding(model, to: target)
+            let (m, r) = try Compression.compressEmbedding(model, to: target, headMoment: embeddingError == "output" ? moments[Calibration.headInput] : nil,
+                                                           alsSweeps: alsSweeps)
             model = m
             print(pad("tok_emb", 22) + pad(r.kind, 36) + lpad("\(r.parameters)", 8) + lpad(String(format: "%.1f×", r.compressionRatio), 8)
                   + lpad(String(format: "err %.4f", r.relativeError), 12) + lpad(String(format: "bound %.4f", r.errorBound), 14))
             print(String(format: "embedding parameters %d → %d (ratio %.2f×), relative error %.4f",
-                         r.denseParameters, r.parameters, r.compressionRatio, r.relativeError))
+                         r.denseParameters, r.parameters, r.compressionRatio, r.relativeError)
+                  + (r.headOutputError.map { String(format: "; truncated as the tied head by its output error on the calibration text: %.4f", $0) } ?? ""))
         }
         let after = try evaluate(model)
         var meta = ["compressed_from": checkpoint]

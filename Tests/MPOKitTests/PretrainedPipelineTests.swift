@@ -109,6 +109,28 @@ struct PretrainedPipelineTests {
         #expect(code != 0 && err.contains("--als-sweeps must be ≥ 0"), "\(err)")
     }
 
+    @Test("compress --calibration --embedding svd:r truncates the tied table as the head and says so; --embedding-error weight keeps the table's own error; a bad value is refused")
+    func tiedEmbeddingAsHead() throws {
+        let (dir, original, text) = try Self.workspace("tied-head")
+        func compress(_ extra: [String]) throws -> (out: String, table: [Float]) {
+            let path = dir.appendingPathComponent("e\(extra.count).safetensors").path
+            let (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--embedding", "svd:8", "--calibration", text.path,
+                                                "--calibration-tokens", "256", "--eval-context", "64", "--data", text.path, "--eval-batches", "0",
+                                                "--out", path] + extra)
+            #expect(code == 0, "\(err)")
+            let m = try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: CPUDevice(), purpose: .inference)
+            #expect(m.config.tokenEmbedding == .lowRank(rank: 8, vocabulary: m.config.vocabularySize, channels: 48))
+            return (out, try Compression.embeddingTable(m))
+        }
+        let head = try compress([]), weight = try compress(["--embedding-error", "weight"])
+        #expect(head.out.contains("truncated as the tied head by its output error on the calibration text: 0."), "\(head.out)")
+        #expect(!weight.out.contains("truncated as the tied head"), "\(weight.out)")
+        #expect(zip(head.table, weight.table).contains { abs($0 - $1) > 1e-4 }, "the two truncations are different tables")
+        let (code, _, err) = try CLI.run(["compress", "--checkpoint", original, "--embedding", "svd:8", "--embedding-error", "logits",
+                                          "--out", dir.appendingPathComponent("x.safetensors").path])
+        #expect(code == 64 && err.contains("--embedding-error must be output or weight"), "exit \(code): \(err)")
+    }
+
     @Test("compress --allocation measured rescales each MPO layer's spectrum by its exact/Kronecker error ratio: the worst layer's exact error drops, the budget holds, and it asks for --calibration and MPO sites")
     func measuredAllocation() throws {
         let (dir, original, text) = try Self.workspace("measured")

@@ -167,8 +167,68 @@ struct WhiteningTests {
         #expect(zip(moments[q.name]!, ref).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
         #expect(moments[k.name]! == moments[q.name]!)
         #expect(moments[down.name]!.count == c.ffn * c.ffn)
-        #expect(moments.count == c.layers * 7)
+        #expect(moments.count == c.layers * 7 + 1)
         #expect(m.linearInputTap == nil, "the tap is removed afterwards")
+        // The head's input h (tied: logits = E·h): E·Σ_h·Eᵀ is the mean of logits·logitsᵀ over the
+        // same windows' rows, computed from the model's own logits in Double.
+        let head = try #require(moments[Calibration.headInput])
+        #expect(head.count == C * C)
+        let V = c.vocabularySize
+        var lhs = [Double](repeating: 0, count: V * V), rhs = [Double](repeating: 0, count: V * V)
+        for w in 0..<(tokens.count / window) {
+            try m.forward(tokens: Array(tokens[(w * window)..<((w + 1) * window)]), batch: 1, time: window, needsGradients: false)
+            let logits = try m.logits().map(Double.init)
+            for r in 0..<window { for i in 0..<V { for j in 0..<V { rhs[i * V + j] += logits[r * V + i] * logits[r * V + j] / Double(tokens.count) } } }
+        }
+        let es = (0..<V).map { v in (0..<C).map { j in (0..<C).reduce(0.0) { $0 + emb[v * C + $1] * head[$1 * C + j] } } }
+        for i in 0..<V { for j in 0..<V { lhs[i * V + j] = (0..<C).reduce(0.0) { $0 + es[i][$1] * emb[j * C + $1] } } }
+        let top = rhs.map(abs).max()!
+        #expect(zip(lhs, rhs).map { abs($0 - $1) }.max()! <= 1e-4 * top, "E·Σ_h·Eᵀ against the logits' second moment")
+    }
+
+    @Test("a tied table compressed as the head (--calibration with svd:r / mpo:χ) reaches the least logit error at its rank and loses less than one truncated by its own error",
+          arguments: ["svd", "mpo"])
+    func tiedHead(kind: String) throws {
+        let m = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)
+        let c = m.config, V = c.vocabularySize, C = c.channels
+        #expect(c.architecture.tiedHead)
+        let (tok, targets, b, t) = try FamilyReference.batch(try FamilyReference.reference("llama-tiny"))
+        let moments = try Calibration.inputSecondMoments(m, tokens: tok, context: t)
+        let head = try #require(moments[Calibration.headInput])
+        let target: EmbeddingKind = kind == "svd" ? .lowRank(rank: 6, vocabulary: V, channels: C) : .mpo(chi: 6, vocabulary: V, channels: C)
+        let (plain, p) = try Compression.compressEmbedding(m, to: target)
+        let (white, w) = try Compression.compressEmbedding(m, to: target, headMoment: head)
+        #expect(p.headOutputError == nil && w.parameters == p.parameters && w.bonds == p.bonds)
+        // The logits' error on the calibration inputs, E‖(E − Ê)h‖² = tr(ΔE·Σ_h·ΔEᵀ), in Double.
+        let table = try Compression.embeddingTable(m).map(Double.init)
+        func logitError(_ model: Transformer) throws -> Double {
+            let d = zip(try Compression.embeddingTable(model).map(Double.init), table).map { $0 - $1 }
+            var e = 0.0, n = 0.0
+            for v in 0..<V { for i in 0..<C { for j in 0..<C {
+                e += d[v * C + i] * head[i * C + j] * d[v * C + j]; n += table[v * C + i] * head[i * C + j] * table[v * C + j]
+            } } }
+            return (e / n).squareRoot()
+        }
+        let ew = try logitError(white), ep = try logitError(plain)
+        #expect(ew < 0.9 * ep, "logit error: as the head \(ew), by the table's own error \(ep)")
+        #expect(w.relativeError > p.relativeError, "the table's own error is what it gives up: \(w.relativeError) vs \(p.relativeError)")
+        if kind == "svd" {
+            // Rank 6 of E·S is the optimum (Eckart–Young in the metric Σ_h + δI, δ the whitening's
+            // damping): the reported output error is the tail of its spectrum, from float64 Jacobi.
+            var damped = head
+            let delta = 0.01 * (0..<C).reduce(0.0) { $0 + head[$1 * C + $1] } / Double(C)
+            for i in 0..<C { damped[i * C + i] += delta }
+            var g = [Double](repeating: 0, count: V * V)
+            let es = (0..<V).map { v in (0..<C).map { j in (0..<C).reduce(0.0) { $0 + table[v * C + $1] * damped[$1 * C + j] } } }
+            for i in 0..<V { for j in 0..<V { g[i * V + j] = (0..<C).reduce(0.0) { $0 + es[i][$1] * table[j * C + $1] } } }
+            let lambda = TTEmbeddingTests.jacobiEigenvalues(g, n: V).sorted(by: >)
+            let optimal = (lambda[6...].reduce(0, +) / lambda.reduce(0, +)).squareRoot()
+            #expect(abs(try #require(w.headOutputError) - optimal) < 1e-4, "reported \(w.headOutputError!), Eckart–Young \(optimal)")
+        }
+        let base = try m.forward(tokens: tok, targets: targets, batch: b, time: t, needsGradients: false).loss
+        let lp = try plain.forward(tokens: tok, targets: targets, batch: b, time: t, needsGradients: false).loss
+        let lw = try white.forward(tokens: tok, targets: targets, batch: b, time: t, needsGradients: false).loss
+        #expect(lw - base < lp - base, "loss: original \(base), table by its own error \(lp), as the head \(lw)")
     }
 
     @Test("a tiny Llama compressed to rank 3 with whitening loses less on its calibration text than with plain SVD")

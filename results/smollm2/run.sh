@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -71,9 +71,12 @@ declare -A COMPRESS=(
   [mpo2was-r5]="--linear-ratio 5 --sites 2 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
   # svdws-r2 with the tied embedding/head compressed too: one MPO of the (49152, 576) table, bonds ≤ 256
   # ([32, 32, 48] × [8, 8, 9]; 28.3 M → 17.0 M parameters, relative error 0.44; plain SVD of the table at that size: 0.35)
-  [svdwse256-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding mpo:256"
+  # (the table truncated by its own error, --embedding-error weight; these two ran before the tied table was truncated as the head)
+  [svdwse256-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding mpo:256 --embedding-error weight"
   # … and as its truncated SVD at the same size (rank 340: 16.9 M parameters)
-  [svdwsesvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding svd:340"
+  [svdwsesvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding svd:340 --embedding-error weight"
+  # the same SVD truncated as the tied head it also is: by the logits' error on the calibration text (the default with --calibration)
+  [svdwsewsvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding svd:340"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
@@ -192,6 +195,9 @@ case "${1:-}" in
   embedding-svd)   # the same with the table's truncated SVD of the same size (svdwsesvd340-r2), healed the same way
     sensitivity_file; compress svdwsesvd340-r2
     heal_low svdwsesvd340-r2 ;;
+  embedding-head)   # the SVD embedding truncated as the head (svdwsewsvd340-r2), healed the same way
+    sensitivity_file; compress svdwsewsvd340-r2
+    heal_low svdwsewsvd340-r2 ;;
   mpo-corrected)   # the error-corrected 2-site MPO healed as the corrected SVD model was (own samples, lr 1e-4): MPO vs SVD after the same healing
     compress mpo2wc-r2
     heal_low mpo2wc-r2 ;;
@@ -296,5 +302,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac

@@ -18,8 +18,8 @@ public enum Calibration {
         }
     }
 
-    /// The inputs' second moment of every linear layer of the blocks (by layer name, row-major
-    /// in × in) over `tokens` read in consecutive windows of `context` tokens.
+    /// The inputs' second moment of every linear layer (by layer name, row-major in × in) and of
+    /// the head's input (under `headInput`) over `tokens` read in consecutive windows of `context` tokens.
     public static func inputSecondMoments(_ model: Transformer, tokens: [Int32], context: Int) throws -> [String: [Double]] {
         guard context >= 1, tokens.count >= context else {
             throw ModelError("calibration needs at least one window of \(context) tokens (got \(tokens.count)); give a longer --calibration text")
@@ -132,8 +132,17 @@ public enum Calibration {
                 out[l.name] = m
             }
         }
+        if var m = sums[c.layers]?[.head] {   // the head's input: its own linear's, or the tied table's as a head
+            mirroredMean(&m, n: c.channels, rows: rows)
+            out[headInput] = m
+            if !c.architecture.tiedHead { out[c.names.head] = m }
+        }
         return out
     }
+
+    /// The key of the head's input moment in `inputSecondMoments` (an untied head's is under its
+    /// layer name as well, so it is truncated by its output error like every other linear).
+    public static let headInput = "<head input>"
 
     /// A dsyrk sum (n × n, lower triangle filled) → the full symmetric mean over `rows`.
     static func mirroredMean(_ m: inout [Double], n: Int, rows: Int) {

@@ -25,8 +25,13 @@ public struct EmbeddingCompression: Codable, Sendable, Equatable {
     public var compressionRatio: Double
     /// ‖T − T̂‖ / ‖T‖ over the whole table (T̂ contracted from the float cores).
     public var relativeError: Double
-    /// sqrt(Σ discarded singular values²) / ‖T‖ over all rows and steps.
+    /// sqrt(Σ discarded singular values²) / ‖T‖ over all rows and steps (a table truncated as a
+    /// head has no such bound: there it is the relative error itself).
     public var errorBound: Double
+    /// For a tied table compressed by its output error as the head (`headMoment`): the head's
+    /// relative output error E‖(T − T̂)h‖ / E‖T·h‖ on the calibration inputs h (damped as the
+    /// linears' whitening is); nil when the table was truncated by its own error.
+    public var headOutputError: Double?
 }
 
 extension Compression {
@@ -146,10 +151,32 @@ extension Compression {
     /// (contracted) table: `.tensorTrain` uses the largest of its ranks as R and its factors,
     /// `.mpo` the largest bond as χ and its factorisation, `.dense` contracts back to a table.
     /// Every other parameter is copied unchanged.
-    public static func compressEmbedding(_ model: Transformer, to target: EmbeddingKind) throws -> (Transformer, EmbeddingCompression) {
+    ///
+    /// `headMoment` (the head input's second moment, Calibration.headInput), for a tied table and
+    /// an `.mpo` target (svd:r included): the table is truncated as the head it also is — by its
+    /// output error on those inputs, whitened like every linear (SVD-LLM; with `alsSweeps` fitted
+    /// exactly for a Kronecker-whitened MPO). A tied head turns every lost direction into wrong
+    /// logits for every token, where the table's own error treats a row of a rare token like a
+    /// row of a common one. A per-token tensor train has no head form and ignores it.
+    public static func compressEmbedding(_ model: Transformer, to target: EmbeddingKind, headMoment: [Double]? = nil,
+                                         alsSweeps: Int = 0) throws -> (Transformer, EmbeddingCompression) {
         let c = model.config
-        let (kind, tensors, report) = try compressTable(try embeddingTable(model), vocabulary: c.vocabularySize,
-                                                        channels: c.channels, to: target)
+        let table = try embeddingTable(model)
+        let (kind, tensors, report): (EmbeddingKind, [[Float]], EmbeddingCompression)
+        if let headMoment, c.architecture.tiedHead, case .mpo(let f, let b) = target {
+            try f.validate(out: c.vocabularySize, in: c.channels)
+            let (cores, head) = try compressWhitened(table, layer: "tok_emb (tied head)", factorization: f,
+                                                     maxBonds: f.cappedBonds(chi: b.max() ?? 1), secondMoment: headMoment, sweeps: alsSweeps)
+            kind = .mpo(factorization: f, bonds: cores.bonds)
+            tensors = cores.cores
+            var r = makeReport(kind, maxRank: b.max() ?? 1, bonds: cores.bonds, table: table,
+                               approx: contractMPO(cores.converted(to: Double.self)), parameters: head.parameters, discarded2: 0)
+            r.errorBound = r.relativeError   // no Frobenius bound: the truncation was of the whitened table
+            r.headOutputError = head.relativeError
+            report = r
+        } else {
+            (kind, tensors, report) = try compressTable(table, vocabulary: c.vocabularySize, channels: c.channels, to: target)
+        }
         var config = c
         config.tokenEmbedding = kind
         let out = try Transformer(config: config, device: model.device, purpose: model.purpose)

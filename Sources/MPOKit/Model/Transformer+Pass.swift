@@ -100,6 +100,7 @@ extension Transformer {
             if let capture = captureResiduals { dev.copy(residual(after: l, a), to: capture.view(l * N * C, N * C)) }
         }
         finalNorm.forward(dev, x: a.output, out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, rows: N, columns: C)
+        try linearInputTap?(c.layers, .head, a.lnf, N)   // the head's input (block index: one past the last)
         if a.scoring {   // inference against targets: logits and their loss a slice of rows at a time
             let V = c.vocabularySize
             for r0 in stride(from: 0, to: N, by: a.logitRows) {

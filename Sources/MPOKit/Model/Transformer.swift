@@ -64,7 +64,9 @@ public final class Transformer {
     /// Whether any block has stacked factors (a packed model with low-rank q/k/v or gate/up).
     public var hasStackedFactors: Bool { blocks.contains { $0.stackedQKV != nil || $0.stackedGateUp != nil } }
     /// Sees the input of the linear layers of block `l` in every forward pass (compress
-    /// --calibration): (block, role, x (rows, in), rows), the q/k/v input as .query, gate/up's as .up.
+    /// --calibration): (block, role, x (rows, in), rows), the q/k/v input as .query, gate/up's as .up;
+    /// the head's (the final norm's output, also the tied embedding's input as a head) as block
+    /// `layers`, role .head.
     public var linearInputTap: ((_ block: Int, _ role: LinearRole, _ x: TensorView, _ rows: Int) throws -> Void)?
     /// How MPO layers contract (automatic: the cheaper in FLOPs per layer and call).
     public var mpoStrategy = MPOStrategy.automatic {
