@@ -77,6 +77,8 @@ declare -A COMPRESS=(
   [svdwsesvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding svd:340 --embedding-error weight"
   # the same SVD truncated as the tied head it also is: by the logits' error on the calibration text (the default with --calibration)
   [svdwsewsvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding svd:340"
+  # … and the 3-site MPO of the table truncated as the head (Kronecker-whitened, then 2 ALS sweeps on the exact logit error)
+  [svdwsew256-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding mpo:256"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
