@@ -326,6 +326,34 @@ struct TTEmbeddingTests {
         #expect(both.parameterLayout().parameterCount == 79_168 - 8_320 + expected)
     }
 
+    @Test("an inference model builds a TT/MPO table once and again only when its cores change: its loss after a core is set equals a fresh model's with that core, with the head tied and not",
+          arguments: TT.kinds.map(\.0))
+    func inferenceTableFollowsCores(kind: String) throws {
+        for tied in [true, false] {
+            var c = TT.config(TT.kind(kind), chi: 2)
+            if tied { c.architecture = .llama(theta: 10_000, normEpsilon: 1e-5, kvHeads: 2, tiedHead: true) }
+            let trained = try Transformer(config: c, device: CPUDevice())
+            try trained.initialize(seed: 9)
+            func copy() throws -> Transformer {
+                let m = try Transformer(config: c, device: CPUDevice(), purpose: .inference)
+                for s in trained.layout.specs { try m.setParameter(s.name, try trained.parameter(s.name)) }
+                return m
+            }
+            let m = try copy()
+            let (tok, tgt) = TT.batch(2, 8, seed: 4)
+            let first = try m.forward(tokens: tok, targets: tgt, batch: 2, time: 8, needsGradients: false).loss
+            #expect(try m.forward(tokens: tok, targets: tgt, batch: 2, time: 8, needsGradients: false).loss == first)
+            let core = c.embeddingParameterShapes.last!.name
+            let changed = try trained.parameter(core).map { $0 * 1.5 + 0.01 }
+            try trained.setParameter(core, changed)
+            try m.setParameter(core, changed)
+            let after = try m.forward(tokens: tok, targets: tgt, batch: 2, time: 8, needsGradients: false).loss
+            let fresh = try copy().forward(tokens: tok, targets: tgt, batch: 2, time: 8, needsGradients: false).loss
+            // (equal to rounding: the fresh model's linears may pick another contraction order)
+            #expect(abs(after - fresh) < 1e-6 * fresh && abs(after - first) > 1e-4, "\(kind), tied \(tied): before \(first), after \(after), fresh \(fresh)")
+        }
+    }
+
     @Test("table-MPO embedding parameters = 248χ with [5,13]×[8,16]", arguments: [(4, 992), (8, 1_984), (16, 3_968)])
     func mpoParameterCount(chi: Int, expected: Int) throws {
         var c = ModelConfig.picoGPT

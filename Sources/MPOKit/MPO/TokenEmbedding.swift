@@ -36,11 +36,17 @@ final class TokenEmbedding {
     let mpo: MPOLinear?
     /// Inference with 16-bit weights: the dense table (then `weight` is nil).
     private let packedTable: PackedMatrix?
+    /// An inference model's parameter version: a TT/MPO table is rebuilt only when the cores
+    /// changed (decoding would otherwise contract all V·D entries for every token). nil (training):
+    /// rebuilt on every forward.
+    private let version: ParameterVersion?
+    private var builtVersion: Int?
 
     /// `grads` nil: an inference-only embedding (no gradient buffers).
     init(config: ModelConfig, layout: ParameterLayout, params: DeviceBuffer, grads: DeviceBuffer?,
-         device: any ComputeDevice, packedTable: PackedMatrix? = nil) throws {
+         device: any ComputeDevice, packedTable: PackedMatrix? = nil, version: ParameterVersion? = nil) throws {
         self.packedTable = packedTable
+        self.version = version
         kind = config.tokenEmbedding
         vocabulary = config.vocabularySize
         channels = config.channels
@@ -81,10 +87,14 @@ final class TokenEmbedding {
         return ttTable!.all
     }
 
-    /// Rebuilds the (V, D) table from the cores (a no-op for dense) and returns it.
+    /// Rebuilds the (V, D) table from the cores (a no-op for dense; for an inference model only
+    /// when its parameters changed since the last build) and returns it.
     func table(_ dev: any ComputeDevice) throws -> TensorView {
-        if let mpo { return try mpo.weight(dev, version: nil) }
-        if let chain, let ttTable { try chain.contract(dev, into: ttTable.all) }
+        if let mpo { return try mpo.weight(dev, version: version?.value) }
+        if let chain, let ttTable, version == nil || builtVersion != version?.value {
+            try chain.contract(dev, into: ttTable.all)
+            builtVersion = version?.value
+        }
         return try tableView()
     }
 

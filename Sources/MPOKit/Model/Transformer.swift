@@ -151,7 +151,7 @@ public final class Transformer {
         head = config.linearLayers.last.flatMap { $0.role == .head ? linear($0) : nil }
         linears = ls
         embedding = try TokenEmbedding(config: config, layout: arena, params: params, grads: grads, device: device,
-                                       packedTable: packed["\(names.tokenEmbedding).weight"])
+                                       packedTable: packed["\(names.tokenEmbedding).weight"], version: grads == nil ? version : nil)
     }
 
     /// The gradient arena, or an error naming the problem for an inference-only model.
