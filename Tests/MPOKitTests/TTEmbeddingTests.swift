@@ -354,6 +354,24 @@ struct TTEmbeddingTests {
         }
     }
 
+    @Test("an inference model uses an svd:r table as its two factors (rows of U times W; the tied head (x·Wᵀ)·Uᵀ): its logits equal the training model's, which builds the table, tied and untied")
+    func lowRankFactorPath() throws {
+        for tied in [true, false] {
+            var c = TT.config(TT.kind("svd r=3"), chi: 2)
+            if tied { c.architecture = .llama(theta: 10_000, normEpsilon: 1e-5, kvHeads: 2, tiedHead: true) }
+            let trained = try Transformer(config: c, device: CPUDevice())
+            try trained.initialize(seed: 13)
+            let m = try Transformer(config: c, device: CPUDevice(), purpose: .inference)
+            for s in trained.layout.specs { try m.setParameter(s.name, try trained.parameter(s.name)) }
+            let (tok, _) = TT.batch(2, 8, seed: 6)
+            try trained.forward(tokens: tok, batch: 2, time: 8, needsGradients: false)
+            try m.forward(tokens: tok, batch: 2, time: 8, needsGradients: false)
+            let a = try trained.logits(), b = try m.logits()
+            let scale = a.map { abs($0) }.max()!
+            #expect(zip(a, b).map { abs($0 - $1) }.max()! < 1e-5 * scale, "tied \(tied)")
+        }
+    }
+
     @Test("table-MPO embedding parameters = 248χ with [5,13]×[8,16]", arguments: [(4, 992), (8, 1_984), (16, 3_968)])
     func mpoParameterCount(chi: Int, expected: Int) throws {
         var c = ModelConfig.picoGPT

@@ -49,6 +49,21 @@ struct TTEmbeddingOpenCLTests {
         #expect(embeddingTensors >= 2)
     }
 
+    @Test("an inference model with a tied svd:r table (its factor path) gives the CPU training model's logits")
+    func lowRankInference() throws {
+        var c = ModelConfig(vocabularySize: 13, channels: 32, heads: 2, layers: 2, context: 16, ffn: 64, chi: 3,
+                            architecture: .llama(theta: 10_000, normEpsilon: 1e-5, kvHeads: 1, tiedHead: true))
+        c.tokenEmbedding = try EmbeddingKind.parse("svd:3", vocabulary: 13, channels: 32)
+        let cpu = try Transformer(config: c, device: CPUDevice())
+        try cpu.initialize(seed: 22)
+        let cl = try Transformer(config: c, device: try Shared.opencl(), purpose: .inference)
+        for s in cpu.layout.specs { try cl.setParameter(s.name, try cpu.parameter(s.name)) }
+        let (tok, _) = Self.batch(seed: 5)
+        try cpu.forward(tokens: tok, batch: 4, time: 16, needsGradients: false)
+        try cl.forward(tokens: tok, batch: 4, time: 16, needsGradients: false)
+        #expect(maxAbsDifference(try cl.logits(), try cpu.logits()) < 1e-4)
+    }
+
     @Test("five AdamW steps give the same losses on both devices", arguments: kinds)
     func training(kind: String) throws {
         let (cpu, cl) = try Self.models(kind)

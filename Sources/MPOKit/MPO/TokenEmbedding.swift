@@ -13,6 +13,9 @@
 // Table MPO: an `MPOLinear` (out = V, in = D) rebuilds the table as its weight; the backward
 // scatters into its dW scratch and projects that onto the cores (`projectWeightGradient`).
 //
+// An inference model with an svd:r table (the MPO [V, 1] × [1, D]) never builds it: rows are
+// gathered from the factor U (V, r) and multiplied by W (r, D), and a tied head is (x·Wᵀ)·Uᵀ.
+//
 // A tied head (GPT-2, some Llamas) multiplies by the same (V, D) table: `headForward` is
 // logits = x·tableᵀ, `headBackward` adds dLogitsᵀ·x to the table's gradient — the dense
 // parameter's, or the TT/MPO scratch that `backward` then projects onto the cores, so the head's
@@ -41,6 +44,13 @@ final class TokenEmbedding {
     /// rebuilt on every forward.
     private let version: ParameterVersion?
     private var builtVersion: Int?
+    /// An inference model's rank-r table (svd:r, the MPO [V, 1] × [1, D]) used as its factors
+    /// U (V, r) and W (r, D), the table never built: rows are U's rows times W, and the tied head
+    /// is (x·Wᵀ)·Uᵀ — (V + D)·r weights read per token instead of V·D.
+    private let lowRank: (u: TensorView, w: TensorView, rank: Int)?
+    /// Scratch (rows, r) for the factor path; grown as needed, the old ones kept (a queued device
+    /// op may still read them).
+    private var factorScratch: [DeviceBuffer] = []
 
     /// `grads` nil: an inference-only embedding (no gradient buffers).
     init(config: ModelConfig, layout: ParameterLayout, params: DeviceBuffer, grads: DeviceBuffer?,
@@ -59,12 +69,12 @@ final class TokenEmbedding {
         let V = vocabulary, D = channels
         switch kind {
         case .dense where packedTable != nil:
-            weight = nil; dWeight = nil; mpo = nil; chain = nil; dCores = nil; ttTable = nil
+            weight = nil; dWeight = nil; mpo = nil; chain = nil; dCores = nil; ttTable = nil; lowRank = nil
         case .dense:
             weight = view(params, "\(e).weight"); dWeight = grads.map { view($0, "\(e).weight") }
-            mpo = nil; chain = nil; dCores = nil; ttTable = nil
+            mpo = nil; chain = nil; dCores = nil; ttTable = nil; lowRank = nil
         case .tensorTrain(let fs, let rs):
-            weight = nil; dWeight = nil; mpo = nil
+            weight = nil; dWeight = nil; mpo = nil; lowRank = nil
             let L = fs.count
             chain = CoreChain(sites: fs, bonds: rs, batch: V, cores: (0..<L).map { view(params, "\(e).cores.\($0)") },
                               device: device, label: "tok_emb")
@@ -76,7 +86,16 @@ final class TokenEmbedding {
             mpo = MPOLinear(factorization: fac, bonds: bonds, cores: (0..<n).map { view(params, "\(e).cores.\($0)") },
                             coreGradients: grads.map { g in (0..<n).map { view(g, "\(e).cores.\($0)") } },
                             device: device, label: "tok_emb")
+            lowRank = grads == nil && fac.outFactors == [V, 1] && fac.inFactors == [1, D]
+                ? (view(params, "\(e).cores.0"), view(params, "\(e).cores.1"), bonds[1]) : nil
         }
+    }
+
+    /// A (count) view of factor scratch.
+    private func scratch(_ count: Int) throws -> TensorView {
+        if let last = factorScratch.last, last.count >= count { return last.view(0, count) }
+        factorScratch.append(try device.makeBuffer(count: count, label: "tok_emb factor scratch"))
+        return factorScratch.last!.view(0, count)
     }
 
     /// The (V, D) table as last built (no rebuild).
@@ -117,6 +136,10 @@ final class TokenEmbedding {
     func forward(_ dev: any ComputeDevice, tokens: TensorView, positions: TensorView?, out: TensorView, batch: Int, time: Int) throws {
         if let packedTable {
             dev.embeddingForwardPacked(tokens: tokens, table: packedTable, positions: positions, out: out, batch: batch, time: time, channels: channels)
+        } else if let lowRank, positions == nil {   // rows of U, times W
+            let rows = batch * time, t = try scratch(rows * lowRank.rank)
+            dev.embeddingForward(tokens: tokens, table: lowRank.u, positions: nil, out: t, batch: batch, time: time, channels: lowRank.rank)
+            dev.gemm(GemmShape(m: rows, n: channels, k: lowRank.rank), a: t, b: lowRank.w, c: out)
         } else {
             dev.embeddingForward(tokens: tokens, table: try table(dev), positions: positions, out: out, batch: batch, time: time, channels: channels)
         }
@@ -124,6 +147,12 @@ final class TokenEmbedding {
 
     /// Tied head: logits (rows, V) = x (rows, D)·tableᵀ, with the table of the last forward pass.
     func headForward(_ dev: any ComputeDevice, x: TensorView, y: TensorView, rows: Int) throws {
+        if let lowRank {   // (x·Wᵀ)·Uᵀ
+            let t = try scratch(rows * lowRank.rank)
+            dev.gemm(GemmShape(m: rows, n: lowRank.rank, k: channels, transposeB: true), a: x, b: lowRank.w, c: t)
+            dev.gemm(GemmShape(m: rows, n: vocabulary, k: lowRank.rank, transposeB: true), a: t, b: lowRank.u, c: y)
+            return
+        }
         if let packedTable {
             dev.gemmPacked(GemmShape(m: rows, n: vocabulary, k: channels, transposeB: true), a: x, b: packedTable, c: y)
             return
