@@ -34,6 +34,14 @@ struct WhiteningTests {
         return k
     }
 
+    /// E·M·Eᵀ (rows × rows) for E (rows × n) and M (n × n), row-major, in Double.
+    static func sandwich(_ e: [Double], _ m: [Double], rows: Int, n: Int) -> [Double] {
+        let em = (0..<rows).map { v in (0..<n).map { j in (0..<n).reduce(0.0) { $0 + e[v * n + $1] * m[$1 * n + j] } } }
+        var out = [Double](repeating: 0, count: rows * rows)
+        for i in 0..<rows { for j in 0..<rows { out[i * rows + j] = (0..<n).reduce(0.0) { $0 + em[i][$1] * e[j * n + $1] } } }
+        return out
+    }
+
     static func moment(_ x: [Double], rows: Int, n: Int) -> [Double] {
         var c = [Double](repeating: 0, count: n * n)
         for i in 0..<n { for j in 0..<n { var s = 0.0; for r in 0..<rows { s += x[r * n + i] * x[r * n + j] }; c[i * n + j] = s / Double(rows) } }
@@ -174,14 +182,13 @@ struct WhiteningTests {
         let head = try #require(moments[Calibration.headInput])
         #expect(head.count == C * C)
         let V = c.vocabularySize
-        var lhs = [Double](repeating: 0, count: V * V), rhs = [Double](repeating: 0, count: V * V)
+        var rhs = [Double](repeating: 0, count: V * V)
         for w in 0..<(tokens.count / window) {
             try m.forward(tokens: Array(tokens[(w * window)..<((w + 1) * window)]), batch: 1, time: window, needsGradients: false)
             let logits = try m.logits().map(Double.init)
             for r in 0..<window { for i in 0..<V { for j in 0..<V { rhs[i * V + j] += logits[r * V + i] * logits[r * V + j] / Double(tokens.count) } } }
         }
-        let es = (0..<V).map { v in (0..<C).map { j in (0..<C).reduce(0.0) { $0 + emb[v * C + $1] * head[$1 * C + j] } } }
-        for i in 0..<V { for j in 0..<V { lhs[i * V + j] = (0..<C).reduce(0.0) { $0 + es[i][$1] * emb[j * C + $1] } } }
+        let lhs = Self.sandwich(emb, head, rows: V, n: C)
         let top = rhs.map(abs).max()!
         #expect(zip(lhs, rhs).map { abs($0 - $1) }.max()! <= 1e-4 * top, "E·Σ_h·Eᵀ against the logits' second moment")
     }
@@ -218,10 +225,7 @@ struct WhiteningTests {
             var damped = head
             let delta = 0.01 * (0..<C).reduce(0.0) { $0 + head[$1 * C + $1] } / Double(C)
             for i in 0..<C { damped[i * C + i] += delta }
-            var g = [Double](repeating: 0, count: V * V)
-            let es = (0..<V).map { v in (0..<C).map { j in (0..<C).reduce(0.0) { $0 + table[v * C + $1] * damped[$1 * C + j] } } }
-            for i in 0..<V { for j in 0..<V { g[i * V + j] = (0..<C).reduce(0.0) { $0 + es[i][$1] * table[j * C + $1] } } }
-            let lambda = TTEmbeddingTests.jacobiEigenvalues(g, n: V).sorted(by: >)
+            let lambda = TTEmbeddingTests.jacobiEigenvalues(Self.sandwich(table, damped, rows: V, n: C), n: V).sorted(by: >)
             let optimal = (lambda[6...].reduce(0, +) / lambda.reduce(0, +)).squareRoot()
             #expect(abs(try #require(w.headOutputError) - optimal) < 1e-4, "reported \(w.headOutputError!), Eckart–Young \(optimal)")
         }
