@@ -59,7 +59,7 @@ struct Compress: ParsableCommand {
     var minChi: Int?
     @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8, mpo:χ or svd:r (the table's truncated SVD; dense contracts a TT/MPO embedding back).", valueName: "kind"))
     var embedding: String?
-    @Option(name: .customLong("embedding-error"), help: ArgumentHelp("With --calibration and a tied head: truncate an mpo:χ or svd:r embedding by its error as the head on the calibration text (output, the default) or by the table's own error (weight, as without --calibration).", valueName: "output|weight"))
+    @Option(name: .customLong("embedding-error"), help: ArgumentHelp("With --calibration and a tied head: truncate an mpo:χ or svd:r embedding by its error as the head on the calibration text (output, the default), by that error with each token's logit weighted by how often the original predicts it there (fisher: the head's two-sided K-FAC Fisher; svd:r only), or by the table's own error (weight, as without --calibration).", valueName: "output|fisher|weight"))
     var embeddingError = "output"
     @Option(help: "Data-aware truncation (SVD-LLM's whitening): truncate each layer by its output error on this text's activations (the original model's), not by its weight error; exact for --sites svd, a Kronecker approximation of the inputs' statistics for MPOs. A tied embedding (--embedding mpo:χ or svd:r) is truncated as the head, by its logits' error.")
     var calibration: String?
@@ -81,7 +81,12 @@ struct Compress: ParsableCommand {
         let budgets = [chi != nil, params != nil, ratio != nil, linearRatio != nil].filter { $0 }.count
         guard budgets <= 1 else { throw ValidationError("give one of --chi, --params, --ratio and --linear-ratio") }
         guard budgets == 1 || embedding != nil else { throw ValidationError("give --chi, --params, --ratio or --linear-ratio, --embedding, or both") }
-        guard ["output", "weight"].contains(embeddingError) else { throw ValidationError("--embedding-error must be output or weight (got '\(embeddingError)')") }
+        guard ["output", "fisher", "weight"].contains(embeddingError) else { throw ValidationError("--embedding-error must be output, fisher or weight (got '\(embeddingError)')") }
+        if embeddingError == "fisher" {
+            guard calibration != nil, let embedding, embedding.hasPrefix("svd:") else {
+                throw ValidationError("--embedding-error fisher weights the tied table's rows by the original's predictions on --calibration TEXT: it needs --calibration and --embedding svd:r (a table MPO splits the token index over its cores; use output there)")
+            }
+        }
         if let ratio, !(ratio > 1) { throw ValidationError("--ratio must be > 1 (got \(ratio))") }
         if let linearRatio, !(linearRatio > 1) { throw ValidationError("--linear-ratio must be > 1 (got \(linearRatio))") }
         let budgeted = params != nil || ratio != nil || linearRatio != nil
@@ -122,13 +127,14 @@ struct Compress: ParsableCommand {
             return try m.evaluate(data.validation, batches: evalBatches, batchSize: 8, time: window, rng: &rng)
         }
         let before = try evaluate(dense)
-        var moments: [String: [Double]] = [:], calibrationTokens: [Int32] = []
+        var moments: [String: [Double]] = [:], calibrationTokens: [Int32] = [], headProbabilities: [Double]?
         if let calibration {
             let text = try loadDataset(URL(fileURLWithPath: calibration), codec: codec)
             try text.checkFits(vocabularySize: dense.config.vocabularySize)
             calibrationTokens = Array((text.train + text.validation).prefix(self.calibrationTokens))
             let t0 = Date()
-            moments = try Calibration.inputSecondMoments(dense, tokens: calibrationTokens, context: min(window, calibrationTokens.count))
+            (moments, headProbabilities) = try Calibration.inputStatistics(dense, tokens: calibrationTokens, context: min(window, calibrationTokens.count),
+                                                                           headProbabilities: embeddingError == "fisher")
             print(String(format: "calibration: %d tokens of %@ in windows of %d, %.0f s: layers truncated by their output error on them",
                          calibrationTokens.count, calibration, min(window, calibrationTokens.count), Date().timeIntervalSince(t0)))
         }
@@ -165,19 +171,25 @@ struct Compress: ParsableCommand {
                   + lpad("\(r.parameters)", 8) + lpad(String(format: "%.1f×", r.compressionRatio), 8)
                   + lpad(String(format: "err %.4f", r.relativeError), 12) + lpad(String(format: "bound %.4f", r.errorBound), 14))
         }
+        var embeddingTruncation = "weight"   // what the table was truncated by (the checkpoint's embedding_error)
         if let embedding {
             let target: EmbeddingKind
             do { target = try EmbeddingKind.parse(embedding, vocabulary: model.config.vocabularySize, channels: model.config.channels) } catch {
                 throw ValidationError("\(error)")
             }
-            let (m, r) = try Compression.compressEmbedding(model, to: target, headMoment: embeddingError == "output" ? moments[Calibration.headInput] : nil,
-                                                           alsSweeps: alsSweeps)
+            if embeddingError == "fisher", !model.config.architecture.tiedHead {
+                throw ValidationError("--embedding-error fisher is for a tied table (the head it also is); this model's head is its own linear, whitened by its inputs already")
+            }
+            let (m, r) = try Compression.compressEmbedding(model, to: target, headMoment: embeddingError == "weight" ? nil : moments[Calibration.headInput],
+                                                           rowWeights: headProbabilities.map(Compression.fisherRowWeights), alsSweeps: alsSweeps)
             model = m
+            embeddingTruncation = r.headWeightedError != nil ? "fisher" : r.headOutputError != nil ? "output" : "weight"
             print(pad("tok_emb", 22) + pad(r.kind, 36) + lpad("\(r.parameters)", 8) + lpad(String(format: "%.1f×", r.compressionRatio), 8)
                   + lpad(String(format: "err %.4f", r.relativeError), 12) + lpad(String(format: "bound %.4f", r.errorBound), 14))
             print(String(format: "embedding parameters %d → %d (ratio %.2f×), relative error %.4f",
                          r.denseParameters, r.parameters, r.compressionRatio, r.relativeError)
-                  + (r.headOutputError.map { String(format: "; truncated as the tied head by its output error on the calibration text: %.4f", $0) } ?? ""))
+                  + (r.headOutputError.map { String(format: "; truncated as the tied head by its output error on the calibration text: %.4f", $0) } ?? "")
+                  + (r.headWeightedError.map { String(format: " (weighted by the predicted token probabilities, what it minimised: %.4f)", $0) } ?? ""))
         }
         let after = try evaluate(model)
         var meta = ["compressed_from": checkpoint]
@@ -189,7 +201,10 @@ struct Compress: ParsableCommand {
         if let calibration { meta["calibration"] = "\(URL(fileURLWithPath: calibration).lastPathComponent), \(calibrationTokens.count) tokens" }
         if errorCorrection { meta["error_correction"] = "block by block" }
         if calibration != nil { meta["als_sweeps"] = "\(alsSweeps)" }
-        if let embedding { meta["embedding"] = embedding }
+        if let embedding {
+            meta["embedding"] = embedding
+            meta["embedding_error"] = embeddingTruncation
+        }
         meta.merge(try data.codec.metadata()) { $1 }
         try ModelCheckpoint.save(model, to: URL(fileURLWithPath: out), metadata: meta)
         print(String(format: "parameters %d → %d (%.1f× smaller)", dense.parameterCount, model.parameterCount,

@@ -109,10 +109,10 @@ struct PretrainedPipelineTests {
         #expect(code != 0 && err.contains("--als-sweeps must be ≥ 0"), "\(err)")
     }
 
-    @Test("compress --calibration --embedding svd:r truncates the tied table as the head and says so; --embedding-error weight keeps the table's own error; a bad value is refused")
+    @Test("compress --calibration --embedding svd:r truncates the tied table as the head and says so; --embedding-error fisher weights its rows, weight keeps the table's own error; the checkpoint records which; a bad value or fisher for an MPO table is refused")
     func tiedEmbeddingAsHead() throws {
         let (dir, original, text) = try Self.workspace("tied-head")
-        func compress(_ extra: [String]) throws -> (out: String, table: [Float]) {
+        func compress(_ extra: [String]) throws -> (out: String, table: [Float], recorded: String?) {
             let path = dir.appendingPathComponent("e\(extra.count).safetensors").path
             let (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--embedding", "svd:8", "--calibration", text.path,
                                                 "--calibration-tokens", "256", "--eval-context", "64", "--data", text.path, "--eval-batches", "0",
@@ -120,15 +120,25 @@ struct PretrainedPipelineTests {
             #expect(code == 0, "\(err)")
             let m = try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: CPUDevice(), purpose: .inference)
             #expect(m.config.tokenEmbedding == .lowRank(rank: 8, vocabulary: m.config.vocabularySize, channels: 48))
-            return (out, try Compression.embeddingTable(m))
+            return (out, try Compression.embeddingTable(m), try ModelCheckpoint.open(URL(fileURLWithPath: path)).metadata["embedding_error"])
         }
         let head = try compress([]), weight = try compress(["--embedding-error", "weight"])
+        let fisher = try compress(["--embedding-error", "fisher", "--als-sweeps", "2"])
         #expect(head.out.contains("truncated as the tied head by its output error on the calibration text: 0."), "\(head.out)")
+        #expect(!head.out.contains("weighted by the predicted token probabilities"), "\(head.out)")
+        #expect(fisher.out.contains("truncated as the tied head by its output error on the calibration text: 0.")
+                && fisher.out.contains("(weighted by the predicted token probabilities, what it minimised: 0."), "\(fisher.out)")
         #expect(!weight.out.contains("truncated as the tied head"), "\(weight.out)")
         #expect(zip(head.table, weight.table).contains { abs($0 - $1) > 1e-4 }, "the two truncations are different tables")
-        let (code, _, err) = try CLI.run(["compress", "--checkpoint", original, "--embedding", "svd:8", "--embedding-error", "logits",
-                                          "--out", dir.appendingPathComponent("x.safetensors").path])
-        #expect(code == 64 && err.contains("--embedding-error must be output or weight"), "exit \(code): \(err)")
+        #expect(zip(head.table, fisher.table).contains { abs($0 - $1) > 1e-4 }, "fisher weights change the table")
+        #expect(head.recorded == "output" && fisher.recorded == "fisher" && weight.recorded == "weight",
+                "metadata embedding_error: \(head.recorded ?? "none"), \(fisher.recorded ?? "none"), \(weight.recorded ?? "none")")
+        for (extra, message) in [(["--embedding", "svd:8", "--embedding-error", "logits"], "--embedding-error must be output, fisher or weight"),
+                                 (["--embedding", "mpo:8", "--embedding-error", "fisher", "--calibration", text.path], "it needs --calibration and --embedding svd:r"),
+                                 (["--embedding", "svd:8", "--embedding-error", "fisher"], "it needs --calibration and --embedding svd:r")] {
+            let (code, _, err) = try CLI.run(["compress", "--checkpoint", original] + extra + ["--out", dir.appendingPathComponent("x.safetensors").path])
+            #expect(code == 64 && err.contains(message), "\(extra): exit \(code): \(err)")
+        }
     }
 
     @Test("compress --allocation measured rescales each MPO layer's spectrum by its exact/Kronecker error ratio: the worst layer's exact error drops, the budget holds, and it asks for --calibration and MPO sites")

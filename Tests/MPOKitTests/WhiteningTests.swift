@@ -235,6 +235,60 @@ struct WhiteningTests {
         #expect(lw - base < lp - base, "loss: original \(base), table by its own error \(lp), as the head \(lw)")
     }
 
+    @Test("fisher: the calibration's mean predicted distribution is the mean softmax of the logits, and an svd:r table truncated with those row weights reaches the least weighted logit error at its rank")
+    func tiedHeadFisher() throws {
+        let m = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)
+        let c = m.config, V = c.vocabularySize, C = c.channels
+        let (tok, _, _, t) = try FamilyReference.batch(try FamilyReference.reference("llama-tiny"))
+        let (moments, probabilities) = try Calibration.inputStatistics(m, tokens: tok, context: t, headProbabilities: true)
+        let p = try #require(probabilities)
+        #expect(moments == (try Calibration.inputSecondMoments(m, tokens: tok, context: t)))
+        var ref = [Double](repeating: 0, count: V)
+        for w in 0..<(tok.count / t) {
+            try m.forward(tokens: Array(tok[(w * t)..<((w + 1) * t)]), batch: 1, time: t, needsGradients: false)
+            let logits = try m.logits().map(Double.init)
+            for r in 0..<t {
+                let row = logits[(r * V)..<((r + 1) * V)], z = row.reduce(0) { $0 + exp($1) }
+                for (j, x) in row.enumerated() { ref[j] += exp(x) / z / Double(tok.count) }
+            }
+        }
+        #expect(zip(p, ref).map { abs($0 - $1) }.max()! < 1e-9 && abs(p.reduce(0, +) - 1) < 1e-9)
+        let head = try #require(moments[Calibration.headInput]), weights = Compression.fisherRowWeights(p)
+        #expect(weights.allSatisfy { $0 >= 1 / Double(V) } && abs(weights.reduce(0, +) - 2) < 1e-9)
+        let rank = 6, target = EmbeddingKind.lowRank(rank: rank, vocabulary: V, channels: C)
+        let (output, o) = try Compression.compressEmbedding(m, to: target, headMoment: head)
+        let (fisher, f) = try Compression.compressEmbedding(m, to: target, headMoment: head, rowWeights: weights)
+        #expect(o.headWeightedError == nil && f.parameters == o.parameters)
+        // Eckart–Young in the two-sided metric: the tail of the spectrum of D^½·T·(Σ_h + δI)·Tᵀ·D^½.
+        var damped = head
+        let delta = 0.01 * (0..<C).reduce(0.0) { $0 + head[$1 * C + $1] } / Double(C)
+        for i in 0..<C { damped[i * C + i] += delta }
+        let table = try Compression.embeddingTable(m).map(Double.init)
+        var g = Self.sandwich(table, damped, rows: V, n: C)
+        for i in 0..<V { for j in 0..<V { g[i * V + j] *= (weights[i] * weights[j]).squareRoot() } }
+        let lambda = TTEmbeddingTests.jacobiEigenvalues(g, n: V).sorted(by: >)
+        let optimal = (lambda[rank...].reduce(0, +) / lambda.reduce(0, +)).squareRoot()
+        #expect(abs(try #require(f.headWeightedError) - optimal) < 1e-4, "reported \(f.headWeightedError!), Eckart–Young \(optimal)")
+        // Each truncation is the best of its rank in its own metric, measured here in Double.
+        func errors(_ model: Transformer) throws -> (plain: Double, weighted: Double) {
+            let d = zip(try Compression.embeddingTable(model).map(Double.init), table).map { $0 - $1 }
+            var e = 0.0, n = 0.0, ew = 0.0, nw = 0.0
+            for v in 0..<V {
+                var ev = 0.0, nv = 0.0
+                for i in 0..<C { for j in 0..<C { ev += d[v * C + i] * damped[i * C + j] * d[v * C + j]; nv += table[v * C + i] * damped[i * C + j] * table[v * C + j] } }
+                e += ev; n += nv; ew += weights[v] * ev; nw += weights[v] * nv
+            }
+            return ((e / n).squareRoot(), (ew / nw).squareRoot())
+        }
+        let eo = try errors(output), ef = try errors(fisher)
+        let reported = try #require(f.headOutputError)
+        #expect(abs(ef.weighted - optimal) < 1e-4 && abs(reported - ef.plain) < 1e-4, "fisher table: \(ef), reported \(reported)")
+        #expect(ef.weighted < eo.weighted - 1e-4 && eo.plain < ef.plain - 1e-4, "weighted / plain logit error: fisher \(ef), output \(eo)")
+        #expect(throws: ModelError.self) {
+            try Compression.compressEmbedding(m, to: .mpo(chi: rank, vocabulary: V, channels: C), headMoment: head, rowWeights: weights)
+        }
+    }
+
     @Test("a tiny Llama compressed to rank 3 with whitening loses less on its calibration text than with plain SVD")
     func wholeModel() throws {
         let m = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)

@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -79,6 +79,8 @@ declare -A COMPRESS=(
   [svdwsewsvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding svd:340"
   # … and the 3-site MPO of the table truncated as the head (Kronecker-whitened, then 2 ALS sweeps on the exact logit error)
   [svdwsew256-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding mpo:256"
+  # … and the SVD table truncated as the head with each token's logit weighted by the original's mean prediction (K-FAC's two-sided Fisher)
+  [svdwsefsvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding svd:340 --embedding-error fisher"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
@@ -200,6 +202,9 @@ case "${1:-}" in
   embedding-head)   # the SVD embedding truncated as the head (svdwsewsvd340-r2), healed the same way
     sensitivity_file; compress svdwsewsvd340-r2
     heal_low svdwsewsvd340-r2 ;;
+  embedding-fisher)   # the SVD table truncated as the head, logits weighted per token (svdwsefsvd340-r2), healed the same way
+    sensitivity_file; compress svdwsefsvd340-r2
+    heal_low svdwsefsvd340-r2 ;;
   embedding-head-mpo)   # the 3-site MPO table truncated as the head (svdwsew256-r2), healed the same way: MPO vs SVD on the table
     sensitivity_file; compress svdwsew256-r2
     heal_low svdwsew256-r2 ;;
@@ -307,5 +312,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac

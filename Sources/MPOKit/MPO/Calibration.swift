@@ -21,6 +21,14 @@ public enum Calibration {
     /// The inputs' second moment of every linear layer (by layer name, row-major in × in) and of
     /// the head's input (under `headInput`) over `tokens` read in consecutive windows of `context` tokens.
     public static func inputSecondMoments(_ model: Transformer, tokens: [Int32], context: Int) throws -> [String: [Double]] {
+        try inputStatistics(model, tokens: tokens, context: context, headProbabilities: false).moments
+    }
+
+    /// The same moments and, with `headProbabilities`, the model's mean predicted distribution
+    /// over those rows (V values summing to 1: the mean of softmax(logits)) — the diagonal of the
+    /// head's output Fisher that `--embedding-error fisher` weights the table's rows by.
+    public static func inputStatistics(_ model: Transformer, tokens: [Int32], context: Int, headProbabilities: Bool)
+        throws -> (moments: [String: [Double]], headProbabilities: [Double]?) {
         guard context >= 1, tokens.count >= context else {
             throw ModelError("calibration needs at least one window of \(context) tokens (got \(tokens.count)); give a longer --calibration text")
         }
@@ -36,11 +44,27 @@ public enum Calibration {
             sums[block, default: [:]][role] = acc
         }
         defer { model.linearInputTap = nil }
+        var probabilities = headProbabilities ? [Double](repeating: 0, count: c.vocabularySize) : nil
         for start in stride(from: 0, through: tokens.count - context, by: context) {
             try model.forward(tokens: Array(tokens[start..<(start + context)]), batch: 1, time: context, needsGradients: false)
             rowsSeen += context
+            if probabilities != nil { try addSoftmax(try model.logits(), rows: context, to: &probabilities!) }
         }
-        return byLayer(c, sums, rows: rowsSeen)
+        return (byLayer(c, sums, rows: rowsSeen), probabilities.map { p in p.map { $0 / Double(rowsSeen) } })
+    }
+
+    /// Adds softmax(row) of each of `rows` rows of `logits` to `sum`, in Double.
+    static func addSoftmax(_ logits: [Float], rows: Int, to sum: inout [Double]) throws {
+        let V = sum.count
+        guard logits.count == rows * V else { throw ModelError("the logits hold \(logits.count) values, not \(rows) rows of \(V)") }
+        var e = [Double](repeating: 0, count: V)
+        for r in 0..<rows {
+            let row = logits[(r * V)..<((r + 1) * V)]
+            let top = Double(row.max()!)
+            var z = 0.0
+            for (j, x) in row.enumerated() { e[j] = exp(Double(x) - top); z += e[j] }
+            for j in 0..<V { sum[j] += e[j] / z }
+        }
     }
 
     /// Error correction (compress --error-correction; GPTAQ's asymmetric calibration, stage by

@@ -8,6 +8,7 @@
 // shapes (min(R, ∏ left, ∏ right)), so every row has the same ranks; they are still padded with
 // zeros to the largest per bond, which leaves every contraction unchanged.
 
+import CBLAS
 import Foundation
 import TensorTrain
 
@@ -32,6 +33,9 @@ public struct EmbeddingCompression: Codable, Sendable, Equatable {
     /// relative output error E‖(T − T̂)h‖ / E‖T·h‖ on the calibration inputs h (damped as the
     /// linears' whitening is); nil when the table was truncated by its own error.
     public var headOutputError: Double?
+    /// For a table truncated with `rowWeights` (--embedding-error fisher): the same output error
+    /// with each token's logit weighted by its row weight — the metric the truncation minimised.
+    public var headWeightedError: Double?
 }
 
 extension Compression {
@@ -158,21 +162,51 @@ extension Compression {
     /// exactly for a Kronecker-whitened MPO). A tied head turns every lost direction into wrong
     /// logits for every token, where the table's own error treats a row of a rare token like a
     /// row of a common one. A per-token tensor train has no head form and ignores it.
+    ///
+    /// `rowWeights` (V values > 0, with `headMoment`, for an svd:r table): the logits' error is
+    /// weighted per token as well, ‖D^½·(T − T̂)·S‖ — the two-sided (K-FAC) form of the head's
+    /// output Fisher, D the mean predicted probabilities (fisherRowWeights), so a rare token's
+    /// logit counts for how often it is predicted. Exact for svd:r (the rows live in one core);
+    /// a table MPO splits the token index over cores, where a per-token weight has no exact form.
     public static func compressEmbedding(_ model: Transformer, to target: EmbeddingKind, headMoment: [Double]? = nil,
-                                         alsSweeps: Int = 0) throws -> (Transformer, EmbeddingCompression) {
-        let c = model.config
+                                         rowWeights: [Double]? = nil, alsSweeps: Int = 0) throws -> (Transformer, EmbeddingCompression) {
+        let c = model.config, V = c.vocabularySize
         let table = try embeddingTable(model)
         let (kind, tensors, report): (EmbeddingKind, [[Float]], EmbeddingCompression)
         if let headMoment, c.architecture.tiedHead, case .mpo(let f, let b) = target {
-            try f.validate(out: c.vocabularySize, in: c.channels)
-            let (cores, head) = try compressWhitened(table, layer: "tok_emb (tied head)", factorization: f,
-                                                     maxBonds: f.cappedBonds(chi: b.max() ?? 1), secondMoment: headMoment, sweeps: alsSweeps)
+            try f.validate(out: V, in: c.channels)
+            var scale: [Double]?
+            if let rowWeights {
+                guard f == MPOFactorization.lowRank(out: V, in: c.channels) else {
+                    throw ModelError("per-token (fisher) weights need an svd:r table, whose token index lives in one core; \(target) splits it over \(f.sites) cores — truncate it by its output error instead")
+                }
+                guard rowWeights.count == V, rowWeights.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                    throw ModelError("per-token weights must be \(V) positive numbers (got \(rowWeights.count))")
+                }
+                scale = rowWeights.map { $0.squareRoot() }
+            }
+            var scaled = table
+            if let scale { for v in 0..<V { for j in 0..<c.channels { scaled[v * c.channels + j] *= Float(scale[v]) } } }
+            let fit = try compressWhitened(scaled, layer: "tok_emb (tied head)", factorization: f,
+                                           maxBonds: f.cappedBonds(chi: b.max() ?? 1), secondMoment: headMoment, sweeps: alsSweeps)
+            var cores = fit.0
+            let head = fit.1
+            if let scale {   // core 0 is (1, V, 1, r): token v's row of U, divided back
+                let r = cores.bonds[1]
+                for v in 0..<V { for k in 0..<r { cores.cores[0][v * r + k] /= Float(scale[v]) } }
+            }
             kind = .mpo(factorization: f, bonds: cores.bonds)
             tensors = cores.cores
+            let approx = contractMPO(cores.converted(to: Double.self))
             var r = makeReport(kind, maxRank: b.max() ?? 1, bonds: cores.bonds, table: table,
-                               approx: contractMPO(cores.converted(to: Double.self)), parameters: head.parameters, discarded2: 0)
+                               approx: approx, parameters: head.parameters, discarded2: 0)
             r.errorBound = r.relativeError   // no Frobenius bound: the truncation was of the whitened table
-            r.headOutputError = head.relativeError
+            if scale != nil {
+                r.headWeightedError = head.relativeError
+                r.headOutputError = headError(table, approx, secondMoment: headMoment, channels: c.channels)
+            } else {
+                r.headOutputError = head.relativeError
+            }
             report = r
         } else {
             (kind, tensors, report) = try compressTable(table, vocabulary: c.vocabularySize, channels: c.channels, to: target)
@@ -186,6 +220,34 @@ extension Compression {
         for (k, (name, _)) in config.embeddingParameterShapes.enumerated() { try out.setParameter(name, tensors[k]) }
         out.mpoStrategy = model.mpoStrategy
         return (out, report)
+    }
+
+    /// The row weights of `--embedding-error fisher` from the calibration's mean predicted
+    /// distribution p̄ (Calibration.inputStatistics): p̄_v + 1/V. A logit error δ on token v costs
+    /// about ½·p_v·δ² of KL; the floor of one uniform share keeps the tokens the text never
+    /// predicts from being dropped outright (their logits must stay low, not become arbitrary).
+    public static func fisherRowWeights(_ meanProbabilities: [Double]) -> [Double] {
+        let floor = 1 / Double(meanProbabilities.count)
+        return meanProbabilities.map { $0 + floor }
+    }
+
+    /// ‖(T − T̂)·S‖ / ‖T·S‖ with S·Sᵀ = M + δI (δ = 0.01·mean diag M, as the whitening damps it):
+    /// the tied head's relative output error on the inputs whose second moment is M.
+    static func headError(_ table: [Float], _ approx: [Double], secondMoment m: [Double], channels D: Int) -> Double {
+        var damped = m
+        let delta = 0.01 * (0..<D).reduce(0.0) { $0 + m[$1 * D + $1] } / Double(D)
+        for i in 0..<D { damped[i * D + i] += delta }
+        let rows = table.count / D
+        func energy(_ x: [Double]) -> Double {   // Σ_v x_v·M·x_vᵀ = Σ x ∘ (x·M)
+            var xm = [Double](repeating: 0, count: x.count)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(D), Int32(D), 1, x, Int32(D), damped, Int32(D), 0, &xm, Int32(D))
+            var s = 0.0
+            for i in 0..<x.count { s += x[i] * xm[i] }
+            return s
+        }
+        let t = table.map(Double.init)
+        let n = energy(t)
+        return n > 0 ? (energy(zip(t, approx).map { $0 - $1 }) / n).squareRoot() : 0
     }
 
     /// TT-SVD of a (V, D) table into `target` (see `compressEmbedding`): the kind with the kept
