@@ -1,10 +1,12 @@
 """What truncating SmolLM2's tied table costs it as the head alone (RESULTS.md, "The embedding").
 
 The head's input h is recovered from the original's logits (tied: logits = E·h, E of full column
-rank), then the cross-entropy of softmax(Ê·h) is measured for Ê the rank-r truncated SVD of E and
+rank), then the cross-entropy of softmax(Ê·h) is measured for Ê the rank-r truncated SVD of E,
 for Ê truncated whitened by the head input's second moment on the calibration batch (as
-`compress --calibration --embedding svd:r` does, damping 0.01·mean diag). Inputs, made with the
-tool itself (numbers in the commit were from 4×512 tokens of each text):
+`compress --calibration --embedding svd:r` does, damping 0.01·mean diag), and for the same with
+each row also weighted by the original's mean predicted probability on the calibration batch
+plus 1/V (`--embedding-error fisher`). Inputs, made with the tool itself (numbers in the commit
+were from 4×512 tokens of each text):
 
   mpo-train tokenize --checkpoint $M --file TEXT --json | tail -1 > ids.json   # per text, → BATCH.json
   mpo-train dump --checkpoint $M --batch BATCH.json --out dump.safetensors
@@ -42,6 +44,12 @@ def main():
         print(f'{dump}: logits rebuilt from h to {np.linalg.norm(H @ E.T - L) / np.linalg.norm(L):.1e}')
         return H
 
+    def mean_probabilities(H):   # the original's mean prediction over the rows (Calibration.inputStatistics)
+        Z = H @ E.T
+        Z -= Z.max(1, keepdims=True)
+        P = np.exp(Z)
+        return (P / P.sum(1, keepdims=True)).mean(0)
+
     def targets(batch):
         return np.array(json.load(open(batch))['targets']).reshape(-1)
 
@@ -60,7 +68,12 @@ def main():
     root, inverse = (Q * np.sqrt(w)) @ Q.T, (Q / np.sqrt(w)) @ Q.T
     Uw, Sw, Vtw = np.linalg.svd(E @ root, full_matrices=False)
     whitened = ((Uw[:, :r] * Sw[:r]) @ Vtw[:r]) @ inverse
-    for name, Et in [('original', E), (f'svd:{r} by its own error', plain), (f'svd:{r} as the head', whitened)]:
+    # --embedding-error fisher: rows weighted by p̄ + 1/V as well (Compression.fisherRowWeights)
+    d = np.sqrt(mean_probabilities(Hc) + 1 / len(E))[:, None]
+    Uf, Sf, Vtf = np.linalg.svd(d * E @ root, full_matrices=False)
+    fisher = ((Uf[:, :r] * Sf[:r]) @ Vtf[:r]) @ inverse / d
+    for name, Et in [('original', E), (f'svd:{r} by its own error', plain), (f'svd:{r} as the head', whitened),
+                     (f'svd:{r} as the head, fisher', fisher)]:
         print(f'{name:28s} table error {np.linalg.norm(Et - E) / np.linalg.norm(E):.3f}   '
               f'head-only CE: eval text {ce(Et, Hv, tv):.3f}, calibration text {ce(Et, Hc, tc):.3f}')
 
