@@ -63,6 +63,8 @@ struct Compress: ParsableCommand {
     var embeddingError = "output"
     @Option(help: "Data-aware truncation (SVD-LLM's whitening): truncate each layer by its output error on this text's activations (the original model's), not by its weight error; exact for --sites svd, a Kronecker approximation of the inputs' statistics for MPOs. A tied embedding (--embedding mpo:χ or svd:r) is truncated as the head, by its logits' error.")
     var calibration: String?
+    @Flag(name: .customLong("output-fisher"), help: "With --calibration and --sites svd: whiten each layer's outputs too, by the second moment of the loss gradient they receive on the calibration text (K-FAC's two-sided Fisher: the truncation then minimises the loss rise to second order, not the output error; one backward pass per calibration window).")
+    var outputFisher = false
     @Option(name: .customLong("calibration-tokens"), help: "Tokens of --calibration read, in windows of --eval-context.") var calibrationTokens = 8192
     @Flag(name: .customLong("error-correction"), help: "With --calibration: after truncating, refit every layer, block by block in the order a pass reads them, to the original model's outputs from the inputs the compressed model gives it (the least-squares weight for those inputs, truncated whitened at the layer's bonds): each layer undoes what the layers before it lost. About six more passes over the calibration text.")
     var errorCorrection = false
@@ -108,6 +110,12 @@ struct Compress: ParsableCommand {
             guard allocation != "ttsvd" else { throw ValidationError("--calibration allocates from the whitened spectra: drop --allocation ttsvd") }
             guard calibrationTokens >= 1 else { throw ValidationError("--calibration-tokens must be ≥ 1 (got \(calibrationTokens))") }
         }
+        if outputFisher {
+            guard calibration != nil, sites == "svd" else {
+                throw ValidationError("--output-fisher whitens a plain SVD layer's outputs by the loss gradients on --calibration TEXT: it needs --calibration and --sites svd (an MPO splits the output index over its cores)")
+            }
+            guard !errorCorrection else { throw ValidationError("--output-fisher does not go with --error-correction (its refit is by the output error alone)") }
+        }
         guard alsSweeps >= 0 else { throw ValidationError("--als-sweeps must be ≥ 0 (got \(alsSweeps))") }
         if errorCorrection {
             guard calibration != nil else { throw ValidationError("--error-correction needs --calibration TEXT (the inputs the layers are refitted on)") }
@@ -127,7 +135,7 @@ struct Compress: ParsableCommand {
             return try m.evaluate(data.validation, batches: evalBatches, batchSize: 8, time: window, rng: &rng)
         }
         let before = try evaluate(dense)
-        var moments: [String: [Double]] = [:], calibrationTokens: [Int32] = [], headProbabilities: [Double]?
+        var moments: [String: [Double]] = [:], outputMoments: [String: [Double]] = [:], calibrationTokens: [Int32] = [], headProbabilities: [Double]?
         if let calibration {
             let text = try loadDataset(URL(fileURLWithPath: calibration), codec: codec)
             try text.checkFits(vocabularySize: dense.config.vocabularySize)
@@ -137,13 +145,19 @@ struct Compress: ParsableCommand {
                                                                            headProbabilities: embeddingError == "fisher")
             print(String(format: "calibration: %d tokens of %@ in windows of %d, %.0f s: layers truncated by their output error on them",
                          calibrationTokens.count, calibration, min(window, calibrationTokens.count), Date().timeIntervalSince(t0)))
+            if outputFisher {
+                let t1 = Date(), context = min(window, calibrationTokens.count - 1)
+                outputMoments = try Calibration.outputGradientMoments(dense, tokens: calibrationTokens, context: context)
+                print(String(format: "output fisher: the loss gradients of every layer's outputs over the same tokens in windows of %d, %.0f s: layers truncated by K-FAC's two-sided Fisher",
+                             context, Date().timeIntervalSince(t1)))
+            }
         }
         var model = dense, reports: [LayerCompression] = []
         // Every layer's factorisation: --sites, or the chooser's at the χ in play.
         func factorizations(chi c: Int) -> [String: MPOFactorization] { Compression.factorizations(dense, chi: c, sites: siteCount) }
         if let chi {
             (model, reports) = try Compression.compress(dense, chi: chi, factorizations: siteCount == nil ? [:] : factorizations(chi: chi),
-                                                        relativeTolerance: tolerance, inputMoments: moments, alsSweeps: alsSweeps)
+                                                        relativeTolerance: tolerance, inputMoments: moments, outputMoments: outputMoments, alsSweeps: alsSweeps)
         }
         if budgeted {
             let linearDense = dense.config.linearLayers.reduce(0) { $0 + $1.out * $1.in }
@@ -152,9 +166,9 @@ struct Compress: ParsableCommand {
                 ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
             let plan = try allocate(dense, budget: budget, fixed: fixed, factorizations: factorizations(chi: 8), kept: keptSensitivities,
                                     spectral: !moments.isEmpty || (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
-                                    validation: data.validation, window: window, moments: moments)
+                                    validation: data.validation, window: window, moments: moments, outputMoments: outputMoments)
             (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: plan.bonds, factorizations: plan.factorizations,
-                                                        relativeTolerance: tolerance, inputMoments: moments, alsSweeps: alsSweeps)
+                                                        relativeTolerance: tolerance, inputMoments: moments, outputMoments: outputMoments, alsSweeps: alsSweeps)
             print("budget \(budget) parameters: allocation of \(plan.modelParameters)"
                   + String(format: " (linear layers %d → %d, %.2f× fewer)", linearDense, plan.modelParameters - fixed,
                            Double(linearDense) / Double(plan.modelParameters - fixed)))
@@ -200,6 +214,7 @@ struct Compress: ParsableCommand {
         if let sites { meta["sites"] = sites }
         if let calibration { meta["calibration"] = "\(URL(fileURLWithPath: calibration).lastPathComponent), \(calibrationTokens.count) tokens" }
         if errorCorrection { meta["error_correction"] = "block by block" }
+        if outputFisher { meta["output_fisher"] = "K-FAC two-sided" }
         if calibration != nil { meta["als_sweeps"] = "\(alsSweeps)" }
         if let embedding {
             meta["embedding"] = embedding
@@ -265,7 +280,7 @@ struct Compress: ParsableCommand {
     /// model is nearest the budget), every layer at χ ≥ --min-chi (default half the largest
     /// uniform χ that fits).
     func allocate(_ dense: Transformer, budget: Int, fixed: Int, factorizations: [String: MPOFactorization], kept: SensitivityRecord?, spectral: Bool,
-                  validation: [Int32], window: Int, moments: [String: [Double]]) throws -> BondAllocation {
+                  validation: [Int32], window: Int, moments: [String: [Double]], outputMoments: [String: [Double]]) throws -> BondAllocation {
         var weights: [String: Double] = [:]
         let fs = dense.config.linearLayers.map { factorizations[$0.name]! }
         func size(_ c: Int) -> Int { fixed + fs.reduce(0) { $0 + $1.parameterCount(bonds: $1.cappedBonds(chi: c)) } }
@@ -285,10 +300,10 @@ struct Compress: ParsableCommand {
             switch method {
             case .fisher:
                 weights = try BondAllocator.fisherSensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
-                                                              factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
+                                                              factorizations: factorizations, inputMoments: moments, outputMoments: outputMoments, alsSweeps: alsSweeps)
             case .probe:
                 weights = try BondAllocator.sensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
-                                                        factorizations: factorizations, inputMoments: moments, alsSweeps: alsSweeps)
+                                                        factorizations: factorizations, inputMoments: moments, outputMoments: outputMoments, alsSweeps: alsSweeps)
             }
             let seconds = Date().timeIntervalSince(t0)
             print("sensitivity at χ = \(probe) (" + (method == .fisher ? "Fisher along each truncation" : "loss increase")
@@ -302,7 +317,7 @@ struct Compress: ParsableCommand {
             }
         }
         if spectral {
-            let spectra = try SpectralAllocator.spectra(dense, factorizations: factorizations, inputMoments: moments)
+            let spectra = try SpectralAllocator.spectra(dense, factorizations: factorizations, inputMoments: moments, outputMoments: outputMoments)
             guard let o = SpectralAllocator.Objective(rawValue: objective) else { throw ValidationError("--objective is max or sum (got \(objective))") }
             let plan = try SpectralAllocator.allocate(spectra, fixed: fixed, parameters: budget, weights: weights, minimumChi: floor, objective: o)
             guard allocation == "measured" else { return plan }

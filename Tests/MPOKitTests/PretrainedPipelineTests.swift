@@ -141,6 +141,33 @@ struct PretrainedPipelineTests {
         }
     }
 
+    @Test("compress --output-fisher whitens the SVD layers' outputs by the calibration's loss gradients: other factors, the same budget, recorded in the checkpoint; it asks for --calibration and --sites svd and refuses --error-correction")
+    func outputFisher() throws {
+        let (dir, original, text) = try Self.workspace("output-fisher")
+        let base = ["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", "svd", "--calibration", text.path,
+                    "--calibration-tokens", "256", "--eval-context", "64", "--data", text.path, "--eval-batches", "0"]
+        func run(_ name: String, _ extra: [String]) throws -> (out: String, model: Transformer, meta: [String: String]) {
+            let path = dir.appendingPathComponent(name).path
+            let (code, out, err) = try CLI.run(base + extra + ["--out", path])
+            #expect(code == 0, "\(err)")
+            return (out, try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: CPUDevice(), purpose: .inference),
+                    try ModelCheckpoint.open(URL(fileURLWithPath: path)).metadata)
+        }
+        let one = try run("one.safetensors", []), two = try run("two.safetensors", ["--output-fisher"])
+        #expect(two.out.contains("output fisher: the loss gradients of every layer's outputs") && !one.out.contains("output fisher"), "\(two.out)")
+        #expect(two.meta["output_fisher"] == "K-FAC two-sided" && one.meta["output_fisher"] == nil)
+        #expect(two.model.parameterCount <= one.model.parameterCount + one.model.parameterCount / 50, "the same budget: \(two.model.parameterCount) vs \(one.model.parameterCount)")
+        let w1 = try Compression.denseWeights(one.model), w2 = try Compression.denseWeights(two.model)
+        #expect(w1.keys.contains { k in zip(w1[k]!, w2[k]!).contains { abs($0 - $1) > 1e-3 } }, "the output side changes the truncation")
+        for (extra, message) in [(["--sites", "svd", "--output-fisher"], "it needs --calibration and --sites svd"),
+                                 (["--sites", "2", "--output-fisher", "--calibration", text.path], "it needs --calibration and --sites svd"),
+                                 (["--sites", "svd", "--output-fisher", "--calibration", text.path, "--error-correction"], "does not go with --error-correction")] {
+            let (code, _, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2"] + extra
+                                             + ["--out", dir.appendingPathComponent("x.safetensors").path])
+            #expect(code == 64 && err.contains(message), "\(extra): exit \(code): \(err)")
+        }
+    }
+
     @Test("compress --allocation measured rescales each MPO layer's spectrum by its exact/Kronecker error ratio: the worst layer's exact error drops, the budget holds, and it asks for --calibration and MPO sites")
     func measuredAllocation() throws {
         let (dir, original, text) = try Self.workspace("measured")

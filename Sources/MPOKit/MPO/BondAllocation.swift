@@ -110,7 +110,7 @@ public enum BondAllocator {
     /// increase per unit of the error the whitened allocation levels.
     public static func sensitivity(_ model: Transformer, chi: Int, validation: [Int32], batches: Int, batchSize: Int = 8,
                                    time: Int? = nil, factorizations: [String: MPOFactorization] = [:],
-                                   inputMoments: [String: [Double]] = [:], alsSweeps: Int = 0,
+                                   inputMoments: [String: [Double]] = [:], outputMoments: [String: [Double]] = [:], alsSweeps: Int = 0,
                                    seed: UInt64 = 2024) throws -> [String: Double] {
         let time = time ?? model.config.context
         func loss(_ m: Transformer) throws -> Double {
@@ -121,7 +121,7 @@ public enum BondAllocator {
         var raw: [String: Double] = [:]
         for l in model.config.linearLayers {
             let (one, reports) = try Compression.compress(model, chi: chi, layers: [l.name], factorizations: factorizations,
-                                                          inputMoments: inputMoments, alsSweeps: alsSweeps)
+                                                          inputMoments: inputMoments, outputMoments: outputMoments, alsSweeps: alsSweeps)
             let err = reports.first { $0.layer == l.name }!.relativeError
             raw[l.name] = max(try loss(one) - base, 0) / max(err * err, 1e-12)
         }

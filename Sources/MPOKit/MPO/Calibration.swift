@@ -53,6 +53,41 @@ public enum Calibration {
         return (byLayer(c, sums, rows: rowsSeen), probabilities.map { p in p.map { $0 / Double(rowsSeen) } })
     }
 
+    /// The output side of every linear layer's K-FAC Fisher (compress --output-fisher): the mean
+    /// over `tokens` (consecutive windows of `context`) of g·gᵀ, g the gradient of the window's
+    /// mean cross-entropy with respect to the layer's output at one position, by layer name
+    /// (row-major out × out). One forward and backward pass per window on a copy of `model` that
+    /// has gradients; the scale (1/context per position) cancels in the whitening.
+    public static func outputGradientMoments(_ model: Transformer, tokens: [Int32], context: Int) throws -> [String: [Double]] {
+        guard context >= 1, tokens.count > context else {
+            throw ModelError("output gradients need at least one window of \(context) tokens and its next token (got \(tokens.count)); give a longer --calibration text")
+        }
+        let trainable = try Transformer(config: model.config, device: model.device, purpose: .training)
+        try trainable.load(from: model)
+        var sums: [String: [Double]] = [:]
+        let linears = trainable.blocks.flatMap(\.linears)
+        for l in linears {
+            let n = l.outFeatures, name = l.name
+            l.outputGradientTap = { dY, rows in
+                let g = try trainable.device.read(dY.view(0, rows * n)).map(Double.init)
+                var acc = sums.removeValue(forKey: name) ?? [Double](repeating: 0, count: n * n)
+                cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(n), Int32(rows), 1, g, Int32(n), 1, &acc, Int32(n))
+                sums[name] = acc
+            }
+        }
+        defer { for l in linears { l.outputGradientTap = nil } }
+        var rows = 0
+        for start in stride(from: 0, through: tokens.count - context - 1, by: context) {
+            try trainable.forward(tokens: Array(tokens[start..<(start + context)]), targets: Array(tokens[(start + 1)...(start + context)]),
+                                  batch: 1, time: context)
+            try trainable.backward()
+            rows += context
+        }
+        var out: [String: [Double]] = [:]
+        for l in linears { if var m = sums[l.name] { mirroredMean(&m, n: l.outFeatures, rows: rows); out[l.name] = m } }
+        return out
+    }
+
     /// Adds softmax(row) of each of `rows` rows of `logits` to `sum`, in Double.
     static func addSoftmax(_ logits: [Float], rows: Int, to sum: inout [Double]) throws {
         let V = sum.count

@@ -50,14 +50,17 @@ public enum Compression {
     /// errors are output errors on the calibration inputs (relative to ‖W·S‖), not weight errors.
     /// For an MPO (whose whitening is a Kronecker approximation) the report's error is the exact
     /// output error on the calibration inputs, and `sweeps` > 0 fits the cores to it by ALS.
+    /// `output` (a plain SVD layer only): the output side too, OutputWhitening — the errors are
+    /// then in that two-sided metric.
     public static func compressWhitened(_ w: [Float], layer: String, factorization f: MPOFactorization, maxBonds: [Int],
-                                        secondMoment: [Double], damping: Double = 0.01, sweeps: Int = 0) throws -> (MPOCores<Float>, LayerCompression) {
+                                        secondMoment: [Double], damping: Double = 0.01, sweeps: Int = 0,
+                                        output: OutputWhitening? = nil) throws -> (MPOCores<Float>, LayerCompression) {
         let wh: KroneckerWhitening
         do { wh = try KroneckerWhitening(secondMoment: secondMoment, inFactors: f.inFactors, damping: damping) } catch {
             throw ModelError("\(layer): \(error)")
         }
         return try compressWhitened(w, layer: layer, factorization: f, maxBonds: maxBonds, whitening: wh,
-                                    exact: ExactFit(secondMoment: secondMoment, damping: damping, sweeps: sweeps))
+                                    exact: ExactFit(secondMoment: secondMoment, damping: damping, sweeps: sweeps), output: output)
     }
 
     /// The second moment an MPO's Kronecker whitening approximates (damped as the whitening
@@ -72,14 +75,22 @@ public enum Compression {
 
     /// The same with the whitening made already (error correction shares one per stage).
     public static func compressWhitened(_ w: [Float], layer: String, factorization f: MPOFactorization, maxBonds: [Int],
-                                        whitening wh: KroneckerWhitening, exact: ExactFit? = nil) throws -> (MPOCores<Float>, LayerCompression) {
-        let target = wh.whiten(w.map(Double.init), out: f.outFeatures)
+                                        whitening wh: KroneckerWhitening, exact: ExactFit? = nil,
+                                        output: OutputWhitening? = nil) throws -> (MPOCores<Float>, LayerCompression) {
+        var target = wh.whiten(w.map(Double.init), out: f.outFeatures)
+        if let output {   // the rows live in core 0 only for a plain SVD layer, (1, out, 1, r)
+            guard f == MPOFactorization.lowRank(out: f.outFeatures, in: f.inFeatures), output.outFeatures == f.outFeatures else {
+                throw ModelError("\(layer): output-side whitening needs a plain SVD layer ([out, 1] × [1, in]), not \(f); an MPO splits the output index over its cores")
+            }
+            target = output.whiten(target, columns: f.inFeatures)
+        }
         var (cores, r) = try ttSVD(target, factorization: f, maxBonds: maxBonds)
         var fit: ALSReport?
         if let exact, !wh.isExact {
             fit = try WhitenedALS.refine(&cores, target: target, metric: wh.metric(secondMoment: exact.secondMoment, damping: exact.damping),
                                          sweeps: exact.sweeps)
         }
+        if let output { cores.cores[0] = output.unwhiten(cores.cores[0], columns: cores.bonds[1]) }
         wh.unwhiten(&cores)
         let (c, truncated) = report(cores, r, layer: layer, factorization: f, chi: r.bonds.max() ?? 1)
         var report = truncated
@@ -157,7 +168,8 @@ public enum Compression {
     /// `chiOverrides`, or a cap per bond in `bondCaps` from a budgeted allocation), all other
     /// parameters copied from `model`. With `inputMoments` (Calibration.inputSecondMoments), those
     /// layers are truncated by their output error on the calibration data (compressWhitened; an
-    /// MPO's cores then fitted to it exactly by `alsSweeps` of ALS). With `layers`, only those are compressed; every other
+    /// MPO's cores then fitted to it exactly by `alsSweeps` of ALS), and with `outputMoments` too
+    /// (Calibration.outputGradientMoments; plain SVD layers) by K-FAC's two-sided Fisher. With `layers`, only those are compressed; every other
     /// layer stays as it is (dense or MPO). Works on MPO models too (their contracted W is
     /// TT-SVD'd again: progressive truncation). The new model has the source model's purpose
     /// (an inference-only source gives an inference-only model: no gradient or optimiser memory).
@@ -165,7 +177,8 @@ public enum Compression {
                                 bondCaps: [String: [Int]] = [:], layers: Set<String>? = nil,
                                 factorizations: [String: MPOFactorization] = [:],
                                 relativeTolerance: Double? = nil,
-                                inputMoments: [String: [Double]] = [:], alsSweeps: Int = 0) throws -> (Transformer, [LayerCompression]) {
+                                inputMoments: [String: [Double]] = [:], outputMoments: [String: [Double]] = [:],
+                                alsSweeps: Int = 0) throws -> (Transformer, [LayerCompression]) {
         guard chi >= 1 else { throw ModelError("bond dimension χ must be ≥ 1 (got \(chi))") }
         let weights = try denseWeights(model)
         var config = model.config
@@ -189,9 +202,13 @@ public enum Compression {
             try f.validate(out: l.out, in: l.in)
             let (c, r): (MPOCores<Float>, LayerCompression)
             if let m = inputMoments[l.name] {
+                let output: OutputWhitening?
+                do { output = try outputMoments[l.name].map { try OutputWhitening(secondMoment: $0, outFeatures: l.out, damping: OutputWhitening.fisherDamping) } } catch {
+                    throw ModelError("\(l.name), its output gradients: \(error)")
+                }
                 (c, r) = try compressWhitened(weights[l.name]!, layer: l.name, factorization: f,
                                               maxBonds: bondCaps[l.name] ?? f.cappedBonds(chi: chiOverrides[l.name] ?? chi), secondMoment: m,
-                                              sweeps: alsSweeps)
+                                              sweeps: alsSweeps, output: output)
             } else if let caps = bondCaps[l.name] {
                 (c, r) = try compressWeight(weights[l.name]!, layer: l.name, factorization: f, maxBonds: caps,
                                             relativeTolerance: relativeTolerance)

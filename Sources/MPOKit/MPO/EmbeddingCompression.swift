@@ -175,33 +175,22 @@ extension Compression {
         let (kind, tensors, report): (EmbeddingKind, [[Float]], EmbeddingCompression)
         if let headMoment, c.architecture.tiedHead, case .mpo(let f, let b) = target {
             try f.validate(out: V, in: c.channels)
-            var scale: [Double]?
-            if let rowWeights {
-                guard f == MPOFactorization.lowRank(out: V, in: c.channels) else {
-                    throw ModelError("per-token (fisher) weights need an svd:r table, whose token index lives in one core; \(target) splits it over \(f.sites) cores — truncate it by its output error instead")
-                }
-                guard rowWeights.count == V, rowWeights.allSatisfy({ $0 > 0 && $0.isFinite }) else {
-                    throw ModelError("per-token weights must be \(V) positive numbers (got \(rowWeights.count))")
-                }
-                scale = rowWeights.map { $0.squareRoot() }
+            if let rowWeights, !(rowWeights.count == V && rowWeights.allSatisfy({ $0 > 0 && $0.isFinite })) {
+                throw ModelError("per-token weights must be \(V) positive numbers (got \(rowWeights.count))")
             }
-            var scaled = table
-            if let scale { for v in 0..<V { for j in 0..<c.channels { scaled[v * c.channels + j] *= Float(scale[v]) } } }
-            let fit = try compressWhitened(scaled, layer: "tok_emb (tied head)", factorization: f,
-                                           maxBonds: f.cappedBonds(chi: b.max() ?? 1), secondMoment: headMoment, sweeps: alsSweeps)
-            var cores = fit.0
-            let head = fit.1
-            if let scale {   // core 0 is (1, V, 1, r): token v's row of U, divided back
-                let r = cores.bonds[1]
-                for v in 0..<V { for k in 0..<r { cores.cores[0][v * r + k] /= Float(scale[v]) } }
+            if rowWeights != nil, f != MPOFactorization.lowRank(out: V, in: c.channels) {
+                throw ModelError("per-token (fisher) weights need an svd:r table, whose token index lives in one core; \(target) splits it over \(f.sites) cores — truncate it by its output error instead")
             }
+            let output = rowWeights.map(OutputWhitening.init(rowWeights:))
+            let (cores, head) = try compressWhitened(table, layer: "tok_emb (tied head)", factorization: f, maxBonds: f.cappedBonds(chi: b.max() ?? 1),
+                                                     secondMoment: headMoment, sweeps: alsSweeps, output: output)
             kind = .mpo(factorization: f, bonds: cores.bonds)
             tensors = cores.cores
             let approx = contractMPO(cores.converted(to: Double.self))
             var r = makeReport(kind, maxRank: b.max() ?? 1, bonds: cores.bonds, table: table,
                                approx: approx, parameters: head.parameters, discarded2: 0)
             r.errorBound = r.relativeError   // no Frobenius bound: the truncation was of the whitened table
-            if scale != nil {
+            if output != nil {
                 r.headWeightedError = head.relativeError
                 r.headOutputError = headError(table, approx, secondMoment: headMoment, channels: c.channels)
             } else {

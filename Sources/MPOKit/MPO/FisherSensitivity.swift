@@ -21,12 +21,12 @@ extension BondAllocator {
     /// (the windows `sensitivity` evaluates), per unit of the layer's relative error², median 1.
     public static func fisherSensitivity(_ model: Transformer, chi: Int, validation: [Int32], batches: Int, batchSize: Int = 8,
                                          time: Int? = nil, factorizations: [String: MPOFactorization] = [:],
-                                         inputMoments: [String: [Double]] = [:], alsSweeps: Int = 0,
+                                         inputMoments: [String: [Double]] = [:], outputMoments: [String: [Double]] = [:], alsSweeps: Int = 0,
                                          seed: UInt64 = 2024) throws -> [String: Double] {
         let time = time ?? model.config.context
         let layers = model.config.linearLayers.map(\.name)
         let (truncated, reports) = try Compression.compress(model, chi: chi, factorizations: factorizations,
-                                                            inputMoments: inputMoments, alsSweeps: alsSweeps)
+                                                            inputMoments: inputMoments, outputMoments: outputMoments, alsSweeps: alsSweeps)
         let original = try Compression.denseWeights(model), approx = try Compression.denseWeights(truncated)
         var errors: [String: [Float]] = [:]
         for name in layers { errors[name] = zip(original[name]!, approx[name]!).map { $0 - $1 } }

@@ -48,11 +48,13 @@ public enum SpectralAllocator {
     public enum Objective: String, Sendable, CaseIterable { case equalError = "max", errorPerParameter = "sum" }
 
     /// The spectra of every linear layer of `model` (its contracted weights, or W·S for a layer in
-    /// `inputMoments`: its output error on the calibration data, compressWhitened) under the
+    /// `inputMoments`: its output error on the calibration data, compressWhitened; Sgᵀ·W·S with
+    /// `outputMoments` as well) under the
     /// given factorisations, computed on all cores.
     /// With `layers`, only those (in the model's order).
     public static func spectra(_ model: Transformer, factorizations: [String: MPOFactorization],
-                               inputMoments: [String: [Double]] = [:], layers only: Set<String>? = nil) throws -> [LayerSpectra] {
+                               inputMoments: [String: [Double]] = [:], outputMoments: [String: [Double]] = [:],
+                               layers only: Set<String>? = nil) throws -> [LayerSpectra] {
         let layers = model.config.linearLayers.filter { only?.contains($0.name) ?? true }
         let dense = try Compression.denseWeights(model, layers: Set(layers.map(\.name)))
         final class Slots: @unchecked Sendable {   // one slot per layer, each written by one worker
@@ -65,7 +67,9 @@ public enum SpectralAllocator {
             let r = Result {
                 var w = weights.value[l.name]!
                 if let m = inputMoments[l.name] {
-                    w = try KroneckerWhitening(secondMoment: m, inFactors: f.inFactors).whiten(w.map(Double.init), out: l.out).map(Float.init)
+                    var x = try KroneckerWhitening(secondMoment: m, inFactors: f.inFactors).whiten(w.map(Double.init), out: l.out)
+                    if let g = outputMoments[l.name] { x = try OutputWhitening(secondMoment: g, outFeatures: l.out, damping: OutputWhitening.fisherDamping).whiten(x, columns: l.in) }
+                    w = x.map(Float.init)
                 }
                 return LayerSpectra(name: l.name, factorization: f, spectra: try unfoldingSpectra(w, factorization: f))
             }

@@ -23,6 +23,9 @@ public final class Linear {
     let packedWeight: PackedMatrix?
     let packedFactors: (u: PackedMatrix, v: PackedMatrix)?
     let workspace: MPOWorkspace?
+    /// Sees dY (the loss gradient of the layer's outputs, rows × out) in every backward pass
+    /// (Calibration.outputGradientMoments); nil in training.
+    var outputGradientTap: ((_ dY: TensorView, _ rows: Int) throws -> Void)?
 
     /// `grads` nil: an inference-only layer; its MPO layers share `workspace` and ask `tuner`.
     init(name: String, out: Int, in inF: Int, kind: LinearKind, layout: ParameterLayout,
@@ -121,6 +124,7 @@ public final class Linear {
     /// The weight half of `backward`: dX and dW (or the cores' gradients).
     private func weightBackward(_ dev: any ComputeDevice, dY: TensorView, x: TensorView, dX: TensorView?, rows: Int,
                                 accumulateInput: Bool) throws {
+        try outputGradientTap?(dY, rows)
         if let mpo {
             try mpo.backward(dev, dY: dY, x: x, dX: dX, rows: rows, accumulateInput: accumulateInput)
             return

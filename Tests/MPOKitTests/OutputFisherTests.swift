@@ -1,0 +1,133 @@
+// K-FAC's two-sided Fisher for a plain SVD layer (compress --output-fisher): whitening the
+// outputs by the loss gradients' second moment G as well as the inputs by theirs, M, makes the
+// truncation reach the least tr(G·ΔW·M·ΔWᵀ) at its rank (Eckart–Young on Sgᵀ·W·S, checked
+// against float64 Jacobi eigenvalues of Sgᵀ·W·M·Wᵀ·Sg); a diagonal G (`.rows`, a tied table's
+// per-token weights) is the same transform; the gradients the calibration collects are the dY
+// the weight gradient is made of (dW = dYᵀ·X); and a tiny Llama truncated so loses less.
+
+import Foundation
+import Testing
+import TensorTrain
+import TestSupport
+@testable import MPOKit
+
+struct OutputFisherTests {
+    /// tr(G·A·M·Aᵀ) for A (out × n) row-major, G (out × out), M (n × n), in Double loops.
+    static func fisherEnergy(_ a: [Double], _ g: [Double], _ m: [Double], out: Int, n: Int) -> Double {
+        var am = [Double](repeating: 0, count: out * n)   // A·M
+        for o in 0..<out { for j in 0..<n { for k in 0..<n { am[o * n + j] += a[o * n + k] * m[k * n + j] } } }
+        var s = 0.0
+        for o in 0..<out { for p in 0..<out {
+            var amat = 0.0   // (A·M·Aᵀ)[o, p]
+            for j in 0..<n { amat += am[o * n + j] * a[p * n + j] }
+            s += g[p * out + o] * amat
+        } }
+        return s
+    }
+
+    static func damped(_ m: [Double], _ n: Int, _ damping: Double) -> [Double] {
+        var d = m
+        let mean = (0..<n).reduce(0.0) { $0 + m[$1 * n + $1] } / Double(n)
+        for i in 0..<n { d[i * n + i] += damping * mean }
+        return d
+    }
+
+    @Test("two-sided whitening reaches the least Fisher error tr(G·ΔW·M·ΔWᵀ) at its rank, below the input-only truncation's, which keeps the lower output error; .rows is a diagonal .full; an MPO is refused")
+    func optimalFisherError() throws {
+        let n = 12, out = 10, rows = 300, rank = 3, damping = 0.01
+        let x = WhiteningTests.inputs(rows: rows, n: n, seed: 3), m = WhiteningTests.moment(x, rows: rows, n: n)
+        // Output gradients with their own scales and correlations (reversed, so they disagree with the inputs').
+        let gx = WhiteningTests.inputs(rows: rows, n: out, seed: 7)
+        let gRows = (0..<(rows * out)).map { gx[($0 / out) * out + (out - 1 - $0 % out)] }
+        let g = WhiteningTests.moment(gRows, rows: rows, n: out)
+        var rng = SplitMix64(seed: 4)
+        let w = (0..<(out * n)).map { _ in Float(rng.normal()) }, wd = w.map(Double.init)
+        let f = MPOFactorization.lowRank(out: out, in: n), caps = [1, rank, 1]
+        let output = try OutputWhitening(secondMoment: g, outFeatures: out, damping: damping)
+        let (two, report) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m,
+                                                             damping: damping, output: output)
+        let (one, _) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m, damping: damping)
+        let gd = Self.damped(g, out, damping), md = Self.damped(m, n, damping)
+        func fisherError(_ c: MPOCores<Float>) -> Double {
+            let d = zip(wd, contractMPO(c).map(Double.init)).map { $0 - $1 }
+            return (Self.fisherEnergy(d, gd, md, out: out, n: n) / Self.fisherEnergy(wd, gd, md, out: out, n: n)).squareRoot()
+        }
+        // The optimum: the eigenvalues of Sgᵀ·(W·M·Wᵀ)·Sg (Sg·Sgᵀ = G + δI, InputWhitening's tested Cholesky) are the
+        // squared singular values of Sgᵀ·W·S; its rank-3 truncation leaves their tail.
+        let sg = try InputWhitening(secondMoment: g, inFeatures: out, damping: damping).factor
+        var wmw = [Double](repeating: 0, count: out * out)
+        for o in 0..<out { for p in 0..<out { for i in 0..<n { for j in 0..<n { wmw[o * out + p] += wd[o * n + i] * md[i * n + j] * wd[p * n + j] } } } }
+        var a = [Double](repeating: 0, count: out * out)
+        for i in 0..<out { for j in 0..<out { for k in 0..<out { for l in 0..<out { a[i * out + j] += sg[k * out + i] * wmw[k * out + l] * sg[l * out + j] } } } }
+        let lambda = TTEmbeddingTests.jacobiEigenvalues(a, n: out).sorted(by: >)
+        let optimal = (lambda[rank...].reduce(0, +) / lambda.reduce(0, +)).squareRoot()
+        let e2 = fisherError(two), e1 = fisherError(one)
+        #expect(abs(e2 - optimal) < 1e-5 && abs(report.relativeError - optimal) < 1e-5, "two-sided \(e2), reported \(report.relativeError), optimum \(optimal)")
+        #expect(e1 > e2 + 0.02, "input-only truncation's Fisher error \(e1) against \(e2)")
+        let o1 = WhiteningTests.outputError(x, rows: rows, wd, contractMPO(one).map(Double.init), out: out, n: n)
+        let o2 = WhiteningTests.outputError(x, rows: rows, wd, contractMPO(two).map(Double.init), out: out, n: n)
+        #expect(o1 < o2, "the output error is the input-only truncation's optimum: \(o1) against \(o2)")
+        // A diagonal G: .rows(d) and .full(diag d) undamped are the same whitening.
+        let d = (0..<out).map { 0.1 + Double($0 * $0) }
+        var diag = [Double](repeating: 0, count: out * out)
+        for o in 0..<out { diag[o * out + o] = d[o] }
+        let (byRows, _) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m, damping: damping,
+                                                           output: OutputWhitening(rowWeights: d))
+        let (byFull, _) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m, damping: damping,
+                                                           output: OutputWhitening(secondMoment: diag, outFeatures: out, damping: 0))
+        let wr = contractMPO(byRows), wf = contractMPO(byFull)
+        #expect(zip(wr, wf).map { abs($0 - $1) }.max()! < 1e-4)
+        #expect(zip(wr, w).map { abs($0 - $1) }.max()! > 1e-2, "rank 3 of 10 changes W")
+        #expect(throws: ModelError.self) {
+            try Compression.compressWhitened(w, layer: "l", factorization: try MPOFactorization(outFactors: [2, 5], inFactors: [3, 4]),
+                                             maxBonds: caps, secondMoment: m, output: output)
+        }
+    }
+
+    @Test("the calibration's output gradients are the dY of the weight gradient (dW = dYᵀ·X), their moments the mean of dY·dYᵀ; a tiny Llama truncated with them loses less than with the inputs' alone")
+    func calibrationGradients() throws {
+        let m = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)
+        let c = m.config
+        let (tok, targets, b, t) = try FamilyReference.batch(try FamilyReference.reference("llama-tiny"))
+        let window = t / 2
+        let moments = try Calibration.outputGradientMoments(m, tokens: tok, context: window)
+        #expect(moments.count == c.layers * 7)
+        // The same windows by hand on a trainable copy: dY of block 0's down projection (its tap) and its input X.
+        let trainable = try Transformer(config: c, device: CPUDevice(), purpose: .training)
+        try trainable.load(from: m)
+        let down = trainable.blocks[0].down, n = down.outFeatures, k = down.inFeatures
+        var g = [Double](repeating: 0, count: n * n), rows = 0, worst = 0.0, scale = 0.0
+        for start in stride(from: 0, through: tok.count - window - 1, by: window) {
+            var dY: [Double] = [], x: [Double] = []
+            down.outputGradientTap = { d, r in dY = try trainable.device.read(d.view(0, r * n)).map(Double.init) }
+            trainable.linearInputTap = { block, role, v, r in
+                if block == 0, role == .down { x = try trainable.device.read(v.view(0, r * k)).map(Double.init) }
+            }
+            trainable.zeroGradients()
+            try trainable.forward(tokens: Array(tok[start..<(start + window)]), targets: Array(tok[(start + 1)...(start + window)]), batch: 1, time: window)
+            try trainable.backward()
+            let dW = try trainable.gradient("\(down.name).weight")
+            for o in 0..<n { for i in 0..<k {
+                var s = 0.0
+                for r in 0..<window { s += dY[r * n + o] * x[r * k + i] }
+                worst = max(worst, abs(s - Double(dW[o * k + i]))); scale = max(scale, abs(Double(dW[o * k + i])))
+            } }
+            for r in 0..<window { for i in 0..<n { for j in 0..<n { g[i * n + j] += dY[r * n + i] * dY[r * n + j] } } }
+            rows += window
+        }
+        down.outputGradientTap = nil; trainable.linearInputTap = nil
+        #expect(worst <= 1e-4 * scale, "dYᵀ·X against the weight gradient: off by \(worst) of \(scale)")
+        let got = try #require(moments[down.name]), top = g.map(abs).max()! / Double(rows)
+        #expect(zip(got, g).map { abs($0 - $1 / Double(rows)) }.max()! <= 1e-6 * top)
+        // Truncated to rank 3 with both sides whitened, the model loses less on its calibration text.
+        var fs: [String: MPOFactorization] = [:]
+        for l in c.linearLayers { fs[l.name] = MPOFactorization.lowRank(out: l.out, in: l.in) }
+        let inputs = try Calibration.inputSecondMoments(m, tokens: tok, context: window)
+        let (oneSided, _) = try Compression.compress(m, chi: 3, factorizations: fs, inputMoments: inputs)
+        let (twoSided, _) = try Compression.compress(m, chi: 3, factorizations: fs, inputMoments: inputs, outputMoments: moments)
+        let base = try m.forward(tokens: tok, targets: targets, batch: b, time: t, needsGradients: false).loss
+        let l1 = try oneSided.forward(tokens: tok, targets: targets, batch: b, time: t, needsGradients: false).loss
+        let l2 = try twoSided.forward(tokens: tok, targets: targets, batch: b, time: t, needsGradients: false).loss
+        #expect(l2 - base < l1 - base, "loss: original \(base), inputs whitened \(l1), both sides \(l2)")
+    }
+}
