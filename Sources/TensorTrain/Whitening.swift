@@ -192,12 +192,22 @@ public enum OutputWhitening: Sendable {
     /// floored the same way (one mean share).
     public static let fisherDamping = 1.0
 
-    /// Row o weighted by d_o (> 0).
-    public init(rowWeights d: [Double]) { self = .rows(d.map { $0.squareRoot() }) }
+    /// Row o weighted by d_o (> 0). Like `secondMoment`'s, the weights are taken relative to
+    /// their mean: the truncation does not depend on their scale, but the split of Ŵ into U and
+    /// V does, and training moves tiny V entries by Adam's per-entry steps.
+    public init(rowWeights d: [Double]) {
+        let mean = d.reduce(0, +) / Double(max(d.count, 1))
+        self = .rows(d.map { ($0 / mean).squareRoot() })
+    }
 
-    /// G (out × out, row-major) damped as the input side is (δ = damping · mean diagonal).
-    public init(secondMoment g: [Double], outFeatures: Int, damping: Double = 0.01) throws {
-        self = .full(try InputWhitening(secondMoment: g, inFeatures: outFeatures, damping: damping))
+    /// G (out × out, row-major) damped as the input side is (δ = damping · mean diagonal), taken
+    /// relative to its mean diagonal: loss gradients are small (about 1/tokens), and Sg⁻ᵀ would
+    /// scale U up and V down by as much — a model 2,000× more sensitive to an Adam step (a
+    /// SmolLM2 heal diverged at lr 5e-6 before this).
+    public init(secondMoment g: [Double], outFeatures n: Int, damping: Double = 0.01) throws {
+        let mean = (0..<n).reduce(0.0) { $0 + g[$1 * n + $1] } / Double(n)
+        guard mean > 0, mean.isFinite else { throw TensorTrainError("the output gradients' second moment has mean diagonal \(mean): nothing to whiten by") }
+        self = .full(try InputWhitening(secondMoment: g.map { $0 / mean }, inFeatures: n, damping: damping))
     }
 
     public var outFeatures: Int {

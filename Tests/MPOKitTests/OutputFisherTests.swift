@@ -78,6 +78,15 @@ struct OutputFisherTests {
         let wr = contractMPO(byRows), wf = contractMPO(byFull)
         #expect(zip(wr, wf).map { abs($0 - $1) }.max()! < 1e-4)
         #expect(zip(wr, w).map { abs($0 - $1) }.max()! > 1e-2, "rank 3 of 10 changes W")
+        // Neither the truncation nor the split into U and V depends on the scale of G or of the row
+        // weights (loss gradients are ~1/tokens: unnormalised, U would grow and V shrink by as much).
+        let (small, _) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m, damping: damping,
+                                                          output: OutputWhitening(secondMoment: g.map { $0 * 1e-8 }, outFeatures: out, damping: damping))
+        let (rowsSmall, _) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m, damping: damping,
+                                                              output: OutputWhitening(rowWeights: d.map { $0 * 1e-6 }))
+        for (a, b) in [(small, two), (rowsSmall, byRows)] {
+            for k in 0..<2 { #expect(zip(a.cores[k], b.cores[k]).map { abs($0 - $1) }.max()! < 1e-4 * b.cores[k].map(abs).max()!) }
+        }
         #expect(throws: ModelError.self) {
             try Compression.compressWhitened(w, layer: "l", factorization: try MPOFactorization(outFactors: [2, 5], inFactors: [3, 4]),
                                              maxBonds: caps, secondMoment: m, output: output)
