@@ -141,7 +141,7 @@ struct PretrainedPipelineTests {
         }
     }
 
-    @Test("compress --output-fisher whitens the SVD layers' outputs by the calibration's loss gradients: other factors, the same budget, recorded in the checkpoint; it asks for --calibration and --sites svd and refuses --error-correction")
+    @Test("compress --output-fisher whitens the SVD layers' outputs by the calibration's loss gradients: other factors, the same budget, the same model from the OpenCL device, recorded in the checkpoint; it asks for --calibration and --sites svd and refuses --error-correction")
     func outputFisher() throws {
         let (dir, original, text) = try Self.workspace("output-fisher")
         let base = ["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", "svd", "--calibration", text.path,
@@ -159,6 +159,17 @@ struct PretrainedPipelineTests {
         #expect(two.model.parameterCount <= one.model.parameterCount + one.model.parameterCount / 50, "the same budget: \(two.model.parameterCount) vs \(one.model.parameterCount)")
         let w1 = try Compression.denseWeights(one.model), w2 = try Compression.denseWeights(two.model)
         #expect(w1.keys.contains { k in zip(w1[k]!, w2[k]!).contains { abs($0 - $1) > 1e-3 } }, "the output side changes the truncation")
+        if OpenCLGate.enabled {   // the backward passes that collect G on the OpenCL device give the same model
+            let gpu = try run("two-opencl.safetensors", ["--output-fisher", "--device", "opencl"])
+            var losses: [Double] = []
+            for name in ["two.safetensors", "two-opencl.safetensors"] {
+                let (code, stdout, err) = try CLI.run(["eval", "--checkpoint", dir.appendingPathComponent(name).path, "--data", text.path,
+                                                       "--split", "all", "--context", "64", "--json"])
+                #expect(code == 0, "\(err)")
+                losses.append(try #require(try Self.json(stdout)["loss"] as? Double))
+            }
+            #expect(gpu.model.parameterCount == two.model.parameterCount && abs(losses[0] - losses[1]) < 1e-3 * losses[0], "CPU vs OpenCL: \(losses)")
+        }
         for (extra, message) in [(["--sites", "svd", "--output-fisher"], "it needs --calibration and --sites svd"),
                                  (["--sites", "2", "--output-fisher", "--calibration", text.path], "it needs --calibration and --sites svd"),
                                  (["--sites", "svd", "--output-fisher", "--calibration", text.path, "--error-correction"], "does not go with --error-correction")] {
