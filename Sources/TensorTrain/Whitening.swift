@@ -35,7 +35,7 @@ public struct InputWhitening: Sendable {
     }
 
     /// The damping rule every whitened fit shares: c + damping·mean(diag c)·I, and mean(diag c).
-    static func damped(_ c: [Double], n: Int, damping: Double) -> (matrix: [Double], meanDiagonal: Double) {
+    public static func damped(_ c: [Double], n: Int, damping: Double) -> (matrix: [Double], meanDiagonal: Double) {
         let meanDiagonal = (0..<n).reduce(0.0) { $0 + c[$1 * n + $1] } / Double(n)
         var a = c
         for i in 0..<n { a[i * n + i] += damping * meanDiagonal }
@@ -200,11 +200,11 @@ public enum OutputWhitening: Sendable {
         self = .rows(d.map { ($0 / mean).squareRoot() })
     }
 
-    /// G (out × out, row-major) damped as the input side is (δ = damping · mean diagonal), taken
+    /// G (out × out, row-major) damped by δ = damping · mean diagonal (fisherDamping unless told), taken
     /// relative to its mean diagonal: loss gradients are small (about 1/tokens), and Sg⁻ᵀ would
     /// scale U up and V down by as much — a model 2,000× more sensitive to an Adam step (a
     /// SmolLM2 heal diverged at lr 5e-6 before this).
-    public init(secondMoment g: [Double], outFeatures n: Int, damping: Double = 0.01) throws {
+    public init(secondMoment g: [Double], outFeatures n: Int, damping: Double = fisherDamping) throws {
         let mean = (0..<n).reduce(0.0) { $0 + g[$1 * n + $1] } / Double(n)
         guard mean > 0, mean.isFinite else { throw TensorTrainError("the output gradients' second moment has mean diagonal \(mean): nothing to whiten by") }
         self = .full(try InputWhitening(secondMoment: g.map { $0 / mean }, inFeatures: n, damping: damping))

@@ -25,13 +25,6 @@ struct OutputFisherTests {
         return s
     }
 
-    static func damped(_ m: [Double], _ n: Int, _ damping: Double) -> [Double] {
-        var d = m
-        let mean = (0..<n).reduce(0.0) { $0 + m[$1 * n + $1] } / Double(n)
-        for i in 0..<n { d[i * n + i] += damping * mean }
-        return d
-    }
-
     @Test("two-sided whitening reaches the least Fisher error tr(G·ΔW·M·ΔWᵀ) at its rank, below the input-only truncation's, which keeps the lower output error; .rows is a diagonal .full; an MPO is refused")
     func optimalFisherError() throws {
         let n = 12, out = 10, rows = 300, rank = 3, damping = 0.01
@@ -47,7 +40,7 @@ struct OutputFisherTests {
         let (two, report) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m,
                                                              damping: damping, output: output)
         let (one, _) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m, damping: damping)
-        let gd = Self.damped(g, out, damping), md = Self.damped(m, n, damping)
+        let gd = ALSTests.damped(g, n: out, damping), md = ALSTests.damped(m, n: n, damping)
         func fisherError(_ c: MPOCores<Float>) -> Double {
             let d = zip(wd, contractMPO(c).map(Double.init)).map { $0 - $1 }
             return (Self.fisherEnergy(d, gd, md, out: out, n: n) / Self.fisherEnergy(wd, gd, md, out: out, n: n)).squareRoot()

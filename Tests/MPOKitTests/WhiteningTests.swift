@@ -222,9 +222,7 @@ struct WhiteningTests {
         if kind == "svd" {
             // Rank 6 of E·S is the optimum (Eckart–Young in the metric Σ_h + δI, δ the whitening's
             // damping): the reported output error is the tail of its spectrum, from float64 Jacobi.
-            var damped = head
-            let delta = 0.01 * (0..<C).reduce(0.0) { $0 + head[$1 * C + $1] } / Double(C)
-            for i in 0..<C { damped[i * C + i] += delta }
+            let damped = ALSTests.damped(head, n: C, 0.01)
             let lambda = TTEmbeddingTests.jacobiEigenvalues(Self.sandwich(table, damped, rows: V, n: C), n: V).sorted(by: >)
             let optimal = (lambda[6...].reduce(0, +) / lambda.reduce(0, +)).squareRoot()
             #expect(abs(try #require(w.headOutputError) - optimal) < 1e-4, "reported \(w.headOutputError!), Eckart–Young \(optimal)")
@@ -260,9 +258,7 @@ struct WhiteningTests {
         let (fisher, f) = try Compression.compressEmbedding(m, to: target, headMoment: head, rowWeights: weights)
         #expect(o.headWeightedError == nil && f.parameters == o.parameters)
         // Eckart–Young in the two-sided metric: the tail of the spectrum of D^½·T·(Σ_h + δI)·Tᵀ·D^½.
-        var damped = head
-        let delta = 0.01 * (0..<C).reduce(0.0) { $0 + head[$1 * C + $1] } / Double(C)
-        for i in 0..<C { damped[i * C + i] += delta }
+        let damped = ALSTests.damped(head, n: C, 0.01)
         let table = try Compression.embeddingTable(m).map(Double.init)
         var g = Self.sandwich(table, damped, rows: V, n: C)
         for i in 0..<V { for j in 0..<V { g[i * V + j] *= (weights[i] * weights[j]).squareRoot() } }

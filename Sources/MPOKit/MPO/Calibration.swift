@@ -38,10 +38,7 @@ public enum Calibration {
         model.linearInputTap = { block, role, x, rows in
             let n = x.count / rows
             let values = try model.device.read(x.view(0, rows * n)).map(Double.init)
-            // Taken out of the table while dsyrk writes it (no copy of n² Doubles per call).
-            var acc = sums[block]?.removeValue(forKey: role) ?? [Double](repeating: 0, count: n * n)
-            cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(n), Int32(rows), 1, values, Int32(n), 1, &acc, Int32(n))
-            sums[block, default: [:]][role] = acc
+            sums[block, default: [:]][role] = addGram(values, rows: rows, n: n, to: sums[block]?.removeValue(forKey: role))
         }
         defer { model.linearInputTap = nil }
         var probabilities = headProbabilities ? [Double](repeating: 0, count: c.vocabularySize) : nil
@@ -70,9 +67,7 @@ public enum Calibration {
             let n = l.outFeatures, name = l.name
             l.outputGradientTap = { dY, rows in
                 let g = try trainable.device.read(dY.view(0, rows * n)).map(Double.init)
-                var acc = sums.removeValue(forKey: name) ?? [Double](repeating: 0, count: n * n)
-                cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(n), Int32(rows), 1, g, Int32(n), 1, &acc, Int32(n))
-                sums[name] = acc
+                sums[name] = addGram(g, rows: rows, n: n, to: sums.removeValue(forKey: name))
             }
         }
         defer { for l in linears { l.outputGradientTap = nil } }
@@ -86,6 +81,14 @@ public enum Calibration {
         var out: [String: [Double]] = [:]
         for l in linears { if var m = sums[l.name] { mirroredMean(&m, n: l.outFeatures, rows: rows); out[l.name] = m } }
         return out
+    }
+
+    /// `sum` (n × n, lower triangle; nil: zeros) + XᵀX for X (rows × n) by dsyrk. The caller takes
+    /// the sum out of its table first, so no copy of n² Doubles is made per call.
+    static func addGram(_ x: [Double], rows: Int, n: Int, to sum: [Double]?) -> [Double] {
+        var acc = sum ?? [Double](repeating: 0, count: n * n)
+        cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(n), Int32(rows), 1, x, Int32(n), 1, &acc, Int32(n))
+        return acc
     }
 
     /// Adds softmax(row) of each of `rows` rows of `logits` to `sum`, in Double.

@@ -203,7 +203,7 @@ public enum Compression {
             let (c, r): (MPOCores<Float>, LayerCompression)
             if let m = inputMoments[l.name] {
                 let output: OutputWhitening?
-                do { output = try outputMoments[l.name].map { try OutputWhitening(secondMoment: $0, outFeatures: l.out, damping: OutputWhitening.fisherDamping) } } catch {
+                do { output = try outputMoments[l.name].map { try OutputWhitening(secondMoment: $0, outFeatures: l.out) } } catch {
                     throw ModelError("\(l.name), its output gradients: \(error)")
                 }
                 (c, r) = try compressWhitened(weights[l.name]!, layer: l.name, factorization: f,

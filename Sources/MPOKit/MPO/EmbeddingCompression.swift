@@ -178,9 +178,6 @@ extension Compression {
             if let rowWeights, !(rowWeights.count == V && rowWeights.allSatisfy({ $0 > 0 && $0.isFinite })) {
                 throw ModelError("per-token weights must be \(V) positive numbers (got \(rowWeights.count))")
             }
-            if rowWeights != nil, f != MPOFactorization.lowRank(out: V, in: c.channels) {
-                throw ModelError("per-token (fisher) weights need an svd:r table, whose token index lives in one core; \(target) splits it over \(f.sites) cores — truncate it by its output error instead")
-            }
             let output = rowWeights.map(OutputWhitening.init(rowWeights:))
             let (cores, head) = try compressWhitened(table, layer: "tok_emb (tied head)", factorization: f, maxBonds: f.cappedBonds(chi: b.max() ?? 1),
                                                      secondMoment: headMoment, sweeps: alsSweeps, output: output)
@@ -223,9 +220,7 @@ extension Compression {
     /// ‖(T − T̂)·S‖ / ‖T·S‖ with S·Sᵀ = M + δI (δ = 0.01·mean diag M, as the whitening damps it):
     /// the tied head's relative output error on the inputs whose second moment is M.
     static func headError(_ table: [Float], _ approx: [Double], secondMoment m: [Double], channels D: Int) -> Double {
-        var damped = m
-        let delta = 0.01 * (0..<D).reduce(0.0) { $0 + m[$1 * D + $1] } / Double(D)
-        for i in 0..<D { damped[i * D + i] += delta }
+        let damped = InputWhitening.damped(m, n: D, damping: 0.01).matrix
         let rows = table.count / D
         func energy(_ x: [Double]) -> Double {   // Σ_v x_v·M·x_vᵀ = Σ x ∘ (x·M)
             var xm = [Double](repeating: 0, count: x.count)
