@@ -51,7 +51,7 @@ struct Compress: ParsableCommand {
     var evalContext: Int?
     @Option(help: "Weigh each layer by its measured sensitivity: the loss increase over this many validation batches when it alone is compressed, per unit of its relative error² (with --params/--ratio; with --calibration it is compressed whitened and its error is its output error).")
     var sensitivity: Int?
-    @Option(name: .customLong("sensitivity-method"), help: ArgumentHelp("How --sensitivity measures: probe (each layer compressed alone and evaluated: one evaluation per layer) or fisher (every layer truncated once, then Σ over the validation windows of ⟨gradient, truncation error⟩² — the empirical Fisher along the truncation — one backward pass per window).", valueName: "probe|fisher"))
+    @Option(name: .customLong("sensitivity-method"), help: ArgumentHelp("How --sensitivity measures: probe (each layer compressed alone and evaluated: one evaluation per layer) or fisher (every layer truncated once, then Σ over the validation windows of ⟨gradient, truncation error⟩² — the empirical Fisher along the truncation — one backward pass per window); kfac, with --calibration and without --sensitivity: no probes, ½·T²·tr(G·W·M·Wᵀ) per layer from the calibration text's input moments M and output-gradient moments G (K-FAC's Fisher of the whole weight; one backward pass per calibration window, shared with --output-fisher). Spend it with --objective sum to drop, across all layers, what loses the least loss per parameter.", valueName: "probe|fisher|kfac"))
     var sensitivityMethod: SensitivityMethod?
     @Option(name: .customLong("sensitivity-file"), help: ArgumentHelp("Keep the measured sensitivities: with --sensitivity K they are written here; when the file exists they are read from it instead of measured (one measurement serves every budget and --sites; its layers must be the model's).", valueName: "json"))
     var sensitivityFile: String?
@@ -93,9 +93,16 @@ struct Compress: ParsableCommand {
         if let linearRatio, !(linearRatio > 1) { throw ValidationError("--linear-ratio must be > 1 (got \(linearRatio))") }
         let budgeted = params != nil || ratio != nil || linearRatio != nil
         if (sensitivity != nil || sensitivityFile != nil) && !budgeted { throw ValidationError("--sensitivity and --sensitivity-file go with --params, --ratio or --linear-ratio") }
-        if sensitivityMethod != nil && sensitivity == nil && sensitivityFile == nil { throw ValidationError("--sensitivity-method goes with --sensitivity K (it says how K batches measure the sensitivities)") }
-        if let sensitivityFile, sensitivity == nil, !FileManager.default.fileExists(atPath: sensitivityFile) {
-            throw ValidationError("--sensitivity-file \(sensitivityFile) does not exist: give --sensitivity K as well to measure the sensitivities and write them there")
+        if sensitivityMethod == .kfac {
+            guard calibration != nil, budgeted else {
+                throw ValidationError("--sensitivity-method kfac weighs the layers by the loss gradients and inputs on --calibration TEXT for a budget: it needs --calibration and --params, --ratio or --linear-ratio")
+            }
+            guard sensitivity == nil else { throw ValidationError("--sensitivity-method kfac reads every --calibration window, not validation batches: drop --sensitivity \(sensitivity!)") }
+        } else if sensitivityMethod != nil && sensitivity == nil && sensitivityFile == nil {
+            throw ValidationError("--sensitivity-method goes with --sensitivity K (it says how K batches measure the sensitivities), or is kfac")
+        }
+        if let sensitivityFile, sensitivity == nil, sensitivityMethod != .kfac, !FileManager.default.fileExists(atPath: sensitivityFile) {
+            throw ValidationError("--sensitivity-file \(sensitivityFile) does not exist: give --sensitivity K (or --sensitivity-method kfac) as well to measure the sensitivities and write them there")
         }
         if minChi != nil && !budgeted { throw ValidationError("--min-chi goes with --params, --ratio or --linear-ratio") }
         if let allocation, !["spectra", "ttsvd", "measured"].contains(allocation) { throw ValidationError("--allocation is spectra, ttsvd or measured (got \(allocation))") }
@@ -136,6 +143,7 @@ struct Compress: ParsableCommand {
         }
         let before = try evaluate(dense)
         var moments: [String: [Double]] = [:], outputMoments: [String: [Double]] = [:], calibrationTokens: [Int32] = [], headProbabilities: [Double]?
+        var kfac: KFACWeights?
         if let calibration {
             let text = try loadDataset(URL(fileURLWithPath: calibration), codec: codec)
             try text.checkFits(vocabularySize: dense.config.vocabularySize)
@@ -145,11 +153,17 @@ struct Compress: ParsableCommand {
                                                                            headProbabilities: embeddingError == "fisher")
             print(String(format: "calibration: %d tokens of %@ in windows of %d, %.0f s: layers truncated by their output error on them",
                          calibrationTokens.count, calibration, min(window, calibrationTokens.count), Date().timeIntervalSince(t0)))
-            if outputFisher {
+            let kfacWanted = sensitivityMethod == .kfac && keptSensitivities == nil
+            if outputFisher || kfacWanted {
                 let t1 = Date(), context = min(window, calibrationTokens.count - 1)
-                outputMoments = try Calibration.outputGradientMoments(dense, tokens: calibrationTokens, context: context)
-                print(String(format: "output fisher: the loss gradients of every layer's outputs over the same tokens in windows of %d, %.0f s: layers truncated by K-FAC's two-sided Fisher",
-                             context, Date().timeIntervalSince(t1)))
+                let gradients = try Calibration.outputGradientMoments(dense, tokens: calibrationTokens, context: context)
+                print(String(format: "output gradients: the loss gradients of every layer's outputs over the same tokens in windows of %d, %.0f s", context, Date().timeIntervalSince(t1))
+                      + (outputFisher ? ": layers truncated by K-FAC's two-sided Fisher" : ""))
+                if outputFisher { outputMoments = gradients }
+                if kfacWanted {
+                    kfac = (try BondAllocator.kfacSensitivity(dense, inputMoments: moments, outputMoments: gradients, context: context),
+                            (calibrationTokens.count - 1) / context, Date().timeIntervalSince(t1))
+                }
             }
         }
         var model = dense, reports: [LayerCompression] = []
@@ -166,7 +180,7 @@ struct Compress: ParsableCommand {
                 ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
             let plan = try allocate(dense, budget: budget, fixed: fixed, factorizations: factorizations(chi: 8), kept: keptSensitivities,
                                     spectral: !moments.isEmpty || (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
-                                    validation: data.validation, window: window, moments: moments, outputMoments: outputMoments)
+                                    validation: data.validation, window: window, moments: moments, outputMoments: outputMoments, kfac: kfac)
             (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: plan.bonds, factorizations: plan.factorizations,
                                                         relativeTolerance: tolerance, inputMoments: moments, outputMoments: outputMoments, alsSweeps: alsSweeps)
             print("budget \(budget) parameters: allocation of \(plan.modelParameters)"
@@ -280,7 +294,7 @@ struct Compress: ParsableCommand {
     /// model is nearest the budget), every layer at χ ≥ --min-chi (default half the largest
     /// uniform χ that fits).
     func allocate(_ dense: Transformer, budget: Int, fixed: Int, factorizations: [String: MPOFactorization], kept: SensitivityRecord?, spectral: Bool,
-                  validation: [Int32], window: Int, moments: [String: [Double]], outputMoments: [String: [Double]]) throws -> BondAllocation {
+                  validation: [Int32], window: Int, moments: [String: [Double]], outputMoments: [String: [Double]], kfac: KFACWeights?) throws -> BondAllocation {
         var weights: [String: Double] = [:]
         let fs = dense.config.linearLayers.map { factorizations[$0.name]! }
         func size(_ c: Int) -> Int { fixed + fs.reduce(0) { $0 + $1.parameterCount(bonds: $1.cappedBonds(chi: c)) } }
@@ -293,11 +307,24 @@ struct Compress: ParsableCommand {
             print("sensitivity read from \(sensitivityFile!) (measured by \(record.measuredBy.rawValue) on \(record.checkpoint) at χ = \(record.probeChi), \(record.batches) batches, "
                   + "per unit relative \(record.whitened ? "output " : "")error², " + String(format: "%.0f s then):", record.seconds))
             printWeights()
+        } else if let kfac {
+            weights = BondAllocator.normalised(kfac.raw)
+            for l in dense.config.linearLayers where weights[l.name] == nil { weights[l.name] = 1 }   // an untied head: the median
+            let median = kfac.raw.values.sorted()[kfac.raw.count / 2]
+            print("sensitivity by K-FAC (½·T²·tr(G·W·M·Wᵀ) from \(kfac.windows) calibration windows, no probes; median 1 = "
+                  + String(format: "%.4g nats of loss per unit relative error²", median) + (objective == "sum" ? "" : "; --objective sum spends it as a loss budget") + "):")
+            printWeights()
+            if let sensitivityFile {
+                try SensitivityRecord(checkpoint: checkpoint, probeChi: 0, batches: kfac.windows, whitened: true, seconds: kfac.seconds,
+                                      weights: weights, method: .kfac).write(to: URL(fileURLWithPath: sensitivityFile))
+                print("sensitivity written to \(sensitivityFile)")
+            }
         } else if let sensitivity {
             let probe = (1...4096).min { abs(size($0) - budget) < abs(size($1) - budget) }!
             let t0 = Date()
             let method = sensitivityMethod ?? .probe
             switch method {
+            case .kfac: preconditionFailure("kfac weights come from the calibration pass (validated in run)")
             case .fisher:
                 weights = try BondAllocator.fisherSensitivity(dense, chi: probe, validation: validation, batches: sensitivity, time: window,
                                                               factorizations: factorizations, inputMoments: moments, outputMoments: outputMoments, alsSweeps: alsSweeps)
@@ -334,3 +361,7 @@ struct Compress: ParsableCommand {
         return try BondAllocator.allocate(dense, parameters: budget, factorizations: factorizations, weights: weights, minimumChi: floor)
     }
 }
+
+/// The K-FAC sensitivities (BondAllocator.kfacSensitivity, raw nats per unit relative error²), over how many
+/// calibration windows, in how many seconds.
+typealias KFACWeights = (raw: [String: Double], windows: Int, seconds: Double)

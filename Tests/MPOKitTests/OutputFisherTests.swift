@@ -132,4 +132,43 @@ struct OutputFisherTests {
         let l2 = try twoSided.forward(tokens: tok, targets: targets, batch: b, time: t, needsGradients: false).loss
         #expect(l2 - base < l1 - base, "loss: original \(base), inputs whitened \(l1), both sides \(l2)")
     }
+
+    @Test("the K-FAC sensitivity is ½·T²·tr(G·W·M·Wᵀ): its form matches float64 loops, and over one window of one token it is ½·⟨dW, W⟩², the empirical Fisher of removing the layer, for every layer of a tiny Llama")
+    func kfacSensitivity() throws {
+        let n = 9, out = 6, rows = 40
+        let m = WhiteningTests.moment(WhiteningTests.inputs(rows: rows, n: n, seed: 5), rows: rows, n: n)
+        let g = WhiteningTests.moment(WhiteningTests.inputs(rows: rows, n: out, seed: 6), rows: rows, n: out)
+        var rng = SplitMix64(seed: 8)
+        let w = (0..<(out * n)).map { _ in rng.normal() }
+        let form = BondAllocator.fisherForm(w, outputMoment: g, inputMoment: m, out: out, in: n), loops = Self.fisherEnergy(w, g, m, out: out, n: n)
+        #expect(abs(form - loops) <= 1e-12 * abs(loops) && loops > 0, "\(form) vs \(loops)")
+        // One token: G = g·gᵀ and M = x·xᵀ, so tr(G·W·M·Wᵀ) = (gᵀ·W·x)² = ⟨dW, W⟩² with dW = g·xᵀ the weight gradient.
+        let model = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)
+        let (tok, _, _, _) = try FamilyReference.batch(try FamilyReference.reference("llama-tiny"))
+        let pair = Array(tok[0..<2])
+        let inputs = try Calibration.inputSecondMoments(model, tokens: [pair[0]], context: 1)
+        let gradients = try Calibration.outputGradientMoments(model, tokens: pair, context: 1)
+        let kfac = try BondAllocator.kfacSensitivity(model, inputMoments: inputs, outputMoments: gradients, context: 1)
+        let trainable = try Transformer(config: model.config, device: CPUDevice(), purpose: .training)
+        try trainable.load(from: model)
+        try trainable.forward(tokens: [pair[0]], targets: [pair[1]], batch: 1, time: 1)
+        try trainable.backward()
+        let weights = try Compression.denseWeights(model)
+        var expected: [String: Double] = [:]
+        for l in model.config.linearLayers where l.role != .head {
+            let dW = try trainable.gradient("\(l.name).weight"), wl = weights[l.name]!
+            var d = 0.0
+            for i in dW.indices { d += Double(dW[i]) * Double(wl[i]) }
+            expected[l.name] = 0.5 * d * d
+        }
+        let top = expected.values.max()!
+        #expect(kfac.count == model.config.layers * 7 && top > 0)
+        for (name, e) in expected {
+            #expect(abs(kfac[name]! - e) <= 1e-3 * e + 1e-6 * top, "\(name): K-FAC \(kfac[name]!) vs ½⟨dW, W⟩² \(e)")
+        }
+        // Normalised as the other estimates: median 1, floored at 1e-3.
+        let normalised = BondAllocator.normalised(kfac)
+        #expect(normalised.values.sorted()[normalised.count / 2] == 1 && normalised.values.min()! >= 1e-3)
+        #expect(throws: ModelError.self) { try BondAllocator.kfacSensitivity(model, inputMoments: inputs, outputMoments: [:], context: 1) }
+    }
 }

@@ -154,7 +154,8 @@ struct PretrainedPipelineTests {
                     try ModelCheckpoint.open(URL(fileURLWithPath: path)).metadata)
         }
         let one = try run("one.safetensors", []), two = try run("two.safetensors", ["--output-fisher"])
-        #expect(two.out.contains("output fisher: the loss gradients of every layer's outputs") && !one.out.contains("output fisher"), "\(two.out)")
+        #expect(two.out.contains("output gradients: the loss gradients of every layer's outputs") && two.out.contains("truncated by K-FAC's two-sided Fisher")
+                && !one.out.contains("output gradients"), "\(two.out)")
         #expect(two.meta["output_fisher"] == "K-FAC two-sided" && one.meta["output_fisher"] == nil)
         #expect(two.model.parameterCount <= one.model.parameterCount + one.model.parameterCount / 50, "the same budget: \(two.model.parameterCount) vs \(one.model.parameterCount)")
         let w1 = try Compression.denseWeights(one.model), w2 = try Compression.denseWeights(two.model)
@@ -275,13 +276,52 @@ struct PretrainedPipelineTests {
             (base + ["--sensitivity-file", malformed], "is not a sensitivity file"),
             (base + ["--sensitivity-file", other], "was measured on another model"),
             (["compress", "--checkpoint", original, "--chi", "4", "--sensitivity-file", file, "--out", out], "go with --params, --ratio or --linear-ratio"),
-            (base + ["--sensitivity", "1", "--sensitivity-method", "hessian"], "'hessian' is invalid for '--sensitivity-method <probe|fisher>'"),
+            (base + ["--sensitivity", "1", "--sensitivity-method", "hessian"], "'hessian' is invalid for '--sensitivity-method <probe|fisher|kfac>'"),
             (base + ["--sensitivity-file", unknown], "is not a sensitivity file"),
             (base + ["--sensitivity-file", fisherFile, "--sensitivity-method", "probe"], "was measured by fisher, not --sensitivity-method probe"),
             (base + ["--sensitivity-method", "fisher"], "--sensitivity-method goes with --sensitivity K"),
         ] {
             let (code, _, err) = try CLI.run(args)
             #expect(code != 0 && err.contains(message), "\(args.suffix(4)): \(err)")
+        }
+    }
+
+    @Test("compress --sensitivity-method kfac weighs the layers by K-FAC with no probes: written and read back like the others, spent by max and sum, for SVD and MPO layers; it asks for --calibration and a budget and refuses --sensitivity K")
+    func kfacSensitivity() throws {
+        let (dir, original, text) = try Self.workspace("kfac")
+        let file = dir.appendingPathComponent("kfac.json").path, out = dir.appendingPathComponent("m.safetensors").path
+        let base = ["compress", "--checkpoint", original, "--linear-ratio", "2", "--calibration", text.path,
+                    "--calibration-tokens", "512", "--eval-context", "64", "--data", text.path, "--eval-batches", "0"]
+        func run(_ name: String, _ extra: [String]) throws -> (table: [String], out: String) {   // each layer's line up to its error
+            let (code, stdout, err) = try CLI.run(base + extra + ["--out", dir.appendingPathComponent(name).path])
+            #expect(code == 0, "\(err)")
+            return (stdout.split(separator: "\n").filter { $0.contains(" err ") }.map { String($0[..<$0.range(of: " err ")!.lowerBound]) }, stdout)
+        }
+        let plain = try run("plain.safetensors", ["--sites", "svd", "--objective", "sum"])
+        let kfac = try run("kfac.safetensors", ["--sites", "svd", "--objective", "sum", "--sensitivity-method", "kfac", "--sensitivity-file", file])
+        #expect(kfac.out.contains("sensitivity by K-FAC (½·T²·tr(G·W·M·Wᵀ) from 7 calibration windows, no probes; median 1 = ")
+                && kfac.out.contains("sensitivity written to \(file)") && kfac.table.count == 14, "\(kfac.out)")
+        let names = try GGUFCheckpoint.loadModel(URL(fileURLWithPath: original), device: CPUDevice(), purpose: .inference).config.linearLayers.map(\.name)
+        let record = try SensitivityRecord.read(from: URL(fileURLWithPath: file), layers: names)
+        #expect(record.method == .kfac && record.whitened && record.batches == 7 && record.weights.values.sorted()[7] == 1, "\(record)")
+        #expect(record.weights.values.max()! > 3 * record.weights.values.min()!, "the layers differ: \(record.weights)")
+        // Read back: the same bonds without the backward passes.
+        let reused = try run("reused.safetensors", ["--sites", "svd", "--objective", "sum", "--sensitivity-file", file])
+        #expect(reused.out.contains("sensitivity read from \(file) (measured by kfac") && !reused.out.contains("output gradients") && reused.table == kfac.table,
+                "\(reused.out)")
+        // The weights move the bonds (OutputFisherTests.kfacBudget: to where the loss feels them; this model is random, its loss ln V).
+        #expect(kfac.table != plain.table)
+        // Levelling the weighted errors (max) and MPO layers take them too.
+        let levelled = try run("max.safetensors", ["--sites", "svd", "--sensitivity-file", file])
+        let mpo = try run("mpo.safetensors", ["--sites", "2", "--sensitivity-file", file])
+        #expect(levelled.table.count == 14 && levelled.table != kfac.table && mpo.table.count == 14 && mpo.out.contains("sensitivity read from"))
+        for (args, message) in [
+            (["compress", "--checkpoint", original, "--linear-ratio", "2", "--sensitivity-method", "kfac"], "it needs --calibration and --params, --ratio or --linear-ratio"),
+            (["compress", "--checkpoint", original, "--chi", "4", "--calibration", text.path, "--sensitivity-method", "kfac"], "it needs --calibration and --params"),
+            (base + ["--sensitivity-method", "kfac", "--sensitivity", "1"], "drop --sensitivity 1"),
+        ] {
+            let (code, _, err) = try CLI.run(args + ["--out", out])
+            #expect(code == 64 && err.contains(message), "\(args.suffix(4)): exit \(code): \(err)")
         }
     }
 

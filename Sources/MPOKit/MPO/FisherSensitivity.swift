@@ -12,6 +12,7 @@
 // probe measures; the constant c is the same for every layer and cancels in the allocation, so the
 // weights are normalised to the median 1 (and floored at 1e-3, as the probe's are).
 
+import CBLAS
 import Foundation
 
 extension BondAllocator {
@@ -53,6 +54,47 @@ extension BondAllocator {
         }
         var raw: [String: Double] = [:]
         for (name, f) in fisher { raw[name] = f / max(epsilon[name]! * epsilon[name]!, 1e-12) }
+        return normalised(raw)
+    }
+
+    /// The K-FAC estimate of the same weights, with no truncation and no extra pass: a layer's
+    /// weight changed by ΔW raises the mean loss by ½·T²·tr(G·ΔW·M·ΔWᵀ) to second order
+    /// (Calibration.outputGradientMoments' G = E[g·gᵀ] of the gradients of each window's mean loss,
+    /// T tokens a window, so T²·g·gᵀ is a token's Fisher; M = E[x·xᵀ] of its inputs; x and g taken
+    /// as independent). A truncation with relative error ε in the metric tr(G·ΔW·M·ΔWᵀ) loses ε² of
+    /// that form at ΔW = W, so the loss per unit relative error² is ½·T²·tr(G·W·M·Wᵀ): exact for the
+    /// two-sided whitening (--output-fisher, undamped), and under input whitening alone the estimate
+    /// that the error spreads over the outputs as the weight does. Raw values (nats per unit ε²),
+    /// for every layer but an untied head; `normalised` gives median 1, floored at 1e-3, as the others.
+    public static func kfacSensitivity(_ model: Transformer, inputMoments: [String: [Double]], outputMoments: [String: [Double]],
+                                       context: Int) throws -> [String: Double] {
+        let layers = model.config.linearLayers.filter { $0.role != .head }   // an untied head's G would be V × V: weight 1, the median
+        let dense = try Compression.denseWeights(model, layers: Set(layers.map(\.name)))
+        var out: [String: Double] = [:]
+        for l in layers {
+            guard let m = inputMoments[l.name], let g = outputMoments[l.name] else {
+                throw ModelError("the K-FAC sensitivity of \(l.name) needs its input and output-gradient moments on the calibration text; it has \(inputMoments[l.name] == nil ? "no input" : "no output-gradient") moment")
+            }
+            guard m.count == l.in * l.in, g.count == l.out * l.out else {
+                throw ModelError("\(l.name): moments of \(m.count) and \(g.count) values, not \(l.in)² and \(l.out)²")
+            }
+            out[l.name] = 0.5 * Double(context * context) * fisherForm(dense[l.name]!.map(Double.init), outputMoment: g, inputMoment: m, out: l.out, in: l.in)
+        }
+        return out
+    }
+
+    /// tr(G·W·M·Wᵀ) = Σ_ij (G·W)_ij·(W·M)_ij for W (out × in, row-major), G (out × out), M (in × in) symmetric.
+    static func fisherForm(_ w: [Double], outputMoment g: [Double], inputMoment m: [Double], out: Int, in n: Int) -> Double {
+        var gw = [Double](repeating: 0, count: out * n), wm = gw
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(out), Int32(n), Int32(out), 1, g, Int32(out), w, Int32(n), 0, &gw, Int32(n))
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(out), Int32(n), Int32(n), 1, w, Int32(n), m, Int32(n), 0, &wm, Int32(n))
+        var t = 0.0
+        for i in gw.indices { t += gw[i] * wm[i] }
+        return t
+    }
+
+    /// Weights to median 1, floored at 1e-3 (the probe's and the Fisher's convention).
+    public static func normalised(_ raw: [String: Double]) -> [String: Double] {
         let median = max(raw.values.sorted()[raw.count / 2], .leastNormalMagnitude)
         return raw.mapValues { max($0 / median, 1e-3) }
     }

@@ -12,6 +12,9 @@ public enum SensitivityMethod: String, Codable, CaseIterable, Sendable {
     /// Every layer truncated once, then the empirical Fisher along each truncation: one backward
     /// pass per window (BondAllocator.fisherSensitivity).
     case fisher
+    /// No truncation and no extra pass: ½·T²·tr(G·W·M·Wᵀ), the K-FAC Fisher of the layer's whole
+    /// weight from the calibration text's input and output-gradient moments (BondAllocator.kfacSensitivity).
+    case kfac
 }
 
 public struct SensitivityRecord: Codable, Equatable, Sendable {
