@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|fisher-both|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|kfac-weights|kfac-weights-mpo|fisher-both|eval|bench|bench-q8|bench-stacked
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -70,6 +70,12 @@ declare -A COMPRESS=(
   [svdws-r1.5]="--linear-ratio 1.5 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
   # svdws-r2 with each layer's outputs whitened too, by the loss gradients they receive on the calibration text (K-FAC's two-sided Fisher)
   [svdwsk-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --output-fisher"
+  # the same truncation with the budget weighted by K-FAC instead of the hour of probes (--sensitivity-method kfac: ½·T²·tr(G·W·M·Wᵀ)
+  # per layer from the calibration pass's moments), levelling the weighted errors (max) or as one loss budget (sum)
+  [svdwkk-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --output-fisher --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json"
+  [svdwkkp-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --output-fisher --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum"
+  # … and the 2-site MPO (whitened + ALS) with the same weights and objective: MPO vs SVD at equal allocation signal, no probes
+  [mpo2wkkp-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum"
   # … and the tied table weighted per token too (svdwsefsvd340-r2's): the whole model 1.9× smaller, everything cut by the Fisher
   [svdwskefsvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --output-fisher --embedding svd:340 --embedding-error fisher"
   [mpo2was-r5]="--linear-ratio 5 --sites 2 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
@@ -212,6 +218,12 @@ case "${1:-}" in
   output-fisher)   # svdws-r2 truncated by K-FAC's two-sided Fisher (svdwsk-r2), healed as svdws-r2 was
     sensitivity_file; compress svdwsk-r2
     heal_low svdwsk-r2 ;;
+  kfac-weights)   # svdwsk-r2 with K-FAC's weights instead of the probes' (max and sum objectives); the loss budget (sum) healed as it was
+    compress svdwkk-r2 svdwkkp-r2
+    selfgen
+    heal_low svdwkkp-r2 ;;
+  kfac-weights-mpo)   # the 2-site MPO with the same weights as one loss budget (mpo2wkkp-r2)
+    compress svdwkk-r2 mpo2wkkp-r2 ;;
   fisher-both)   # svdwsk-r2's linears and svdwsefsvd340-r2's table in one model (svdwskefsvd340-r2), healed the same way
     sensitivity_file; compress svdwskefsvd340-r2
     heal_low svdwskefsvd340-r2 ;;
@@ -322,5 +334,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|fisher-both|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|kfac-weights|kfac-weights-mpo|fisher-both|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
 esac
