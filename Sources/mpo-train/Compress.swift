@@ -304,7 +304,8 @@ struct Compress: ParsableCommand {
         func printWeights() { for (k, v) in weights.sorted(by: { $0.key < $1.key }) { print("  " + pad(k, 22) + String(format: "%.4f", v)) } }
         if let record = kept {
             weights = record.weights
-            print("sensitivity read from \(sensitivityFile!) (measured by \(record.measuredBy.rawValue) on \(record.checkpoint) at χ = \(record.probeChi), \(record.batches) batches, "
+            let whereFrom = record.measuredBy == .kfac ? "from \(record.batches) calibration windows" : "at χ = \(record.probeChi), \(record.batches) batches"
+            print("sensitivity read from \(sensitivityFile!) (measured by \(record.measuredBy.rawValue) on \(record.checkpoint) \(whereFrom), "
                   + "per unit relative \(record.whitened ? "output " : "")error², " + String(format: "%.0f s then):", record.seconds))
             printWeights()
         } else if let kfac {
