@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -303,7 +303,7 @@ case "${1:-}" in
       [ -f "$RUNS/heal-svd-r2/checkpoint.safetensors" ] && evaluate "heal-svd-r2@$d" "$RUNS/heal-svd-r2/checkpoint.safetensors" --core-dtype $d
     done
     # the healed whitened models as they are timed (bench-q8, bench-stacked)
-    for name in svdw-r2 svdw-r5 svdwc-r5-gen-lr1e-4 svdwc-r2-long; do
+    for name in svdw-r2 svdw-r5 svdwc-r5-gen-lr1e-4 svdwc-r2-long svdwkkp-r5-gen-lr1e-4; do
       [ -f "$RUNS/heal-$name/checkpoint.safetensors" ] && evaluate "heal-$name@q8" "$RUNS/heal-$name/checkpoint.safetensors" --core-dtype q8
     done ;;
   bench)   # side by side in one run: ours (the original dequantised to f32, compressed models) and llama.cpp
@@ -329,6 +329,17 @@ case "${1:-}" in
           | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-q8.jsonl"
       done
     done ;;
+  bench-kfac)   # interleaved, ROUNDS times: llama.cpp on the Q4_1 file, then the K-FAC loss-budget 5× model healed (q8, stacked
+    # factors, the default), the original in q8 and in f32 — the best 5× model's speed beside llama.cpp's
+    PY=${PY:-$ROOT/.venv-peer/bin/python}
+    lscpu | grep -E "Model name|^CPU\(s\)|^CPU family|^Model:" | tr -s ' ' > "$HERE/decode-kfac.cpu.txt"
+    for round in $(seq "${ROUNDS:-3}"); do
+      "$PY" "$ROOT/Benchmarks/peer/llamacpp_decode.py" --gguf "$M" --threads 2 --tokens 128 | sed "s|^{|{\"round\": $round, \"gguf\": \"$(basename "$M")\", |" >> "$HERE/decode-kfac.jsonl"
+      for ck in "$RUNS/heal-svdwkkp-r5-gen-lr1e-4/checkpoint.safetensors@q8" "$M@q8" "$M"; do
+        "$B" bench --decode --checkpoint "$ck" --threads 2 --prompt-tokens 32 --decode-tokens 128 --json | tail -1 \
+          | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-kfac.jsonl"
+      done
+    done ;;
   bench-stacked)   # interleaved, ROUNDS times: llama.cpp on the Q4_1 file, then the healed whitened 5× and 2× models in q8 with
     # each block's q/k/v and gate/up as one product of their stacked V factors, and layer by layer (--layer-by-layer)
     PY=${PY:-$ROOT/.venv-peer/bin/python}
@@ -342,5 +353,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac"; exit 64 ;;
 esac
