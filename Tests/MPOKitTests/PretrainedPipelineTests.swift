@@ -18,12 +18,12 @@ struct PretrainedPipelineTests {
 
     /// A 2-block Llama (d 48, 4 heads, 2 key/value heads, FFN 96) with SmolLM2's vocabulary, random
     /// weights, written as GGUF with the tokenizer.
-    static func pretrained(_ dir: URL) throws -> URL {
+    static func pretrained(_ dir: URL, tiedHead: Bool = true) throws -> URL {
         let c = ModelConfig(vocabularySize: tokenizer.count, channels: 48, heads: 4, layers: 2, context: 128, ffn: 96,
-                            architecture: .llama(theta: 10_000, normEpsilon: 1e-5, kvHeads: 2, tiedHead: true))
+                            architecture: .llama(theta: 10_000, normEpsilon: 1e-5, kvHeads: 2, tiedHead: tiedHead))
         let m = try Transformer(config: c, device: CPUDevice(), purpose: .inference)
         try m.initialize(seed: 3)
-        let url = dir.appendingPathComponent("tiny.gguf")
+        let url = dir.appendingPathComponent(tiedHead ? "tiny.gguf" : "tiny-untied.gguf")
         try GGUFCheckpoint.save(m, tokenizer: tokenizer, to: url)
         return url
     }
@@ -315,6 +315,14 @@ struct PretrainedPipelineTests {
         let levelled = try run("max.safetensors", ["--sites", "svd", "--sensitivity-file", file])
         let mpo = try run("mpo.safetensors", ["--sites", "2", "--sensitivity-file", file])
         #expect(levelled.table.count == 14 && levelled.table != kfac.table && mpo.table.count == 14 && mpo.out.contains("sensitivity read from"))
+        // An untied head (its G would be V × V) takes the median weight, and the file still covers every layer.
+        let untied = try Self.pretrained(dir, tiedHead: false).path, untiedFile = dir.appendingPathComponent("untied.json").path
+        let (code, stdout, err) = try CLI.run(["compress", "--checkpoint", untied] + base.dropFirst(3) + ["--sites", "svd", "--sensitivity-method", "kfac",
+                                              "--sensitivity-file", untiedFile, "--out", dir.appendingPathComponent("untied.safetensors").path])
+        #expect(code == 0 && stdout.contains("sensitivity by K-FAC"), "\(err)")
+        let layers = try GGUFCheckpoint.loadModel(URL(fileURLWithPath: untied), device: CPUDevice(), purpose: .inference).config.linearLayers
+        let untiedRecord = try SensitivityRecord.read(from: URL(fileURLWithPath: untiedFile), layers: layers.map(\.name))
+        #expect(layers.count == 15 && untiedRecord.weights[layers.last!.name] == 1 && layers.last!.role == .head, "\(untiedRecord.weights)")
         for (args, message) in [
             (["compress", "--checkpoint", original, "--linear-ratio", "2", "--sensitivity-method", "kfac"], "it needs --calibration and --params, --ratio or --linear-ratio"),
             (["compress", "--checkpoint", original, "--chi", "4", "--calibration", text.path, "--sensitivity-method", "kfac"], "it needs --calibration and --params"),
