@@ -309,7 +309,7 @@ struct PretrainedPipelineTests {
         let reused = try run("reused.safetensors", ["--sites", "svd", "--objective", "sum", "--sensitivity-file", file])
         #expect(reused.out.contains("sensitivity read from \(file) (measured by kfac on \(original) from 7 calibration windows,") && !reused.out.contains("output gradients") && reused.table == kfac.table,
                 "\(reused.out)")
-        // The weights move the bonds (OutputFisherTests.kfacBudget: to where the loss feels them; this model is random, its loss ln V).
+        // The weights move the bonds (whether to where the loss feels them is results/smollm2's to measure: this model is random, its loss ln V).
         #expect(kfac.table != plain.table)
         // Levelling the weighted errors (max) and MPO layers take them too.
         let levelled = try run("max.safetensors", ["--sites", "svd", "--sensitivity-file", file])

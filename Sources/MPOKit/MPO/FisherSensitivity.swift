@@ -68,7 +68,7 @@ extension BondAllocator {
     /// for every layer but an untied head; `normalised` gives median 1, floored at 1e-3, as the others.
     public static func kfacSensitivity(_ model: Transformer, inputMoments: [String: [Double]], outputMoments: [String: [Double]],
                                        context: Int) throws -> [String: Double] {
-        let layers = model.config.linearLayers.filter { $0.role != .head }   // an untied head's G would be V × V: weight 1, the median
+        let layers = model.config.linearLayers.filter { $0.role != .head }   // an untied head's G would be V × V: left out (compress gives it the median)
         let dense = try Compression.denseWeights(model, layers: Set(layers.map(\.name)))
         var out: [String: Double] = [:]
         for l in layers {
