@@ -16,6 +16,11 @@
 // the neighbour), so every other core is an isometry and the system is as well conditioned as
 // G′. Every visit can only lower the error (CG from a warm start on a convex quadratic; a visit
 // whose single-precision solve did not lower it in double is undone), and the bonds never change.
+//
+// With an output metric too (compress --output-fisher on an MPO: K-FAC's two-sided Fisher, the
+// outputs whitened by a Kronecker product over the output factors, OutputWhitening.kronecker) the
+// error is tr(H′·(Ŵ′ − W′)·G′·(Ŵ′ − W′)ᵀ), H′ the output side's metric in its coordinates; the
+// system becomes P_kᵀ(H′·P_k(C)·G′) = P_kᵀ(H′·W′·G′), one more product per iteration.
 
 import CBLAS
 
@@ -33,20 +38,27 @@ public struct ALSReport: Sendable, Equatable {
 public enum WhitenedALS {
     /// Refines `cores` (in the coordinates of `target`) to minimise tr((Ŵ − target)·metric·(Ŵ −
     /// target)ᵀ): `sweeps` passes right to left and back, `iterations` CG steps per core visit.
-    /// `target` is row-major (out × in), `metric` row-major (in × in), symmetric positive definite.
-    public static func refine(_ m: inout MPOCores<Double>, target: [Double], metric g: [Double], sweeps: Int = 2,
-                              iterations: Int = 20) throws -> ALSReport {
+    /// `target` is row-major (out × in), `metric` row-major (in × in), symmetric positive definite;
+    /// `outputMetric` (out × out, the same), when given, weighs the outputs: the error is then
+    /// tr(H·(Ŵ − target)·G·(Ŵ − target)ᵀ).
+    public static func refine(_ m: inout MPOCores<Double>, target: [Double], metric g: [Double], outputMetric h: [Double]? = nil,
+                              sweeps: Int = 2, iterations: Int = 20) throws -> ALSReport {
         try m.checkShapes()
         let f = m.factorization, out = f.outFeatures, n = f.inFeatures
         precondition(target.count == out * n && g.count == n * n, "ALS: a \(out)×\(n) target needs an \(n)×\(n) metric")
-        let e = interleaved(matmul(target, g, m: out, k: n, n: n), f)      // W′·G′, interleaved
-        let targetNorm = dot(interleaved(target, f), e)                   // ‖W′‖²_G′
+        precondition(h.map { $0.count == out * out } ?? true, "ALS: a \(out)×\(n) target needs an \(out)×\(out) output metric")
+        func weighed(_ w: [Double]) -> [Double] {   // H·W·G (W·G without an output metric), row-major
+            let wg = matmul(w, g, m: out, k: n, n: n)
+            return h.map { matmul($0, wg, m: out, k: out, n: n) } ?? wg
+        }
+        let e = interleaved(weighed(target), f)                            // H′·W′·G′, interleaved
+        let targetNorm = dot(interleaved(target, f), e)                   // ‖W′‖²
         guard targetNorm > 0, targetNorm.isFinite else {
             return ALSReport(startError: 0, endError: 0, targetNormSquared: 0, visits: 0)
         }
-        func error(_ m: MPOCores<Double>) -> Double {   // ‖Ŵ − W′‖_G′ / ‖W′‖_G′ from ‖Ŵ‖², ⟨Ŵ, W′G′⟩, ‖W′‖²
-            let w = contractCores(m), wg = matmul(w, g, m: out, k: n, n: n)
-            let e2 = dot(w, wg) - 2 * dot(interleaved(w, f), e) + targetNorm
+        func error(_ m: MPOCores<Double>) -> Double {   // ‖Ŵ − W′‖ / ‖W′‖ in the metric, from ‖Ŵ‖², ⟨Ŵ, H′W′G′⟩, ‖W′‖²
+            let w = contractCores(m)
+            let e2 = dot(w, weighed(w)) - 2 * dot(interleaved(w, f), e) + targetNorm
             return (max(e2, 0) / targetNorm).squareRoot()
         }
         let start = error(m)
@@ -59,15 +71,15 @@ public enum WhitenedALS {
             if k + step < 0 || k + step >= sites { step = -step }
             k += step
         }
-        let g32 = g.map(Float.init)
+        let g32 = g.map(Float.init), h32 = h?.map(Float.init)
         var current = start
         for (v, k) in order.enumerated() {
             // The right-hand side in Double; the Hessian's products (nearly all the work) in Float.
             let b = Environment(m, site: k).project(e), env = Environment(m.converted(to: Float.self), site: k)
             let kept = m.cores[k]
             m.cores[k] = conjugateGradient(kept, b: b, iterations: iterations) { c in
-                let w = deinterleaved(env.expand(c.map(Float.init)), f)
-                return env.project(interleaved(matmul(w, g32, m: out, k: n, n: n), f)).map(Double.init)
+                let w = deinterleaved(env.expand(c.map(Float.init)), f), wg = matmul(w, g32, m: out, k: n, n: n)
+                return env.project(interleaved(h32.map { matmul($0, wg, m: out, k: out, n: n) } ?? wg, f)).map(Double.init)
             }
             let now = error(m)   // in Double: a visit whose single-precision solve did not help is undone
             if now <= current { current = now } else { m.cores[k] = kept }

@@ -85,7 +85,9 @@ public struct KroneckerWhitening: Sendable {
     /// Per site, its factor (nil for a factor of size 1).
     public let factors: [InputWhitening?]
 
-    public init(secondMoment m: [Double], inFactors: [Int], damping: Double = 0.01) throws {
+    /// `unitScale`: each factor's partial trace taken relative to its mean diagonal (the output
+    /// side's, OutputWhitening.kronecker: a Fisher's scale would otherwise grow every core's scale).
+    public init(secondMoment m: [Double], inFactors: [Int], damping: Double = 0.01, unitScale: Bool = false) throws {
         let n = inFactors.reduce(1, *)
         precondition(m.count == n * n, "second moment of \(m.count) values for \(n) inputs")
         self.inFactors = inFactors
@@ -97,6 +99,9 @@ public struct KroneckerWhitening: Sendable {
             for i in 0..<n {   // Σ over indices that agree off site k
                 let a = (i / stride) % d, base = i - a * stride
                 for b in 0..<d { partial[a * d + b] += m[i * n + base + b * stride] }
+            }
+            if unitScale, case let mean = (0..<d).reduce(0.0, { $0 + partial[$1 * d + $1] }) / Double(d), mean > 0 {
+                partial = partial.map { $0 / mean }
             }
             factors.append(try InputWhitening(secondMoment: partial, inFeatures: d, damping: damping))
         }
@@ -181,9 +186,14 @@ public struct KroneckerWhitening: Sendable {
 /// Sgᵀ·W·S minimises it at every rank: Ŵ = Sg⁻ᵀ·trunc(Sgᵀ·W·S)·S⁻¹, the left inverse folding
 /// into U exactly as S⁻¹ folds into V. `.rows` is a diagonal G (weights per output row, given
 /// as their square roots: a tied table's tokens); `.full` the Cholesky factor of G + δI.
+/// `.kronecker` is an MPO's output side: G ≈ G₀ ⊗ G₁ ⊗ … over its output factors (partial traces,
+/// as KroneckerWhitening approximates the inputs' moment), so Sg⁻ᵀ acts on each core's output leg
+/// alone and the bonds do not grow; `metric` is H′ = Sg⁻¹·(G + δI)·Sg⁻ᵀ, in which WhitenedALS fits
+/// the cores to the exact two-sided error.
 public enum OutputWhitening: Sendable {
     case rows([Double])
     case full(InputWhitening)
+    case kronecker(KroneckerWhitening, metric: [Double])
 
     /// The damping of an empirical output Fisher (compress --output-fisher): G + mean diag(G)·I.
     /// Per-token gradients of a few thousand tokens leave most output directions nearly unseen;
@@ -210,8 +220,31 @@ public enum OutputWhitening: Sendable {
         self = .full(try InputWhitening(secondMoment: g.map { $0 / mean }, inFeatures: n, damping: damping))
     }
 
+    /// For a layer of factorisation `f`: `.full` for a plain SVD layer (exact), `.kronecker` over
+    /// the output factors otherwise, G taken relative to its mean diagonal and damped as `.full`.
+    public init(secondMoment g: [Double], factorization f: MPOFactorization, damping: Double = fisherDamping) throws {
+        let n = f.outFeatures
+        if f == MPOFactorization.lowRank(out: n, in: f.inFeatures) { self = try .init(secondMoment: g, outFeatures: n, damping: damping); return }
+        precondition(g.count == n * n, "output second moment of \(g.count) values for \(n) outputs")
+        let mean = (0..<n).reduce(0.0) { $0 + g[$1 * n + $1] } / Double(n)
+        guard mean > 0, mean.isFinite else { throw TensorTrainError("the output gradients' second moment has mean diagonal \(mean): nothing to whiten by") }
+        let unit = g.map { $0 / mean }
+        let k = try KroneckerWhitening(secondMoment: unit, inFactors: f.outFactors, damping: damping, unitScale: true)
+        self = .kronecker(k, metric: k.metric(secondMoment: unit, damping: damping))
+    }
+
     public var outFeatures: Int {
-        switch self { case .rows(let s): return s.count; case .full(let f): return f.inFeatures }
+        switch self {
+        case .rows(let s): return s.count
+        case .full(let f): return f.inFeatures
+        case .kronecker(let k, _): return k.inFactors.reduce(1, *)
+        }
+    }
+
+    /// The output metric WhitenedALS needs to make the fit exact (nil when the whitening is).
+    public var metric: [Double]? {
+        if case .kronecker(let k, let h) = self, !k.isExact { return h }
+        return nil
     }
 
     /// Sgᵀ·W for a row-major W (out × `columns`).
@@ -223,6 +256,24 @@ public enum OutputWhitening: Sendable {
             return Self.scaledRows(w, by: s, columns: n)
         case .full(let f):   // (Wᵀ·Sg)ᵀ
             return Self.transposed(f.whiten(Self.transposed(w, rows: m, columns: n), out: n), rows: n, columns: m)
+        case .kronecker(let k, _):
+            return Self.transposed(k.whiten(Self.transposed(w, rows: m, columns: n), out: n), rows: n, columns: m)
+        }
+    }
+
+    /// The cores of trunc(Sgᵀ·W·S) (input side unwhitened or not) become those of Sg⁻ᵀ·trunc(…):
+    /// a plain SVD layer's U (core 0, (1, out, 1, r)) times Sg⁻ᵀ, or every core's output leg times
+    /// its site's Sg_k⁻ᵀ.
+    public func unwhiten(_ cores: inout MPOCores<Double>) {
+        guard case .kronecker(let k, _) = self else {
+            cores.cores[0] = unwhiten(cores.cores[0], columns: cores.bonds[1])
+            return
+        }
+        for (site, f) in k.factors.enumerated() {
+            guard let f else { continue }
+            let shape = cores.coreShapes[site]   // (b, o, i, b′): y[b, o, ·] = Σ_a x[b, a, ·]·(Sg_k⁻¹)[a, o]
+            cores.cores[site] = KroneckerWhitening.middleAxisProduct(cores.cores[site], blocks: shape[0], d: f.inFeatures,
+                                                                     stride: shape[2] * shape[3], f.inverse)
         }
     }
 
@@ -235,6 +286,8 @@ public enum OutputWhitening: Sendable {
             return Self.scaledRows(u, by: s.map { 1 / $0 }, columns: r)
         case .full(let f):   // (Uᵀ·Sg⁻¹)ᵀ
             return Self.transposed(f.unwhiten(Self.transposed(u, rows: m, columns: r), rows: r), rows: r, columns: m)
+        case .kronecker:
+            preconditionFailure("a Kronecker output whitening unwhitens the cores: unwhiten(_: inout MPOCores)")
         }
     }
 

@@ -63,7 +63,7 @@ struct Compress: ParsableCommand {
     var embeddingError = "output"
     @Option(help: "Data-aware truncation (SVD-LLM's whitening): truncate each layer by its output error on this text's activations (the original model's), not by its weight error; exact for --sites svd, a Kronecker approximation of the inputs' statistics for MPOs. A tied embedding (--embedding mpo:χ or svd:r) is truncated as the head, by its logits' error.")
     var calibration: String?
-    @Flag(name: .customLong("output-fisher"), help: "With --calibration and --sites svd: whiten each layer's outputs too, by the second moment of the loss gradient they receive on the calibration text (K-FAC's two-sided Fisher: the truncation then minimises the loss rise to second order, not the output error; one backward pass per calibration window).")
+    @Flag(name: .customLong("output-fisher"), help: "With --calibration: whiten each layer's outputs too, by the second moment of the loss gradient they receive on the calibration text (K-FAC's two-sided Fisher: the truncation then minimises the loss rise to second order, not the output error; one backward pass per calibration window). Exact for --sites svd; an MPO is whitened by a Kronecker product over its output factors, as over its input factors, and --als-sweeps fits its cores to the exact two-sided error.")
     var outputFisher = false
     @Option(name: .customLong("calibration-tokens"), help: "Tokens of --calibration read, in windows of --eval-context.") var calibrationTokens = 8192
     @Flag(name: .customLong("error-correction"), help: "With --calibration: after truncating, refit every layer, block by block in the order a pass reads them, to the original model's outputs from the inputs the compressed model gives it (the least-squares weight for those inputs, truncated whitened at the layer's bonds): each layer undoes what the layers before it lost. About six more passes over the calibration text.")
@@ -118,8 +118,8 @@ struct Compress: ParsableCommand {
             guard calibrationTokens >= 1 else { throw ValidationError("--calibration-tokens must be ≥ 1 (got \(calibrationTokens))") }
         }
         if outputFisher {
-            guard calibration != nil, sites == "svd" else {
-                throw ValidationError("--output-fisher whitens a plain SVD layer's outputs by the loss gradients on --calibration TEXT: it needs --calibration and --sites svd (an MPO splits the output index over its cores)")
+            guard calibration != nil else {
+                throw ValidationError("--output-fisher whitens every layer's outputs by the loss gradients on --calibration TEXT: it needs --calibration")
             }
             guard !errorCorrection else { throw ValidationError("--output-fisher does not go with --error-correction (its refit is by the output error alone)") }
         }

@@ -2,7 +2,8 @@
 // outputs by the loss gradients' second moment G as well as the inputs by theirs, M, makes the
 // truncation reach the least tr(G·ΔW·M·ΔWᵀ) at its rank (Eckart–Young on Sgᵀ·W·S, checked
 // against float64 Jacobi eigenvalues of Sgᵀ·W·M·Wᵀ·Sg); a diagonal G (`.rows`, a tied table's
-// per-token weights) is the same transform; the gradients the calibration collects are the dY
+// per-token weights) is the same transform; an MPO's is a Kronecker product on each side, made
+// exact in the two-sided metric by ALS; the gradients the calibration collects are the dY
 // the weight gradient is made of (dW = dYᵀ·X); and a tiny Llama truncated so loses less.
 
 import Foundation
@@ -84,6 +85,47 @@ struct OutputFisherTests {
             try Compression.compressWhitened(w, layer: "l", factorization: try MPOFactorization(outFactors: [2, 5], inFactors: [3, 4]),
                                              maxBonds: caps, secondMoment: m, output: output)
         }
+    }
+
+    @Test("an MPO's two-sided whitening (G and M as Kronecker products over its output and input factors, then ALS in the exact metric): its reported error is tr(G·ΔW·M·ΔWᵀ) by float64 loops, ALS lowers it below the Kronecker start and below the input-only fit; exact Kronecker moments leave nothing to refine")
+    func mpoTwoSided() throws {
+        let n = 12, out = 10, rows = 300, damping = 0.01
+        let m = WhiteningTests.moment(WhiteningTests.inputs(rows: rows, n: n, seed: 21), rows: rows, n: n)
+        let gx = WhiteningTests.inputs(rows: rows, n: out, seed: 22)
+        let g = WhiteningTests.moment((0..<(rows * out)).map { gx[($0 / out) * out + (out - 1 - $0 % out)] }, rows: rows, n: out)
+        var rng = SplitMix64(seed: 23)
+        let w = (0..<(out * n)).map { _ in Float(rng.normal()) }, wd = w.map(Double.init)
+        let gd = ALSTests.damped(g, n: out, OutputWhitening.fisherDamping), md = ALSTests.damped(m, n: n, damping)
+        func fisherError(_ c: MPOCores<Float>, _ gm: [Double], _ mm: [Double]) -> Double {
+            let d = zip(wd, contractMPO(c).map(Double.init)).map { $0 - $1 }
+            return (Self.fisherEnergy(d, gm, mm, out: out, n: n) / Self.fisherEnergy(wd, gm, mm, out: out, n: n)).squareRoot()
+        }
+        for (f, caps) in ALSTests.cases {
+            let output = try OutputWhitening(secondMoment: g, factorization: f)
+            guard case .kronecker = output, output.metric != nil else { Issue.record("\(f): not a Kronecker output whitening"); continue }
+            func compress(_ sweeps: Int, _ o: OutputWhitening?) throws -> (MPOCores<Float>, LayerCompression) {
+                try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m, damping: damping, sweeps: sweeps, output: o)
+            }
+            let (start, r0) = try compress(0, output), (fitted, r4) = try compress(4, output), (inputOnly, _) = try compress(4, nil)
+            let e0 = fisherError(start, gd, md), e4 = fisherError(fitted, gd, md)
+            #expect(fitted.bonds == start.bonds && start.bonds == inputOnly.bonds)
+            #expect(abs(r0.relativeError - e0) < 1e-6 && abs(r4.relativeError - e4) < 1e-6, "\(f): reported \(r0.relativeError), \(r4.relativeError) vs loops \(e0), \(e4)")
+            #expect(e4 < 0.97 * e0, "\(f): ALS \(e4) vs the Kronecker start \(e0)")
+            #expect(e4 < fisherError(inputOnly, gd, md), "\(f): two-sided \(e4) vs input-only \(fisherError(inputOnly, gd, md))")
+        }
+        // G and M Kronecker products, undamped: the whitened TT-SVD of two sites is the optimum already.
+        func kroneckerMoment(_ p: Int, _ q: Int, seed: UInt64) -> [Double] {
+            var rng = SplitMix64(seed: seed)
+            let k = WhiteningTests.kron((0..<(p * p)).map { i in rng.normal() + (i % (p + 1) == 0 ? 3 : 0) }, p,
+                                        (0..<(q * q)).map { i in 0.3 * rng.normal() + (i % (q + 1) == 0 ? 1 : 0) }, q)
+            let d = p * q
+            return (0..<(d * d)).map { ij in (0..<d).reduce(0.0) { $0 + k[$1 * d + ij / d] * k[$1 * d + ij % d] } }   // KᵀK
+        }
+        let f = ALSTests.cases[0].0, gk = kroneckerMoment(2, 5, seed: 24), mk = kroneckerMoment(3, 4, seed: 25)
+        let (exact, report) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: [1, 3, 1], secondMoment: mk, damping: 0, sweeps: 3,
+                                                               output: try OutputWhitening(secondMoment: gk, factorization: f, damping: 0))
+        #expect(report.relativeError > 0.05 && abs(report.relativeError - report.errorBound) < 1e-9, "\(report.relativeError) vs bound \(report.errorBound)")
+        #expect(abs(fisherError(exact, gk, mk) - report.errorBound) < 1e-6)
     }
 
     @Test("the calibration's output gradients are the dY of the weight gradient (dW = dYᵀ·X), their moments the mean of dY·dYᵀ; a tiny Llama truncated with them loses less than with the inputs' alone")

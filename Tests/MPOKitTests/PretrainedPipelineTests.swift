@@ -82,6 +82,16 @@ struct PretrainedPipelineTests {
         #expect(code != 0 && err.contains("--error-correction needs --calibration"), "\(err)")
     }
 
+    /// Layer → the relative error compress printed for it.
+    static func printedErrors(_ out: String) -> [String: Double] {
+        var e: [String: Double] = [:]
+        for line in out.split(separator: "\n") where line.contains(" err ") {
+            let words = line.split(separator: " ")
+            if let i = words.firstIndex(of: "err"), let v = Double(words[i + 1]) { e[String(words[0])] = v }
+        }
+        return e
+    }
+
     @Test("compress --calibration fits 2-site MPO layers to their exact output error by ALS: every layer's printed error at most the Kronecker truncation's, most lower, with and without --error-correction")
     func exactMPOTruncation() throws {
         let (dir, original, text) = try Self.workspace("als")
@@ -90,12 +100,7 @@ struct PretrainedPipelineTests {
                                                 "--calibration", text.path, "--calibration-tokens", "256", "--eval-context", "64",
                                                 "--data", text.path, "--eval-batches", "0", "--out", dir.appendingPathComponent("m.safetensors").path] + extra)
             #expect(code == 0, "\(err)")
-            var e: [String: Double] = [:]
-            for line in out.split(separator: "\n") where line.contains(" err ") {
-                let words = line.split(separator: " ")
-                if let i = words.firstIndex(of: "err"), let v = Double(words[i + 1]) { e[String(words[0])] = v }
-            }
-            return e
+            return Self.printedErrors(out)
         }
         for correction in [[], ["--error-correction"]] {
             let kronecker = try errors(["--als-sweeps", "0"] + correction), exact = try errors(correction)   // default: 2 sweeps
@@ -141,7 +146,7 @@ struct PretrainedPipelineTests {
         }
     }
 
-    @Test("compress --output-fisher whitens the SVD layers' outputs by the calibration's loss gradients: other factors, the same budget, the same model from the OpenCL device, recorded in the checkpoint; it asks for --calibration and --sites svd and refuses --error-correction")
+    @Test("compress --output-fisher whitens the SVD layers' outputs by the calibration's loss gradients: other factors, the same budget, the same model from the OpenCL device, recorded in the checkpoint; an MPO's too (Kronecker on both sides, ALS lowering every layer's two-sided error); it asks for --calibration and refuses --error-correction")
     func outputFisher() throws {
         let (dir, original, text) = try Self.workspace("output-fisher")
         let base = ["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", "svd", "--calibration", text.path,
@@ -171,8 +176,23 @@ struct PretrainedPipelineTests {
             }
             #expect(gpu.model.parameterCount == two.model.parameterCount && abs(losses[0] - losses[1]) < 1e-3 * losses[0], "CPU vs OpenCL: \(losses)")
         }
-        for (extra, message) in [(["--sites", "svd", "--output-fisher"], "it needs --calibration and --sites svd"),
-                                 (["--sites", "2", "--output-fisher", "--calibration", text.path], "it needs --calibration and --sites svd"),
+        // A 2-site MPO: its printed errors are the two-sided ones, which ALS lowers from the Kronecker start on every layer.
+        let mpoBase = base.map { $0 == "svd" ? "2" : $0 }
+        var mpo: [[String: Double]] = []
+        for (name, sweeps) in [("mpo0.safetensors", "0"), ("mpo2.safetensors", "2")] {
+            let path = dir.appendingPathComponent(name).path
+            let (code, out, err) = try CLI.run(mpoBase + ["--output-fisher", "--als-sweeps", sweeps, "--out", path])
+            #expect(code == 0 && out.contains("truncated by K-FAC's two-sided Fisher"), "\(err)")
+            let model = try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: CPUDevice(), purpose: .inference)
+            #expect(model.config.linearLayers.allSatisfy { l in
+                if case .mpo(let f, _) = model.config.linearKind(l.name, out: l.out, in: l.in) { return f.sites == 2 } else { return false }
+            })
+            mpo.append(Self.printedErrors(out))
+        }
+        #expect(mpo[0].count == 14 && Set(mpo[0].keys) == Set(mpo[1].keys), "\(mpo[0].keys)")
+        #expect(mpo[0].allSatisfy { mpo[1][$0.key]! <= $0.value + 1e-4 } && mpo[0].contains { mpo[1][$0.key]! < $0.value - 1e-3 }, "\(mpo)")
+        for (extra, message) in [(["--sites", "svd", "--output-fisher"], "it needs --calibration"),
+                                 (["--sites", "2", "--output-fisher"], "it needs --calibration"),
                                  (["--sites", "svd", "--output-fisher", "--calibration", text.path, "--error-correction"], "does not go with --error-correction")] {
             let (code, _, err) = try CLI.run(["compress", "--checkpoint", original, "--linear-ratio", "2"] + extra
                                              + ["--out", dir.appendingPathComponent("x.safetensors").path])

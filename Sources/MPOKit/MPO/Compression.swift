@@ -50,8 +50,8 @@ public enum Compression {
     /// errors are output errors on the calibration inputs (relative to ‖W·S‖), not weight errors.
     /// For an MPO (whose whitening is a Kronecker approximation) the report's error is the exact
     /// output error on the calibration inputs, and `sweeps` > 0 fits the cores to it by ALS.
-    /// `output` (a plain SVD layer only): the output side too, OutputWhitening — the errors are
-    /// then in that two-sided metric.
+    /// `output`: the output side too, OutputWhitening (`.kronecker` for an MPO, its exact metric then
+    /// fitted by the same ALS) — the errors are then in that two-sided metric.
     public static func compressWhitened(_ w: [Float], layer: String, factorization f: MPOFactorization, maxBonds: [Int],
                                         secondMoment: [Double], damping: Double = 0.01, sweeps: Int = 0,
                                         output: OutputWhitening? = nil) throws -> (MPOCores<Float>, LayerCompression) {
@@ -78,19 +78,26 @@ public enum Compression {
                                         whitening wh: KroneckerWhitening, exact: ExactFit? = nil,
                                         output: OutputWhitening? = nil) throws -> (MPOCores<Float>, LayerCompression) {
         var target = wh.whiten(w.map(Double.init), out: f.outFeatures)
-        if let output {   // the rows live in core 0 only for a plain SVD layer, (1, out, 1, r)
-            guard f == MPOFactorization.lowRank(out: f.outFeatures, in: f.inFeatures), output.outFeatures == f.outFeatures else {
-                throw ModelError("\(layer): output-side whitening needs a plain SVD layer ([out, 1] × [1, in]), not \(f); an MPO splits the output index over its cores")
+        if let output {
+            switch output {
+            case .kronecker(let k, _):   // an MPO's: Kronecker over its output factors
+                guard k.inFactors == f.outFactors else {
+                    throw ModelError("\(layer): a Kronecker output whitening over \(k.inFactors) does not fit the output factors of \(f)")
+                }
+            case .rows, .full:   // the rows live in core 0 only for a plain SVD layer, (1, out, 1, r)
+                guard f == MPOFactorization.lowRank(out: f.outFeatures, in: f.inFeatures), output.outFeatures == f.outFeatures else {
+                    throw ModelError("\(layer): output-side whitening by the whole G needs a plain SVD layer ([out, 1] × [1, in]), not \(f); an MPO, which splits the output index over its cores, takes OutputWhitening(secondMoment:factorization:)")
+                }
             }
             target = output.whiten(target, columns: f.inFeatures)
         }
         var (cores, r) = try ttSVD(target, factorization: f, maxBonds: maxBonds)
         var fit: ALSReport?
-        if let exact, !wh.isExact {
+        if let exact, !wh.isExact || output?.metric != nil {
             fit = try WhitenedALS.refine(&cores, target: target, metric: wh.metric(secondMoment: exact.secondMoment, damping: exact.damping),
-                                         sweeps: exact.sweeps)
+                                         outputMetric: output?.metric, sweeps: exact.sweeps)
         }
-        if let output { cores.cores[0] = output.unwhiten(cores.cores[0], columns: cores.bonds[1]) }
+        output?.unwhiten(&cores)
         wh.unwhiten(&cores)
         let (c, truncated) = report(cores, r, layer: layer, factorization: f, chi: r.bonds.max() ?? 1)
         var report = truncated
@@ -169,7 +176,7 @@ public enum Compression {
     /// parameters copied from `model`. With `inputMoments` (Calibration.inputSecondMoments), those
     /// layers are truncated by their output error on the calibration data (compressWhitened; an
     /// MPO's cores then fitted to it exactly by `alsSweeps` of ALS), and with `outputMoments` too
-    /// (Calibration.outputGradientMoments; plain SVD layers) by K-FAC's two-sided Fisher. With `layers`, only those are compressed; every other
+    /// (Calibration.outputGradientMoments) by K-FAC's two-sided Fisher (an MPO's output side as a Kronecker product). With `layers`, only those are compressed; every other
     /// layer stays as it is (dense or MPO). Works on MPO models too (their contracted W is
     /// TT-SVD'd again: progressive truncation). The new model has the source model's purpose
     /// (an inference-only source gives an inference-only model: no gradient or optimiser memory).
@@ -203,7 +210,7 @@ public enum Compression {
             let (c, r): (MPOCores<Float>, LayerCompression)
             if let m = inputMoments[l.name] {
                 let output: OutputWhitening?
-                do { output = try outputMoments[l.name].map { try OutputWhitening(secondMoment: $0, outFeatures: l.out) } } catch {
+                do { output = try outputMoments[l.name].map { try OutputWhitening(secondMoment: $0, factorization: f) } } catch {
                     throw ModelError("\(l.name), its output gradients: \(error)")
                 }
                 (c, r) = try compressWhitened(weights[l.name]!, layer: l.name, factorization: f,

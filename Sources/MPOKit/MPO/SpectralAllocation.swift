@@ -68,7 +68,7 @@ public enum SpectralAllocator {
                 var w = weights.value[l.name]!
                 if let m = inputMoments[l.name] {
                     var x = try KroneckerWhitening(secondMoment: m, inFactors: f.inFactors).whiten(w.map(Double.init), out: l.out)
-                    if let g = outputMoments[l.name] { x = try OutputWhitening(secondMoment: g, outFeatures: l.out).whiten(x, columns: l.in) }
+                    if let g = outputMoments[l.name] { x = try OutputWhitening(secondMoment: g, factorization: f).whiten(x, columns: l.in) }
                     w = x.map(Float.init)
                 }
                 return LayerSpectra(name: l.name, factorization: f, spectra: try unfoldingSpectra(w, factorization: f))
