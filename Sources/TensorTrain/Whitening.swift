@@ -100,7 +100,7 @@ public struct KroneckerWhitening: Sendable {
                 let a = (i / stride) % d, base = i - a * stride
                 for b in 0..<d { partial[a * d + b] += m[i * n + base + b * stride] }
             }
-            if unitScale, case let mean = (0..<d).reduce(0.0, { $0 + partial[$1 * d + $1] }) / Double(d), mean > 0 {
+            if unitScale, case let mean = InputWhitening.damped(partial, n: d, damping: 0).meanDiagonal, mean > 0 {
                 partial = partial.map { $0 / mean }
             }
             factors.append(try InputWhitening(secondMoment: partial, inFeatures: d, damping: damping))
@@ -170,12 +170,16 @@ public struct KroneckerWhitening: Sendable {
 
     private func transposed(_ a: [Double], _ n: Int) -> [Double] { (0..<(n * n)).map { a[($0 % n) * n + $0 / n] } }
 
-    /// Every core's input leg times S_k⁻¹: the cores of trunc(W·S) become those of Ŵ.
-    public func unwhiten(_ cores: inout MPOCores<Double>) {
+    /// Every core's input leg times S_k⁻¹: the cores of trunc(W·S) become those of Ŵ. With
+    /// `outputLeg` (this whitening made over the output factors, OutputWhitening.kronecker) every
+    /// core's output leg times S_k⁻ᵀ instead, y[b, o, ·] = Σ_a x[b, a, ·]·(S_k⁻¹)[a, o].
+    public func unwhiten(_ cores: inout MPOCores<Double>, outputLeg: Bool = false) {
         for (k, f) in factors.enumerated() {
             guard let f else { continue }
             let d = f.inFeatures, shape = cores.coreShapes[k]   // (b, o, i, b′)
-            cores.cores[k] = Self.middleAxisProduct(cores.cores[k], blocks: shape[0] * shape[1], d: d, stride: shape[3], f.inverse)
+            cores.cores[k] = outputLeg
+                ? Self.middleAxisProduct(cores.cores[k], blocks: shape[0], d: d, stride: shape[2] * shape[3], f.inverse)
+                : Self.middleAxisProduct(cores.cores[k], blocks: shape[0] * shape[1], d: d, stride: shape[3], f.inverse)
         }
     }
 }
@@ -188,12 +192,12 @@ public struct KroneckerWhitening: Sendable {
 /// as their square roots: a tied table's tokens); `.full` the Cholesky factor of G + δI.
 /// `.kronecker` is an MPO's output side: G ≈ G₀ ⊗ G₁ ⊗ … over its output factors (partial traces,
 /// as KroneckerWhitening approximates the inputs' moment), so Sg⁻ᵀ acts on each core's output leg
-/// alone and the bonds do not grow; `metric` is H′ = Sg⁻¹·(G + δI)·Sg⁻ᵀ, in which WhitenedALS fits
-/// the cores to the exact two-sided error.
+/// alone and the bonds do not grow; it keeps G/ḡ and δ for `metric()`, H′ = Sg⁻¹·(G/ḡ + δI)·Sg⁻ᵀ,
+/// in which WhitenedALS fits the cores to the exact two-sided error.
 public enum OutputWhitening: Sendable {
     case rows([Double])
     case full(InputWhitening)
-    case kronecker(KroneckerWhitening, metric: [Double])
+    case kronecker(KroneckerWhitening, moment: [Double], damping: Double)
 
     /// The damping of an empirical output Fisher (compress --output-fisher): G + mean diag(G)·I.
     /// Per-token gradients of a few thousand tokens leave most output directions nearly unseen;
@@ -215,9 +219,15 @@ public enum OutputWhitening: Sendable {
     /// scale U up and V down by as much — a model 2,000× more sensitive to an Adam step (a
     /// SmolLM2 heal diverged at lr 5e-6 before this).
     public init(secondMoment g: [Double], outFeatures n: Int, damping: Double = fisherDamping) throws {
-        let mean = (0..<n).reduce(0.0) { $0 + g[$1 * n + $1] } / Double(n)
+        self = .full(try InputWhitening(secondMoment: try Self.relativeToMeanDiagonal(g, n: n), inFeatures: n, damping: damping))
+    }
+
+    /// G / mean(diag G), the scale every output side takes G at.
+    static func relativeToMeanDiagonal(_ g: [Double], n: Int) throws -> [Double] {
+        precondition(g.count == n * n, "output second moment of \(g.count) values for \(n) outputs")
+        let mean = InputWhitening.damped(g, n: n, damping: 0).meanDiagonal
         guard mean > 0, mean.isFinite else { throw TensorTrainError("the output gradients' second moment has mean diagonal \(mean): nothing to whiten by") }
-        self = .full(try InputWhitening(secondMoment: g.map { $0 / mean }, inFeatures: n, damping: damping))
+        return g.map { $0 / mean }
     }
 
     /// For a layer of factorisation `f`: `.full` for a plain SVD layer (exact), `.kronecker` over
@@ -225,26 +235,24 @@ public enum OutputWhitening: Sendable {
     public init(secondMoment g: [Double], factorization f: MPOFactorization, damping: Double = fisherDamping) throws {
         let n = f.outFeatures
         if f == MPOFactorization.lowRank(out: n, in: f.inFeatures) { self = try .init(secondMoment: g, outFeatures: n, damping: damping); return }
-        precondition(g.count == n * n, "output second moment of \(g.count) values for \(n) outputs")
-        let mean = (0..<n).reduce(0.0) { $0 + g[$1 * n + $1] } / Double(n)
-        guard mean > 0, mean.isFinite else { throw TensorTrainError("the output gradients' second moment has mean diagonal \(mean): nothing to whiten by") }
-        let unit = g.map { $0 / mean }
-        let k = try KroneckerWhitening(secondMoment: unit, inFactors: f.outFactors, damping: damping, unitScale: true)
-        self = .kronecker(k, metric: k.metric(secondMoment: unit, damping: damping))
+        let unit = try Self.relativeToMeanDiagonal(g, n: n)
+        self = .kronecker(try KroneckerWhitening(secondMoment: unit, inFactors: f.outFactors, damping: damping, unitScale: true),
+                          moment: unit, damping: damping)
     }
 
     public var outFeatures: Int {
         switch self {
         case .rows(let s): return s.count
         case .full(let f): return f.inFeatures
-        case .kronecker(let k, _): return k.inFactors.reduce(1, *)
+        case .kronecker(let k, _, _): return k.inFactors.reduce(1, *)
         }
     }
 
-    /// The output metric WhitenedALS needs to make the fit exact (nil when the whitening is).
-    public var metric: [Double]? {
-        if case .kronecker(let k, let h) = self, !k.isExact { return h }
-        return nil
+    /// The output metric WhitenedALS needs to make the fit exact (nil when the whitening is),
+    /// made on demand: the spectra allocation only whitens.
+    public func metric() -> [Double]? {
+        guard case .kronecker(let k, let unit, let damping) = self, !k.isExact else { return nil }
+        return k.metric(secondMoment: unit, damping: damping)
     }
 
     /// Sgᵀ·W for a row-major W (out × `columns`).
@@ -256,7 +264,7 @@ public enum OutputWhitening: Sendable {
             return Self.scaledRows(w, by: s, columns: n)
         case .full(let f):   // (Wᵀ·Sg)ᵀ
             return Self.transposed(f.whiten(Self.transposed(w, rows: m, columns: n), out: n), rows: n, columns: m)
-        case .kronecker(let k, _):
+        case .kronecker(let k, _, _):
             return Self.transposed(k.whiten(Self.transposed(w, rows: m, columns: n), out: n), rows: n, columns: m)
         }
     }
@@ -265,16 +273,11 @@ public enum OutputWhitening: Sendable {
     /// a plain SVD layer's U (core 0, (1, out, 1, r)) times Sg⁻ᵀ, or every core's output leg times
     /// its site's Sg_k⁻ᵀ.
     public func unwhiten(_ cores: inout MPOCores<Double>) {
-        guard case .kronecker(let k, _) = self else {
+        guard case .kronecker(let k, _, _) = self else {
             cores.cores[0] = unwhiten(cores.cores[0], columns: cores.bonds[1])
             return
         }
-        for (site, f) in k.factors.enumerated() {
-            guard let f else { continue }
-            let shape = cores.coreShapes[site]   // (b, o, i, b′): y[b, o, ·] = Σ_a x[b, a, ·]·(Sg_k⁻¹)[a, o]
-            cores.cores[site] = KroneckerWhitening.middleAxisProduct(cores.cores[site], blocks: shape[0], d: f.inFeatures,
-                                                                     stride: shape[2] * shape[3], f.inverse)
-        }
+        k.unwhiten(&cores, outputLeg: true)
     }
 
     /// Sg⁻ᵀ·U for a row-major U (out × `columns`): the left factor of a truncated Sgᵀ·W·S.

@@ -102,7 +102,7 @@ struct OutputFisherTests {
         }
         for (f, caps) in ALSTests.cases {
             let output = try OutputWhitening(secondMoment: g, factorization: f)
-            guard case .kronecker = output, output.metric != nil else { Issue.record("\(f): not a Kronecker output whitening"); continue }
+            guard case .kronecker = output, output.metric() != nil else { Issue.record("\(f): not a Kronecker output whitening"); continue }
             func compress(_ sweeps: Int, _ o: OutputWhitening?) throws -> (MPOCores<Float>, LayerCompression) {
                 try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m, damping: damping, sweeps: sweeps, output: o)
             }

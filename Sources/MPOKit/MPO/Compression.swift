@@ -80,7 +80,7 @@ public enum Compression {
         var target = wh.whiten(w.map(Double.init), out: f.outFeatures)
         if let output {
             switch output {
-            case .kronecker(let k, _):   // an MPO's: Kronecker over its output factors
+            case .kronecker(let k, _, _):   // an MPO's: Kronecker over its output factors
                 guard k.inFactors == f.outFactors else {
                     throw ModelError("\(layer): a Kronecker output whitening over \(k.inFactors) does not fit the output factors of \(f)")
                 }
@@ -93,9 +93,9 @@ public enum Compression {
         }
         var (cores, r) = try ttSVD(target, factorization: f, maxBonds: maxBonds)
         var fit: ALSReport?
-        if let exact, !wh.isExact || output?.metric != nil {
+        if let exact, case let outputMetric = output?.metric(), !wh.isExact || outputMetric != nil {
             fit = try WhitenedALS.refine(&cores, target: target, metric: wh.metric(secondMoment: exact.secondMoment, damping: exact.damping),
-                                         outputMetric: output?.metric, sweeps: exact.sweeps)
+                                         outputMetric: outputMetric, sweeps: exact.sweeps)
         }
         output?.unwhiten(&cores)
         wh.unwhiten(&cores)
