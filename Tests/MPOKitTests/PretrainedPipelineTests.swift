@@ -146,7 +146,7 @@ struct PretrainedPipelineTests {
         }
     }
 
-    @Test("compress --output-fisher whitens the SVD layers' outputs by the calibration's loss gradients: other factors, the same budget, the same model from the OpenCL device, recorded in the checkpoint; an MPO's too (Kronecker on both sides, ALS lowering every layer's two-sided error); it asks for --calibration and refuses --error-correction")
+    @Test("compress --output-fisher whitens the SVD layers' outputs by the calibration's loss gradients: other factors, the same budget, the same model from the OpenCL device, recorded in the checkpoint; an MPO's too (Kronecker on both sides, ALS raising no layer's two-sided error and lowering some); it asks for --calibration and refuses --error-correction")
     func outputFisher() throws {
         let (dir, original, text) = try Self.workspace("output-fisher")
         let base = ["compress", "--checkpoint", original, "--linear-ratio", "2", "--sites", "svd", "--calibration", text.path,
@@ -176,7 +176,7 @@ struct PretrainedPipelineTests {
             }
             #expect(gpu.model.parameterCount == two.model.parameterCount && abs(losses[0] - losses[1]) < 1e-3 * losses[0], "CPU vs OpenCL: \(losses)")
         }
-        // A 2-site MPO: its printed errors are the two-sided ones, which ALS lowers from the Kronecker start on every layer.
+        // A 2-site MPO: its printed errors are the two-sided ones, which ALS raises on no layer and lowers on some.
         let mpoBase = base.map { $0 == "svd" ? "2" : $0 }
         var mpo: [[String: Double]] = []
         for (name, sweeps) in [("mpo0.safetensors", "0"), ("mpo2.safetensors", "2")] {
