@@ -65,10 +65,7 @@ struct ALSTests {
         #expect(worst < 1e-9 * target[0], "S̃·G′·S̃ᵀ off by \(worst)")
         // A Kronecker product moment (no damping): the metric is the identity.
         var rng = SplitMix64(seed: 12)
-        let a0 = (0..<9).map { i in rng.normal() + (i % 4 == 0 ? 3 : 0) }, a1 = (0..<16).map { i in 0.3 * rng.normal() + (i % 5 == 0 ? 1 : 0) }
-        let k = WhiteningTests.kron(a0, 3, a1, 4)
-        var kk = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { for j in 0..<n { var v = 0.0; for r in 0..<n { v += k[r * n + i] * k[r * n + j] }; kk[i * n + j] = v } }
+        let kk = WhiteningTests.kroneckerMoment(3, 4, rng: &rng)
         let identity = try KroneckerWhitening(secondMoment: kk, inFactors: [3, 4], damping: 0).metric(secondMoment: kk, damping: 0)
         // (The Kronecker factors are partial traces, so their product is the moment times a scale.)
         let scale = identity[0], offIdentity = (0..<(n * n)).map { abs(identity[$0] - ($0 / n == $0 % n ? scale : 0)) }.max()!
@@ -131,10 +128,7 @@ struct ALSTests {
     func nothingToRefine() throws {
         let n = 12, out = 10
         var rng = SplitMix64(seed: 17)
-        let a0 = (0..<9).map { i in rng.normal() + (i % 4 == 0 ? 3 : 0) }, a1 = (0..<16).map { i in 0.3 * rng.normal() + (i % 5 == 0 ? 1 : 0) }
-        let k = WhiteningTests.kron(a0, 3, a1, 4)
-        var c = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { for j in 0..<n { var v = 0.0; for r in 0..<n { v += k[r * n + i] * k[r * n + j] }; c[i * n + j] = v } }
+        let c = WhiteningTests.kroneckerMoment(3, 4, rng: &rng)
         let w = (0..<(out * n)).map { _ in rng.normal() }
         let f = Self.cases[0].0
         let kw = try KroneckerWhitening(secondMoment: c, inFactors: f.inFactors, damping: 0)

@@ -116,10 +116,7 @@ struct OutputFisherTests {
         // G and M Kronecker products, undamped: the whitened TT-SVD of two sites is the optimum already.
         func kroneckerMoment(_ p: Int, _ q: Int, seed: UInt64) -> [Double] {
             var rng = SplitMix64(seed: seed)
-            let k = WhiteningTests.kron((0..<(p * p)).map { i in rng.normal() + (i % (p + 1) == 0 ? 3 : 0) }, p,
-                                        (0..<(q * q)).map { i in 0.3 * rng.normal() + (i % (q + 1) == 0 ? 1 : 0) }, q)
-            let d = p * q
-            return (0..<(d * d)).map { ij in (0..<d).reduce(0.0) { $0 + k[$1 * d + ij / d] * k[$1 * d + ij % d] } }   // KᵀK
+            return WhiteningTests.kroneckerMoment(p, q, rng: &rng)
         }
         let f = ALSTests.cases[0].0, gk = kroneckerMoment(2, 5, seed: 24), mk = kroneckerMoment(3, 4, seed: 25)
         let (exact, report) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: [1, 3, 1], secondMoment: mk, damping: 0, sweeps: 3,

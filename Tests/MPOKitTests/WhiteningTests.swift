@@ -34,6 +34,21 @@ struct WhiteningTests {
         return k
     }
 
+    /// KᵀK (n × n) for row-major K (n × n): a positive-definite second moment shaped by K.
+    static func gram(_ k: [Double], n: Int) -> [Double] {
+        var c = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { var v = 0.0; for r in 0..<n { v += k[r * n + i] * k[r * n + j] }; c[i * n + j] = v } }
+        return c
+    }
+
+    /// A random Kronecker-product second moment (A₀ ⊗ A₁)ᵀ(A₀ ⊗ A₁) over factors p and q: A₀ is a normal
+    /// draw plus 3·I, A₁ 0.3 times one plus I, drawn in that order from `rng`.
+    static func kroneckerMoment(_ p: Int, _ q: Int, rng: inout SplitMix64) -> [Double] {
+        let a0 = (0..<(p * p)).map { i in rng.normal() + (i % (p + 1) == 0 ? 3 : 0) }
+        let a1 = (0..<(q * q)).map { i in 0.3 * rng.normal() + (i % (q + 1) == 0 ? 1 : 0) }
+        return gram(kron(a0, p, a1, q), n: p * q)
+    }
+
     /// E·M·Eᵀ (rows × rows) for E (rows × n) and M (n × n), row-major, in Double.
     static func sandwich(_ e: [Double], _ m: [Double], rows: Int, n: Int) -> [Double] {
         let em = (0..<rows).map { v in (0..<n).map { j in (0..<n).reduce(0.0) { $0 + e[v * n + $1] * m[$1 * n + j] } } }
@@ -121,8 +136,7 @@ struct WhiteningTests {
         for i in 0..<(d0 * d0) { a0[i] = rng.normal() + (i % (d0 + 1) == 0 ? 3 : 0) }
         for i in 0..<(d1 * d1) { a1[i] = 0.3 * rng.normal() + (i % (d1 + 1) == 0 ? 0.2 * Double(i + 1) : 0) }
         let k = Self.kron(a0, d0, a1, d1)   // (n × n)
-        var c = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { for j in 0..<n { var v = 0.0; for r in 0..<n { v += k[r * n + i] * k[r * n + j] }; c[i * n + j] = v } }
+        let c = Self.gram(k, n: n)
         var x = [Double](repeating: 0, count: rows * n)
         for r in 0..<rows {
             var z = [Double](repeating: 0, count: n)
