@@ -162,7 +162,7 @@ struct Compress: ParsableCommand {
                 if outputFisher { outputMoments = gradients }
                 if kfacWanted {
                     kfac = (try BondAllocator.kfacSensitivity(dense, inputMoments: moments, outputMoments: gradients, context: context),
-                            (calibrationTokens.count - 1) / context, Date().timeIntervalSince(t1))
+                            Calibration.gradientWindows(tokens: calibrationTokens.count, context: context), Date().timeIntervalSince(t1))
                 }
             }
         }

@@ -157,6 +157,7 @@ struct OutputFisherTests {
             rows += window
         }
         down.outputGradientTap = nil; trainable.linearInputTap = nil
+        #expect(rows > 0 && Calibration.gradientWindows(tokens: tok.count, context: window) == rows / window)   // the count compress reports
         #expect(worst <= 1e-4 * scale, "dYᵀ·X against the weight gradient: off by \(worst) of \(scale)")
         let got = try #require(moments[down.name]), top = g.map(abs).max()! / Double(rows)
         #expect(zip(got, g).map { abs($0 - $1 / Double(rows)) }.max()! <= 1e-6 * top)

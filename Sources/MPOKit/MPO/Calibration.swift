@@ -72,7 +72,7 @@ public enum Calibration {
         }
         defer { for l in linears { l.outputGradientTap = nil } }
         var rows = 0
-        for start in stride(from: 0, through: tokens.count - context - 1, by: context) {
+        for start in stride(from: 0, to: gradientWindows(tokens: tokens.count, context: context) * context, by: context) {
             try trainable.forward(tokens: Array(tokens[start..<(start + context)]), targets: Array(tokens[(start + 1)...(start + context)]),
                                   batch: 1, time: context)
             try trainable.backward()
@@ -82,6 +82,10 @@ public enum Calibration {
         for l in linears { if var m = sums[l.name] { mirroredMean(&m, n: l.outFeatures, rows: rows); out[l.name] = m } }
         return out
     }
+
+    /// How many windows outputGradientMoments runs over `tokens` tokens: every window of `context`
+    /// needs its next token as a target, so the last token starts none.
+    public static func gradientWindows(tokens: Int, context: Int) -> Int { context >= 1 ? max(0, tokens - 1) / context : 0 }
 
     /// `sum` (n × n, lower triangle; nil: zeros) + XᵀX for X (rows × n) by dsyrk. The caller takes
     /// the sum out of its table first, so no copy of n² Doubles is made per call.
