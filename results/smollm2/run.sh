@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|mpo-output-fisher|mpo3-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -83,6 +83,7 @@ declare -A COMPRESS=(
   # input factors, then 2 ALS sweeps in the exact two-sided metric), mpo2was-r2's weights levelled: MPO vs SVD, both K-FAC-truncated
   [mpo2wsk-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --output-fisher"
   [mpo3wsk-r2]="--linear-ratio 2 --sites 3 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --output-fisher"
+  [mpo4wsk-r2]="--linear-ratio 2 --sites 4 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --output-fisher"
   # … and the tied table weighted per token too (svdwsefsvd340-r2's): the whole model 1.9× smaller, everything cut by the Fisher
   [svdwskefsvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --output-fisher --embedding svd:340 --embedding-error fisher"
   [mpo2was-r5]="--linear-ratio 5 --sites 2 --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json"
@@ -241,6 +242,9 @@ case "${1:-}" in
   mpo3-output-fisher)   # the same with 3 sites (mpo3wsk-r2, against mpo3was-r2), healed the same way
     sensitivity_file; compress mpo3wsk-r2
     heal "mpo3wskb-r2-gen-lr1e-4" "$RUNS/mpo3wsk-r2.safetensors" "$HEAL_LOW --balance-cores" ;;
+  mpo4-output-fisher)   # the same with 4 sites (mpo4wsk-r2), healed the same way: SVD and 2/3/4 sites under one truncation
+    sensitivity_file; compress mpo4wsk-r2
+    heal "mpo4wskb-r2-gen-lr1e-4" "$RUNS/mpo4wsk-r2.safetensors" "$HEAL_LOW --balance-cores" ;;
   kfac-weights-mpo)   # the 2-site MPO with the same weights as one loss budget (mpo2wkkp-r2)
     compress svdwkk-r2 mpo2wkkp-r2 ;;
   fisher-both)   # svdwsk-r2's linears and svdwsefsvd340-r2's table in one model (svdwskefsvd340-r2), healed the same way
@@ -364,5 +368,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|mpo-output-fisher|mpo3-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac"; exit 64 ;;
 esac
