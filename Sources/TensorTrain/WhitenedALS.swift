@@ -20,9 +20,40 @@
 // With an output metric too (compress --output-fisher on an MPO: K-FAC's two-sided Fisher, the
 // outputs whitened by a Kronecker product over the output factors, OutputWhitening.kronecker) the
 // error is tr(H′·(Ŵ′ − W′)·G′·(Ŵ′ − W′)ᵀ), H′ the output side's metric in its coordinates; the
-// system becomes P_kᵀ(H′·P_k(C)·G′) = P_kᵀ(H′·W′·G′), one more product per iteration.
+// system becomes P_kᵀ(H′·P_k(C)·G′) = P_kᵀ(H′·W′·G′), one more product per iteration. A tied
+// table's per-token weights (--embedding-error fisher with an MPO table) make H′ diagonal: a
+// row scaling, never an out × out matrix (49,152² for SmolLM2's vocabulary).
 
 import CBLAS
+
+/// The output side's metric H′ in WhitenedALS: a dense (out × out) matrix, or a diagonal (out).
+public enum OutputMetric: Sendable, Equatable {
+    case dense([Double])
+    case diagonal([Double])
+
+    /// A → H′·A for row-major A (out × n) in precision S, H′ converted to S once.
+    func product<S: LAPACKScalar>(out: Int, columns n: Int, _: S.Type) -> ([S]) -> [S] {
+        switch self {
+        case .dense(let h):
+            let hs = h.map { S($0) }
+            return { matmul(hs, $0, m: out, k: out, n: n) }
+        case .diagonal(let h):
+            let hs = h.map { S($0) }
+            return { a in
+                var r = a
+                for o in 0..<out { for j in 0..<n { r[o * n + j] *= hs[o] } }
+                return r
+            }
+        }
+    }
+
+    func fits(out: Int) -> Bool {
+        switch self {
+        case .dense(let h): return h.count == out * out
+        case .diagonal(let h): return h.count == out
+        }
+    }
+}
 
 /// The result of WhitenedALS.refine: the relative errors ‖(Ŵ′ − W′)‖_G′ / ‖W′‖_G′ at the
 /// start and at the end.
@@ -39,17 +70,18 @@ public enum WhitenedALS {
     /// Refines `cores` (in the coordinates of `target`) to minimise tr((Ŵ − target)·metric·(Ŵ −
     /// target)ᵀ): `sweeps` passes right to left and back, `iterations` CG steps per core visit.
     /// `target` is row-major (out × in), `metric` row-major (in × in), symmetric positive definite;
-    /// `outputMetric` (out × out, the same), when given, weighs the outputs: the error is then
-    /// tr(H·(Ŵ − target)·G·(Ŵ − target)ᵀ).
-    public static func refine(_ m: inout MPOCores<Double>, target: [Double], metric g: [Double], outputMetric h: [Double]? = nil,
+    /// `outputMetric` (out × out or diagonal, the same), when given, weighs the outputs: the error
+    /// is then tr(H·(Ŵ − target)·G·(Ŵ − target)ᵀ).
+    public static func refine(_ m: inout MPOCores<Double>, target: [Double], metric g: [Double], outputMetric h: OutputMetric? = nil,
                               sweeps: Int = 2, iterations: Int = 20) throws -> ALSReport {
         try m.checkShapes()
         let f = m.factorization, out = f.outFeatures, n = f.inFeatures
         precondition(target.count == out * n && g.count == n * n, "ALS: a \(out)×\(n) target needs an \(n)×\(n) metric")
-        precondition(h.map { $0.count == out * out } ?? true, "ALS: a \(out)×\(n) target needs an \(out)×\(out) output metric")
+        precondition(h.map { $0.fits(out: out) } ?? true, "ALS: a \(out)×\(n) target needs an \(out)×\(out) or diagonal output metric")
+        let h64 = h?.product(out: out, columns: n, Double.self), h32 = h?.product(out: out, columns: n, Float.self)
         func weighed(_ w: [Double]) -> [Double] {   // H·W·G (W·G without an output metric), row-major
             let wg = matmul(w, g, m: out, k: n, n: n)
-            return h.map { matmul($0, wg, m: out, k: out, n: n) } ?? wg
+            return h64.map { $0(wg) } ?? wg
         }
         let e = interleaved(weighed(target), f)                            // H′·W′·G′, interleaved
         let targetNorm = dot(interleaved(target, f), e)                   // ‖W′‖²
@@ -71,7 +103,7 @@ public enum WhitenedALS {
             if k + step < 0 || k + step >= sites { step = -step }
             k += step
         }
-        let g32 = g.map(Float.init), h32 = h?.map(Float.init)
+        let g32 = g.map(Float.init)
         var current = start
         for (v, k) in order.enumerated() {
             // The right-hand side in Double; the Hessian's products (nearly all the work) in Float.
@@ -79,7 +111,7 @@ public enum WhitenedALS {
             let kept = m.cores[k]
             m.cores[k] = conjugateGradient(kept, b: b, iterations: iterations) { c in
                 let w = deinterleaved(env.expand(c.map(Float.init)), f), wg = matmul(w, g32, m: out, k: n, n: n)
-                return env.project(interleaved(h32.map { matmul($0, wg, m: out, k: out, n: n) } ?? wg, f)).map(Double.init)
+                return env.project(interleaved(h32.map { $0(wg) } ?? wg, f)).map(Double.init)
             }
             let now = error(m)   // in Double: a visit whose single-precision solve did not help is undone
             if now <= current { current = now } else { m.cores[k] = kept }

@@ -108,6 +108,13 @@ public struct KroneckerWhitening: Sendable {
         self.factors = factors
     }
 
+    /// Made already, one factor per site (nil for a factor of size 1).
+    init(inFactors: [Int], factors: [InputWhitening?]) {
+        precondition(inFactors.count == factors.count && zip(inFactors, factors).allSatisfy { $1 == nil || $1!.inFeatures == $0 })
+        self.inFactors = inFactors
+        self.factors = factors
+    }
+
     /// For a factorisation with a single input factor above 1 (a plain SVD layer, [1, in]), the
     /// exact whitening made already: the Kronecker product is then M itself. Nil otherwise.
     public init?(exact: InputWhitening, inFactors: [Int]) {
@@ -193,11 +200,14 @@ public struct KroneckerWhitening: Sendable {
 /// `.kronecker` is an MPO's output side: G ≈ G₀ ⊗ G₁ ⊗ … over its output factors (partial traces,
 /// as KroneckerWhitening approximates the inputs' moment), so Sg⁻ᵀ acts on each core's output leg
 /// alone and the bonds do not grow; it keeps G/ḡ and δ for `metric()`, H′ = Sg⁻¹·(G/ḡ + δI)·Sg⁻ᵀ,
-/// in which WhitenedALS fits the cores to the exact two-sided error.
+/// in which WhitenedALS fits the cores to the exact two-sided error. `.kroneckerRows` is a diagonal
+/// G (a tied table's per-token weights) on an MPO table: diag(d) ≈ D₀ ⊗ D₁ ⊗ … (each D_k the
+/// marginal sum of d over the other token factors), and H′ = d / (D₀ ⊗ D₁ ⊗ …) stays diagonal.
 public enum OutputWhitening: Sendable {
     case rows([Double])
     case full(InputWhitening)
     case kronecker(KroneckerWhitening, moment: [Double], damping: Double)
+    case kroneckerRows(KroneckerWhitening, weights: [Double])
 
     /// The damping of an empirical output Fisher (compress --output-fisher): G + mean diag(G)·I.
     /// Per-token gradients of a few thousand tokens leave most output directions nearly unseen;
@@ -212,6 +222,40 @@ public enum OutputWhitening: Sendable {
     public init(rowWeights d: [Double]) {
         let mean = d.reduce(0, +) / Double(max(d.count, 1))
         self = .rows(d.map { ($0 / mean).squareRoot() })
+    }
+
+    /// Row o weighted by d_o (> 0) on a layer of factorisation `f`: `.rows` for a plain SVD layer
+    /// (exact), `.kroneckerRows` otherwise — d taken relative to its mean as `.rows` takes it, each
+    /// site's marginal relative to its own mean (the per-factor scale KroneckerWhitening(unitScale:)
+    /// gives G's partial traces), no damping (the weights come floored: fisherRowWeights).
+    public init(rowWeights d: [Double], factorization f: MPOFactorization) throws {
+        let n = f.outFeatures
+        guard d.count == n, d.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw TensorTrainError("per-row weights must be \(n) positive numbers (got \(d.count))")
+        }
+        if f == MPOFactorization.lowRank(out: n, in: f.inFeatures) { self = .init(rowWeights: d); return }
+        let mean = d.reduce(0, +) / Double(n), unit = d.map { $0 / mean }
+        var factors: [InputWhitening?] = []
+        for (k, dk) in f.outFactors.enumerated() {
+            guard dk > 1 else { factors.append(nil); continue }
+            let stride = f.outFactors[(k + 1)...].reduce(1, *)
+            var marginal = [Double](repeating: 0, count: dk)
+            for o in 0..<n { marginal[(o / stride) % dk] += unit[o] }
+            let m = marginal.reduce(0, +) / Double(dk)
+            var diagonal = [Double](repeating: 0, count: dk * dk)
+            for a in 0..<dk { diagonal[a * dk + a] = marginal[a] / m }
+            factors.append(try InputWhitening(secondMoment: diagonal, inFeatures: dk, damping: 0))
+        }
+        self = .kroneckerRows(KroneckerWhitening(inFactors: f.outFactors, factors: factors), weights: unit)
+    }
+
+    /// Π_k S_k[o_k, o_k] per output o for a Kronecker whitening of diagonal factors: Sgᵀ's diagonal.
+    static func kroneckerDiagonal(_ k: KroneckerWhitening) -> [Double] {
+        var s: [Double] = [1]
+        for (d, f) in zip(k.inFactors, k.factors) {
+            s = s.flatMap { x in (0..<d).map { a in x * (f.map { $0.factor[a * d + a] } ?? 1) } }
+        }
+        return s
     }
 
     /// G (out × out, row-major) damped by δ = damping · mean diagonal (fisherDamping unless told), taken
@@ -244,15 +288,20 @@ public enum OutputWhitening: Sendable {
         switch self {
         case .rows(let s): return s.count
         case .full(let f): return f.inFeatures
-        case .kronecker(let k, _, _): return k.inFactors.reduce(1, *)
+        case .kronecker(let k, _, _), .kroneckerRows(let k, _): return k.inFactors.reduce(1, *)
         }
     }
 
     /// The output metric WhitenedALS needs to make the fit exact (nil when the whitening is),
     /// made on demand: the spectra allocation only whitens.
-    public func metric() -> [Double]? {
-        guard case .kronecker(let k, let unit, let damping) = self, !k.isExact else { return nil }
-        return k.metric(secondMoment: unit, damping: damping)
+    public func metric() -> OutputMetric? {
+        switch self {
+        case .rows, .full: return nil
+        case .kronecker(let k, let unit, let damping): return k.isExact ? nil : .dense(k.metric(secondMoment: unit, damping: damping))
+        case .kroneckerRows(let k, let unit):
+            guard !k.isExact else { return nil }
+            return .diagonal(zip(unit, Self.kroneckerDiagonal(k)).map { $0 / ($1 * $1) })
+        }
     }
 
     /// Sgᵀ·W for a row-major W (out × `columns`).
@@ -266,6 +315,8 @@ public enum OutputWhitening: Sendable {
             return Self.transposed(f.whiten(Self.transposed(w, rows: m, columns: n), out: n), rows: n, columns: m)
         case .kronecker(let k, _, _):
             return Self.transposed(k.whiten(Self.transposed(w, rows: m, columns: n), out: n), rows: n, columns: m)
+        case .kroneckerRows(let k, _):
+            return Self.scaledRows(w, by: Self.kroneckerDiagonal(k), columns: n)
         }
     }
 
@@ -273,11 +324,10 @@ public enum OutputWhitening: Sendable {
     /// a plain SVD layer's U (core 0, (1, out, 1, r)) times Sg⁻ᵀ, or every core's output leg times
     /// its site's Sg_k⁻ᵀ.
     public func unwhiten(_ cores: inout MPOCores<Double>) {
-        guard case .kronecker(let k, _, _) = self else {
-            cores.cores[0] = unwhiten(cores.cores[0], columns: cores.bonds[1])
-            return
+        switch self {
+        case .kronecker(let k, _, _), .kroneckerRows(let k, _): k.unwhiten(&cores, outputLeg: true)
+        case .rows, .full: cores.cores[0] = unwhiten(cores.cores[0], columns: cores.bonds[1])
         }
-        k.unwhiten(&cores, outputLeg: true)
     }
 
     /// Sg⁻ᵀ·U for a row-major U (out × `columns`): the left factor of a truncated Sgᵀ·W·S.
@@ -289,7 +339,7 @@ public enum OutputWhitening: Sendable {
             return Self.scaledRows(u, by: s.map { 1 / $0 }, columns: r)
         case .full(let f):   // (Uᵀ·Sg⁻¹)ᵀ
             return Self.transposed(f.unwhiten(Self.transposed(u, rows: m, columns: r), rows: r), rows: r, columns: m)
-        case .kronecker:
+        case .kronecker, .kroneckerRows:
             preconditionFailure("a Kronecker output whitening unwhitens the cores: unwhiten(_: inout MPOCores)")
         }
     }

@@ -59,7 +59,7 @@ struct Compress: ParsableCommand {
     var minChi: Int?
     @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8, mpo:χ or svd:r (the table's truncated SVD; dense contracts a TT/MPO embedding back).", valueName: "kind"))
     var embedding: String?
-    @Option(name: .customLong("embedding-error"), help: ArgumentHelp("With --calibration and a tied head: truncate an mpo:χ or svd:r embedding by its error as the head on the calibration text (output, the default), by that error with each token's logit weighted by how often the original predicts it there (fisher: the head's two-sided K-FAC Fisher; svd:r only), or by the table's own error (weight, as without --calibration).", valueName: "output|fisher|weight"))
+    @Option(name: .customLong("embedding-error"), help: ArgumentHelp("With --calibration and a tied head: truncate an mpo:χ or svd:r embedding by its error as the head on the calibration text (output, the default), by that error with each token's logit weighted by how often the original predicts it there (fisher: the head's two-sided K-FAC Fisher; for mpo:χ its token weights as a Kronecker product over the token factors, then --als-sweeps in the exact weighted error), or by the table's own error (weight, as without --calibration).", valueName: "output|fisher|weight"))
     var embeddingError = "output"
     @Option(help: "Data-aware truncation (SVD-LLM's whitening): truncate each layer by its output error on this text's activations (the original model's), not by its weight error; exact for --sites svd, a Kronecker approximation of the inputs' statistics for MPOs. A tied embedding (--embedding mpo:χ or svd:r) is truncated as the head, by its logits' error.")
     var calibration: String?
@@ -85,8 +85,8 @@ struct Compress: ParsableCommand {
         guard budgets == 1 || embedding != nil else { throw ValidationError("give --chi, --params, --ratio or --linear-ratio, --embedding, or both") }
         guard ["output", "fisher", "weight"].contains(embeddingError) else { throw ValidationError("--embedding-error must be output, fisher or weight (got '\(embeddingError)')") }
         if embeddingError == "fisher" {
-            guard calibration != nil, let embedding, embedding.hasPrefix("svd:") else {
-                throw ValidationError("--embedding-error fisher weights the tied table's rows by the original's predictions on --calibration TEXT: it needs --calibration and --embedding svd:r (a table MPO splits the token index over its cores; use output there)")
+            guard calibration != nil, let embedding, embedding.hasPrefix("svd:") || embedding.hasPrefix("mpo:") else {
+                throw ValidationError("--embedding-error fisher weights the tied table's rows by the original's predictions on --calibration TEXT: it needs --calibration and --embedding svd:r or mpo:χ (a per-token tensor train has no head form)")
             }
         }
         if let ratio, !(ratio > 1) { throw ValidationError("--ratio must be > 1 (got \(ratio))") }

@@ -2,8 +2,8 @@
 // outputs by the loss gradients' second moment G as well as the inputs by theirs, M, makes the
 // truncation reach the least tr(G·ΔW·M·ΔWᵀ) at its rank (Eckart–Young on Sgᵀ·W·S, checked
 // against float64 Jacobi eigenvalues of Sgᵀ·W·M·Wᵀ·Sg); a diagonal G (`.rows`, a tied table's
-// per-token weights) is the same transform; an MPO's is a Kronecker product on each side, made
-// exact in the two-sided metric by ALS; the gradients the calibration collects are the dY
+// per-token weights) is the same transform; an MPO's is a Kronecker product on each side (of
+// per-factor marginals for per-row weights), made exact in the two-sided metric by ALS; the gradients the calibration collects are the dY
 // the weight gradient is made of (dW = dYᵀ·X); and a tiny Llama truncated so loses less.
 
 import Foundation
@@ -123,6 +123,49 @@ struct OutputFisherTests {
                                                                output: try OutputWhitening(secondMoment: gk, factorization: f, damping: 0))
         #expect(report.relativeError > 0.05 && abs(report.relativeError - report.errorBound) < 1e-9, "\(report.relativeError) vs bound \(report.errorBound)")
         #expect(abs(fisherError(exact, gk, mk) - report.errorBound) < 1e-6)
+    }
+
+    @Test("per-row weights on an MPO (a tied table's per-token Fisher, --embedding-error fisher with mpo:χ): diag(d) as a Kronecker product of its marginals, then ALS in the exact weighted metric — the reported error is Σ d_o·Δ_o·M·Δ_oᵀ / Σ d_o·W_o·M·W_oᵀ by float64 loops, ALS lowers it below the Kronecker start and below the unweighted fit; Kronecker-product weights leave nothing to refine; a plain SVD layer gets .rows")
+    func mpoRowWeights() throws {
+        let n = 12, out = 10, rows = 300, damping = 0.01
+        let m = WhiteningTests.moment(WhiteningTests.inputs(rows: rows, n: n, seed: 31), rows: rows, n: n)
+        var rng = SplitMix64(seed: 32)
+        let w = (0..<(out * n)).map { _ in Float(rng.normal()) }, wd = w.map(Double.init)
+        let d = (0..<out).map { _ in exp(1.5 * rng.normal()) }   // skewed, as predicted token probabilities are
+        func diagonal(_ v: [Double]) -> [Double] { (0..<(v.count * v.count)).map { $0 / v.count == $0 % v.count ? v[$0 % v.count] : 0 } }
+        let md = ALSTests.damped(m, n: n, damping)
+        func weightedError(_ c: MPOCores<Float>, _ dm: [Double], _ mm: [Double]) -> Double {
+            let delta = zip(wd, contractMPO(c).map(Double.init)).map { $0 - $1 }
+            return (Self.fisherEnergy(delta, dm, mm, out: out, n: n) / Self.fisherEnergy(wd, dm, mm, out: out, n: n)).squareRoot()
+        }
+        for (f, caps) in ALSTests.cases {
+            let output = try OutputWhitening(rowWeights: d, factorization: f)
+            guard case .kroneckerRows = output, case .diagonal? = output.metric() else { Issue.record("\(f): not a Kronecker row whitening"); continue }
+            func compress(_ sweeps: Int, _ o: OutputWhitening?) throws -> (MPOCores<Float>, LayerCompression) {
+                try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: caps, secondMoment: m, damping: damping, sweeps: sweeps, output: o)
+            }
+            let (start, r0) = try compress(0, output), (fitted, r4) = try compress(4, output), (unweighted, _) = try compress(4, nil)
+            let e0 = weightedError(start, diagonal(d), md), e4 = weightedError(fitted, diagonal(d), md)
+            #expect(fitted.bonds == start.bonds && start.bonds == unweighted.bonds)
+            #expect(abs(r0.relativeError - e0) < 1e-6 && abs(r4.relativeError - e4) < 1e-6, "\(f): reported \(r0.relativeError), \(r4.relativeError) vs loops \(e0), \(e4)")
+            #expect(e4 < 0.97 * e0, "\(f): ALS \(e4) vs the Kronecker start \(e0)")
+            #expect(e4 < weightedError(unweighted, diagonal(d), md), "\(f): weighted fit \(e4) vs unweighted \(weightedError(unweighted, diagonal(d), md))")
+        }
+        // Weights a ⊗ b and M a Kronecker product, undamped: the weighted metric is exactly the whitening's,
+        // H′ a constant, and the whitened TT-SVD of two sites is the optimum already.
+        var rk = SplitMix64(seed: 25)
+        let f = ALSTests.cases[0].0, mk = WhiteningTests.kroneckerMoment(3, 4, rng: &rk)
+        let dk = [0.5, 2.0].flatMap { a in (0..<5).map { a * (0.2 + Double($0)) } }
+        let kroneckerRows = try OutputWhitening(rowWeights: dk, factorization: f)
+        guard case .diagonal(let h)? = kroneckerRows.metric() else { Issue.record("no diagonal metric"); return }
+        #expect(h.allSatisfy { abs($0 - h[0]) < 1e-12 * h[0] }, "H′ for Kronecker weights: \(h)")
+        let (exact, report) = try Compression.compressWhitened(w, layer: "l", factorization: f, maxBonds: [1, 3, 1], secondMoment: mk, damping: 0,
+                                                               sweeps: 3, output: kroneckerRows)
+        #expect(report.relativeError > 0.05 && abs(report.relativeError - report.errorBound) < 1e-9, "\(report.relativeError) vs bound \(report.errorBound)")
+        #expect(abs(weightedError(exact, diagonal(dk), mk) - report.errorBound) < 1e-6)
+        guard case .rows = try OutputWhitening(rowWeights: d, factorization: .lowRank(out: out, in: n)) else { Issue.record("a plain SVD layer's row weights are .rows"); return }
+        #expect(throws: TensorTrainError.self) { try OutputWhitening(rowWeights: d.map { -$0 }, factorization: f) }
+        #expect(throws: TensorTrainError.self) { try OutputWhitening(rowWeights: Array(d.prefix(4)), factorization: f) }
     }
 
     @Test("the calibration's output gradients are the dY of the weight gradient (dW = dYᵀ·X), their moments the mean of dY·dYᵀ; a tiny Llama truncated with them loses less than with the inputs' alone")

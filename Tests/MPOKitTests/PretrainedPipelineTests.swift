@@ -114,7 +114,7 @@ struct PretrainedPipelineTests {
         #expect(code != 0 && err.contains("--als-sweeps must be ≥ 0"), "\(err)")
     }
 
-    @Test("compress --calibration --embedding svd:r truncates the tied table as the head and says so; --embedding-error fisher weights its rows, weight keeps the table's own error; the checkpoint records which; a bad value or fisher for an MPO table is refused")
+    @Test("compress --calibration --embedding svd:r truncates the tied table as the head and says so; --embedding-error fisher weights its rows, weight keeps the table's own error; the checkpoint records which; an MPO table takes fisher too; a bad value, fisher for a per-token TT or without --calibration is refused")
     func tiedEmbeddingAsHead() throws {
         let (dir, original, text) = try Self.workspace("tied-head")
         func compress(_ extra: [String]) throws -> (out: String, table: [Float], recorded: String?) {
@@ -138,9 +138,19 @@ struct PretrainedPipelineTests {
         #expect(zip(head.table, fisher.table).contains { abs($0 - $1) > 1e-4 }, "fisher weights change the table")
         #expect(head.recorded == "output" && fisher.recorded == "fisher" && weight.recorded == "weight",
                 "metadata embedding_error: \(head.recorded ?? "none"), \(fisher.recorded ?? "none"), \(weight.recorded ?? "none")")
+        // A table MPO takes the fisher weights too (a Kronecker product over its token factors, then ALS).
+        let mpoPath = dir.appendingPathComponent("mpo-fisher.safetensors").path
+        let (mpoCode, mpoOut, mpoErr) = try CLI.run(["compress", "--checkpoint", original, "--embedding", "mpo:8", "--embedding-error", "fisher",
+                                                     "--als-sweeps", "2", "--calibration", text.path, "--calibration-tokens", "256", "--eval-context", "64",
+                                                     "--data", text.path, "--eval-batches", "0", "--out", mpoPath])
+        #expect(mpoCode == 0 && mpoOut.contains("(weighted by the predicted token probabilities, what it minimised: 0."), "\(mpoOut)\(mpoErr)")
+        #expect(try ModelCheckpoint.open(URL(fileURLWithPath: mpoPath)).metadata["embedding_error"] == "fisher")
+        if case .mpo = try ModelCheckpoint.loadModel(URL(fileURLWithPath: mpoPath), device: CPUDevice(), purpose: .inference).config.tokenEmbedding {} else {
+            Issue.record("mpo:8 gave no MPO table")
+        }
         for (extra, message) in [(["--embedding", "svd:8", "--embedding-error", "logits"], "--embedding-error must be output, fisher or weight"),
-                                 (["--embedding", "mpo:8", "--embedding-error", "fisher", "--calibration", text.path], "it needs --calibration and --embedding svd:r"),
-                                 (["--embedding", "svd:8", "--embedding-error", "fisher"], "it needs --calibration and --embedding svd:r")] {
+                                 (["--embedding", "tt:4", "--embedding-error", "fisher", "--calibration", text.path], "it needs --calibration and --embedding svd:r or mpo:χ"),
+                                 (["--embedding", "svd:8", "--embedding-error", "fisher"], "it needs --calibration and --embedding svd:r or mpo:χ")] {
             let (code, _, err) = try CLI.run(["compress", "--checkpoint", original] + extra + ["--out", dir.appendingPathComponent("x.safetensors").path])
             #expect(code == 64 && err.contains(message), "\(extra): exit \(code): \(err)")
         }

@@ -247,7 +247,7 @@ struct WhiteningTests {
         #expect(lw - base < lp - base, "loss: original \(base), table by its own error \(lp), as the head \(lw)")
     }
 
-    @Test("fisher: the calibration's mean predicted distribution is the mean softmax of the logits, and an svd:r table truncated with those row weights reaches the least weighted logit error at its rank")
+    @Test("fisher: the calibration's mean predicted distribution is the mean softmax of the logits, and an svd:r table truncated with those row weights reaches the least weighted logit error at its rank; a table MPO so truncated reports its exact weighted error, which ALS lowers")
     func tiedHeadFisher() throws {
         let m = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)
         let c = m.config, V = c.vocabularySize, C = c.channels
@@ -294,9 +294,17 @@ struct WhiteningTests {
         let reported = try #require(f.headOutputError)
         #expect(abs(ef.weighted - optimal) < 1e-4 && abs(reported - ef.plain) < 1e-4, "fisher table: \(ef), reported \(reported)")
         #expect(ef.weighted < eo.weighted - 1e-4 && eo.plain < ef.plain - 1e-4, "weighted / plain logit error: fisher \(ef), output \(eo)")
-        #expect(throws: ModelError.self) {
-            try Compression.compressEmbedding(m, to: .mpo(chi: rank, vocabulary: V, channels: C), headMoment: head, rowWeights: weights)
-        }
+        // A table MPO: the token weights as a Kronecker product, then ALS in the exact weighted error, which it
+        // reports (at 0 sweeps too); the sweeps lower it and keep the bonds.
+        let mpo = EmbeddingKind.mpo(chi: 3, vocabulary: V, channels: C)
+        let (start, ms) = try Compression.compressEmbedding(m, to: mpo, headMoment: head, rowWeights: weights)
+        let (fitted, mf) = try Compression.compressEmbedding(m, to: mpo, headMoment: head, rowWeights: weights, alsSweeps: 2)
+        let es: (plain: Double, weighted: Double) = try errors(start), mw: (plain: Double, weighted: Double) = try errors(fitted)
+        let mpoReported = [ms.headWeightedError, ms.headOutputError, mf.headWeightedError, mf.headOutputError].compactMap { $0 }
+        #expect(fitted.config.tokenEmbedding == start.config.tokenEmbedding && mpoReported.count == 4)
+        #expect(zip(mpoReported, [es.weighted, es.plain, mw.weighted, mw.plain]).allSatisfy { abs($0 - $1) < 1e-4 },
+                "MPO fisher table: reported \(mpoReported) vs loops \(es), \(mw)")
+        #expect(mw.weighted < es.weighted - 1e-4, "weighted logit error: ALS \(mw.weighted) vs the Kronecker start \(es.weighted)")
     }
 
     @Test("a tiny Llama compressed to rank 3 with whitening loses less on its calibration text than with plain SVD")

@@ -80,7 +80,7 @@ public enum Compression {
         var target = wh.whiten(w.map(Double.init), out: f.outFeatures)
         if let output {
             switch output {
-            case .kronecker(let k, _, _):   // an MPO's: Kronecker over its output factors
+            case .kronecker(let k, _, _), .kroneckerRows(let k, _):   // an MPO's: Kronecker over its output factors
                 guard k.inFactors == f.outFactors else {
                     throw ModelError("\(layer): a Kronecker output whitening over \(k.inFactors) does not fit the output factors of \(f)")
                 }

@@ -163,11 +163,13 @@ extension Compression {
     /// logits for every token, where the table's own error treats a row of a rare token like a
     /// row of a common one. A per-token tensor train has no head form and ignores it.
     ///
-    /// `rowWeights` (V values > 0, with `headMoment`, for an svd:r table): the logits' error is
-    /// weighted per token as well, ‖D^½·(T − T̂)·S‖ — the two-sided (K-FAC) form of the head's
-    /// output Fisher, D the mean predicted probabilities (fisherRowWeights), so a rare token's
-    /// logit counts for how often it is predicted. Exact for svd:r (the rows live in one core);
-    /// a table MPO splits the token index over cores, where a per-token weight has no exact form.
+    /// `rowWeights` (V values > 0, with `headMoment`): the logits' error is weighted per token as
+    /// well, ‖D^½·(T − T̂)·S‖ — the two-sided (K-FAC) form of the head's output Fisher, D the mean
+    /// predicted probabilities (fisherRowWeights), so a rare token's logit counts for how often it
+    /// is predicted. Exact for svd:r (the rows live in one core). A table MPO splits the token
+    /// index over its cores: D is whitened as a Kronecker product of per-factor marginals, and
+    /// the cores are fitted to the exact weighted error by ALS (`alsSweeps`; with 0 the error is
+    /// still reported exactly).
     public static func compressEmbedding(_ model: Transformer, to target: EmbeddingKind, headMoment: [Double]? = nil,
                                          rowWeights: [Double]? = nil, alsSweeps: Int = 0) throws -> (Transformer, EmbeddingCompression) {
         let c = model.config, V = c.vocabularySize
@@ -178,7 +180,7 @@ extension Compression {
             if let rowWeights, !(rowWeights.count == V && rowWeights.allSatisfy({ $0 > 0 && $0.isFinite })) {
                 throw ModelError("per-token weights must be \(V) positive numbers (got \(rowWeights.count))")
             }
-            let output = rowWeights.map(OutputWhitening.init(rowWeights:))
+            let output = try rowWeights.map { try OutputWhitening(rowWeights: $0, factorization: f) }
             let (cores, head) = try compressWhitened(table, layer: "tok_emb (tied head)", factorization: f, maxBonds: f.cappedBonds(chi: b.max() ?? 1),
                                                      secondMoment: headMoment, sweeps: alsSweeps, output: output)
             kind = .mpo(factorization: f, bonds: cores.bonds)
