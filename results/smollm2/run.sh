@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|embedding-fisher-mpo|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -99,6 +99,8 @@ declare -A COMPRESS=(
   [svdwsew256-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding mpo:256"
   # … and the SVD table truncated as the head with each token's logit weighted by the original's mean prediction (K-FAC's two-sided Fisher)
   [svdwsefsvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding svd:340 --embedding-error fisher"
+  # … and the MPO table (svdwsew256-r2's) truncated with the same per-token weights, as a Kronecker product over its token factors, then ALS
+  [svdwsefw256-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --sensitivity-file $RUNS/sensitivity-r2.json --embedding mpo:256 --embedding-error fisher"
 )
 # healing: distillation from the original (α 0.5, τ 1) on Tiny Shakespeare's first 90 %; the
 # dense control fine-tunes the original with the same loss, data and steps.
@@ -220,6 +222,9 @@ case "${1:-}" in
   embedding-head)   # the SVD embedding truncated as the head (svdwsewsvd340-r2), healed the same way
     sensitivity_file; compress svdwsewsvd340-r2
     heal_low svdwsewsvd340-r2 ;;
+  embedding-fisher-mpo)   # the 3-site MPO table with the per-token weights (svdwsefw256-r2), healed the same way: MPO vs SVD on the fisher table
+    sensitivity_file; compress svdwsefw256-r2
+    heal_low svdwsefw256-r2 ;;
   embedding-fisher)   # the SVD table truncated as the head, logits weighted per token (svdwsefsvd340-r2), healed the same way
     sensitivity_file; compress svdwsefsvd340-r2
     heal_low svdwsefsvd340-r2 ;;
