@@ -108,11 +108,34 @@ public struct KroneckerWhitening: Sendable {
         self.factors = factors
     }
 
-    /// Made already, one factor per site (nil for a factor of size 1).
-    init(inFactors: [Int], factors: [InputWhitening?]) {
-        precondition(inFactors.count == factors.count && zip(inFactors, factors).allSatisfy { $1 == nil || $1!.inFeatures == $0 })
+    /// The same for a diagonal second moment diag(d) (d > 0, n values, never an n × n matrix): each
+    /// partial trace is diagonal, the marginal sum of d over the other factors, taken relative to
+    /// its mean as `unitScale` takes the general ones; undamped (the caller floors d).
+    init(diagonal d: [Double], inFactors: [Int]) throws {
+        let n = inFactors.reduce(1, *)
+        precondition(d.count == n, "a diagonal of \(d.count) values for \(n) inputs")
         self.inFactors = inFactors
+        var factors: [InputWhitening?] = []
+        for (k, dk) in inFactors.enumerated() {
+            guard dk > 1 else { factors.append(nil); continue }
+            let stride = inFactors[(k + 1)...].reduce(1, *)
+            var marginal = [Double](repeating: 0, count: dk)
+            for i in 0..<n { marginal[(i / stride) % dk] += d[i] }
+            let mean = marginal.reduce(0, +) / Double(dk)
+            var partial = [Double](repeating: 0, count: dk * dk)
+            for a in 0..<dk { partial[a * dk + a] = marginal[a] / mean }
+            factors.append(try InputWhitening(secondMoment: partial, inFeatures: dk, damping: 0))
+        }
         self.factors = factors
+    }
+
+    /// Π_k S_k[i_k, i_k] per input i: S's diagonal (all of S for diagonal factors, init(diagonal:)).
+    var diagonal: [Double] {
+        var s: [Double] = [1]
+        for (d, f) in zip(inFactors, factors) {
+            s = s.flatMap { x in (0..<d).map { a in x * (f.map { $0.factor[a * d + a] } ?? 1) } }
+        }
+        return s
     }
 
     /// For a factorisation with a single input factor above 1 (a plain SVD layer, [1, in]), the
@@ -235,27 +258,7 @@ public enum OutputWhitening: Sendable {
         }
         if f == MPOFactorization.lowRank(out: n, in: f.inFeatures) { self = .init(rowWeights: d); return }
         let mean = d.reduce(0, +) / Double(n), unit = d.map { $0 / mean }
-        var factors: [InputWhitening?] = []
-        for (k, dk) in f.outFactors.enumerated() {
-            guard dk > 1 else { factors.append(nil); continue }
-            let stride = f.outFactors[(k + 1)...].reduce(1, *)
-            var marginal = [Double](repeating: 0, count: dk)
-            for o in 0..<n { marginal[(o / stride) % dk] += unit[o] }
-            let m = marginal.reduce(0, +) / Double(dk)
-            var diagonal = [Double](repeating: 0, count: dk * dk)
-            for a in 0..<dk { diagonal[a * dk + a] = marginal[a] / m }
-            factors.append(try InputWhitening(secondMoment: diagonal, inFeatures: dk, damping: 0))
-        }
-        self = .kroneckerRows(KroneckerWhitening(inFactors: f.outFactors, factors: factors), weights: unit)
-    }
-
-    /// Π_k S_k[o_k, o_k] per output o for a Kronecker whitening of diagonal factors: Sgᵀ's diagonal.
-    static func kroneckerDiagonal(_ k: KroneckerWhitening) -> [Double] {
-        var s: [Double] = [1]
-        for (d, f) in zip(k.inFactors, k.factors) {
-            s = s.flatMap { x in (0..<d).map { a in x * (f.map { $0.factor[a * d + a] } ?? 1) } }
-        }
-        return s
+        self = .kroneckerRows(try KroneckerWhitening(diagonal: unit, inFactors: f.outFactors), weights: unit)
     }
 
     /// G (out × out, row-major) damped by δ = damping · mean diagonal (fisherDamping unless told), taken
@@ -300,7 +303,7 @@ public enum OutputWhitening: Sendable {
         case .kronecker(let k, let unit, let damping): return k.isExact ? nil : .dense(k.metric(secondMoment: unit, damping: damping))
         case .kroneckerRows(let k, let unit):
             guard !k.isExact else { return nil }
-            return .diagonal(zip(unit, Self.kroneckerDiagonal(k)).map { $0 / ($1 * $1) })
+            return .diagonal(zip(unit, k.diagonal).map { $0 / ($1 * $1) })
         }
     }
 
@@ -316,7 +319,7 @@ public enum OutputWhitening: Sendable {
         case .kronecker(let k, _, _):
             return Self.transposed(k.whiten(Self.transposed(w, rows: m, columns: n), out: n), rows: n, columns: m)
         case .kroneckerRows(let k, _):
-            return Self.scaledRows(w, by: Self.kroneckerDiagonal(k), columns: n)
+            return Self.scaledRows(w, by: k.diagonal, columns: n)
         }
     }
 

@@ -177,10 +177,10 @@ extension Compression {
         let (kind, tensors, report): (EmbeddingKind, [[Float]], EmbeddingCompression)
         if let headMoment, c.architecture.tiedHead, case .mpo(let f, let b) = target {
             try f.validate(out: V, in: c.channels)
-            if let rowWeights, !(rowWeights.count == V && rowWeights.allSatisfy({ $0 > 0 && $0.isFinite })) {
-                throw ModelError("per-token weights must be \(V) positive numbers (got \(rowWeights.count))")
+            let output: OutputWhitening?
+            do { output = try rowWeights.map { try OutputWhitening(rowWeights: $0, factorization: f) } } catch {
+                throw ModelError("tok_emb (tied head), its per-token weights: \(error)")
             }
-            let output = try rowWeights.map { try OutputWhitening(rowWeights: $0, factorization: f) }
             let (cores, head) = try compressWhitened(table, layer: "tok_emb (tied head)", factorization: f, maxBonds: f.cappedBonds(chi: b.max() ?? 1),
                                                      secondMoment: headMoment, sweeps: alsSweeps, output: output)
             kind = .mpo(factorization: f, bonds: cores.bonds)
