@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|embedding-fisher-mpo|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|embedding-fisher-mpo|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|embedding-auto|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -77,6 +77,9 @@ declare -A COMPRESS=(
   # the same at 5× (the configuration that decodes faster than llama.cpp), and at 2× with svdwsefsvd340-r2's table: the whole model 1.9× smaller
   [svdwkkp-r5]="--linear-ratio 5 --sites svd --calibration $SHAKESPEARE --output-fisher --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum"
   [svdwkkpefsvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --output-fisher --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum --embedding svd:340 --embedding-error fisher"
+  # the same size in all as svdwkkpefsvd340-r2 (70,026,624), the table's rank taken from the same loss budget instead of set by hand
+  # (--embedding svd:auto: the table one more layer of it, priced by K-FAC as the head in its fisher metric)
+  [svdwkkpefauto-p70m]="--params 70026624 --sites svd --calibration $SHAKESPEARE --output-fisher --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum --embedding svd:auto --embedding-error fisher"
   # … and the 2-site MPO (whitened + ALS) with the same weights and objective: MPO vs SVD at equal allocation signal, no probes
   [mpo2wkkp-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum"
   # the 2-site MPO truncated by the same two-sided Fisher as svdwsk-r2 (G and M as Kronecker products over its output and
@@ -252,6 +255,9 @@ case "${1:-}" in
     heal "mpo4wskb-r2-gen-lr1e-4" "$RUNS/mpo4wsk-r2.safetensors" "$HEAL_LOW --balance-cores" ;;
   kfac-weights-mpo)   # the 2-site MPO with the same weights as one loss budget (mpo2wkkp-r2)
     compress svdwkk-r2 mpo2wkkp-r2 ;;
+  embedding-auto)   # svdwkkpefauto-p70m, healed as svdwkkpefsvd340-r2 was: the table's rank from the loss budget against svd:340 by hand
+    compress svdwkkpefauto-p70m
+    heal_low svdwkkpefauto-p70m ;;
   fisher-both)   # svdwsk-r2's linears and svdwsefsvd340-r2's table in one model (svdwskefsvd340-r2), healed the same way
     sensitivity_file; compress svdwskefsvd340-r2
     heal_low svdwskefsvd340-r2 ;;
@@ -350,14 +356,18 @@ case "${1:-}" in
       done
     done ;;
   bench-kfac)   # interleaved, ROUNDS times: llama.cpp on the Q4_1 file, then the K-FAC loss-budget 5× model healed (q8, stacked
-    # factors, the default), the original in q8 and in f32 — the best 5× model's speed beside llama.cpp's
-    PY=${PY:-$ROOT/.venv-peer/bin/python}
-    lscpu | grep -E "Model name|^CPU\(s\)|^CPU family|^Model:" | tr -s ' ' > "$HERE/decode-kfac.cpu.txt"
+    # factors, the default), the original in q8 and in f32 — the best 5× model's speed beside llama.cpp's. KFAC_CK=compressed times
+    # svdwkkp-r5 as compressed (the healed model's shapes, so its speed) where the heal is not on the machine; TAG names the files
+    # (decode-kfac$TAG.jsonl, .cpu.txt), one per CPU
+    PY=${PY:-$ROOT/.venv-peer/bin/python} TAG=${TAG:-}
+    ck5=$RUNS/heal-svdwkkp-r5-gen-lr1e-4/checkpoint.safetensors
+    [ "${KFAC_CK:-healed}" = compressed ] && { compress svdwkkp-r5; ck5=$RUNS/svdwkkp-r5.safetensors; }
+    lscpu | grep -E "Model name|^CPU\(s\)|^CPU family|^Model:|^Flags" | tr -s ' ' > "$HERE/decode-kfac$TAG.cpu.txt"
     for round in $(seq "${ROUNDS:-3}"); do
-      "$PY" "$ROOT/Benchmarks/peer/llamacpp_decode.py" --gguf "$M" --threads 2 --tokens 128 | sed "s|^{|{\"round\": $round, \"gguf\": \"$(basename "$M")\", |" >> "$HERE/decode-kfac.jsonl"
-      for ck in "$RUNS/heal-svdwkkp-r5-gen-lr1e-4/checkpoint.safetensors@q8" "$M@q8" "$M"; do
+      "$PY" "$ROOT/Benchmarks/peer/llamacpp_decode.py" --gguf "$M" --threads 2 --tokens 128 | sed "s|^{|{\"round\": $round, \"gguf\": \"$(basename "$M")\", |" >> "$HERE/decode-kfac$TAG.jsonl"
+      for ck in "$ck5@q8" "$M@q8" "$M"; do
         "$B" bench --decode --checkpoint "$ck" --threads 2 --prompt-tokens 32 --decode-tokens 128 --json | tail -1 \
-          | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-kfac.jsonl"
+          | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-kfac$TAG.jsonl"
       done
     done ;;
   bench-stacked)   # interleaved, ROUNDS times: llama.cpp on the Q4_1 file, then the healed whitened 5× and 2× models in q8 with
@@ -373,5 +383,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|embedding-auto|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac"; exit 64 ;;
 esac
