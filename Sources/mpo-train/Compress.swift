@@ -57,7 +57,7 @@ struct Compress: ParsableCommand {
     var sensitivityFile: String?
     @Option(name: .customLong("min-chi"), help: "Every layer's χ at least this (with --params/--ratio; default: half the uniform χ that fits the budget, so no layer is starved).")
     var minChi: Int?
-    @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8, mpo:χ or svd:r (the table's truncated SVD; dense contracts a TT/MPO embedding back).", valueName: "kind"))
+    @Option(help: ArgumentHelp("Also compress the token embedding: tt:R, tt:R:4x4x8, mpo:χ or svd:r (the table's truncated SVD; dense contracts a TT/MPO embedding back); a whole-model budget (--params, --ratio) counts the table at that size. svd:auto, with --params or --ratio: the table's rank from the budget, the table one more layer of the allocation (its spectrum whitened as --embedding-error truncates it; with K-FAC weights, --embedding-error fisher, priced as the head by K-FAC).", valueName: "kind"))
     var embedding: String?
     @Option(name: .customLong("embedding-error"), help: ArgumentHelp("With --calibration and a tied head: truncate an mpo:χ or svd:r embedding by its error as the head on the calibration text (output, the default), by that error with each token's logit weighted by how often the original predicts it there (fisher: the head's two-sided K-FAC Fisher; for mpo:χ its token weights as a Kronecker product over the token factors, then --als-sweeps in the exact weighted error), or by the table's own error (weight, as without --calibration).", valueName: "output|fisher|weight"))
     var embeddingError = "output"
@@ -87,6 +87,16 @@ struct Compress: ParsableCommand {
         if embeddingError == "fisher" {
             guard calibration != nil, let embedding, embedding.hasPrefix("svd:") || embedding.hasPrefix("mpo:") else {
                 throw ValidationError("--embedding-error fisher weights the tied table's rows by the original's predictions on --calibration TEXT: it needs --calibration and --embedding svd:r or mpo:χ (a per-token tensor train has no head form)")
+            }
+        }
+        let autoTable = embedding?.lowercased() == "svd:auto"
+        if autoTable {
+            guard params != nil || ratio != nil else {
+                throw ValidationError("--embedding svd:auto sizes the table inside a whole-model budget: give --params or --ratio (--chi and --linear-ratio budget the linears alone)")
+            }
+            guard allocation != "ttsvd" else { throw ValidationError("--embedding svd:auto allocates from the spectra: drop --allocation ttsvd") }
+            if sensitivity != nil || (sensitivityMethod != nil && sensitivityMethod != .kfac) {
+                throw ValidationError("--embedding svd:auto prices the table by K-FAC; the probes and the Fisher along a truncation measure the linears alone: use --sensitivity-method kfac, or no sensitivity")
             }
         }
         if let ratio, !(ratio > 1) { throw ValidationError("--ratio must be > 1 (got \(ratio))") }
@@ -131,6 +141,27 @@ struct Compress: ParsableCommand {
         let device = try deviceOptions.make()
         let dense = try loadCheckpoint(checkpoint, device: device, hints: shape.hints, purpose: .inference)
         let keptSensitivities = try readSensitivities(dense)   // before any work, so a wrong file fails at once
+        let kfacWeights = sensitivityMethod == .kfac || keptSensitivities?.measuredBy == .kfac
+        if autoTable, let kept = keptSensitivities {
+            guard kept.measuredBy == .kfac else {
+                throw ValidationError("--embedding svd:auto prices the table by K-FAC, and \(sensitivityFile!) was measured by \(kept.measuredBy.rawValue): use a K-FAC file or none")
+            }
+            guard kept.median != nil else {
+                throw ValidationError("\(sensitivityFile!) was written before K-FAC files kept their scale, which --embedding svd:auto needs to price the table beside the layers: delete it to measure again")
+            }
+        }
+        if autoTable, kfacWeights, embeddingError != "fisher" {
+            throw ValidationError("--embedding svd:auto with K-FAC weights prices the table in the head's Fisher metric: add --embedding-error fisher")
+        }
+        // The table --embedding asks for, parsed before any work (a bad one fails at once); a whole-model budget counts it at its
+        // compressed size. svd:auto: its rank comes from the budget, the table one more layer of it.
+        var embeddingTarget: EmbeddingKind?
+        do { embeddingTarget = try (autoTable ? nil : embedding).map { try EmbeddingKind.parse($0, vocabulary: dense.config.vocabularySize, channels: dense.config.channels) } } catch {
+            throw ValidationError("\(error)")
+        }
+        if embeddingError == "fisher", !dense.config.architecture.tiedHead {
+            throw ValidationError("--embedding-error fisher is for a tied table (the head it also is); this model's head is its own linear, whitened by its inputs already")
+        }
         let codec = try checkpointCodec(checkpoint)
         let data = try loadDataset(try resolveData(self.data), codec: codec)
         let window = min(evalContext ?? min(dense.config.context, 512), dense.config.context)
@@ -144,6 +175,7 @@ struct Compress: ParsableCommand {
         let before = try evaluate(dense)
         var moments: [String: [Double]] = [:], outputMoments: [String: [Double]] = [:], calibrationTokens: [Int32] = [], headProbabilities: [Double]?
         var kfac: KFACWeights?
+        var embeddingGradients: (moment: [Double], frequencies: [Double], context: Int)?   // svd:auto under K-FAC: the table priced as the embedding
         if let calibration {
             let text = try loadDataset(URL(fileURLWithPath: calibration), codec: codec)
             try text.checkFits(vocabularySize: dense.config.vocabularySize)
@@ -154,12 +186,18 @@ struct Compress: ParsableCommand {
             print(String(format: "calibration: %d tokens of %@ in windows of %d, %.0f s: layers truncated by their output error on them",
                          calibrationTokens.count, calibration, min(window, calibrationTokens.count), Date().timeIntervalSince(t0)))
             let kfacWanted = sensitivityMethod == .kfac && keptSensitivities == nil
-            if outputFisher || kfacWanted {
+            if outputFisher || kfacWanted || (autoTable && kfacWeights) {
                 let t1 = Date(), context = min(window, calibrationTokens.count - 1)
                 let gradients = try Calibration.outputGradientMoments(dense, tokens: calibrationTokens, context: context)
                 print(String(format: "output gradients: the loss gradients of every layer's outputs over the same tokens in windows of %d, %.0f s", context, Date().timeIntervalSince(t1))
                       + (outputFisher ? ": layers truncated by K-FAC's two-sided Fisher" : ""))
-                if outputFisher { outputMoments = gradients }
+                if outputFisher { outputMoments = gradients.filter { $0.key != Calibration.embeddingOutput } }
+                if autoTable, let g = gradients[Calibration.embeddingOutput] {
+                    let rows = Calibration.gradientWindows(tokens: calibrationTokens.count, context: context) * context
+                    var f = [Double](repeating: 0, count: dense.config.vocabularySize)
+                    for t in calibrationTokens.prefix(rows) { f[Int(t)] += 1 / Double(rows) }
+                    embeddingGradients = (g, f, context)
+                }
                 if kfacWanted {
                     kfac = (try BondAllocator.kfacSensitivity(dense, inputMoments: moments, outputMoments: gradients, context: context),
                             Calibration.gradientWindows(tokens: calibrationTokens.count, context: context), Date().timeIntervalSince(t1))
@@ -175,17 +213,40 @@ struct Compress: ParsableCommand {
         }
         if budgeted {
             let linearDense = dense.config.linearLayers.reduce(0) { $0 + $1.out * $1.in }
-            let fixed = dense.parameterCount - linearDense
+            var compressedTable = dense.config
+            if let embeddingTarget { compressedTable.tokenEmbedding = embeddingTarget }
+            let tableParameters = autoTable ? 0 : compressedTable.embeddingParameterCount   // svd:auto: the table is allocated with the layers
+            let fixed = dense.parameterCount - linearDense - dense.config.embeddingParameterCount + tableParameters
+            var table: LayerSpectra?, tableRaw: (head: Double, embedding: Double)?
+            if autoTable {
+                let headMoment = dense.config.architecture.tiedHead && embeddingError != "weight" ? moments[Calibration.headInput] : nil
+                table = try SpectralAllocator.tableSpectra(dense, headMoment: headMoment,
+                                                           rowWeights: headMoment == nil ? nil : headProbabilities.map(Compression.fisherRowWeights))
+                if kfacWeights, let headMoment, let headProbabilities, let e = embeddingGradients {
+                    let t = try Compression.embeddingTable(dense), (V, D) = (dense.config.vocabularySize, dense.config.channels)
+                    tableRaw = (try BondAllocator.kfacTableSensitivity(table: t, vocabulary: V, channels: D, headMoment: headMoment, probabilities: headProbabilities),
+                                try BondAllocator.kfacEmbeddingSensitivity(table: t, vocabulary: V, channels: D, outputMoment: e.moment, frequencies: e.frequencies,
+                                                                           context: e.context))
+                }
+            }
             let budget = params ?? linearRatio.map { fixed + Int((Double(linearDense) / $0).rounded(.down)) }
                 ?? Int((Double(dense.parameterCount) / ratio!).rounded(.down))
             let plan = try allocate(dense, budget: budget, fixed: fixed, factorizations: factorizations(chi: 8), kept: keptSensitivities,
-                                    spectral: !moments.isEmpty || (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
+                                    table: table, tableRaw: tableRaw,
+                                    spectral: autoTable || !moments.isEmpty || (allocation ?? (linearDense >= 4_000_000 ? "spectra" : "ttsvd")) == "spectra",
                                     validation: data.validation, window: window, moments: moments, outputMoments: outputMoments, kfac: kfac)
             (model, reports) = try Compression.compress(dense, chi: 1, bondCaps: plan.bonds, factorizations: plan.factorizations,
                                                         relativeTolerance: tolerance, inputMoments: moments, outputMoments: outputMoments, alsSweeps: alsSweeps)
+            var tableCores = 0   // svd:auto: the table's share of the allocation
+            if let table, let bonds = plan.bonds[table.name] {
+                embeddingTarget = .lowRank(rank: bonds[1], vocabulary: dense.config.vocabularySize, channels: dense.config.channels)
+                tableCores = table.factorization.parameterCount(bonds: bonds)
+                print("tok_emb: svd:\(bonds[1]) from the budget, \(dense.config.embeddingParameterCount) → \(tableCores) parameters"
+                      + String(format: " (predicted relative error %.4f", plan.predictedError[table.name] ?? .nan) + (tableRaw != nil ? ", weighted by K-FAC as head and embedding)" : ")"))
+            }
+            let linearCores = plan.modelParameters - fixed - tableCores
             print("budget \(budget) parameters: allocation of \(plan.modelParameters)"
-                  + String(format: " (linear layers %d → %d, %.2f× fewer)", linearDense, plan.modelParameters - fixed,
-                           Double(linearDense) / Double(plan.modelParameters - fixed)))
+                  + String(format: " (linear layers %d → %d, %.2f× fewer)", linearDense, linearCores, Double(linearDense) / Double(linearCores)))
         }
         if errorCorrection {   // refit every layer to the original's outputs from the compressed model's inputs (docs/SPEC.md §4)
             let t0 = Date()
@@ -200,14 +261,7 @@ struct Compress: ParsableCommand {
                   + lpad(String(format: "err %.4f", r.relativeError), 12) + lpad(String(format: "bound %.4f", r.errorBound), 14))
         }
         var embeddingTruncation = "weight"   // what the table was truncated by (the checkpoint's embedding_error)
-        if let embedding {
-            let target: EmbeddingKind
-            do { target = try EmbeddingKind.parse(embedding, vocabulary: model.config.vocabularySize, channels: model.config.channels) } catch {
-                throw ValidationError("\(error)")
-            }
-            if embeddingError == "fisher", !model.config.architecture.tiedHead {
-                throw ValidationError("--embedding-error fisher is for a tied table (the head it also is); this model's head is its own linear, whitened by its inputs already")
-            }
+        if let target = embeddingTarget {
             let (m, r) = try Compression.compressEmbedding(model, to: target, headMoment: embeddingError == "weight" ? nil : moments[Calibration.headInput],
                                                            rowWeights: headProbabilities.map(Compression.fisherRowWeights), alsSweeps: alsSweeps)
             model = m
@@ -231,7 +285,7 @@ struct Compress: ParsableCommand {
         if outputFisher { meta["output_fisher"] = "K-FAC two-sided" }
         if calibration != nil { meta["als_sweeps"] = "\(alsSweeps)" }
         if let embedding {
-            meta["embedding"] = embedding
+            meta["embedding"] = autoTable ? "svd:auto → \(embeddingTarget.map { $0.description } ?? "")" : embedding
             meta["embedding_error"] = embeddingTruncation
         }
         meta.merge(try data.codec.metadata()) { $1 }
@@ -293,10 +347,11 @@ struct Compress: ParsableCommand {
     /// The budgeted allocation, with sensitivity weights when asked (probe χ: the uniform χ whose
     /// model is nearest the budget), every layer at χ ≥ --min-chi (default half the largest
     /// uniform χ that fits).
-    func allocate(_ dense: Transformer, budget: Int, fixed: Int, factorizations: [String: MPOFactorization], kept: SensitivityRecord?, spectral: Bool,
+    func allocate(_ dense: Transformer, budget: Int, fixed: Int, factorizations: [String: MPOFactorization], kept: SensitivityRecord?,
+                  table: LayerSpectra? = nil, tableRaw: (head: Double, embedding: Double)? = nil, spectral: Bool,
                   validation: [Int32], window: Int, moments: [String: [Double]], outputMoments: [String: [Double]], kfac: KFACWeights?) throws -> BondAllocation {
         var weights: [String: Double] = [:]
-        let fs = dense.config.linearLayers.map { factorizations[$0.name]! }
+        let fs = dense.config.linearLayers.map { factorizations[$0.name]! } + (table.map { [$0.factorization] } ?? [])
         func size(_ c: Int) -> Int { fixed + fs.reduce(0) { $0 + $1.parameterCount(bonds: $1.cappedBonds(chi: c)) } }
         let uniform = SpectralAllocator.largestUniformChi(fs, fixed: fixed, budget: budget)
         let floor = minChi ?? max(1, uniform / 2)
@@ -317,7 +372,7 @@ struct Compress: ParsableCommand {
             printWeights()
             if let sensitivityFile {
                 try SensitivityRecord(checkpoint: checkpoint, probeChi: 0, batches: kfac.windows, whitened: true, seconds: kfac.seconds,
-                                      weights: weights, method: .kfac).write(to: URL(fileURLWithPath: sensitivityFile))
+                                      weights: weights, method: .kfac, median: median).write(to: URL(fileURLWithPath: sensitivityFile))
                 print("sensitivity written to \(sensitivityFile)")
             }
         } else if let sensitivity {
@@ -344,8 +399,17 @@ struct Compress: ParsableCommand {
                 print("sensitivity written to \(sensitivityFile)")
             }
         }
+        if let table, let tableRaw {   // the tied table's K-FAC weight, on the layers' scale
+            guard let median = kept?.median ?? kfac.map({ $0.raw.values.sorted()[$0.raw.count / 2] }) else {
+                preconditionFailure("K-FAC weights come with their median (validated in run)")
+            }
+            weights[table.name] = max((tableRaw.head + tableRaw.embedding) / median, 1e-3)
+            print("  " + pad(table.name, 22) + String(format: "%.4f  (the tied table by K-FAC, nats per unit relative error² in the head's Fisher metric: %.4g as the head + %.4g as the embedding)",
+                                                      weights[table.name]!, tableRaw.head, tableRaw.embedding))
+        }
         if spectral {
-            let spectra = try SpectralAllocator.spectra(dense, factorizations: factorizations, inputMoments: moments, outputMoments: outputMoments)
+            var spectra = try SpectralAllocator.spectra(dense, factorizations: factorizations, inputMoments: moments, outputMoments: outputMoments)
+            if let table { spectra.append(table) }
             guard let o = SpectralAllocator.Objective(rawValue: objective) else { throw ValidationError("--objective is max or sum (got \(objective))") }
             let plan = try SpectralAllocator.allocate(spectra, fixed: fixed, parameters: budget, weights: weights, minimumChi: floor, objective: o)
             guard allocation == "measured" else { return plan }
@@ -359,7 +423,7 @@ struct Compress: ParsableCommand {
             for (k, v) in ratios { weights[k] = (weights[k] ?? 1) * v * v }
             return try SpectralAllocator.allocate(spectra, fixed: fixed, parameters: budget, weights: weights, minimumChi: floor, objective: o)
         }
-        return try BondAllocator.allocate(dense, parameters: budget, factorizations: factorizations, weights: weights, minimumChi: floor)
+        return try BondAllocator.allocate(dense, parameters: budget, factorizations: factorizations, weights: weights, minimumChi: floor, fixed: fixed)
     }
 }
 

@@ -175,7 +175,7 @@ struct OutputFisherTests {
         let (tok, targets, b, t) = try FamilyReference.batch(try FamilyReference.reference("llama-tiny"))
         let window = t / 2
         let moments = try Calibration.outputGradientMoments(m, tokens: tok, context: window)
-        #expect(moments.count == c.layers * 7)
+        #expect(moments.count == c.layers * 7 + 1 && moments[Calibration.embeddingOutput]?.count == c.channels * c.channels)   // and the embedding output's
         // The same windows by hand on a trainable copy: dY of block 0's down projection (its tap) and its input X.
         let trainable = try Transformer(config: c, device: CPUDevice(), purpose: .training)
         try trainable.load(from: m)
@@ -253,5 +253,40 @@ struct OutputFisherTests {
         let normalised = BondAllocator.normalised(kfac)
         #expect(normalised.values.sorted()[normalised.count / 2] == 1 && normalised.values.min()! >= 1e-3)
         #expect(throws: ModelError.self) { try BondAllocator.kfacSensitivity(model, inputMoments: inputs, outputMoments: [:], context: 1) }
+    }
+
+    @Test("the table's K-FAC weight as the embedding, ½·T²·Σ_v f_v·T_v·G·T_vᵀ with G the embedding output's gradient moment: over one window of one token it is ½·⟨dT, T⟩², dT the table's gradient (an untied model, where the table is the embedding alone); over several windows it matches float64 loops")
+    func kfacEmbedding() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kfac-embedding-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let model = try ModelCheckpoint.loadModel(try PretrainedPipelineTests.pretrained(dir, tiedHead: false), device: CPUDevice(), purpose: .inference)
+        let c = model.config, (V, D) = (c.vocabularySize, c.channels)
+        let table = try Compression.embeddingTable(model)
+        let (tok, _, _, _) = try FamilyReference.batch(try FamilyReference.reference("llama-tiny"))
+        let pair = Array(tok[0..<2]).map { $0 % Int32(V) }
+        let one = try Calibration.outputGradientMoments(model, tokens: pair, context: 1)
+        var f = [Double](repeating: 0, count: V)
+        f[Int(pair[0])] = 1
+        let priced = try BondAllocator.kfacEmbeddingSensitivity(table: table, vocabulary: V, channels: D, outputMoment: try #require(one[Calibration.embeddingOutput]),
+                                                                frequencies: f, context: 1)
+        let trainable = try Transformer(config: c, device: CPUDevice(), purpose: .training)
+        try trainable.load(from: model)
+        try trainable.forward(tokens: [pair[0]], targets: [pair[1]], batch: 1, time: 1)
+        try trainable.backward()
+        let dT = try trainable.gradient(c.embeddingParameterShapes[0].name)
+        var d = 0.0
+        for i in dT.indices { d += Double(dT[i]) * Double(table[i]) }
+        #expect(abs(priced - 0.5 * d * d) <= 1e-3 * 0.5 * d * d && d != 0, "K-FAC \(priced) vs ½⟨dT, T⟩² \(0.5 * d * d)")
+        // Several windows: the moment is the mean of dX·dXᵀ over every position, and the weight its form with the frequencies.
+        let window = 8, tokens = Array(tok.prefix(4 * window + 1)).map { $0 % Int32(V) }
+        let g = try #require(try Calibration.outputGradientMoments(model, tokens: tokens, context: window)[Calibration.embeddingOutput])
+        var counts = [Double](repeating: 0, count: V)
+        for t in tokens.prefix(4 * window) { counts[Int(t)] += 1 / Double(4 * window) }
+        var loops = 0.0
+        for v in 0..<V where counts[v] > 0 { for i in 0..<D { for j in 0..<D { loops += counts[v] * Double(table[v * D + i]) * g[i * D + j] * Double(table[v * D + j]) } } }
+        loops *= 0.5 * Double(window * window)
+        let form = try BondAllocator.kfacEmbeddingSensitivity(table: table, vocabulary: V, channels: D, outputMoment: g, frequencies: counts, context: window)
+        #expect(abs(form - loops) <= 1e-9 * loops && loops > 0, "\(form) vs \(loops)")
+        #expect(throws: ModelError.self) { try BondAllocator.kfacEmbeddingSensitivity(table: table, vocabulary: V, channels: D, outputMoment: g, frequencies: [1], context: window) }
     }
 }

@@ -156,6 +156,85 @@ struct PretrainedPipelineTests {
         }
     }
 
+    @Test("a whole-model budget (--params, --ratio) with --embedding counts the table at its compressed size: the model fits it, its linears taking the rest; --embedding-error fisher with an untied head is refused")
+    func budgetCountsCompressedTable() throws {
+        let (dir, original, text) = try Self.workspace("budget-table")
+        let dense = try ModelCheckpoint.loadModel(URL(fileURLWithPath: original), device: CPUDevice(), purpose: .inference)
+        let linearDense = dense.config.linearLayers.reduce(0) { $0 + $1.out * $1.in }
+        var small = dense.config
+        small.tokenEmbedding = .lowRank(rank: 8, vocabulary: small.vocabularySize, channels: small.channels)
+        let rest = dense.parameterCount - linearDense - dense.config.embeddingParameterCount   // norms
+        // Half the linears beside the rank-8 table: below the dense table alone, so only a budget that counts the table compressed fits it.
+        let budget = rest + small.embeddingParameterCount + linearDense / 2
+        #expect(budget < rest + dense.config.embeddingParameterCount)
+        func compress(_ extra: [String]) throws -> Transformer {
+            let path = dir.appendingPathComponent("b\(extra.count).safetensors").path
+            let (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--sites", "svd", "--data", text.path, "--eval-batches", "0",
+                                                "--eval-context", "64", "--out", path] + extra)
+            #expect(code == 0 && out.contains("budget "), "\(err)")
+            return try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: CPUDevice(), purpose: .inference)
+        }
+        let withTable = try compress(["--params", "\(budget)", "--embedding", "svd:8"])
+        #expect(withTable.config.embeddingParameterCount == small.embeddingParameterCount)
+        // The linears get the rest of the budget (a rank step of the largest layer may stay unspent).
+        let step = dense.config.linearLayers.map { $0.out + $0.in }.max()!
+        #expect(withTable.parameterCount <= budget && withTable.parameterCount >= budget - step, "\(withTable.parameterCount) of \(budget)")
+        // --ratio is the same budget, dense parameters / R.
+        let ratio = Double(dense.parameterCount) / Double(budget), byRatio = try compress(["--ratio", "\(ratio)", "--embedding", "svd:8"])
+        let ratioBudget = Int((Double(dense.parameterCount) / ratio).rounded(.down))
+        #expect(byRatio.parameterCount <= ratioBudget && byRatio.parameterCount >= ratioBudget - step, "\(byRatio.parameterCount) of \(ratioBudget)")
+        let (code, _, err) = try CLI.run(["compress", "--checkpoint", "Tests/Resources/reference/dense_seed2024.safetensors", "--heads", "4",
+                                          "--embedding", "svd:8", "--embedding-error", "fisher", "--calibration", text.path,
+                                          "--out", dir.appendingPathComponent("x.safetensors").path])
+        #expect(code != 0 && err.contains("--embedding-error fisher is for a tied table"), "exit \(code): \(err)")
+    }
+
+    @Test("compress --embedding svd:auto gives the tied table the rank the budget finds for it as one more layer: the model fits the budget, and the error predicted from its spectrum is the one it gets (fisher, output or the table's own); K-FAC prices it as head and embedding and keeps the layers' scale in the sensitivity file; without a whole-model budget, with probes, or K-FAC without fisher, it is refused")
+    func autoTableRank() throws {
+        let (dir, original, text) = try Self.workspace("auto-table")
+        let dense = try ModelCheckpoint.loadModel(URL(fileURLWithPath: original), device: CPUDevice(), purpose: .inference)
+        let (V, C) = (dense.config.vocabularySize, dense.config.channels), budget = dense.parameterCount * 2 / 3
+        let calibrated = ["--calibration", text.path, "--calibration-tokens", "256", "--eval-context", "64"]
+        func number(after key: String, in out: String) throws -> Double {
+            let rest = try #require(out.range(of: key).map { out[$0.upperBound...] }, "no '\(key)' in \(out)")
+            return try #require(Double(String(rest.prefix { "0123456789.".contains($0) })))
+        }
+        func run(_ name: String, _ extra: [String]) throws -> (out: String, rank: Int, predicted: Double) {
+            let path = dir.appendingPathComponent("\(name).safetensors").path
+            let (code, out, err) = try CLI.run(["compress", "--checkpoint", original, "--sites", "svd", "--embedding", "svd:auto", "--params", "\(budget)",
+                                                "--data", text.path, "--eval-batches", "0", "--out", path] + extra)
+            #expect(code == 0, "\(err)")
+            let m = try ModelCheckpoint.loadModel(URL(fileURLWithPath: path), device: CPUDevice(), purpose: .inference)
+            let rank = Int(try number(after: "tok_emb: svd:", in: out))
+            #expect(m.config.tokenEmbedding == .lowRank(rank: rank, vocabulary: V, channels: C) && rank >= 1 && rank < C, "\(m.config.tokenEmbedding)")
+            #expect(m.parameterCount <= budget, "\(m.parameterCount) > \(budget)")
+            return (out, rank, try number(after: "predicted relative error ", in: out))
+        }
+        let fisher = try run("fisher", calibrated + ["--embedding-error", "fisher"])
+        #expect(abs(fisher.predicted - (try number(after: "what it minimised: ", in: fisher.out))) < 2e-4, "\(fisher.out)")
+        let output = try run("output", calibrated)
+        #expect(abs(output.predicted - (try number(after: "by its output error on the calibration text: ", in: output.out))) < 2e-4, "\(output.out)")
+        let own = try run("own", ["--eval-context", "64"])
+        #expect(abs(own.predicted - (try number(after: "relative error ", in: String(own.out[own.out.range(of: "embedding parameters")!.lowerBound...])))) < 2e-4, "\(own.out)")
+        // K-FAC: the table priced as the head beside the layers, its scale kept for the next run, which reads it and agrees.
+        let file = dir.appendingPathComponent("kfac.json").path
+        let kfacFlags = calibrated + ["--embedding-error", "fisher", "--output-fisher", "--sensitivity-method", "kfac", "--sensitivity-file", file, "--objective", "sum"]
+        let measured = try run("kfac", kfacFlags), kept = try run("kfac-kept", kfacFlags)
+        #expect(measured.out.contains("(the tied table by K-FAC, nats per unit relative error² in the head's Fisher metric: ") && measured.out.contains(" as the embedding)")
+                && measured.out.contains("weighted by K-FAC as head and embedding)"), "\(measured.out)")
+        #expect(try SensitivityRecord.read(from: URL(fileURLWithPath: file), layers: dense.config.linearLayers.map(\.name)).median.map { $0 > 0 } == true)
+        #expect(kept.out.contains("sensitivity read from") && kept.rank == measured.rank && kept.predicted == measured.predicted, "\(kept.out)")
+        let x = dir.appendingPathComponent("x.safetensors").path
+        for (extra, message) in [(["--linear-ratio", "2"], "sizes the table inside a whole-model budget"),
+                                 (["--chi", "4"], "sizes the table inside a whole-model budget"),
+                                 (["--params", "\(budget)", "--sensitivity", "1"], "prices the table by K-FAC"),
+                                 (["--params", "\(budget)", "--allocation", "ttsvd"], "drop --allocation ttsvd"),
+                                 (["--params", "\(budget)", "--sensitivity-method", "kfac"] + calibrated, "add --embedding-error fisher")] {
+            let (code, _, err) = try CLI.run(["compress", "--checkpoint", original, "--embedding", "svd:auto"] + extra + ["--out", x])
+            #expect(code == 64 && err.contains(message), "\(extra): exit \(code): \(err)")
+        }
+    }
+
     @Test("compress --output-fisher whitens the SVD layers' outputs by the calibration's loss gradients: other factors, the same budget, the same model from the OpenCL device, recorded in the checkpoint; an MPO's too (Kronecker on both sides, ALS raising no layer's two-sided error and lowering some); it asks for --calibration and refuses --error-correction")
     func outputFisher() throws {
         let (dir, original, text) = try Self.workspace("output-fisher")

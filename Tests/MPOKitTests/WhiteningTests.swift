@@ -247,7 +247,7 @@ struct WhiteningTests {
         #expect(lw - base < lp - base, "loss: original \(base), table by its own error \(lp), as the head \(lw)")
     }
 
-    @Test("fisher: the calibration's mean predicted distribution is the mean softmax of the logits, and an svd:r table truncated with those row weights reaches the least weighted logit error at its rank; a table MPO so truncated reports its exact weighted error, which ALS lowers")
+    @Test("fisher: the calibration's mean predicted distribution is the mean softmax of the logits, and an svd:r table truncated with those row weights reaches the least weighted logit error at its rank; a table MPO so truncated reports its exact weighted error, which ALS lowers; the table's spectrum as a budget layer gives those errors at every rank, and its K-FAC price is ½·Σ p̄·(T·M·Tᵀ)_vv")
     func tiedHeadFisher() throws {
         let m = try ModelCheckpoint.loadModel(FamilyReference.modelDirectory("llama-tiny"), device: CPUDevice(), purpose: .inference)
         let c = m.config, V = c.vocabularySize, C = c.channels
@@ -279,6 +279,20 @@ struct WhiteningTests {
         let lambda = TTEmbeddingTests.jacobiEigenvalues(g, n: V).sorted(by: >)
         let optimal = (lambda[rank...].reduce(0, +) / lambda.reduce(0, +)).squareRoot()
         #expect(abs(try #require(f.headWeightedError) - optimal) < 1e-4, "reported \(f.headWeightedError!), Eckart–Young \(optimal)")
+        // The table as one more layer of a budget (--embedding svd:auto): its spectrum gives that error at every rank,
+        // and without the head's moment the table's own; its K-FAC weight is ½·Σ_v p̄_v·(T·M·Tᵀ)_vv.
+        let asLayer = try SpectralAllocator.tableSpectra(m, headMoment: head, rowWeights: weights)
+        for r in 1...C {
+            let tail = (lambda[r...].reduce(0, +) / lambda.reduce(0, +)).squareRoot()
+            #expect(abs(asLayer.relativeError2(bonds: [1, r, 1]).squareRoot() - tail) < 1e-4, "rank \(r): \(asLayer.relativeError2(bonds: [1, r, 1]).squareRoot()) vs \(tail)")
+        }
+        let own = try SpectralAllocator.tableSpectra(m, headMoment: nil, rowWeights: nil)
+        let (_, plainTable) = try Compression.compressEmbedding(m, to: target)
+        #expect(abs(own.relativeError2(bonds: [1, rank, 1]).squareRoot() - plainTable.relativeError) < 1e-5)
+        var kfac = 0.0
+        for v in 0..<V { for i in 0..<C { for j in 0..<C { kfac += 0.5 * p[v] * table[v * C + i] * head[i * C + j] * table[v * C + j] } } }
+        let priced = try BondAllocator.kfacTableSensitivity(table: try Compression.embeddingTable(m), vocabulary: V, channels: C, headMoment: head, probabilities: p)
+        #expect(abs(priced - kfac) < 1e-9 * abs(kfac), "\(priced) vs \(kfac)")
         // Each truncation is the best of its rank in its own metric, measured here in Double.
         func errors(_ model: Transformer) throws -> (plain: Double, weighted: Double) {
             let d = zip(try Compression.embeddingTable(model).map(Double.init), table).map { $0 - $1 }

@@ -79,6 +79,9 @@ declare -A COMPRESS=(
   [svdwkkpefsvd340-r2]="--linear-ratio 2 --sites svd --calibration $SHAKESPEARE --output-fisher --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum --embedding svd:340 --embedding-error fisher"
   # the same size in all as svdwkkpefsvd340-r2 (70,026,624), the table's rank taken from the same loss budget instead of set by hand
   # (--embedding svd:auto: the table one more layer of it, priced by K-FAC as the head in its fisher metric)
+  # (svdwkkpefauto-p70m's row: the table priced as the head alone, by the code before the embedding term; today's code prices both, as
+  # svdwkkpefauto2-p70m, the same flags)
+  [svdwkkpefauto2-p70m]="--params 70026624 --sites svd --calibration $SHAKESPEARE --output-fisher --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum --embedding svd:auto --embedding-error fisher"
   [svdwkkpefauto-p70m]="--params 70026624 --sites svd --calibration $SHAKESPEARE --output-fisher --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum --embedding svd:auto --embedding-error fisher"
   # … and the 2-site MPO (whitened + ALS) with the same weights and objective: MPO vs SVD at equal allocation signal, no probes
   [mpo2wkkp-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum"
@@ -177,6 +180,7 @@ case "${1:-}" in
   compress) compress "${!COMPRESS[@]}" ;;
   compress-one) shift; compress "$@" ;;   # compress-one NAME…
   heal-one) heal "$2" "$RUNS/$2.safetensors" ;;   # heal-one NAME (a compressed model of this script)
+  heal-low) compress "$2"; heal_low "$2" ;;   # heal-low NAME: a compressed model of this script healed on the original's samples at lr 1e-4 (heal_low)
   heal-more) heal "$2-stage2" "$RUNS/heal-$2/checkpoint.safetensors" ;;   # heal-more NAME: 100 more steps from a healed run, a fresh schedule
   heal-more-gen) heal "$2-stage2" "$RUNS/heal-$2/checkpoint.safetensors" "$HEAL_GEN" ;;   # heal-more-gen NAME: 100 more steps on the self-generated text
   selfgen) selfgen ;;
@@ -255,9 +259,9 @@ case "${1:-}" in
     heal "mpo4wskb-r2-gen-lr1e-4" "$RUNS/mpo4wsk-r2.safetensors" "$HEAL_LOW --balance-cores" ;;
   kfac-weights-mpo)   # the 2-site MPO with the same weights as one loss budget (mpo2wkkp-r2)
     compress svdwkk-r2 mpo2wkkp-r2 ;;
-  embedding-auto)   # svdwkkpefauto-p70m, healed as svdwkkpefsvd340-r2 was: the table's rank from the loss budget against svd:340 by hand
-    compress svdwkkpefauto-p70m
-    heal_low svdwkkpefauto-p70m ;;
+  embedding-auto)   # svdwkkpefauto2-p70m, healed as svdwkkpefsvd340-r2 was: the table's rank from the loss budget against svd:340 by hand
+    compress svdwkkpefauto2-p70m
+    heal_low svdwkkpefauto2-p70m ;;
   fisher-both)   # svdwsk-r2's linears and svdwsefsvd340-r2's table in one model (svdwskefsvd340-r2), healed the same way
     sensitivity_file; compress svdwskefsvd340-r2
     heal_low svdwskefsvd340-r2 ;;

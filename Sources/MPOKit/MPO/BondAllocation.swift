@@ -57,13 +57,14 @@ public enum BondAllocator {
 
     /// Bonds for every linear layer of `model` so that the whole model has at most
     /// `parameters` trainable scalars. `weights` (layer name → factor) scale each layer's
-    /// relative error²; missing layers weigh 1.
+    /// relative error²; missing layers weigh 1. `fixed`: the parameters outside the linears' weights
+    /// (default: the model's own; compress passes them with the embedding at the size it will have).
     public static func allocate(_ model: Transformer, parameters budget: Int,
                                 factorizations: [String: MPOFactorization] = [:],
-                                weights: [String: Double] = [:], minimumChi: Int = 1) throws -> BondAllocation {
+                                weights: [String: Double] = [:], minimumChi: Int = 1, fixed given: Int? = nil) throws -> BondAllocation {
         precondition(minimumChi >= 1, "minimumChi must be ≥ 1")
         let dense = try Compression.denseWeights(model)
-        let fixed = model.parameterCount - model.config.linearLayers.reduce(0) { acc, l in
+        let fixed = given ?? model.parameterCount - model.config.linearLayers.reduce(0) { acc, l in
             acc + model.layout.specs.filter { $0.name.hasPrefix(l.name + ".") && !$0.name.hasSuffix(".bias") }.reduce(0) { $0 + $1.count }
         }
         var layers: [Layer] = []

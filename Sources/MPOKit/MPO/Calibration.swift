@@ -54,7 +54,8 @@ public enum Calibration {
     /// over `tokens` (consecutive windows of `context`) of g·gᵀ, g the gradient of the window's
     /// mean cross-entropy with respect to the layer's output at one position, by layer name
     /// (row-major out × out). One forward and backward pass per window on a copy of `model` that
-    /// has gradients; the scale (1/context per position) cancels in the whitening.
+    /// has gradients; the scale (1/context per position) cancels in the whitening. The same moment of
+    /// the gradient at the embedding's output comes under `embeddingOutput` (channels × channels).
     public static func outputGradientMoments(_ model: Transformer, tokens: [Int32], context: Int) throws -> [String: [Double]] {
         guard context >= 1, tokens.count > context else {
             throw ModelError("output gradients need at least one window of \(context) tokens and its next token (got \(tokens.count)); give a longer --calibration text")
@@ -70,7 +71,12 @@ public enum Calibration {
                 sums[name] = addGram(g, rows: rows, n: n, to: sums.removeValue(forKey: name))
             }
         }
-        defer { for l in linears { l.outputGradientTap = nil } }
+        let C = model.config.channels
+        trainable.embeddingGradientTap = { dX, rows in
+            let g = try trainable.device.read(dX.view(0, rows * C)).map(Double.init)
+            sums[embeddingOutput] = addGram(g, rows: rows, n: C, to: sums.removeValue(forKey: embeddingOutput))
+        }
+        defer { for l in linears { l.outputGradientTap = nil }; trainable.embeddingGradientTap = nil }
         var rows = 0
         for start in stride(from: 0, to: gradientWindows(tokens: tokens.count, context: context) * context, by: context) {
             try trainable.forward(tokens: Array(tokens[start..<(start + context)]), targets: Array(tokens[(start + 1)...(start + context)]),
@@ -80,6 +86,7 @@ public enum Calibration {
         }
         var out: [String: [Double]] = [:]
         for l in linears { if var m = sums[l.name] { mirroredMean(&m, n: l.outFeatures, rows: rows); out[l.name] = m } }
+        if var m = sums[embeddingOutput] { mirroredMean(&m, n: C, rows: rows); out[embeddingOutput] = m }
         return out
     }
 
@@ -209,6 +216,8 @@ public enum Calibration {
     /// The key of the head's input moment in `inputSecondMoments` (an untied head's is under its
     /// layer name as well, so it is truncated by its output error like every other linear).
     public static let headInput = "<head input>"
+    /// The key of the embedding output's gradient moment in outputGradientMoments.
+    public static let embeddingOutput = "<embedding output>"
 
     /// A dsyrk sum (n × n, lower triangle filled) → the full symmetric mean over `rows`.
     static func mirroredMean(_ m: inout [Double], n: Int, rows: Int) {

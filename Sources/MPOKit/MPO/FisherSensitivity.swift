@@ -83,6 +83,49 @@ extension BondAllocator {
         return out
     }
 
+    /// The same raw weight for a tied table as the head (compress --embedding svd:auto): its logits T·h
+    /// move by ΔT·h, and the loss's curvature in the logits, diag(p) − p·pᵀ a token, is taken as
+    /// diag(p̄) — p̄ the mean predicted distribution on the calibration text, the weights its fisher
+    /// truncation uses (p and h taken as independent, p·pᵀ left out). A relative error ε in that metric
+    /// then loses ½·ε²·Σ_v p̄_v·(T·M·Tᵀ)_vv nats a token (M = E[h·hᵀ]): a token's already, the units of
+    /// kfacSensitivity. The table's other role, as the embedding, is not priced.
+    public static func kfacTableSensitivity(table: [Float], vocabulary V: Int, channels D: Int, headMoment m: [Double],
+                                            probabilities p: [Double]) throws -> Double {
+        guard table.count == V * D, m.count == D * D, p.count == V else {
+            throw ModelError("the table's K-FAC weight needs a \(V) × \(D) table, a \(D)² head-input moment and \(V) probabilities; got \(table.count), \(m.count) and \(p.count) values")
+        }
+        let t = table.map(Double.init)
+        var tm = [Double](repeating: 0, count: V * D)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(V), Int32(D), Int32(D), 1, t, Int32(D), m, Int32(D), 0, &tm, Int32(D))
+        var s = 0.0
+        for v in 0..<V {
+            var row = 0.0
+            for j in (v * D)..<((v + 1) * D) { row += tm[j] * t[j] }
+            s += p[v] * row
+        }
+        return 0.5 * s
+    }
+
+    /// The raw weight of the table as the embedding: a linear from one-hot tokens, so its input moment
+    /// is diag(f), f the tokens' frequencies in the calibration windows, and K-FAC's ½·T²·tr(G·ΔTᵀ·diag(f)·ΔT)
+    /// with G the embedding output's gradient moment (Calibration.embeddingOutput) gives
+    /// ½·T²·Σ_v f_v·T_v·G·T_vᵀ per unit relative error — assuming, as kfacSensitivity does for a layer
+    /// whitened on one side, that the error spreads over the rows as the table's weighted energy does.
+    public static func kfacEmbeddingSensitivity(table: [Float], vocabulary V: Int, channels D: Int, outputMoment g: [Double],
+                                                frequencies f: [Double], context: Int) throws -> Double {
+        guard table.count == V * D, g.count == D * D, f.count == V else {
+            throw ModelError("the table's K-FAC weight as the embedding needs a \(V) × \(D) table, a \(D)² gradient moment and \(V) frequencies; got \(table.count), \(g.count) and \(f.count) values")
+        }
+        var s = 0.0
+        for v in 0..<V where f[v] > 0 {
+            let row = table[(v * D)..<((v + 1) * D)].map(Double.init)
+            var q = 0.0
+            for i in 0..<D { var gi = 0.0; for j in 0..<D { gi += g[i * D + j] * row[j] }; q += row[i] * gi }
+            s += f[v] * q
+        }
+        return 0.5 * Double(context * context) * s
+    }
+
     /// tr(G·W·M·Wᵀ) = Σ_ij (G·W)_ij·(W·M)_ij for W (out × in, row-major), G (out × out), M (in × in) symmetric.
     static func fisherForm(_ w: [Double], outputMoment g: [Double], inputMoment m: [Double], out: Int, in n: Int) -> Double {
         var gw = [Double](repeating: 0, count: out * n), wm = gw

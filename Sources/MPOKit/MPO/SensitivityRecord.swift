@@ -33,16 +33,20 @@ public struct SensitivityRecord: Codable, Equatable, Sendable {
     public var method: SensitivityMethod?
     /// Loss increase per unit of relative (output) error², by layer name.
     public var weights: [String: Double]
+    /// For K-FAC weights: the median layer's raw weight (nats a token per unit relative error²), the
+    /// scale that puts a weight measured later (the tied table's, --embedding svd:auto) beside them.
+    /// Absent in files written before it was kept.
+    public var median: Double?
 
     enum CodingKeys: String, CodingKey {
-        case checkpoint, batches, whitened, seconds, weights, method
+        case checkpoint, batches, whitened, seconds, weights, method, median
         case probeChi = "probe_chi"
     }
 
     public init(checkpoint: String, probeChi: Int, batches: Int, whitened: Bool, seconds: Double, weights: [String: Double],
-                method: SensitivityMethod = .probe) {
+                method: SensitivityMethod = .probe, median: Double? = nil) {
         self.checkpoint = checkpoint; self.probeChi = probeChi; self.batches = batches
-        self.whitened = whitened; self.seconds = seconds; self.weights = weights; self.method = method
+        self.whitened = whitened; self.seconds = seconds; self.weights = weights; self.method = method; self.median = median
     }
 
     /// Writes the record as JSON, atomically (a stopped run leaves the old file or none).

@@ -78,6 +78,25 @@ public enum SpectralAllocator {
         return try slots.results.map { try $0!.get() }
     }
 
+    /// The name the tied table goes by among the layers of a budget (compress --embedding svd:auto).
+    public static let tableName = "tok_emb"
+
+    /// The token table's spectrum as one more layer of a budget (compress --embedding svd:auto): the
+    /// (V, D) table as a plain SVD, [V, 1] × [1, D], whitened as Compression.compressEmbedding
+    /// truncates it — by the head input's second moment `headMoment` (a tied table truncated as the
+    /// head) and, with `rowWeights`, row by row (--embedding-error fisher) — so its errors are that
+    /// truncation's, exactly. Without `headMoment`, the table's own spectrum.
+    public static func tableSpectra(_ model: Transformer, headMoment: [Double]?, rowWeights: [Double]?) throws -> LayerSpectra {
+        let c = model.config, f = MPOFactorization.lowRank(out: c.vocabularySize, in: c.channels)
+        var w = try Compression.embeddingTable(model)
+        if let m = headMoment {
+            var x = try KroneckerWhitening(secondMoment: m, inFactors: f.inFactors).whiten(w.map(Double.init), out: c.vocabularySize)
+            if let d = rowWeights { x = try OutputWhitening(rowWeights: d, factorization: f).whiten(x, columns: c.channels) }
+            w = x.map(Float.init)
+        }
+        return LayerSpectra(name: tableName, factorization: f, spectra: try unfoldingSpectra(w, factorization: f))
+    }
+
     /// The largest χ at which every layer (factorisations `fs`, bonds capped at χ) and `fixed`
     /// dense parameters fit in `budget` (1 when none does): compress's default floor is half of it.
     public static func largestUniformChi(_ fs: [MPOFactorization], fixed: Int, budget: Int) -> Int {

@@ -324,6 +324,7 @@ extension Transformer {
             try blk.value.backward(dev, dY: d.dv, x: b.norm1, dX: d.dLn, rows: N, accumulateInput: true)
             try blk.norm1.backward(dev, dOut: d.dLn, x: b.input, mean: b.norm1Mean, rstd: b.norm1Rstd, dInput: dx, rows: N, columns: C)
         }
+        try embeddingGradientTap?(dx, N)
         try embedding.backward(dev, dOut: dx, tokens: a.tokens, batch: a.batch, time: a.time)
         if let dPositionTable { dev.positionBackward(dOut: dx, dTable: dPositionTable, batch: a.batch, time: a.time, channels: C) }
     }

@@ -68,6 +68,9 @@ public final class Transformer {
     /// the head's (the final norm's output, also the tied embedding's input as a head) as block
     /// `layers`, role .head.
     public var linearInputTap: ((_ block: Int, _ role: LinearRole, _ x: TensorView, _ rows: Int) throws -> Void)?
+    /// Sees, in every backward pass, the gradient of the loss at the embedding's output (rows, channels)
+    /// before it reaches the table (Calibration.outputGradientMoments: the table priced as the embedding).
+    public var embeddingGradientTap: ((_ dOut: TensorView, _ rows: Int) throws -> Void)?
     /// How MPO layers contract (automatic: the cheaper in FLOPs per layer and call).
     public var mpoStrategy = MPOStrategy.automatic {
         didSet { for l in linears.values { l.mpo?.strategy = mpoStrategy } }
