@@ -83,6 +83,9 @@ declare -A COMPRESS=(
   # svdwkkpefauto2-p70m, the same flags)
   [svdwkkpefauto2-p70m]="--params 70026624 --sites svd --calibration $SHAKESPEARE --output-fisher --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum --embedding svd:auto --embedding-error fisher"
   [svdwkkpefauto-p70m]="--params 70026624 --sites svd --calibration $SHAKESPEARE --output-fisher --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum --embedding svd:auto --embedding-error fisher"
+  # the table alone (linears dense) at svd:auto's rank and at svd:340, fisher-truncated: the loss each costs, against K-FAC's price
+  [tableonly-svd222]="--embedding svd:222 --embedding-error fisher --calibration $SHAKESPEARE"
+  [tableonly-svd340]="--embedding svd:340 --embedding-error fisher --calibration $SHAKESPEARE"
   # … and the 2-site MPO (whitened + ALS) with the same weights and objective: MPO vs SVD at equal allocation signal, no probes
   [mpo2wkkp-r2]="--linear-ratio 2 --sites 2 --calibration $SHAKESPEARE --sensitivity-method kfac --sensitivity-file $RUNS/sensitivity-kfac-r2.json --objective sum"
   # the 2-site MPO truncated by the same two-sided Fisher as svdwsk-r2 (G and M as Kronecker products over its output and
