@@ -366,7 +366,7 @@ struct Compress: ParsableCommand {
         } else if let kfac {
             weights = BondAllocator.normalised(kfac.raw)
             for l in dense.config.linearLayers where weights[l.name] == nil { weights[l.name] = 1 }   // an untied head: the median
-            let median = kfac.raw.values.sorted()[kfac.raw.count / 2]
+            let median = BondAllocator.median(kfac.raw)
             print("sensitivity by K-FAC (½·T²·tr(G·W·M·Wᵀ) from \(kfac.windows) calibration windows, no probes; median 1 = "
                   + String(format: "%.4g nats of loss per unit relative error²", median) + (objective == "sum" ? "" : "; --objective sum spends it as a loss budget") + "):")
             printWeights()
@@ -400,7 +400,7 @@ struct Compress: ParsableCommand {
             }
         }
         if let table, let tableRaw {   // the tied table's K-FAC weight, on the layers' scale
-            guard let median = kept?.median ?? kfac.map({ $0.raw.values.sorted()[$0.raw.count / 2] }) else {
+            guard let median = kept?.median ?? kfac.map({ BondAllocator.median($0.raw) }) else {
                 preconditionFailure("K-FAC weights come with their median (validated in run)")
             }
             weights[table.name] = max((tableRaw.head + tableRaw.embedding) / median, 1e-3)

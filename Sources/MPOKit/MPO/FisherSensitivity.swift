@@ -88,7 +88,7 @@ extension BondAllocator {
     /// diag(p̄) — p̄ the mean predicted distribution on the calibration text, the weights its fisher
     /// truncation uses (p and h taken as independent, p·pᵀ left out). A relative error ε in that metric
     /// then loses ½·ε²·Σ_v p̄_v·(T·M·Tᵀ)_vv nats a token (M = E[h·hᵀ]): a token's already, the units of
-    /// kfacSensitivity. The table's other role, as the embedding, is not priced.
+    /// kfacSensitivity. Its role as the embedding is kfacEmbeddingSensitivity's.
     public static func kfacTableSensitivity(table: [Float], vocabulary V: Int, channels D: Int, headMoment m: [Double],
                                             probabilities p: [Double]) throws -> Double {
         guard table.count == V * D, m.count == D * D, p.count == V else {
@@ -109,7 +109,7 @@ extension BondAllocator {
     /// The raw weight of the table as the embedding: a linear from one-hot tokens, so its input moment
     /// is diag(f), f the tokens' frequencies in the calibration windows, and K-FAC's ½·T²·tr(G·ΔTᵀ·diag(f)·ΔT)
     /// with G the embedding output's gradient moment (Calibration.embeddingOutput) gives
-    /// ½·T²·Σ_v f_v·T_v·G·T_vᵀ per unit relative error — assuming, as kfacSensitivity does for a layer
+    /// ½·T²·Σ_v f_v·T_v·G·T_vᵀ per unit relative error² — assuming, as kfacSensitivity does for a layer
     /// whitened on one side, that the error spreads over the rows as the table's weighted energy does.
     public static func kfacEmbeddingSensitivity(table: [Float], vocabulary V: Int, channels D: Int, outputMoment g: [Double],
                                                 frequencies f: [Double], context: Int) throws -> Double {
@@ -136,9 +136,12 @@ extension BondAllocator {
         return t
     }
 
+    /// The median of raw weights (the upper one of an even count): the scale `normalised` divides by.
+    public static func median(_ raw: [String: Double]) -> Double { raw.values.sorted()[raw.count / 2] }
+
     /// Weights to median 1, floored at 1e-3 (the probe's and the Fisher's convention).
     public static func normalised(_ raw: [String: Double]) -> [String: Double] {
-        let median = max(raw.values.sorted()[raw.count / 2], .leastNormalMagnitude)
+        let median = max(Self.median(raw), .leastNormalMagnitude)
         return raw.mapValues { max($0 / median, 1e-3) }
     }
 }
