@@ -4,7 +4,7 @@
 # Tiny Shakespeare's validation split and a held-out general English text, and time decoding.
 # Every step skips what it already wrote, so a stopped run continues where it stopped.
 #
-#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|embedding-fisher-mpo|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|embedding-auto|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac
+#   M=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|embedding-fisher-mpo|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|embedding-auto|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac|bench-dense
 #
 # Work files go to $RUNS (default /work/runs/smollm2); the tables in RESULTS.md come from the
 # JSON lines this writes to results/smollm2/*.jsonl.
@@ -377,6 +377,17 @@ case "${1:-}" in
           | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-kfac$TAG.jsonl"
       done
     done ;;
+  bench-dense)   # interleaved, ROUNDS times: our dense original in f32 and the K-FAC 2× model (svdwkkp-r2, as compressed: its healed
+    # twins' shapes) in q8 and f16 — the issue's "≥ 1.5× our dense decode speed in ≤ 0.6× its RSS" on this CPU (TAG names the files)
+    TAG=${TAG:-}
+    compress svdwkkp-r2
+    lscpu | grep -E "Model name|^CPU\(s\)|^CPU family|^Model:" | tr -s ' ' > "$HERE/decode-dense$TAG.cpu.txt"
+    for round in $(seq "${ROUNDS:-3}"); do
+      for ck in "$M" "$RUNS/svdwkkp-r2.safetensors@q8" "$RUNS/svdwkkp-r2.safetensors@f16"; do
+        "$B" bench --decode --checkpoint "$ck" --threads 2 --prompt-tokens 32 --decode-tokens 128 --json | tail -1 \
+          | sed "s|^{|{\"round\": $round, |" >> "$HERE/decode-dense$TAG.jsonl"
+      done
+    done ;;
   bench-stacked)   # interleaved, ROUNDS times: llama.cpp on the Q4_1 file, then the healed whitened 5× and 2× models in q8 with
     # each block's q/k/v and gate/up as one product of their stacked V factors, and layer by layer (--layer-by-layer)
     PY=${PY:-$ROOT/.venv-peer/bin/python}
@@ -390,5 +401,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|embedding-auto|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac"; exit 64 ;;
+  *) echo "usage: M=… bash results/smollm2/run.sh compress|heal|data-free|corrected|long|mpo-corrected|als|als3|als-measured|sensitivity|sensitivity-svd|sensitivity-corrected|sensitivity-fisher|sensitivity-3sites|sensitivity-budget|sensitivity-budget-mpo|data-free-low|corrected-lr2e-4|corrected-r5|heal-fresh-n|long-from|balanced|balanced-long|embedding|embedding-svd|embedding-head|embedding-head-mpo|embedding-fisher|output-fisher|mpo-output-fisher|mpo3-output-fisher|mpo4-output-fisher|kfac-weights|kfac-weights-mpo|kfac-more|embedding-auto|fisher-both|eval|bench|bench-q8|bench-stacked|bench-kfac|bench-dense"; exit 64 ;;
 esac
