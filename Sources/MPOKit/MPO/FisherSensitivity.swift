@@ -94,16 +94,7 @@ extension BondAllocator {
         guard table.count == V * D, m.count == D * D, p.count == V else {
             throw ModelError("the table's K-FAC weight needs a \(V) × \(D) table, a \(D)² head-input moment and \(V) probabilities; got \(table.count), \(m.count) and \(p.count) values")
         }
-        let t = table.map(Double.init)
-        var tm = [Double](repeating: 0, count: V * D)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(V), Int32(D), Int32(D), 1, t, Int32(D), m, Int32(D), 0, &tm, Int32(D))
-        var s = 0.0
-        for v in 0..<V {
-            var row = 0.0
-            for j in (v * D)..<((v + 1) * D) { row += tm[j] * t[j] }
-            s += p[v] * row
-        }
-        return 0.5 * s
+        return 0.5 * rowWeightedForm(table, vocabulary: V, channels: D, moment: m, rowWeights: p)
     }
 
     /// The raw weight of the table as the embedding: a linear from one-hot tokens, so its input moment
@@ -116,14 +107,22 @@ extension BondAllocator {
         guard table.count == V * D, g.count == D * D, f.count == V else {
             throw ModelError("the table's K-FAC weight as the embedding needs a \(V) × \(D) table, a \(D)² gradient moment and \(V) frequencies; got \(table.count), \(g.count) and \(f.count) values")
         }
+        return 0.5 * Double(context * context) * rowWeightedForm(table, vocabulary: V, channels: D, moment: g, rowWeights: f)
+    }
+
+    /// Σ_v w_v·T_v·A·T_vᵀ for the (V, D) table T and a symmetric D × D A: both table prices' form
+    /// (A the head input's moment with w = p̄, or the embedding output's gradient moment with w = f).
+    static func rowWeightedForm(_ table: [Float], vocabulary V: Int, channels D: Int, moment a: [Double], rowWeights w: [Double]) -> Double {
+        let t = table.map(Double.init)
+        var ta = [Double](repeating: 0, count: V * D)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(V), Int32(D), Int32(D), 1, t, Int32(D), a, Int32(D), 0, &ta, Int32(D))
         var s = 0.0
-        for v in 0..<V where f[v] > 0 {
-            let row = table[(v * D)..<((v + 1) * D)].map(Double.init)
-            var q = 0.0
-            for i in 0..<D { var gi = 0.0; for j in 0..<D { gi += g[i * D + j] * row[j] }; q += row[i] * gi }
-            s += f[v] * q
+        for v in 0..<V where w[v] != 0 {
+            var row = 0.0
+            for j in (v * D)..<((v + 1) * D) { row += ta[j] * t[j] }
+            s += w[v] * row
         }
-        return 0.5 * Double(context * context) * s
+        return s
     }
 
     /// tr(G·W·M·Wᵀ) = Σ_ij (G·W)_ij·(W·M)_ij for W (out × in, row-major), G (out × out), M (in × in) symmetric.
